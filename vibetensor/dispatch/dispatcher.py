@@ -1,0 +1,198 @@
+"""The dispatcher: ops by qualified name, each with an immutable table of kernels per dispatch key.
+
+Registering a kernel builds a new table and swaps it in (a single reference assignment), so the
+call path reads `op.table` without any lock. A call picks the highest active key:
+
+    Profiler / Autocast (when switched on)  >  Autograd (grad mode on, an input requires grad)  >  device
+
+Wrapper keys do their work and call `op.redispatch(below_key, ...)`. A boxed fallback is one
+kernel that serves every op at a key, taking (op, args, kwargs); the profiler is one.
+"""
+import enum
+import threading
+import types
+
+from vibetensor.tensor.tensor import Tensor
+
+
+class DispatchKey(enum.IntEnum):
+    # device keys
+    CPU = 0
+    CUDA = 1
+    Meta = 2
+    # wrapper keys, lowest priority first
+    Autograd = 10
+    Autocast = 20
+    Fabric = 30
+    Profiler = 40
+
+
+DEVICE_KEYS = (DispatchKey.CPU, DispatchKey.CUDA, DispatchKey.Meta)
+_KEY_OF_DEVICE = {"cpu": DispatchKey.CPU, "cuda": DispatchKey.CUDA, "meta": DispatchKey.Meta}
+_EMPTY = types.MappingProxyType({})
+
+
+class _LocalState(threading.local):
+    """Per-thread dispatch state: grad mode is thread-local, as in torch."""
+    grad_enabled = True
+    inference_mode = False
+
+
+local = _LocalState()
+
+# Wrapper keys switched on process-wide (profiler, autocast); empty on the fast path.
+_active_wrappers = []
+_fallbacks = {}  # key -> boxed kernel fn(op, args, kwargs)
+
+
+class Op:
+    """One operator. `table` maps DispatchKey -> kernel and is never mutated, only replaced."""
+    __slots__ = ("name", "table", "meta", "derivative", "family", "doc", "__weakref__")
+
+    def __init__(self, name, meta=None, derivative=None, family=None, doc=None):
+        self.name, self.meta, self.derivative, self.family, self.doc = name, meta, derivative, family, doc
+        self.table = _EMPTY
+
+    def register(self, key, kernel):
+        table = dict(self.table)
+        table[DispatchKey(key)] = kernel
+        self.table = types.MappingProxyType(table)  # copy-on-write: readers never see a half-built table
+        return kernel
+
+    # -- unboxed path: a direct call with the op's own signature -----------------------------------
+    def __call__(self, *args, **kwargs):
+        device_type, grad = None, False
+        for a in args:
+            if isinstance(a, Tensor):
+                if device_type is None:
+                    device_type = a._device.type
+                if a._requires_grad:
+                    grad = True
+            elif type(a) is list or type(a) is tuple:
+                for b in a:
+                    if isinstance(b, Tensor):
+                        if device_type is None:
+                            device_type = b._device.type
+                        if b._requires_grad:
+                            grad = True
+        if _active_wrappers:
+            return self._call_wrapped(args, kwargs, device_type, grad)
+        table = self.table
+        if grad and local.grad_enabled:
+            kernel = table.get(DispatchKey.Autograd)
+            if kernel is not None:
+                return kernel(*args, **kwargs)
+        if device_type is None:
+            device_type = _device_type_of(kwargs.get("device"))
+        kernel = table.get(_KEY_OF_DEVICE[device_type])
+        if kernel is None:
+            raise self._missing(_KEY_OF_DEVICE[device_type])
+        return kernel(*args, **kwargs)
+
+    def _call_wrapped(self, args, kwargs, device_type, grad):
+        for key in _active_wrappers:
+            kernel = self.table.get(key)
+            if kernel is not None:
+                return kernel(*args, **kwargs)
+            if key in _fallbacks:
+                return _fallbacks[key](self, args, kwargs)
+        return self.redispatch(DispatchKey.Autograd if grad and local.grad_enabled else None, *args, **kwargs)
+
+    def redispatch(self, key, *args, **kwargs):
+        """Call the kernel at `key`, or, with key None, the device kernel the arguments select.
+        Wrapper kernels use this to pass the call on below themselves."""
+        if key is not None:
+            kernel = self.table.get(key)
+            if kernel is not None:
+                return kernel(*args, **kwargs)
+        key = device_key(args, kwargs)
+        kernel = self.table.get(key)
+        if kernel is None:
+            raise self._missing(key)
+        return kernel(*args, **kwargs)
+
+    # -- boxed path: a generic argument list, for code that handles every op alike --------------------
+    def call_boxed(self, args, kwargs=None):
+        return self(*args, **(kwargs or {}))
+
+    def _missing(self, key):
+        return NotImplementedError(
+            f"Could not run '{self.name}' with arguments from the '{key.name}' backend: "
+            f"the op has kernels for {[k.name for k in self.table]} only")
+
+    def __repr__(self):
+        return f"<op {self.name} keys={[k.name for k in self.table]}>"
+
+
+def _device_type_of(d):
+    if d is None:
+        return "cpu"
+    return d.type if not isinstance(d, str) else d.partition(":")[0]
+
+
+def device_key(args, kwargs=None):
+    """The device key of a call: the first tensor argument's device, else `device=`, else CPU."""
+    for a in args:
+        if isinstance(a, Tensor):
+            return _KEY_OF_DEVICE[a._device.type]
+        if type(a) is list or type(a) is tuple:
+            for b in a:
+                if isinstance(b, Tensor):
+                    return _KEY_OF_DEVICE[b._device.type]
+    return _KEY_OF_DEVICE[_device_type_of((kwargs or {}).get("device"))]
+
+
+# -- the registry -------------------------------------------------------------------------------------
+_registry = {}
+
+
+def declare(name, meta=None, derivative=None, family=None, doc=None, composite=None):
+    """Declare op `vt::<name>`. A `composite` kernel works on every device (views, ops written with
+    other ops) and is registered under every device key."""
+    qualified = name if "::" in name else "vt::" + name
+    if qualified in _registry:
+        raise RuntimeError(f"operator {qualified} is declared twice")
+    op = Op(qualified, meta=meta, derivative=derivative, family=family, doc=doc)
+    _registry[qualified] = op
+    if composite is not None:
+        for key in DEVICE_KEYS:
+            op.register(key, composite)
+    return op
+
+
+def get(name):
+    qualified = name if "::" in name else "vt::" + name
+    try:
+        return _registry[qualified]
+    except KeyError:
+        raise KeyError(f"no operator named {qualified}") from None
+
+
+def register(name, key):
+    """Decorator: `@register("add", DispatchKey.CPU)` installs a kernel for one op at one key."""
+    def wrap(kernel):
+        get(name).register(key, kernel)
+        return kernel
+    return wrap
+
+
+def register_fallback(key, kernel):
+    """A boxed kernel fn(op, args, kwargs) serving every op at `key` that has no kernel of its own."""
+    _fallbacks[DispatchKey(key)] = kernel
+
+
+def set_wrapper_active(key, on):
+    """Switch a wrapper key (Profiler, Autocast, Fabric) on or off for the whole process."""
+    global _active_wrappers
+    keys = set(_active_wrappers)
+    (keys.add if on else keys.discard)(DispatchKey(key))
+    _active_wrappers = sorted(keys, reverse=True)
+
+
+def ops():
+    """All declared ops, by qualified name."""
+    return dict(_registry)
+
+
+def keys_of(name):
+    return [k.name for k in get(name).table]

@@ -1,0 +1,1 @@
+"""dtypes, devices, Storage, strided tensors, shapes, promotion: the data floor."""

@@ -1,0 +1,234 @@
+"""The tensor core: Storage, and Tensor as (storage, sizes, strides, offset, dtype).
+
+This file holds data and geometry only. Operators live in ops/ and backends/; the user-facing
+methods (`x.add(y)`, `x + y`, `x[0]`) are installed onto this class by the front door
+(vibetensor/torch/tensor_methods.py), so every floor below the front door sees one plain class.
+"""
+import numpy as np
+
+from vibetensor.tensor import shape as _shape
+from vibetensor.tensor.device import CPU
+
+
+class Storage:
+    """Bytes on a device. CPU: a NumPy uint8 array; CUDA: an allocator block with `.ptr`."""
+    __slots__ = ("data", "nbytes", "device", "__weakref__")
+
+    def __init__(self, data, nbytes, device):
+        self.data, self.nbytes, self.device = data, nbytes, device
+
+    def data_ptr(self):
+        if self.device.type == "cpu":
+            return self.data.ctypes.data
+        return self.data.ptr
+
+    def __repr__(self):
+        return f"Storage(nbytes={self.nbytes}, device={self.device})"
+
+
+class VersionCounter:
+    """Shared by a tensor and all its views; every in-place write bumps it, so autograd can tell
+    that a tensor it saved was modified afterwards."""
+    __slots__ = ("value",)
+
+    def __init__(self):
+        self.value = 0
+
+
+class Tensor:
+    __slots__ = ("_storage", "_shape", "_stride", "_offset", "_dtype", "_device", "_version",
+                 "_base", "_np", "_requires_grad", "grad", "grad_fn", "_output_nr", "_retains_grad",
+                 "_hooks", "_post_acc_hooks", "_is_param", "__dict__", "__weakref__")
+
+    # -- metadata, read by every floor ---------------------------------------------------------------
+    @property
+    def dtype(self):
+        return self._dtype
+
+    @property
+    def device(self):
+        return self._device
+
+    @property
+    def shape(self):
+        return _shape.Size(self._shape)
+
+    @property
+    def ndim(self):
+        return len(self._shape)
+
+    @property
+    def is_cuda(self):
+        return self._device.type == "cuda"
+
+    @property
+    def is_cpu(self):
+        return self._device.type == "cpu"
+
+    @property
+    def is_leaf(self):
+        return self.grad_fn is None
+
+    @property
+    def requires_grad(self):
+        return self._requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, flag):
+        set_requires_grad(self, flag)
+
+    @property
+    def itemsize(self):
+        return self._dtype.itemsize
+
+    @property
+    def _is_view(self):
+        return self._base is not None
+
+    def numel(self):
+        return _shape.numel(self._shape)
+
+    def dim(self):
+        return len(self._shape)
+
+    def size(self, dim=None):
+        if dim is None:
+            return _shape.Size(self._shape)
+        return self._shape[_shape.wrap_dim(dim, len(self._shape), "size")]
+
+    def stride(self, dim=None):
+        if dim is None:
+            return self._stride
+        return self._stride[_shape.wrap_dim(dim, len(self._shape), "stride")]
+
+    def storage_offset(self):
+        return self._offset
+
+    def element_size(self):
+        return self._dtype.itemsize
+
+    def nbytes_(self):
+        return self.numel() * self._dtype.itemsize
+
+    def is_contiguous(self, memory_format=None):
+        return _shape.is_contiguous(self._shape, self._stride)
+
+    def data_ptr(self):
+        return self._storage.data_ptr() + self._offset * self._dtype.itemsize
+
+    def untyped_storage(self):
+        return self._storage
+
+    def __len__(self):
+        if not self._shape:
+            raise TypeError("len() of a 0-d tensor")
+        return self._shape[0]
+
+    def __hash__(self):
+        return id(self)
+
+
+def set_requires_grad(t, flag):
+    if flag and not (t._dtype.is_floating_point or t._dtype.is_complex):
+        raise RuntimeError("only Tensors of floating point and complex dtype can require gradients")
+    if t.grad_fn is not None and not flag:
+        raise RuntimeError("you can only change requires_grad flags of leaf variables. If you want to use "
+                           "a computed variable in a subgraph that doesn't require differentiation use "
+                           "var_no_grad = var.detach().")
+    t._requires_grad = bool(flag)
+
+
+def make_tensor(storage, shape, stride, offset, dtype, version=None, base=None):
+    t = Tensor.__new__(Tensor)
+    t._storage, t._shape, t._stride, t._offset, t._dtype = storage, shape, stride, offset, dtype
+    t._device = storage.device
+    t._version = version if version is not None else VersionCounter()
+    t._base = base
+    t._np = None
+    t._requires_grad = False
+    t.grad = t.grad_fn = t._hooks = t._post_acc_hooks = None
+    t._output_nr = 0
+    t._retains_grad = t._is_param = False
+    return t
+
+
+def alias(t, shape, stride, offset):
+    """A view of `t`: same storage and version counter, new geometry; `_base` is the root."""
+    return make_tensor(t._storage, shape, stride, offset, t._dtype, t._version, t._base if t._base is not None else t)
+
+
+def set_geometry(t, shape, stride, offset, storage=None):
+    """Change a tensor's metadata in place (resize_, as_strided_, squeeze_, out= resizing)."""
+    if storage is not None:
+        t._storage = storage
+    t._shape, t._stride, t._offset, t._np = tuple(shape), tuple(stride), offset, None
+
+
+def check_in_bounds(storage_nbytes, shape, stride, offset, itemsize, op="as_strided"):
+    """The last element a geometry reaches must lie inside the storage (as torch's setStrided)."""
+    if offset < 0:
+        raise RuntimeError(f"{op}: Negative storage offset {offset} is not allowed")
+    for n, st in zip(shape, stride):
+        if st < 0:
+            raise RuntimeError(f"{op}: Negative strides are not supported at the moment, got strides: {list(stride)}")
+    if _shape.numel(shape) == 0:
+        return
+    last = offset + sum((n - 1) * st for n, st in zip(shape, stride))
+    needed = (last + 1) * itemsize
+    if needed > storage_nbytes:
+        raise RuntimeError(
+            f"{op}: setStorage: sizes {list(shape)}, strides {list(stride)}, storage offset {offset}, "
+            f"and itemsize {itemsize} requiring a storage size of {needed} are out of bounds for "
+            f"storage of size {storage_nbytes}")
+
+
+# -- the CPU bridge: a NumPy view of the same bytes -------------------------------------------------
+
+def array(t):
+    """A NumPy ndarray aliasing the tensor's bytes (CPU only). Cached: geometry changes reset it."""
+    a = t._np
+    if a is None:
+        if t._device is not CPU and t._device.type != "cpu":
+            raise TypeError(f"can't convert {t._device} device type tensor to numpy. "
+                            "Use Tensor.cpu() to copy the tensor to host memory first.")
+        item = t._dtype.itemsize
+        a = np.ndarray(t._shape, t._dtype.np, buffer=t._storage.data, offset=t._offset * item,
+                       strides=tuple(s * item for s in t._stride))
+        t._np = a
+    return a
+
+
+def empty_cpu(shape, dtype):
+    from vibetensor.runtime import host_alloc
+    nbytes = _shape.numel(shape) * dtype.itemsize
+    return make_tensor(Storage(host_alloc(nbytes), nbytes, CPU), tuple(shape),
+                       _shape.contiguous_strides(shape), 0, dtype)
+
+
+def from_array(a):
+    """Wrap a NumPy array as a tensor sharing its memory (torch.from_numpy); arrays whose memory
+    can't be described as (storage, strides, offset) in elements are copied first."""
+    from vibetensor.tensor import dtype as _dt
+    d = _dt.from_numpy(a.dtype)
+    root = a
+    while isinstance(root.base, np.ndarray):
+        root = root.base
+    item = a.itemsize
+    shareable = (a.flags.writeable and root.flags.c_contiguous and a.size > 0
+                 and all(s >= 0 and s % item == 0 for s in a.strides))
+    if not shareable:
+        a = root = np.array(a, order="C", copy=True)
+    raw = root.reshape(-1).view(np.uint8) if root.size else np.empty(0, np.uint8)
+    offset = (a.__array_interface__["data"][0] - raw.__array_interface__["data"][0]) if a.size else 0
+    strides = tuple(s // item for s in a.strides) if a.size else _shape.contiguous_strides(a.shape)
+    return make_tensor(Storage(raw, raw.nbytes, CPU), tuple(a.shape), strides, offset // item, d)
+
+
+def empty(shape, dtype, device=CPU):
+    """Uninitialised contiguous tensor; memory comes from the runtime for that device."""
+    if device.type == "cpu":
+        return empty_cpu(shape, dtype)
+    from vibetensor.runtime import device_alloc
+    nbytes = _shape.numel(shape) * dtype.itemsize
+    return make_tensor(Storage(device_alloc(nbytes, device), nbytes, device), tuple(shape),
+                       _shape.contiguous_strides(shape), 0, dtype)

@@ -1,0 +1,38 @@
+"""The front door: `import vibetensor.torch as torch`.
+
+The names and behaviours a PyTorch user expects, over vibetensor's own tensor core, dispatcher and
+kernels. Nothing here (or anywhere in vibetensor) imports torch.
+"""
+import vibetensor.ops  # noqa: F401  (declares every op)
+import vibetensor.backends.cpu  # noqa: F401  (registers the CPU kernels)
+
+from vibetensor.tensor.dtype import (  # noqa: F401
+    bfloat16, complex64, complex128, float16, float32, float64, int8, int16, int32, int64, uint8,
+    get_default_dtype, set_default_dtype, promote_types, result_type, can_cast)
+from vibetensor.tensor.dtype import bool_ as bool  # noqa: A001
+from vibetensor.tensor.dtype import dtype  # noqa: F401
+from vibetensor.tensor.device import device  # noqa: F401
+from vibetensor.tensor.shape import Size  # noqa: F401
+from vibetensor.tensor.tensor import Tensor  # noqa: F401
+from vibetensor.torch import tensor_methods as _tensor_methods  # noqa: F401  (installs Tensor methods)
+from vibetensor.torch.creation import (  # noqa: F401
+    as_tensor, empty, empty_like, from_numpy, full, full_like, ones, ones_like, tensor, zeros, zeros_like)
+from vibetensor.torch.functional import *  # noqa: F401,F403
+
+# dtype aliases, as torch has them
+float = float32  # noqa: A001
+double = float64
+half = float16
+cfloat = complex64
+cdouble = complex128
+long = int64
+int = int32  # noqa: A001
+short = int16
+
+
+def is_tensor(obj):
+    return isinstance(obj, Tensor)
+
+
+def numel(input):
+    return input.numel()
