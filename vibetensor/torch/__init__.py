@@ -17,7 +17,12 @@ from vibetensor.tensor.tensor import Tensor  # noqa: F401
 from vibetensor.torch import tensor_methods as _tensor_methods  # noqa: F401  (installs Tensor methods)
 from vibetensor.torch.creation import (  # noqa: F401
     as_tensor, empty, empty_like, from_numpy, full, full_like, ones, ones_like, tensor, zeros, zeros_like)
-from vibetensor.torch.functional import *  # noqa: F401,F403
+from vibetensor.torch.pointwise import *  # noqa: F401,F403
+from vibetensor.torch.views import *  # noqa: F401,F403
+from vibetensor.torch.reduction import *  # noqa: F401,F403
+from vibetensor.torch.matmul import *  # noqa: F401,F403
+from vibetensor.torch.joining import *  # noqa: F401,F403
+from vibetensor.torch.random import *  # noqa: F401,F403
 
 # dtype aliases, as torch has them
 float = float32  # noqa: A001

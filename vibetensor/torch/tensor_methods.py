@@ -1,25 +1,16 @@
-"""Tensor's user-facing methods and operators, installed onto the core Tensor class.
+"""Installing methods onto the core Tensor class, and the conversion methods (to, cpu, numpy, item...).
 
-Functions of vibetensor.torch whose first parameter is the tensor become methods as they are
-(`x.add(y)` is `torch.add(x, y)`); in-place forms call the same op with out=self. Operators
-return NotImplemented for operand types they don't know, so Python can try the other side.
+Each front-door module (pointwise, views, reduction, ...) installs its own methods with `method`:
+functions whose first parameter is the tensor become methods as they are (`x.add(y)` is
+`torch.add(x, y)`); in-place forms (`inplace`) call the same op with out=self.
 """
-import operator
-
 import numpy as np
 
 from vibetensor import ops
-from vibetensor.ops import creation, views
-from vibetensor.ops import elementwise as ew
+from vibetensor.ops import creation
 from vibetensor.tensor import dtype as dt
-from vibetensor.tensor import shape as sh
 from vibetensor.tensor.device import canonical, device as Device
 from vibetensor.tensor.tensor import Tensor, array
-from vibetensor.torch import functional as F
-from vibetensor.torch import indexing
-
-_NUMBER = (Tensor, bool, int, float, complex)
-
 
 def method(fn, name=None):
     setattr(Tensor, name or fn.__name__, fn)
@@ -32,99 +23,6 @@ def inplace(fn):
         return fn(self, *args, out=self, **kwargs)
     f_.__name__ = fn.__name__ + "_"
     return f_
-
-
-# -- operators ---------------------------------------------------------------------------------------
-
-def _binary_operator(op, *fixed):
-    def forward(self, other):
-        if not isinstance(other, _NUMBER):
-            return NotImplemented
-        return op(self, other, *fixed)
-
-    def reflected(self, other):
-        if not isinstance(other, _NUMBER):
-            return NotImplemented
-        return op(other, self, *fixed)
-
-    def in_place(self, other):
-        if not isinstance(other, _NUMBER):
-            return NotImplemented
-        return op(self, other, *fixed, out=self)
-    return forward, reflected, in_place
-
-
-for _name, _op, _fixed in (("add", ew.add, (1,)), ("sub", ew.sub, (1,)), ("mul", ew.mul, ()),
-                           ("truediv", ew.div, (None,))):
-    _f, _r, _i = _binary_operator(_op, *_fixed)
-    setattr(Tensor, f"__{_name}__", _f)
-    setattr(Tensor, f"__r{_name}__", _r)
-    setattr(Tensor, f"__i{_name}__", _i)
-
-Tensor.__eq__ = lambda self, other: ew.eq(self, other) if isinstance(other, _NUMBER) else NotImplemented
-Tensor.__neg__ = lambda self: ew.neg(self)
-Tensor.__getitem__ = indexing.getitem
-Tensor.__setitem__ = indexing.setitem
-Tensor.__hash__ = lambda self: id(self)
-
-# -- op methods ----------------------------------------------------------------------------------------
-for _fn in (F.add, F.sub, F.mul, F.div, F.neg, F.exp, F.eq):
-    method(_fn)
-    method(inplace(_fn))
-for _alias, _target in (("subtract", F.sub), ("multiply", F.mul), ("divide", F.div), ("true_divide", F.div),
-                        ("negative", F.neg)):
-    method(_target, _alias)
-    method(inplace(_target), _alias + "_")
-
-
-# -- views -----------------------------------------------------------------------------------------------
-
-@method
-def view(self, *shape):
-    if len(shape) == 1 and isinstance(shape[0], dt.dtype):
-        return ops.views.view_dtype(self, shape[0])
-    return views.view(self, sh.as_shape(shape, "view"))
-
-
-@method
-def permute(self, *dims):
-    return views.permute(self, sh.as_shape(dims, "permute"))
-
-
-@method
-def transpose(self, dim0, dim1):
-    return views.transpose(self, dim0, dim1)
-
-
-@method
-def expand(self, *sizes):
-    return views.expand(self, sh.as_shape(sizes, "expand"))
-
-
-@method
-def squeeze(self, dim=None):
-    return views.squeeze(self, dim)
-
-
-@method
-def unsqueeze(self, dim):
-    return views.unsqueeze(self, dim)
-
-
-@method
-def select(self, dim, index):
-    return views.select(self, dim, operator.index(index))
-
-
-@method
-def narrow(self, dim, start, length):
-    return views.narrow(self, dim, operator.index(start), operator.index(length))
-
-
-@method
-def as_strided(self, size, stride, storage_offset=None):
-    return views.as_strided(self, sh.as_shape((size,), "as_strided"), sh.as_shape((stride,), "as_strided"),
-                            storage_offset)
 
 
 # -- copies, conversion --------------------------------------------------------------------------------

@@ -32,5 +32,5 @@ def operand(x, ct):
     return np.array(x).astype(ct)
 
 
-from vibetensor.backends.cpu import elementwise  # noqa: E402,F401  (registers kernels)
-from vibetensor.backends.cpu import creation  # noqa: E402,F401
+from vibetensor.backends.cpu import (  # noqa: E402,F401  (importing registers the kernels)
+    creation, elementwise, indexing, joining, linalg, random, reduction)

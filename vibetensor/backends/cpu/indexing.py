@@ -1,0 +1,1 @@
+"""CPU kernels of the indexing ops, on NumPy."""

@@ -1,0 +1,1 @@
+"""CPU kernels of the linalg ops, on NumPy."""

@@ -1,0 +1,1 @@
+"""CPU kernels of the random ops, on NumPy."""

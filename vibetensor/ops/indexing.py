@@ -1,0 +1,1 @@
+"""indexing operators: declarations (see ops/elementwise.py for the pattern)."""

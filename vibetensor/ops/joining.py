@@ -1,0 +1,1 @@
+"""joining operators: declarations (see ops/elementwise.py for the pattern)."""

@@ -1,0 +1,1 @@
+"""linalg operators: declarations (see ops/elementwise.py for the pattern)."""

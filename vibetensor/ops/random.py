@@ -1,0 +1,1 @@
+"""random operators: declarations (see ops/elementwise.py for the pattern)."""

@@ -1,0 +1,1 @@
+"""reduction operators: declarations (see ops/elementwise.py for the pattern)."""

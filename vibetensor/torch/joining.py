@@ -1,0 +1,3 @@
+"""Front door: joining functions and methods."""
+
+__all__ = []

@@ -1,0 +1,3 @@
+"""Front door: matmul functions and methods."""
+
+__all__ = []

@@ -1,0 +1,3 @@
+"""Front door: random functions and methods."""
+
+__all__ = []

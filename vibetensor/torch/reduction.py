@@ -1,0 +1,3 @@
+"""Front door: reduction functions and methods."""
+
+__all__ = []
