@@ -45,6 +45,41 @@ def elementwise(op, *operands, int_to_float=False):
     return shape, dtype, common_device(op, operands)
 
 
+def signature(x):
+    """What an elementwise meta result depends on: a tensor's (dtype, shape, device) or a number's type."""
+    return (x._dtype, x._shape, x._device) if isinstance(x, Tensor) else type(x)
+
+
+_spec_caches = []
+
+
+def memoize_spec(meta):
+    """Cache a meta function's result per operand signature. Validation and promotion depend only on
+    the signature, so a cache hit skips both (the hot path of a repeated op); failures are not cached."""
+    cache = {}
+    _spec_caches.append(cache)
+
+    def cached(*operands):
+        key = tuple(map(signature, operands))
+        spec = cache.get(key)
+        if spec is None:
+            spec = meta(*operands)
+            if len(cache) > 4096:
+                cache.clear()
+            cache[key] = spec
+        return spec
+    cached.uncached = meta
+    return cached
+
+
+def _clear_spec_caches():
+    for c in _spec_caches:
+        c.clear()
+
+
+dt.on_default_dtype_change.append(_clear_spec_caches)  # wrapped floats follow the default dtype
+
+
 def check_dtype(op, t, allowed, what):
     if t.dtype not in allowed:
         raise RuntimeError(f"{op}: expected {what} but got {t.dtype}")
@@ -90,7 +125,7 @@ def resize_(t, shape):
         fresh = empty((nbytes // t._dtype.itemsize,), t._dtype, t._device)._storage
         keep = t._storage.nbytes
         if t._device.type == "cpu":
-            fresh.data[:keep] = t._storage.data[:keep]
+            fresh.bytes()[:keep] = t._storage.bytes()[:keep]
         storage = fresh
         t._storage = storage  # all views of the old storage keep the old bytes, as in torch
     set_geometry(t, shape, sh.contiguous_strides(shape), t._offset, storage)

@@ -5,8 +5,6 @@ bytes directly. Promotion follows torch exactly: `promote_types` is the pairwise
 `result_type` ranks operands as dimensioned tensors > 0-d tensors > Python scalars, where a lower
 rank only wins when it is of a higher category (bool < integer < float < complex).
 """
-import threading
-
 import ml_dtypes
 import numpy as np
 
@@ -114,17 +112,20 @@ def promote_types(a, b):
 
 
 # -- default dtype ---------------------------------------------------------------------------------
-_state = threading.local()
+_default = [None]  # process-wide, as in torch (set below, once float32 exists)
+on_default_dtype_change = []  # callbacks: caches keyed on dtypes of Python floats must be dropped
 
 
 def get_default_dtype():
-    return getattr(_state, "default", float32)
+    return _default[0] or float32
 
 
 def set_default_dtype(d):
     if d not in (float32, float64, float16, bfloat16):
         raise TypeError(f"only floating-point types are supported as the default type, got {d}")
-    _state.default = d
+    _default[0] = d
+    for callback in on_default_dtype_change:
+        callback()
 
 
 def default_complex_dtype():

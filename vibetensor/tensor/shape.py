@@ -92,7 +92,20 @@ def broadcast_shapes(*shapes):
     return tuple(out)
 
 
+_strides_cache = {}
+
+
 def contiguous_strides(shape):
+    """Row-major strides in elements (size-0 dims count as 1, as torch). Cached: hot on every alloc."""
+    strides = _strides_cache.get(shape)
+    if strides is None:
+        if len(_strides_cache) > 4096:
+            _strides_cache.clear()
+        strides = _strides_cache[shape] = _contiguous_strides(tuple(shape))
+    return strides
+
+
+def _contiguous_strides(shape):
     strides, acc = [], 1
     for s in reversed(shape):
         strides.append(acc)

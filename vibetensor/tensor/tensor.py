@@ -11,7 +11,8 @@ from vibetensor.tensor.device import CPU
 
 
 class Storage:
-    """Bytes on a device. CPU: a NumPy uint8 array; CUDA: an allocator block with `.ptr`."""
+    """Bytes on a device. CPU: a contiguous NumPy array (any dtype: its bytes are what counts);
+    CUDA: an allocator block with `.ptr`, returned to the allocator when the storage dies."""
     __slots__ = ("data", "nbytes", "device", "__weakref__")
 
     def __init__(self, data, nbytes, device):
@@ -21,6 +22,10 @@ class Storage:
         if self.device.type == "cpu":
             return self.data.ctypes.data
         return self.data.ptr
+
+    def bytes(self):
+        """The CPU bytes as a flat uint8 array (a view, no copy)."""
+        return self.data.reshape(-1).view(np.uint8)
 
     def __repr__(self):
         return f"Storage(nbytes={self.nbytes}, device={self.device})"
@@ -199,10 +204,12 @@ def array(t):
 
 
 def empty_cpu(shape, dtype):
-    from vibetensor.runtime import host_alloc
-    nbytes = _shape.numel(shape) * dtype.itemsize
-    return make_tensor(Storage(host_alloc(nbytes), nbytes, CPU), tuple(shape),
-                       _shape.contiguous_strides(shape), 0, dtype)
+    """A new contiguous CPU tensor. NumPy allocates the typed array directly, and it doubles as
+    the tensor's cached NumPy view, so a kernel's output costs one allocation."""
+    a = np.empty(shape, dtype.np)
+    t = make_tensor(Storage(a, a.nbytes, CPU), shape, _shape.contiguous_strides(shape), 0, dtype)
+    t._np = a
+    return t
 
 
 def from_array(a):

@@ -1,0 +1,5 @@
+import sys
+
+from vibetensor.cli import main
+
+sys.exit(main())
