@@ -1,0 +1,1507 @@
+"""The CUDA caching allocator: PyTorch's CUDACachingAllocator logic, in Python, knowing nothing of Tensor.
+
+Why a cache: cudaMalloc/cudaFree synchronise the device and cost tens of microseconds, so freed
+memory is kept in pools and handed out again. The rules below are PyTorch's (c10/cuda/
+CUDACachingAllocator.cpp), so sizes, statistics and snapshots match what PyTorch users expect:
+
+- Requests round up to 512 bytes. Requests <= 1 MiB come from the small pool, packed into 2 MiB
+  segments; larger ones from the large pool: requests < 10 MiB get a 20 MiB segment, larger ones a
+  segment rounded up to 2 MiB.
+- A request takes the smallest cached block of the same stream that fits (best fit), splitting off
+  the rest (small pool: if >= 512 bytes remain; large pool: if > 1 MiB remains). Freed blocks merge
+  with free neighbours of their segment.
+- Blocks are per stream: memory freed on stream A is reused only by A. `record_stream(block, B)`
+  marks a use on B; on free, an event is recorded on B and the block stays out of the pool until
+  the event completes (checked lazily at the next malloc).
+- max_split_size: blocks that large are never split; a cached oversize block serves a request only
+  if it is within max_non_split_rounding (20 MiB) of it.
+- Out of memory: release cached oversize blocks and retry, then release every unsplit cached block
+  (after waiting for pending events) and retry once more, then raise OutOfMemoryError.
+- CUDA graphs: while a pool is being allocated to (capture), allocations come from that private
+  pool; its memory stays reserved until the pool is released and the cache is emptied.
+
+The device is any object with this interface (the real one wraps the driver; simulated.py fakes it):
+
+    device.index                       CUDA ordinal, for messages and snapshots
+    device.raw_malloc(nbytes) -> ptr   raise DeviceOutOfMemory when the device is full
+    device.raw_free(ptr)
+    device.mem_get_info() -> (free, total)
+    device.create_event() -> event     event.record(stream), event.query() -> bool, event.synchronize()
+    device.current_stream() -> stream  any hashable; `stream.cuda_stream` (an int) names it in snapshots
+  and, for backend:cudaMallocAsync only:
+    device.malloc_async(nbytes, stream) -> ptr, device.free_async(ptr, stream),
+    device.stream_wait_event(stream, event), device.synchronize(), device.pool_trim_to(nbytes),
+    device.pool_usage() -> (reserved, reserved_high, used, used_high), device.pool_reset_peaks()
+"""
+import os
+import sys
+import threading
+import time
+import warnings
+from bisect import bisect_left, insort
+from collections import deque
+
+KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
+K_MIN_BLOCK_SIZE = 512          # all sizes are rounded to at least 512 bytes
+K_SMALL_SIZE = 1 * MiB          # largest "small" allocation
+K_SMALL_BUFFER = 2 * MiB        # small allocations are packed in 2 MiB segments
+K_LARGE_BUFFER = 20 * MiB       # allocations between 1 and 10 MiB may use a 20 MiB segment
+K_MIN_LARGE_ALLOC = 10 * MiB
+K_ROUND_LARGE = 2 * MiB         # larger allocations round up to 2 MiB
+K_ROUNDUP_POWER2_INTERVALS = 16
+SIZE_MAX = (1 << 64) - 1
+ONE_EXA_BYTE = 1 << 60
+
+ALL, SMALL, LARGE = 0, 1, 2     # StatType: aggregate, small pool, large pool
+POOL_NAMES = ("all", "small_pool", "large_pool")
+ARRAY_STATS = ("allocation", "segment", "active", "inactive_split", "allocated_bytes",
+               "reserved_bytes", "active_bytes", "inactive_split_bytes", "requested_bytes")
+COUNTERS = ("num_alloc_retries", "num_ooms", "num_sync_all_streams", "num_device_alloc",
+            "num_device_free")
+
+# when to gather Python stacks (PyTorch's RecordContext)
+NEVER, STATE, ALLOC, ALL_CONTEXT = 0, 1, 2, 3
+DEFAULT_POOL_ID = (0, 0)
+
+
+class OutOfMemoryError(RuntimeError):
+    """torch.cuda.OutOfMemoryError: the allocator could not satisfy a request."""
+
+
+class DeviceOutOfMemory(Exception):
+    """Raised by a device's raw_malloc/malloc_async when the driver reports out of memory."""
+
+
+def format_size(size):
+    """PyTorch's format_size: '512 bytes', '2.00 MiB', ..."""
+    if size <= 1024:
+        return f"{size} bytes"
+    if size <= MiB:
+        return f"{size / 1024:.2f} KiB"
+    if size <= GiB:
+        return f"{size / MiB:.2f} MiB"
+    return f"{size / GiB:.2f} GiB"
+
+
+def stream_id(stream):
+    """The int PyTorch puts in snapshots for a stream (its cudaStream_t)."""
+    s = getattr(stream, "cuda_stream", stream)
+    return s if isinstance(s, int) else hash(s)
+
+
+# ---------------------------------------------------------------------------------------------
+# configuration: PYTORCH_CUDA_ALLOC_CONF's grammar and error messages
+
+class AllocatorConfig:
+    __slots__ = ("max_split_size", "max_non_split_rounding_size", "garbage_collection_threshold",
+                 "roundup_power2_divisions", "backend", "expandable_segments", "text")
+
+    def __init__(self):
+        self.max_split_size = SIZE_MAX
+        self.max_non_split_rounding_size = K_LARGE_BUFFER
+        self.garbage_collection_threshold = 0.0
+        self.roundup_power2_divisions = [0] * K_ROUNDUP_POWER2_INTERVALS
+        self.backend = "native"
+        self.expandable_segments = False
+        self.text = ""
+
+    def divisions(self, size):
+        index = (size.bit_length() - 1) - 20  # intervals start at 1 MiB
+        return self.roundup_power2_divisions[min(max(index, 0), K_ROUNDUP_POWER2_INTERVALS - 1)]
+
+    @classmethod
+    def parse(cls, text):
+        cfg = cls()
+        cfg.text = text or ""
+        toks = _lex(cfg.text)
+        native_option = False
+        i = 0
+        while i < len(toks):
+            key = toks[i]
+            if key in _PARSERS:
+                i = _PARSERS[key](cfg, toks, i)
+                native_option |= key != "backend"
+            else:
+                raise RuntimeError(f"Unrecognized CachingAllocator option: {key}")
+            if i + 1 < len(toks):
+                i += 1
+                _consume(toks, i, ",")
+            i += 1
+        if cfg.backend == "cudaMallocAsync" and native_option:
+            warnings.warn("backend:cudaMallocAsync ignores max_split_size_mb,"
+                          "roundup_power2_divisions, and garbage_collect_threshold.")
+        return cfg
+
+
+def _lex(text):
+    toks, buf = [], []
+    for ch in text:
+        if ch in ",:[]":
+            if buf:
+                toks.append("".join(buf))
+                buf = []
+            toks.append(ch)
+        elif ch != " ":
+            buf.append(ch)
+    if buf:
+        toks.append("".join(buf))
+    return toks
+
+
+def _consume(toks, i, c):
+    if i >= len(toks) or toks[i] != c:
+        raise RuntimeError(f"Error parsing CachingAllocator settings, expected {c}")
+
+
+def _value(toks, i, what):
+    _consume(toks, i + 1, ":")
+    if i + 2 >= len(toks):
+        raise RuntimeError(f"Error, expecting {what} value")
+    return toks[i + 2], i + 2
+
+
+def _int(tok, what):
+    try:
+        return int(tok)
+    except ValueError:
+        raise RuntimeError(f"Error parsing {what} value: '{tok}' is not an integer") from None
+
+
+def _parse_max_split(cfg, toks, i):
+    tok, i = _value(toks, i, "max_split_size_mb")
+    mb = _int(tok, "max_split_size_mb")
+    if mb <= K_LARGE_BUFFER // MiB:
+        raise RuntimeError("CachingAllocator option max_split_size_mb too small, must be > "
+                           f"{K_LARGE_BUFFER // MiB}")
+    cfg.max_split_size = min(mb, SIZE_MAX // MiB) * MiB
+    return i
+
+
+def _parse_max_non_split_rounding(cfg, toks, i):
+    tok, i = _value(toks, i, "max_non_split_rounding_mb")
+    mb = _int(tok, "max_non_split_rounding_mb")
+    if mb <= K_LARGE_BUFFER // MiB:
+        raise RuntimeError("CachingAllocator option max_non_split_rounding_mb too small, must be > "
+                           f"{K_LARGE_BUFFER // MiB}")
+    cfg.max_non_split_rounding_size = min(mb, SIZE_MAX // MiB) * MiB
+    return i
+
+
+def _parse_gc_threshold(cfg, toks, i):
+    tok, i = _value(toks, i, "garbage_collection_threshold")
+    try:
+        v = float(tok)
+    except ValueError:
+        raise RuntimeError(f"Error parsing garbage_collection_threshold value: '{tok}'") from None
+    if v <= 0:
+        raise RuntimeError("garbage_collect_threshold too small, set it 0.0~1.0")
+    if v >= 1.0:
+        raise RuntimeError("garbage_collect_threshold too big, set it 0.0~1.0")
+    cfg.garbage_collection_threshold = v
+    return i
+
+
+def _is_pow2(n):
+    return n > 0 and n & (n - 1) == 0
+
+
+def _parse_roundup(cfg, toks, i):
+    tok, i = _value(toks, i, "roundup_power2_divisions")
+    divs = cfg.roundup_power2_divisions
+    if tok != "[":  # one value for every interval
+        v = _int(tok, "roundup_power2_divisions")
+        if not _is_pow2(v):
+            raise RuntimeError("For roundups, the divisons has to be power of 2 ")
+        divs[:] = [v] * K_ROUNDUP_POWER2_INTERVALS
+        return i
+    first, last = True, 0  # a list "[256:1,512:2,>:4]": divisions per size interval (MB)
+    i += 1
+    while i < len(toks) and toks[i] != "]":
+        key = toks[i]
+        _consume(toks, i + 1, ":")
+        if i + 2 >= len(toks):
+            raise RuntimeError("Error parsing roundup_power2_divisions value")
+        v = _int(toks[i + 2], "roundup_power2_divisions")
+        if not _is_pow2(v):
+            raise RuntimeError("For roundups, the divisons has to be power of 2 ")
+        if key == ">":
+            divs[last:] = [v] * (len(divs) - last)
+        else:
+            k = _int(key, "roundup_power2_divisions")
+            if not _is_pow2(k):
+                raise RuntimeError("For roundups, the intervals have to be power of 2 ")
+            idx = min(k.bit_length() - 1, len(divs) - 1)
+            if first:
+                divs[:idx] = [v] * idx
+                first = False
+            divs[idx] = v
+            last = idx
+        i += 3
+        if i < len(toks) and toks[i] == ",":
+            i += 1
+    _consume(toks, i, "]")
+    return i
+
+
+def _parse_backend(cfg, toks, i):
+    tok, i = _value(toks, i, "backend")
+    if tok not in ("native", "cudaMallocAsync"):
+        raise RuntimeError("Unknown allocator backend, options are native and cudaMallocAsync")
+    cfg.backend = tok
+    return i
+
+
+def _parse_expandable(cfg, toks, i):
+    _consume(toks, i + 1, ":")
+    i += 2
+    if i >= len(toks) or toks[i] not in ("True", "False"):
+        raise RuntimeError("Expected a single True/False argument for expandable_segments")
+    if toks[i] == "True":  # what PyTorch does where the driver API is missing: warn, then ignore
+        warnings.warn("expandable_segments not supported on this platform")
+    return i
+
+
+_PARSERS = {"max_split_size_mb": _parse_max_split, "garbage_collection_threshold": _parse_gc_threshold,
+            "roundup_power2_divisions": _parse_roundup, "backend": _parse_backend,
+            "expandable_segments": _parse_expandable,
+            "max_non_split_rounding_mb": _parse_max_non_split_rounding}
+CONF_VARIABLES = ("VIBETENSOR_CUDA_ALLOC_CONF", "PYTORCH_CUDA_ALLOC_CONF", "PYTORCH_ALLOC_CONF")
+
+
+def config_from_env(environ=None):
+    """The allocator settings from the first of CONF_VARIABLES that is set."""
+    env = os.environ if environ is None else environ
+    for name in CONF_VARIABLES:
+        if env.get(name):
+            return AllocatorConfig.parse(env[name])
+    return AllocatorConfig()
+
+
+# ---------------------------------------------------------------------------------------------
+# size rules
+
+def round_size(size, config):
+    if size < K_MIN_BLOCK_SIZE:
+        return K_MIN_BLOCK_SIZE
+    divisions = config.divisions(size)
+    if divisions > 1 and size > K_MIN_BLOCK_SIZE * divisions:
+        return _roundup_power2_next_division(size, divisions)
+    return -(-size // K_MIN_BLOCK_SIZE) * K_MIN_BLOCK_SIZE
+
+
+def _roundup_power2_next_division(size, divisions):
+    """1200 with 4 divisions: between 1024 and 2048 the steps are 1024, 1280, 1536, 1792 -> 1280."""
+    if _is_pow2(size):
+        return size
+    floor = 1 << (size.bit_length() - 1)
+    step = floor >> (divisions.bit_length() - 1)
+    if step == 0:
+        return floor << 1
+    low = size & ~(step - 1)
+    return size if low == size else low + step
+
+
+def allocation_size(size):
+    """The segment size cudaMalloc'd for a (rounded) request that no cached block fits."""
+    if size <= K_SMALL_SIZE:
+        return K_SMALL_BUFFER
+    if size < K_MIN_LARGE_ALLOC:
+        return K_LARGE_BUFFER
+    return -(-size // K_ROUND_LARGE) * K_ROUND_LARGE
+
+
+# ---------------------------------------------------------------------------------------------
+# statistics, in PyTorch's DeviceStats structure
+
+class Stat:
+    __slots__ = ("current", "peak", "allocated", "freed")
+
+    def __init__(self):
+        self.current = self.peak = self.allocated = self.freed = 0
+
+    def inc(self, n):
+        self.current += n
+        if self.current > self.peak:
+            self.peak = self.current
+        self.allocated += n
+
+    def dec(self, n):
+        self.current -= n
+        self.freed += n
+
+    def as_dict(self):
+        return {"current": self.current, "peak": self.peak, "allocated": self.allocated,
+                "freed": self.freed}
+
+
+class DeviceStats:
+    def __init__(self, max_split_size=SIZE_MAX):
+        for name in ARRAY_STATS:
+            setattr(self, name, (Stat(), Stat(), Stat()))
+        for name in COUNTERS:
+            setattr(self, name, 0)
+        self.oversize_allocations, self.oversize_segments = Stat(), Stat()
+        # PyTorch stores SIZE_MAX in an int64: "no limit" reads -1
+        self.max_split_size = -1 if max_split_size == SIZE_MAX else max_split_size
+
+    def each_stat(self):
+        for name in ARRAY_STATS:
+            yield from getattr(self, name)
+        yield self.oversize_allocations
+        yield self.oversize_segments
+
+    def reset_peak(self):
+        for s in self.each_stat():
+            s.peak = s.current
+
+    def reset_accumulated(self):
+        for s in self.each_stat():
+            s.allocated = s.freed = 0
+        for name in COUNTERS:
+            setattr(self, name, 0)
+
+    def as_nested_dict(self):
+        d = {name: getattr(self, name) for name in COUNTERS}
+        d["max_split_size"] = self.max_split_size
+        for name in ARRAY_STATS:
+            d[name] = {POOL_NAMES[i]: s.as_dict() for i, s in enumerate(getattr(self, name))}
+        d["oversize_allocations"] = self.oversize_allocations.as_dict()
+        d["oversize_segments"] = self.oversize_segments.as_dict()
+        return d
+
+
+def flatten_stats(nested):
+    """torch.cuda.memory_stats's flat form: 'allocated_bytes.all.current', ..., sorted by key."""
+    out = []
+
+    def walk(prefix, obj):
+        if isinstance(obj, dict):
+            for k, v in obj.items():
+                key = k if isinstance(k, str) else "_".join(map(str, k)) if isinstance(k, tuple) else str(k)
+                walk(f"{prefix}.{key}" if prefix else key, v)
+        else:
+            out.append((prefix, obj))
+    walk("", nested)
+    return dict(sorted(out))
+
+
+def _fmt_size(sz, pref):
+    prefix = "B  "
+    for new in ("KiB", "MiB", "GiB", "TiB", "PiB"):
+        if pref < 768 * 1024:
+            break
+        prefix, sz, pref = new, sz // 1024, pref / 1024
+    return f"{sz:6d} {prefix}"
+
+
+def _fmt_count(cnt, pref):
+    prefix = " "
+    for new in ("K", "M"):
+        if pref < 750 * 1000:
+            break
+        prefix, cnt, pref = new, cnt // 1000, pref / 1000
+    return f"{cnt:7d} {prefix} "
+
+
+_SUMMARY_ROWS = (("allocated_bytes", "Allocated memory", _fmt_size),
+                 ("active_bytes", "Active memory", _fmt_size),
+                 ("requested_bytes", "Requested memory", _fmt_size),
+                 ("reserved_bytes", "GPU reserved memory", _fmt_size),
+                 ("inactive_split_bytes", "Non-releasable memory", _fmt_size),
+                 ("allocation", "Allocations", _fmt_count),
+                 ("active", "Active allocs", _fmt_count),
+                 ("segment", "GPU reserved segments", _fmt_count),
+                 ("inactive_split", "Non-releasable allocs", _fmt_count))
+
+
+def format_summary(stats, device_index, abbreviated=False):
+    """torch.cuda.memory_summary's table, from flat stats."""
+    rule, thin = "=" * 75, "-" * 75
+    lines = [rule, f" {'':16} PyTorch CUDA memory summary, device ID {device_index:<17d} ", thin,
+             f"  {'':9} CUDA OOMs: {stats['num_ooms']:<12d} | {'':6} cudaMalloc retries: "
+             f"{stats['num_alloc_retries']:<8d}  ", rule,
+             "        Metric         | Cur Usage  | Peak Usage | Tot Alloc  | Tot Freed  "]
+    metrics = ("current", "peak", "allocated", "freed")
+    for key, name, fmt in _SUMMARY_ROWS:
+        lines.append(thin)
+        subs = [("all", name)]
+        if not abbreviated:
+            subs += [("large_pool", "      from large pool"), ("small_pool", "      from small pool")]
+        pref = [stats[f"{key}.all.{m}"] for m in metrics]  # units follow the "all" row
+        for sub, label in subs:
+            vals = [stats[f"{key}.{sub}.{m}"] for m in metrics]
+            cells = " | ".join(fmt(v, p) for v, p in zip(vals, pref))
+            lines.append(f" {label:<21} | {cells} ")
+    for key, name in (("oversize_allocations", "Oversize allocations"),
+                      ("oversize_segments", "Oversize GPU segments")):
+        lines.append(thin)
+        vals = [stats[f"{key}.{m}"] for m in metrics]
+        lines.append(f" {name:<21} | {' | '.join(_fmt_count(v, v) for v in vals)} ")
+    lines.append(rule)
+    return "|" + "|\n|".join(lines) + "|\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# blocks and pools
+
+class Block:
+    """A piece of a segment. Free blocks live in a BlockPool; allocated ones are reached through
+    their Allocation handle. prev/next link the blocks of one segment, in address order."""
+    __slots__ = ("stream", "size", "requested_size", "ptr", "pool", "allocated", "prev", "next",
+                 "stream_uses", "event_count", "gc_count_base", "frames", "segment_frames")
+
+    def __init__(self, stream, size, pool, ptr):
+        self.stream, self.size, self.pool, self.ptr = stream, size, pool, ptr
+        self.requested_size = 0
+        self.allocated = False
+        self.prev = self.next = None
+        self.stream_uses = None  # set of streams recorded by record_stream, or None
+        self.event_count = 0
+        self.gc_count_base = 0
+        self.frames = self.segment_frames = None
+
+    def is_split(self):
+        return self.prev is not None or self.next is not None
+
+
+class BlockPool:
+    """Cached free blocks, per stream, each list sorted by (size, ptr): bisect finds the best fit."""
+    __slots__ = ("is_small", "owner", "by_stream", "get_free_blocks_call_count")
+
+    def __init__(self, is_small, owner=None):
+        self.is_small, self.owner = is_small, owner  # owner: the PrivatePool, for graph pools
+        self.by_stream = {}
+        self.get_free_blocks_call_count = 0
+
+    def insert(self, block):
+        block.gc_count_base = self.get_free_blocks_call_count
+        lst = self.by_stream.get(block.stream)
+        if lst is None:
+            lst = self.by_stream[block.stream] = []
+        insort(lst, (block.size, block.ptr, block))
+
+    def remove(self, block):
+        lst = self.by_stream[block.stream]
+        i = bisect_left(lst, (block.size, block.ptr))
+        assert lst[i][2] is block, "allocator: block missing from its pool"
+        del lst[i]
+        if not lst:
+            del self.by_stream[block.stream]
+
+    def best_fit(self, stream, size):
+        lst = self.by_stream.get(stream)
+        if not lst:
+            return None
+        i = bisect_left(lst, (size,))
+        return lst[i][2] if i < len(lst) else None
+
+    def blocks(self):
+        return [b for lst in self.by_stream.values() for (_, _, b) in lst]
+
+    def total(self):
+        return sum(b.size for b in self.blocks())
+
+
+class PrivatePool:
+    """A CUDA graph's pool: its own small and large BlockPools."""
+
+    def __init__(self, pool_id):
+        self.id = pool_id
+        self.use_count = 1      # graphs (or contexts) using it
+        self.malloc_count = 0   # its segments not yet returned with cudaFree
+        self.small = BlockPool(True, self)
+        self.large = BlockPool(False, self)
+
+
+class Allocation:
+    """What malloc returns: device memory at `.ptr` of `.size` requested bytes (`.allocated_size`
+    after rounding). Dropping the last reference frees it, gated by any recorded streams' events."""
+    __slots__ = ("ptr", "size", "allocated_size", "stream", "device_index", "_block", "_allocator",
+                 "__weakref__")
+
+    def __init__(self, allocator, block, nbytes, stream, ptr, allocated_size):
+        self._allocator, self._block = allocator, block
+        self.ptr, self.size, self.allocated_size, self.stream = ptr, nbytes, allocated_size, stream
+        self.device_index = allocator.index
+
+    def free(self):
+        """Return the memory now (idempotent); normally the garbage of the last reference does it."""
+        if self._block is not None:
+            self._allocator.free(self)
+
+    def record_stream(self, stream):
+        self._allocator.record_stream(self, stream)
+
+    @property
+    def freed(self):
+        return self._block is None
+
+    def __del__(self):
+        if self._block is not None:
+            try:
+                self._allocator.free(self, from_gc=True)
+            except Exception:  # interpreter shutdown: the device may already be gone
+                pass
+
+    def __repr__(self):
+        state = "freed" if self._block is None else f"stream={stream_id(self.stream)}"
+        return f"<Allocation ptr={self.ptr:#x} size={self.size} device={self.device_index} {state}>"
+
+
+_NO_BLOCK = object()  # the block of a 0-byte allocation: no memory, nothing to free
+
+
+# ---------------------------------------------------------------------------------------------
+# history recording (memory_snapshot's traces and stacks)
+
+_OWN_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def gather_frames():
+    """The Python stack, innermost first, as snapshot frames, without the allocator's own frames."""
+    frames, f = [], sys._getframe(1)
+    while f is not None:
+        code = f.f_code
+        if not code.co_filename.startswith(_OWN_DIR):
+            frames.append({"filename": code.co_filename, "line": f.f_lineno, "name": code.co_name})
+        f = f.f_back
+    return frames
+
+
+class History:
+    """record_memory_history's state and ring buffer of trace entries."""
+    def __init__(self):
+        self.enabled = False
+        self.context = NEVER
+        self.max_entries = 1
+        self.entries = []
+        self.next = 0
+
+    def configure(self, enabled="all", context="all", stacks="all", max_entries=sys.maxsize,
+                  clear_history=False):
+        if enabled is True:
+            enabled = "all"
+        if enabled is False:
+            enabled = None
+        if enabled not in (None, "state", "all"):
+            raise RuntimeError("expected state to be 'state', 'all', or None")
+        if context not in (None, "state", "alloc", "all"):
+            raise RuntimeError("expected context to be 'state', 'alloc', 'all', or None")
+        if stacks not in ("python", "all"):  # we have no C++ frames: 'all' gives the Python ones
+            raise RuntimeError("expected stacks to be 'python', or 'all'")
+        self.enabled = enabled is not None
+        self.context = {None: NEVER, "state": STATE, "alloc": ALLOC, "all": ALL_CONTEXT}[context] \
+            if self.enabled else NEVER
+        self.max_entries = max(1, max_entries if enabled == "all" else 1)
+        if not self.enabled or clear_history:
+            self.entries, self.next = [], 0
+
+    def gather(self, level):
+        return gather_frames() if self.context >= level else None
+
+    def record(self, action, addr, size, stream, frames, pool_id=DEFAULT_POOL_ID):
+        te = {"action": action, ("device_free" if action == "oom" else "addr"): addr, "size": size,
+              "stream": stream_id(stream) if stream is not None else 0,
+              "time_us": time.time_ns() // 1000,
+              "frames": frames if (frames is not None and self.context >= ALLOC) else []}
+        if pool_id != DEFAULT_POOL_ID:
+            te["pool_id"] = pool_id
+        if len(self.entries) < self.max_entries:
+            self.entries.append(te)
+        else:
+            self.entries[self.next] = te
+            self.next = (self.next + 1) % self.max_entries
+
+    def trace(self):
+        return self.entries[self.next:] + self.entries[:self.next]
+
+
+# ---------------------------------------------------------------------------------------------
+# the native caching allocator
+
+class _Params:
+    __slots__ = ("size", "stream", "pool", "alloc_size", "block", "types")
+
+    def __init__(self, size, stream, pool, alloc_size):
+        self.size, self.stream, self.pool, self.alloc_size = size, stream, pool, alloc_size
+        self.block = None
+        self.types = (ALL, SMALL) if pool.is_small else (ALL, LARGE)
+
+
+def _types(pool):
+    return (ALL, SMALL) if pool.is_small else (ALL, LARGE)
+
+
+class _Locked:
+    """Per-device lock plus deferral of frees that arrive re-entrantly: a handle's __del__ can run
+    (through the cyclic GC) while this thread is inside the allocator; its free then waits for the
+    outer call to finish instead of mutating pools mid-operation."""
+
+    def __init__(self):
+        self._lock = threading.RLock()
+        self._owner = None
+        self._depth = 0
+        self._deferred = []
+
+    def _enter(self):
+        self._lock.acquire()
+        self._depth += 1
+        self._owner = threading.get_ident()
+
+    def _exit(self):
+        try:
+            if self._depth == 1:
+                while self._deferred:
+                    self._free_block_of(self._deferred.pop())
+        finally:
+            self._depth -= 1
+            if self._depth == 0:
+                self._owner = None
+            self._lock.release()
+
+    def _reentrant(self):
+        return self._owner == threading.get_ident()
+
+
+class CachingAllocator(_Locked):
+    """One device's caching allocator (PyTorch's DeviceCachingAllocator)."""
+    backend = "native"
+
+    def __init__(self, device, config=None):
+        super().__init__()
+        self.device = device
+        self.index = getattr(device, "index", 0)
+        self.config = config if config is not None else AllocatorConfig()
+        self.stats = DeviceStats(self.config.max_split_size)
+        self.large_blocks, self.small_blocks = BlockPool(False), BlockPool(True)
+        self.active_blocks = set()          # allocated, or freed but waiting on events
+        self.allocated_blocks = {}          # ptr -> Block, for raw pointers
+        self.cuda_events = {}               # stream -> deque[(event, block)]
+        self.needs_events_deferred = []     # blocks freed with stream uses during capture
+        self.captures_underway = []         # [(pool_id, filter(stream) -> bool)]
+        self.graph_pools = {}               # pool_id -> PrivatePool
+        self.graph_pools_freeable = {}      # pool_id -> PrivatePool whose use_count reached 0
+        self.total_allocated_memory = 0
+        self.set_fraction = False
+        self.allowed_memory_maximum = 0
+        self.history = History()
+        self._event_pool = []
+        self._raw = {}                      # ptr -> Allocation handed out by raw_alloc
+
+    # -- public API ------------------------------------------------------------------------------
+    def malloc(self, nbytes, stream=None):
+        """Memory for `nbytes` usable on `stream` (default: the device's current stream)."""
+        if stream is None:
+            stream = self.device.current_stream()
+        if nbytes == 0:
+            return Allocation(self, _NO_BLOCK, 0, stream, 0, 0)
+        if nbytes >= ONE_EXA_BYTE:
+            raise OutOfMemoryError("CUDA out of memory. Tried to allocate more than 1EB memory.")
+        frames = self.history.gather(STATE)
+        self._enter()
+        try:
+            block = self._malloc(nbytes, stream, frames)
+            self.allocated_blocks[block.ptr] = block
+        finally:
+            self._exit()
+        return Allocation(self, block, nbytes, stream, block.ptr, block.size)
+
+    def free(self, handle, from_gc=False):
+        """Give the handle's block back (PyTorch: the DataPtr deleter)."""
+        block = handle._block
+        if block is None:
+            return
+        handle._block = None
+        if block is _NO_BLOCK:
+            return
+        if from_gc and self._reentrant():
+            self._deferred.append(block)
+            return
+        self._enter()
+        try:
+            self._free_block_of(block)
+        finally:
+            self._exit()
+
+    def _free_block_of(self, block):
+        del self.allocated_blocks[block.ptr]
+        self._free(block, self.history.gather(ALL_CONTEXT))
+
+    def record_stream(self, handle, stream):
+        """Mark the allocation as used on `stream`: its reuse after free waits for that stream."""
+        block = handle._block
+        if block is None:
+            raise RuntimeError("record_stream: the allocation has already been freed")
+        if block is _NO_BLOCK:
+            return
+        self._enter()
+        try:
+            if stream == block.stream:
+                return  # uses on the allocation stream need no synchronisation
+            if block.stream_uses is None:
+                block.stream_uses = set()
+            block.stream_uses.add(stream)
+        finally:
+            self._exit()
+
+    def raw_alloc(self, nbytes, stream=None):
+        """caching_allocator_alloc: a bare pointer, freed by raw_delete."""
+        h = self.malloc(nbytes, stream)
+        if h.ptr:
+            self._raw[h.ptr] = h
+        return h.ptr
+
+    def raw_delete(self, ptr):
+        if not ptr:
+            return
+        h = self._raw.pop(ptr, None)
+        if h is None:
+            raise RuntimeError(f"invalid device pointer: {ptr:#x}")
+        h.free()
+
+    def empty_cache(self):
+        """Return every fully free cached segment to the device."""
+        frames = self.history.gather(ALL_CONTEXT)
+        self._enter()
+        try:
+            self._release_cached_blocks(frames)
+        finally:
+            self._exit()
+
+    def set_memory_fraction(self, fraction):
+        _, total = self.device.mem_get_info()
+        self.allowed_memory_maximum = int(fraction * total)
+        self.set_fraction = True
+
+    def get_memory_fraction(self):
+        if not self.set_fraction:
+            return 1.0
+        return self.allowed_memory_maximum / self.device.mem_get_info()[1]
+
+    def memory_stats_as_nested_dict(self):
+        self._enter()
+        try:
+            return self.stats.as_nested_dict()
+        finally:
+            self._exit()
+
+    def memory_stats(self):
+        return flatten_stats(self.memory_stats_as_nested_dict())
+
+    def memory_allocated(self):
+        return self.stats.allocated_bytes[ALL].current
+
+    def max_memory_allocated(self):
+        return self.stats.allocated_bytes[ALL].peak
+
+    def memory_reserved(self):
+        return self.stats.reserved_bytes[ALL].current
+
+    def max_memory_reserved(self):
+        return self.stats.reserved_bytes[ALL].peak
+
+    def reset_peak_memory_stats(self):
+        self._enter()
+        try:
+            self.stats.reset_peak()
+        finally:
+            self._exit()
+
+    def reset_accumulated_memory_stats(self):
+        self._enter()
+        try:
+            self.stats.reset_accumulated()
+        finally:
+            self._exit()
+
+    def memory_summary(self, abbreviated=False):
+        return format_summary(self.memory_stats(), self.index, abbreviated)
+
+    def record_memory_history(self, enabled="all", context="all", stacks="all",
+                              max_entries=sys.maxsize, clear_history=False):
+        self._enter()
+        try:
+            self.history.configure(enabled, context, stacks, max_entries, clear_history)
+        finally:
+            self._exit()
+
+    def cache_info(self):
+        """Size of the largest cached free block (PyTorch's cacheInfo; free memory if none)."""
+        self._enter()
+        try:
+            pools = [self.large_blocks, self.small_blocks]
+            for pp in self.graph_pools.values():
+                pools += [pp.large, pp.small]
+            return max([b.size for p in pools for b in p.blocks()], default=0)
+        finally:
+            self._exit()
+
+    # -- CUDA graph pools ------------------------------------------------------------------------
+    def begin_allocate_to_pool(self, pool_id, filter=None):
+        """From now on, allocations on streams where filter(stream) is true come from the private
+        pool `pool_id` (created on first use; a second capture into it shares it)."""
+        self._enter()
+        try:
+            pp = self.graph_pools.get(pool_id)
+            if pp is None:
+                self.graph_pools[pool_id] = PrivatePool(pool_id)
+            else:
+                if pp.use_count <= 0:
+                    raise RuntimeError(f"beginAllocateToPool: pool {pool_id} was already released")
+                pp.use_count += 1
+            if any(pid == pool_id for pid, _ in self.captures_underway):
+                raise RuntimeError("beginAllocateToPool: already recording to mempool_id")
+            self.captures_underway.append((pool_id, filter or (lambda stream: True)))
+        finally:
+            self._exit()
+
+    def end_allocate_to_pool(self, pool_id):
+        self._enter()
+        try:
+            for i, (pid, _) in enumerate(self.captures_underway):
+                if pid == pool_id:
+                    del self.captures_underway[i]
+                    return
+            raise RuntimeError("endAllocatePool: not currently recording to mempool_id")
+        finally:
+            self._exit()
+
+    def release_pool(self, pool_id):
+        """The pool's graph is gone: once its blocks are free, empty_cache (or an OOM) frees them."""
+        self._enter()
+        try:
+            pp = self.graph_pools.get(pool_id)
+            if pp is None:
+                raise RuntimeError(f"releasePool: no private pool {pool_id}")
+            pp.use_count -= 1
+            if pp.use_count == 0:
+                self.graph_pools_freeable[pool_id] = pp
+        finally:
+            self._exit()
+
+    # -- snapshot ----------------------------------------------------------------------------------
+    def snapshot(self):
+        """PyTorch's snapshot: (segments, trace). Segments list their blocks in address order."""
+        self._enter()
+        try:
+            trace = self.history.trace()
+            segments = [self._segment_info(b) for b in self._all_blocks() if b.prev is None]
+            segments.sort(key=lambda s: s["address"])
+            if self.history.enabled:
+                active = sum(s["active_size"] for s in segments)
+                self.history.record("snapshot", 0, active, None, None)
+            return segments, trace
+        finally:
+            self._exit()
+
+    def _all_blocks(self):
+        pools = [self.small_blocks, self.large_blocks]
+        for pp in self.graph_pools.values():
+            pools += [pp.small, pp.large]
+        return [b for p in pools for b in p.blocks()] + list(self.active_blocks)
+
+    def _segment_info(self, head):
+        owner = head.pool.owner
+        seg = {"device": self.index, "address": head.ptr, "total_size": 0, "allocated_size": 0,
+               "active_size": 0, "requested_size": 0, "stream": stream_id(head.stream),
+               "segment_type": "small" if head.pool.is_small else "large",
+               "segment_pool_id": owner.id if owner is not None else DEFAULT_POOL_ID,
+               "is_expandable": False, "frames": head.segment_frames or [], "blocks": []}
+        b = head
+        while b is not None:
+            active = b.allocated or b.event_count > 0 or bool(b.stream_uses)
+            state = "active_allocated" if b.allocated else "active_pending_free" if active else "inactive"
+            seg["blocks"].append({"address": b.ptr, "size": b.size, "requested_size": b.requested_size,
+                                  "state": state, "frames": b.frames or []})
+            seg["total_size"] += b.size
+            if b.allocated:
+                seg["allocated_size"] += b.size
+            if active:
+                seg["active_size"] += b.size
+                seg["requested_size"] += b.requested_size
+            b = b.next
+        return seg
+
+    # -- malloc ------------------------------------------------------------------------------------
+    def _malloc(self, orig_size, stream, frames):
+        if not self.captures_underway:
+            # event queries are illegal during capture: reclaim cross-stream frees afterwards
+            self._process_events(frames)
+        cfg = self.config
+        size = round_size(orig_size, cfg)
+        p = _Params(size, stream, self._get_pool(size, stream), allocation_size(size))
+        found = self._get_free_block(p)
+        if not found:
+            if self.set_fraction and cfg.garbage_collection_threshold > 0.0:
+                self._garbage_collect_cached_blocks(frames)
+            found = (self._alloc_block(p, False, frames)
+                     or (self._release_available_cached_blocks(p, frames)
+                         and self._alloc_block(p, False, frames))
+                     or (not self.captures_underway and self._release_cached_blocks(frames)
+                         and self._alloc_block(p, True, frames)))
+        if not found:
+            self._raise_oom(p, frames)
+        return self._alloc_found_block(p, orig_size, frames, self._should_split(p.block, size))
+
+    def _get_pool(self, size, stream):
+        for pool_id, wants in self.captures_underway:
+            if wants(stream):
+                pp = self.graph_pools[pool_id]
+                return pp.small if size <= K_SMALL_SIZE else pp.large
+        return self.small_blocks if size <= K_SMALL_SIZE else self.large_blocks
+
+    def _should_split(self, block, size):
+        remaining = block.size - size
+        if block.pool.is_small:
+            return remaining >= K_MIN_BLOCK_SIZE
+        return size < self.config.max_split_size and remaining > K_SMALL_SIZE
+
+    def _get_free_block(self, p):
+        pool, cfg = p.pool, self.config
+        if self.set_fraction and cfg.garbage_collection_threshold > 0.0:
+            pool.get_free_blocks_call_count += 1  # ages cached blocks for garbage collection
+        block = pool.best_fit(p.stream, p.size)
+        if block is None:
+            return False
+        max_split = cfg.max_split_size
+        if p.size < max_split and block.size >= max_split:
+            return False  # don't hand an oversize block to a splittable request
+        if p.size >= max_split and block.size >= p.size + cfg.max_non_split_rounding_size:
+            return False  # oversize blocks may round a request up, but only so far
+        pool.remove(block)
+        p.block = block
+        return True
+
+    def _alloc_block(self, p, is_retry, frames):
+        size = p.alloc_size
+        if is_retry:
+            self.stats.num_alloc_retries += 1
+        if self.set_fraction and self.total_allocated_memory + size > self.allowed_memory_maximum:
+            return False
+        try:
+            ptr = self.device.raw_malloc(size)
+        except DeviceOutOfMemory:
+            return False
+        if p.pool.owner is not None:
+            p.pool.owner.malloc_count += 1
+        self.total_allocated_memory += size
+        block = Block(p.stream, size, p.pool, ptr)
+        st = self.stats
+        for t in p.types:
+            st.segment[t].inc(1)
+            st.reserved_bytes[t].inc(size)
+        if size >= self.config.max_split_size:
+            st.oversize_segments.inc(1)
+        st.num_device_alloc += 1
+        if self.history.enabled:
+            self.history.record("segment_alloc", ptr, size, p.stream, frames, self._pool_id(p.pool))
+        block.segment_frames = frames
+        p.block = block
+        return True
+
+    def _alloc_found_block(self, p, orig_size, frames, split):
+        size, pool, st = p.size, p.pool, self.stats
+        block = p.block
+        already_split = block.is_split()
+        if split:
+            remaining = block
+            block = Block(p.stream, size, pool, remaining.ptr)
+            block.prev = remaining.prev
+            if block.prev is not None:
+                block.prev.next = block
+            else:  # the new block heads the segment now: it carries the segment's stack
+                block.segment_frames, remaining.segment_frames = remaining.segment_frames, None
+            block.next = remaining
+            remaining.prev = block
+            remaining.ptr += size
+            remaining.size -= size
+            pool.insert(remaining)
+            if already_split:  # an inactive split block shrinks by `size`
+                for t in p.types:
+                    st.inactive_split_bytes[t].dec(block.size)
+            else:  # a new inactive split block appears
+                for t in p.types:
+                    st.inactive_split_bytes[t].inc(remaining.size)
+                    st.inactive_split[t].inc(1)
+        elif already_split:  # an inactive split block becomes active
+            for t in p.types:
+                st.inactive_split_bytes[t].dec(block.size)
+                st.inactive_split[t].dec(1)
+        block.allocated = True
+        block.requested_size = orig_size
+        block.frames = frames
+        if self.history.enabled:
+            self.history.record("alloc", block.ptr, orig_size, block.stream, frames, self._pool_id(pool))
+        self.active_blocks.add(block)
+        for t in p.types:
+            st.allocation[t].inc(1)
+            st.allocated_bytes[t].inc(block.size)
+            st.active[t].inc(1)
+            st.active_bytes[t].inc(block.size)
+            st.requested_bytes[t].inc(orig_size)
+        if block.size >= self.config.max_split_size:
+            st.oversize_allocations.inc(1)
+        return block
+
+    def _raise_oom(self, p, frames):
+        free, total = self.device.mem_get_info()
+        if self.history.enabled:
+            self.history.record("oom", free, p.size, p.stream, frames, self._pool_id(p.pool))
+        st = self.stats
+        st.num_ooms += 1
+        allocated, reserved = st.allocated_bytes[ALL].current, st.reserved_bytes[ALL].current
+        in_private = sum(pp.large.total() + pp.small.total() for pp in self.graph_pools.values())
+        allowed = f"{format_size(self.allowed_memory_maximum)} allowed; " if self.set_fraction else ""
+        private = (f"with {format_size(in_private)} allocated in private pools (e.g., CUDA Graphs), "
+                   if in_private else "")
+        raise OutOfMemoryError(
+            f"CUDA out of memory. Tried to allocate {format_size(p.alloc_size)}. GPU {self.index} "
+            f"has a total capacity of {format_size(total)} of which {format_size(free)} is free. "
+            f"{allowed}Of the allocated memory {format_size(allocated + in_private)} is allocated "
+            f"by vibetensor, {private}and {format_size(reserved - allocated - in_private)} is "
+            "reserved by vibetensor but unallocated. If reserved but unallocated memory is large "
+            "try setting VIBETENSOR_CUDA_ALLOC_CONF=max_split_size_mb:<MB> to avoid fragmentation.")
+
+    # -- free --------------------------------------------------------------------------------------
+    def _free(self, block, frames):
+        block.allocated = False
+        st = self.stats
+        for t in _types(block.pool):
+            st.allocation[t].dec(1)
+            st.allocated_bytes[t].dec(block.size)
+        if self.history.enabled:
+            self.history.record("free_requested", block.ptr, block.requested_size, block.stream,
+                                frames or block.frames, self._pool_id(block.pool))
+        if block.size >= self.config.max_split_size:
+            st.oversize_allocations.dec(1)
+        if block.stream_uses:
+            if self.captures_underway:  # no event queries during capture: decide later
+                self.needs_events_deferred.append(block)
+            else:
+                self._insert_events(block)
+        else:
+            self._free_block(block, frames)
+
+    def _free_block(self, block, frames):
+        """Move a block whose uses are over into its pool, merging with free neighbours."""
+        if self.history.enabled:
+            self.history.record("free_completed", block.ptr, block.requested_size, block.stream,
+                                frames or block.frames, self._pool_id(block.pool))
+        block.frames = None
+        orig_size, requested = block.size, block.requested_size
+        pool = block.pool
+        net_blocks = net_bytes = 0
+        for cand in (block.prev, block.next):
+            subsumed = self._try_merge_blocks(block, cand, pool)
+            if subsumed:
+                net_blocks -= 1
+                net_bytes -= subsumed
+        self.active_blocks.discard(block)
+        pool.insert(block)
+        if block.is_split():
+            net_blocks += 1
+            net_bytes += block.size
+        st = self.stats
+        for t in _types(pool):
+            if net_blocks > 0:
+                st.inactive_split[t].inc(net_blocks)
+            elif net_blocks < 0:
+                st.inactive_split[t].dec(-net_blocks)
+            if net_bytes > 0:
+                st.inactive_split_bytes[t].inc(net_bytes)
+            elif net_bytes < 0:
+                st.inactive_split_bytes[t].dec(-net_bytes)
+            st.active[t].dec(1)
+            st.active_bytes[t].dec(orig_size)
+            st.requested_bytes[t].dec(requested)
+
+    def _try_merge_blocks(self, dst, src, pool):
+        if src is None or src.allocated or src.event_count > 0 or src.stream_uses:
+            return 0
+        pool.remove(src)
+        if dst.prev is src:  # [src dst]
+            dst.ptr = src.ptr
+            dst.prev = src.prev
+            if dst.prev is not None:
+                dst.prev.next = dst
+            else:
+                dst.segment_frames = src.segment_frames
+        else:  # [dst src]
+            dst.next = src.next
+            if dst.next is not None:
+                dst.next.prev = dst
+        dst.size += src.size
+        return src.size
+
+    # -- events ------------------------------------------------------------------------------------
+    def _get_event(self):
+        return self._event_pool.pop() if self._event_pool else self.device.create_event()
+
+    def _insert_events(self, block):
+        streams, block.stream_uses = block.stream_uses, None
+        for s in streams:
+            ev = self._get_event()
+            ev.record(s)
+            block.event_count += 1
+            q = self.cuda_events.get(s)
+            if q is None:
+                q = self.cuda_events[s] = deque()
+            q.append((ev, block))
+
+    def _insert_events_deferred_until_no_capture(self, frames):
+        pending, self.needs_events_deferred = self.needs_events_deferred, []
+        for block in pending:
+            self._insert_events(block)
+            if block.event_count == 0:
+                self._free_block(block, frames)
+
+    def _process_events(self, frames):
+        """Free the blocks whose recorded streams have finished with them (no waiting)."""
+        if self.needs_events_deferred:
+            self._insert_events_deferred_until_no_capture(frames)
+        if not self.cuda_events:
+            return
+        for s in list(self.cuda_events):
+            q = self.cuda_events[s]
+            while q:
+                ev, block = q[0]
+                if not ev.query():
+                    break  # later events on this stream can't be done either
+                q.popleft()
+                self._event_pool.append(ev)
+                block.event_count -= 1
+                if block.event_count == 0:
+                    self._free_block(block, frames)
+            if not q:
+                del self.cuda_events[s]
+
+    def _synchronize_and_free_events(self, frames):
+        self.stats.num_sync_all_streams += 1
+        self._insert_events_deferred_until_no_capture(frames)
+        events, self.cuda_events = self.cuda_events, {}
+        for q in events.values():
+            for ev, block in q:
+                ev.synchronize()
+                self._event_pool.append(ev)
+                block.event_count -= 1
+                if block.event_count == 0:
+                    self._free_block(block, frames)
+
+    # -- releasing segments ------------------------------------------------------------------------
+    def _release_block(self, block, frames):
+        st = self.stats
+        st.num_device_free += 1
+        if self.history.enabled:
+            self.history.record("segment_free", block.ptr, block.size, block.stream,
+                                frames or block.segment_frames, self._pool_id(block.pool))
+        pool = block.pool
+        pool.remove(block)
+        self.device.raw_free(block.ptr)
+        self.total_allocated_memory -= block.size
+        if pool.owner is not None:
+            pool.owner.malloc_count -= 1
+        for t in _types(pool):
+            st.segment[t].dec(1)
+            st.reserved_bytes[t].dec(block.size)
+        if block.size >= self.config.max_split_size:
+            st.oversize_segments.dec(1)
+
+    def _release_blocks(self, pool, frames):
+        for b in pool.blocks():
+            if b.prev is None and b.next is None:
+                self._release_block(b, frames)
+
+    def _release_cached_blocks(self, frames):
+        self._synchronize_and_free_events(frames)
+        self._release_blocks(self.large_blocks, frames)
+        self._release_blocks(self.small_blocks, frames)
+        for pool_id, pp in list(self.graph_pools_freeable.items()):
+            self._release_blocks(pp.small, frames)
+            self._release_blocks(pp.large, frames)
+            if pp.malloc_count == 0:
+                del self.graph_pools[pool_id]
+                del self.graph_pools_freeable[pool_id]
+        return True
+
+    def _release_available_cached_blocks(self, p, frames):
+        """Free oversize cached blocks of this stream, only enough for the request."""
+        max_split = self.config.max_split_size
+        if max_split == SIZE_MAX:
+            return False
+        key = max(p.size, max_split)
+        lst = p.pool.by_stream.get(p.stream, [])
+        i = bisect_left(lst, (key,))
+        if i < len(lst):
+            self._release_block(lst[i][2], frames)
+            return True
+        released, j = 0, i - 1  # no single block is big enough: free the largest oversize ones
+        while released < key and j >= 0 and lst[j][0] >= max_split:
+            block = lst[j][2]
+            released += block.size
+            self._release_block(block, frames)
+            j -= 1
+        return released >= key
+
+    def _garbage_collect_cached_blocks(self, frames):
+        """Free old unsplit cached large blocks while usage exceeds threshold * allowed memory."""
+        threshold = int(self.config.garbage_collection_threshold * self.allowed_memory_maximum)
+        if self.total_allocated_memory <= threshold:
+            return
+        target = self.total_allocated_memory - threshold
+        pool = self.large_blocks
+        age = lambda b: pool.get_free_blocks_call_count - b.gc_count_base
+        freeable = [b for b in pool.blocks() if not b.is_split()]
+        total_age, count = sum(age(b) for b in freeable), len(freeable)
+        reclaimed, freed_any = 0, True
+        while reclaimed < target and freed_any and count > 0:
+            threshold_age = total_age / count
+            freed_any = False
+            for b in pool.blocks():
+                if not b.is_split() and age(b) >= threshold_age:
+                    freed_any = True
+                    reclaimed += b.size
+                    total_age -= age(b)
+                    count -= 1
+                    self._release_block(b, frames)
+
+    @staticmethod
+    def _pool_id(pool):
+        return pool.owner.id if pool.owner is not None else DEFAULT_POOL_ID
+
+
+Allocator = CachingAllocator
+
+
+# ---------------------------------------------------------------------------------------------
+# backend:cudaMallocAsync
+
+class MallocAsyncAllocator(_Locked):
+    """The driver's stream-ordered pool behind the same interface (PyTorch's CudaMallocAsync
+    backend). The driver does the caching; we keep per-pointer usage for record_stream and stats."""
+    backend = "cudaMallocAsync"
+
+    def __init__(self, device, config=None):
+        super().__init__()
+        self.device = device
+        self.index = getattr(device, "index", 0)
+        self.config = config if config is not None else AllocatorConfig()
+        self.usage = {}                    # ptr -> [size, stream, recorded streams, pool_id]
+        self.used_bytes = 0
+        self.limit = None                  # set_memory_fraction's byte limit
+        self.captures_underway = []
+        self.graph_pools = {}              # pool_id -> [use_count, ptrs freed while held]
+        self.deferred_until_no_capture = []
+        self._raw = {}
+        self._warned = False
+
+    def malloc(self, nbytes, stream=None):
+        if stream is None:
+            stream = self.device.current_stream()
+        if nbytes == 0:
+            return Allocation(self, _NO_BLOCK, 0, stream, 0, 0)
+        if nbytes >= ONE_EXA_BYTE:
+            raise OutOfMemoryError("CUDA out of memory. Tried to allocate more than 1EB memory.")
+        self._enter()
+        try:
+            ptr = self._malloc(nbytes, stream)
+            pool_id = next((pid for pid, wants in self.captures_underway if wants(stream)), None)
+            self.usage[ptr] = [nbytes, stream, None, pool_id]
+            self.used_bytes += nbytes
+        finally:
+            self._exit()
+        return Allocation(self, ptr, nbytes, stream, ptr, nbytes)
+
+    def _malloc(self, nbytes, stream):
+        if self.limit is not None and self.used_bytes + nbytes > self.limit:
+            self._raise_oom(nbytes)
+        try:
+            return self.device.malloc_async(nbytes, stream)
+        except DeviceOutOfMemory:
+            pass
+        # what PyTorch does: wait for pending frees, give idle pool memory back, retry once
+        self.device.synchronize()
+        self.device.pool_trim_to(0)
+        try:
+            return self.device.malloc_async(nbytes, stream)
+        except DeviceOutOfMemory:
+            self._raise_oom(nbytes)
+
+    def _raise_oom(self, nbytes):
+        free, total = self.device.mem_get_info()
+        limit = self.limit if self.limit is not None else total
+        raise OutOfMemoryError(
+            f"Allocation on device {self.index} would exceed allowed memory. (out of memory)"
+            f"\nCurrently allocated     : {format_size(self.used_bytes)}"
+            f"\nRequested               : {format_size(nbytes)}"
+            f"\nDevice limit            : {format_size(total)}"
+            f"\nFree (according to CUDA): {format_size(free)}"
+            f"\nPyTorch limit (set by user-supplied memory fraction)"
+            f"\n                        : {format_size(limit)}")
+
+    def free(self, handle, from_gc=False):
+        ptr = handle._block
+        if ptr is None:
+            return
+        handle._block = None
+        if ptr is _NO_BLOCK:
+            return
+        if from_gc and self._reentrant():
+            self._deferred.append(ptr)
+            return
+        self._enter()
+        try:
+            self._free_block_of(ptr)
+        finally:
+            self._exit()
+
+    def _free_block_of(self, ptr):
+        size, stream, recorded, pool_id = self.usage.pop(ptr)
+        self.used_bytes -= size
+        if pool_id is not None and pool_id in self.graph_pools:
+            self.graph_pools[pool_id][1].append((ptr, stream, recorded))  # kept for the graph
+        elif self.captures_underway:
+            self.deferred_until_no_capture.append((ptr, stream, recorded))
+        else:
+            self._free_async(ptr, stream, recorded)
+
+    def _free_async(self, ptr, stream, recorded):
+        for s in recorded or ():  # the free waits, in stream order, for every recorded use
+            ev = self.device.create_event()
+            ev.record(s)
+            self.device.stream_wait_event(stream, ev)
+        self.device.free_async(ptr, stream)
+
+    def record_stream(self, handle, stream):
+        ptr = handle._block
+        if ptr is None:
+            raise RuntimeError("record_stream: the allocation has already been freed")
+        if ptr is _NO_BLOCK:
+            return
+        self._enter()
+        try:
+            u = self.usage[ptr]
+            if stream != u[1]:
+                if u[2] is None:
+                    u[2] = set()
+                u[2].add(stream)
+        finally:
+            self._exit()
+
+    raw_alloc, raw_delete = CachingAllocator.raw_alloc, CachingAllocator.raw_delete
+
+    def empty_cache(self):
+        self._enter()
+        try:
+            self.device.synchronize()
+            self.device.pool_trim_to(0)
+        finally:
+            self._exit()
+
+    def set_memory_fraction(self, fraction):
+        self.limit = int(fraction * self.device.mem_get_info()[1])
+
+    def get_memory_fraction(self):
+        return 1.0 if self.limit is None else self.limit / self.device.mem_get_info()[1]
+
+    def memory_stats_as_nested_dict(self):
+        """Only the driver's view is meaningful here: used and reserved bytes, current and peak;
+        the rest of PyTorch's keys are present and zero, as with PyTorch's cudaMallocAsync."""
+        reserved, reserved_high, used, used_high = self.device.pool_usage()
+        st = DeviceStats()
+        st.max_split_size = 0
+        for s, cur, peak in ((st.allocated_bytes[ALL], used, used_high),
+                             (st.active_bytes[ALL], used, used_high),
+                             (st.reserved_bytes[ALL], reserved, reserved_high)):
+            s.current, s.peak = cur, peak
+        return st.as_nested_dict()
+
+    def memory_stats(self):
+        return flatten_stats(self.memory_stats_as_nested_dict())
+
+    def memory_allocated(self):
+        return self.device.pool_usage()[2]
+
+    def max_memory_allocated(self):
+        return self.device.pool_usage()[3]
+
+    def memory_reserved(self):
+        return self.device.pool_usage()[0]
+
+    def max_memory_reserved(self):
+        return self.device.pool_usage()[1]
+
+    def reset_peak_memory_stats(self):
+        self.device.pool_reset_peaks()
+
+    def reset_accumulated_memory_stats(self):
+        if not self._warned:
+            self._warned = True
+            warnings.warn("For backend:cudaMallocAsync, resetAccumulatedStats has no effect.")
+
+    def memory_summary(self, abbreviated=False):
+        return format_summary(self.memory_stats(), self.index, abbreviated)
+
+    def record_memory_history(self, *args, **kwargs):
+        raise RuntimeError("cudaMallocAsync does not yet support recordHistory. If you need it, "
+                           "please file an issue describing your use case.")
+
+    def snapshot(self):
+        raise RuntimeError("Calling snapshot with backend:cudaMallocAsync is not meaningful. "
+                           "(For backend:native, snapshot returns a detailed summary of all "
+                           "blocks and their stream usage.)")
+
+    def cache_info(self):
+        reserved, _, used, _ = self.device.pool_usage()
+        return reserved - used
+
+    def begin_allocate_to_pool(self, pool_id, filter=None):
+        self._enter()
+        try:
+            if any(pid == pool_id for pid, _ in self.captures_underway):
+                raise RuntimeError("beginAllocateToPool: already recording to mempool_id")
+            entry = self.graph_pools.setdefault(pool_id, [0, []])
+            entry[0] += 1
+            self.captures_underway.append((pool_id, filter or (lambda stream: True)))
+        finally:
+            self._exit()
+
+    def end_allocate_to_pool(self, pool_id):
+        self._enter()
+        try:
+            for i, (pid, _) in enumerate(self.captures_underway):
+                if pid == pool_id:
+                    del self.captures_underway[i]
+                    break
+            else:
+                raise RuntimeError("endAllocatePool: not currently recording to mempool_id")
+            if not self.captures_underway:
+                pending, self.deferred_until_no_capture = self.deferred_until_no_capture, []
+                for args in pending:
+                    self._free_async(*args)
+        finally:
+            self._exit()
+
+    def release_pool(self, pool_id):
+        """The graph is gone: the pool's freed pointers go back to the driver's pool."""
+        self._enter()
+        try:
+            entry = self.graph_pools.get(pool_id)
+            if entry is None:
+                raise RuntimeError(f"releasePool: no private pool {pool_id}")
+            entry[0] -= 1
+            if entry[0] == 0:
+                del self.graph_pools[pool_id]
+                for args in entry[1]:
+                    self._free_async(*args)
+                for u in self.usage.values():  # still-live outputs now free normally
+                    if u[3] == pool_id:
+                        u[3] = None
+        finally:
+            self._exit()
+
+
+def make_allocator(device, config=None):
+    """The allocator the config's backend names, for one device."""
+    config = config if config is not None else config_from_env()
+    cls = MallocAsyncAllocator if config.backend == "cudaMallocAsync" else CachingAllocator
+    return cls(device, config)

@@ -1,0 +1,198 @@
+"""Streams and events with torch.cuda's API: Stream, Event, the per-thread current stream.
+
+The default stream of each device is the legacy NULL stream (handle 0), as in PyTorch, so work
+on it orders with everything. Capture into a CUDA graph needs another stream (`Stream()`).
+"""
+import threading
+
+from vibetensor.runtime.cuda import driver as drv
+
+
+class Stream:
+    """A CUDA stream on one device. `Stream(device=None, priority=0)`; lower priority numbers run
+    first (range from `priority_range()`); `Stream.default(i)` wraps the NULL stream."""
+    __slots__ = ("device_index", "handle", "priority", "_owned", "__weakref__")
+
+    def __init__(self, device=None, priority=0, _handle=None):
+        index = drv.current_device() if device is None else _index(device)
+        self.device_index, self.priority = index, priority
+        if _handle is not None:
+            self.handle, self._owned = _handle, False
+            return
+        cu = drv._driver()
+        drv.ensure_context(index)
+        lo, hi = priority_range()
+        clamped = max(hi, min(lo, priority))  # greatest priority is the smallest number
+        self.handle = drv.call(cu.cuStreamCreateWithPriority, cu.CUstream_flags.CU_STREAM_NON_BLOCKING, clamped)
+        self._owned = True
+
+    @classmethod
+    def default(cls, index):
+        s = _defaults.get(index)
+        if s is None:
+            from cuda.bindings import driver as cu
+            s = _defaults[index] = cls(index, 0, _handle=cu.CUstream(0))
+        return s
+
+    @property
+    def cuda_stream(self):
+        return int(self.handle)
+
+    @property
+    def device(self):
+        from vibetensor.tensor.device import device
+        return device("cuda", self.device_index)
+
+    def query(self):
+        """True when all work queued on the stream has finished."""
+        cu = drv._driver()
+        err, = cu.cuStreamQuery(self.handle)
+        if int(err) == int(cu.CUresult.CUDA_ERROR_NOT_READY):
+            return False
+        if int(err) != 0:
+            raise drv._error("cuStreamQuery", err)
+        return True
+
+    def synchronize(self):
+        drv.call(drv._driver().cuStreamSynchronize, self.handle)
+
+    def wait_event(self, event):
+        drv.call(drv._driver().cuStreamWaitEvent, self.handle, event.handle, 0)
+
+    def wait_stream(self, stream):
+        """Work queued here after this call waits for everything queued on `stream` so far."""
+        if stream is not self:
+            self.wait_event(stream.record_event())
+
+    def record_event(self, event=None):
+        event = event or Event()
+        event.record(self)
+        return event
+
+    def __eq__(self, other):
+        return isinstance(other, Stream) and int(self.handle) == int(other.handle) and \
+            self.device_index == other.device_index
+
+    def __hash__(self):
+        return hash((int(self.handle), self.device_index))
+
+    def __repr__(self):
+        return f"<torch.cuda.Stream device=cuda:{self.device_index} cuda_stream={hex(int(self.handle))}>"
+
+    def __del__(self):
+        if getattr(self, "_owned", False):
+            try:
+                drv._driver().cuStreamDestroy(self.handle)
+            except Exception:  # interpreter shutdown: the driver may be gone already
+                pass
+
+
+class Event:
+    """A CUDA event: record on a stream, wait, query, synchronize, elapsed_time (ms)."""
+    __slots__ = ("handle", "enable_timing", "recorded", "__weakref__")
+
+    def __init__(self, enable_timing=False, blocking=False, interprocess=False):
+        cu = drv._driver()
+        drv.ensure_context()
+        flags = 0 if enable_timing else int(cu.CUevent_flags.CU_EVENT_DISABLE_TIMING)
+        if blocking:
+            flags |= int(cu.CUevent_flags.CU_EVENT_BLOCKING_SYNC)
+        self.handle = drv.call(cu.cuEventCreate, flags)
+        self.enable_timing, self.recorded = enable_timing, False
+
+    def record(self, stream=None):
+        stream = stream or current_stream()
+        drv.call(drv._driver().cuEventRecord, self.handle, stream.handle)
+        self.recorded = True
+
+    def wait(self, stream=None):
+        (stream or current_stream()).wait_event(self)
+
+    def query(self):
+        cu = drv._driver()
+        err, = cu.cuEventQuery(self.handle)
+        if int(err) == int(cu.CUresult.CUDA_ERROR_NOT_READY):
+            return False
+        if int(err) != 0:
+            raise drv._error("cuEventQuery", err)
+        return True
+
+    def synchronize(self):
+        drv.call(drv._driver().cuEventSynchronize, self.handle)
+
+    def elapsed_time(self, end):
+        if not (self.enable_timing and end.enable_timing):
+            raise RuntimeError("Both events must be created with argument 'enable_timing=True'.")
+        if not (self.recorded and end.recorded):
+            raise RuntimeError("Both events must be recorded before calculating elapsed time.")
+        return drv.call(drv._driver().cuEventElapsedTime, self.handle, end.handle)
+
+    def __del__(self):
+        try:
+            drv._driver().cuEventDestroy(self.handle)
+        except Exception:
+            pass
+
+
+def _index(device):
+    if isinstance(device, int):
+        return device
+    if device is None:
+        return drv.current_device()
+    d = getattr(device, "index", None)
+    if d is None and isinstance(device, str):
+        _, _, n = device.partition(":")
+        d = int(n) if n else None
+    return drv.current_device() if d is None else d
+
+
+_defaults = {}
+_local = threading.local()  # per-thread current stream per device
+
+
+def priority_range():
+    """(least, greatest) priority numbers, as torch.cuda.Stream.priority_range."""
+    return tuple(drv.call(drv._driver().cuCtxGetStreamPriorityRange))
+
+
+def current_stream(device=None):
+    index = drv.current_device() if device is None else _index(device)
+    streams = getattr(_local, "streams", None)
+    if streams is not None:
+        s = streams.get(index)
+        if s is not None:
+            return s
+    return Stream.default(index)
+
+
+def set_stream(stream):
+    streams = getattr(_local, "streams", None)
+    if streams is None:
+        streams = _local.streams = {}
+    streams[stream.device_index] = stream
+
+
+class stream:
+    """`with torch.cuda.stream(s):` makes s the current stream (and its device current)."""
+
+    def __init__(self, s):
+        self.s, self.prev_stream, self.guard = s, None, None
+
+    def __enter__(self):
+        if self.s is None:
+            return None
+        self.guard = drv.device_guard(self.s.device_index).__enter__()
+        self.prev_stream = current_stream(self.s.device_index)
+        set_stream(self.s)
+        return self.s
+
+    def __exit__(self, *exc):
+        if self.s is None:
+            return
+        set_stream(self.prev_stream)
+        self.guard.__exit__(*exc)
+
+
+def synchronize(device=None):
+    drv.ensure_context(None if device is None else _index(device))
+    drv.call(drv._driver().cuCtxSynchronize)
