@@ -764,7 +764,19 @@ class CachingAllocator(_Locked):
         frames = self.history.gather(ALL_CONTEXT)
         self._enter()
         try:
+            if self.captures_underway:  # releasing waits on events: illegal while capturing
+                raise RuntimeError("empty_cache: cannot release cached memory while a CUDA graph "
+                                   "capture is allocating from a private pool")
             self._release_cached_blocks(frames)
+        finally:
+            self._exit()
+
+    def configure(self, config):
+        """New settings (torch.cuda.memory._set_allocator_settings)."""
+        self._enter()
+        try:
+            self.config = config
+            self.stats.max_split_size = -1 if config.max_split_size == SIZE_MAX else config.max_split_size
         finally:
             self._exit()
 
@@ -826,7 +838,7 @@ class CachingAllocator(_Locked):
             self._exit()
 
     def cache_info(self):
-        """Size of the largest cached free block (PyTorch's cacheInfo; free memory if none)."""
+        """Size of the largest cached free block (PyTorch's cacheInfo), 0 if none."""
         self._enter()
         try:
             pools = [self.large_blocks, self.small_blocks]
@@ -1396,6 +1408,9 @@ class MallocAsyncAllocator(_Locked):
             self.device.pool_trim_to(0)
         finally:
             self._exit()
+
+    def configure(self, config):
+        self.config = config
 
     def set_memory_fraction(self, fraction):
         self.limit = int(fraction * self.device.mem_get_info()[1])

@@ -64,20 +64,23 @@ class PointerArg:
         return self.ptr
 
 
-def _arg_key(a):
-    if isinstance(a, bool):
-        return ("b", a)
-    if isinstance(a, int):
-        return ("i", a == 1, a % 16 == 0, -2**31 <= a < 2**31)
-    if isinstance(a, float):
-        return ("f",)
-    ptr = a.data_ptr()
-    return (str(a.dtype), ptr % 16 == 0)
-
-
-def _raw(a):
-    """The value the C launcher takes: ints and floats as they are, pointers as integers."""
-    return a if isinstance(a, (int, float)) else a.data_ptr()
+def specialize(args):
+    """(key, raw): Triton's specialisation key of the arguments, and the values the C launcher
+    takes (pointers as integers). One pass, so each data_ptr() is called once."""
+    key, raw = [], []
+    for a in args:
+        t = type(a)
+        if t is int:
+            key.append((a == 1, a % 16 == 0, -2147483648 <= a < 2147483648))
+            raw.append(a)
+        elif t is float or t is bool:
+            key.append(t)
+            raw.append(a)
+        else:
+            p = a.data_ptr()
+            key.append((a.dtype, p % 16 == 0))
+            raw.append(p)
+    return tuple(key), raw
 
 
 class Kernel:
@@ -95,11 +98,13 @@ class Kernel:
         if any(not p.is_constexpr for p in params[first:]):
             raise TypeError(f"{jit_fn.__name__}: declare constexpr parameters after all runtime parameters")
         self.constexprs = {p.name: p.default for p in params[first:]}  # declared order, with defaults
+        self.defaults = tuple(self.constexprs.values())
 
     def __call__(self, grid, *args, stream=None, **constexprs):
         device = drv.current_device()
-        tail = tuple(constexprs.get(n, d) for n, d in self.constexprs.items())
-        key = (tuple(map(_arg_key, args)), tail, device)
+        tail = tuple(constexprs.get(n, d) for n, d in self.constexprs.items()) if constexprs else self.defaults
+        arg_key, raw = specialize(args)
+        key = (arg_key, tail, device)
         entry = self.cache.get(key)
         s = (stream or streams.current_stream(device)).cuda_stream
         if entry is None:
@@ -111,7 +116,7 @@ class Kernel:
         gz = grid[2] if len(grid) > 2 else 1
         # constexpr arguments occupy their positions in the C launcher's argument list too
         launch(gx, gy, gz, s, function, coop, pdl, None, None, packed, None, None, None,
-               *map(_raw, args), *tail)
+               *raw, *tail)
 
     def _compile_and_launch(self, key, grid, args, constexprs):
         install_triton_driver()
