@@ -1,51 +1,515 @@
-"""Elementwise ops against torch: one table line per op; each line runs over dtypes, layouts,
-broadcasting, 0-d and empty shapes, and NaN/inf inputs."""
+"""Elementwise ops against torch: one table line per op; each line runs over every dtype (torch's
+exception type where torch refuses one), layouts, broadcasting, 0-d and empty shapes, NaN/inf,
+Python scalars in both positions, in-place and out= forms, and the errors of bad shapes and dtypes.
+
+A line is Case(name, fn(lib, ...), dtypes, domain, op, kw):
+  domain  - value range of the random inputs, one (low, high) per operand (None: -3..3)
+  op      - torch's function name, for the in-place (`x.op_(...)`) and out= (`torch.op(..., out=)`)
+            variants, called with the line's operands and **kw (None: the line has no such forms)
+"""
+import math
+import warnings
+from collections import namedtuple
+
+import numpy as np
 import pytest
+import torch
 
-from oracle import DTYPES, LAYOUTS, check, make_pair
+import vibetensor.torch as vt
+from oracle import DTYPES, LAYOUTS, assert_same, check, make_pair, to_numpy
 
-# (name, fn(lib, a, b), dtypes) -- binary ops take two tensors
-BINARY = [
-    ("add", lambda lib, a, b: lib.add(a, b), DTYPES),
-    ("add_alpha", lambda lib, a, b: lib.add(a, b, alpha=2), DTYPES),
-    ("sub", lambda lib, a, b: a - b, DTYPES),
-    ("mul", lambda lib, a, b: a * b, DTYPES),
-    ("div", lambda lib, a, b: a / b, DTYPES),
-    ("div_floor", lambda lib, a, b: lib.div(a, b, rounding_mode="floor"), DTYPES),
-    ("div_trunc", lambda lib, a, b: lib.div(a, b, rounding_mode="trunc"), DTYPES),
-    ("eq", lambda lib, a, b: a == b, DTYPES),
-]
+pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning", "ignore::UserWarning")
+
+Case = namedtuple("Case", "name fn dtypes domain op kw", defaults=(DTYPES, None, None, {}))
+
+POS = (0.1, 3.0)      # logarithms, roots
+UNIT = (-1.0, 1.0)    # asin, acos, atanh
+PROB = (0.0, 1.0)     # logit
+NONZERO = (1.0, 4.0)  # integer divisors (zero raises; tested apart)
+
+
+def _m(name, **kw):
+    """A line calling torch.<name>(a, **kw), with in-place and out= forms."""
+    return Case(name, lambda lib, a: getattr(lib, name)(a, **kw), op=name, kw=kw)
+
 
 UNARY = [
-    ("neg", lambda lib, a: -a, DTYPES),
-    ("exp", lambda lib, a: lib.exp(a), DTYPES),
+    Case("neg", lambda lib, a: -a, op="neg"),
+    Case("pos", lambda lib, a: +a),
+    Case("positive", lambda lib, a: lib.positive(a)),
+    Case("abs", lambda lib, a: abs(a), op="abs"),
+    _m("reciprocal"),
+    _m("square"),
+    _m("sign"),
+    _m("sgn"),
+    _m("signbit"),
+    _m("floor"),
+    _m("ceil"),
+    _m("round"),
+    _m("round", decimals=2),
+    _m("round", decimals=-1),
+    _m("trunc"),
+    _m("frac"),
+    _m("exp"),
+    _m("exp2"),
+    _m("expm1"),
+    _m("log")._replace(domain=(POS,)),
+    _m("log2")._replace(domain=(POS,)),
+    _m("log10")._replace(domain=(POS,)),
+    _m("log1p")._replace(domain=(POS,)),
+    _m("sqrt")._replace(domain=(POS,)),
+    _m("rsqrt")._replace(domain=(POS,)),
+    _m("sin"),
+    _m("cos"),
+    _m("tan"),
+    _m("asin")._replace(domain=(UNIT,)),
+    _m("acos")._replace(domain=(UNIT,)),
+    _m("atan"),
+    _m("sinh"),
+    _m("cosh"),
+    _m("tanh"),
+    _m("asinh"),
+    _m("acosh")._replace(domain=((1.0, 4.0),)),
+    _m("atanh")._replace(domain=(UNIT,)),
+    _m("sigmoid"),
+    _m("logit")._replace(domain=(PROB,)),
+    _m("logit", eps=0.2)._replace(domain=(PROB,)),
+    _m("erf"),
+    _m("erfc"),
+    _m("relu"),
+    _m("deg2rad"),
+    _m("rad2deg"),
+    _m("nan_to_num"),
+    _m("nan_to_num", nan=1.5, posinf=100.0, neginf=-100.0),
+    Case("isnan", lambda lib, a: lib.isnan(a)),
+    Case("isinf", lambda lib, a: lib.isinf(a)),
+    _m("isposinf"),
+    _m("isneginf"),
+    Case("isfinite", lambda lib, a: lib.isfinite(a)),
+    Case("isreal", lambda lib, a: lib.isreal(a)),
+    _m("logical_not"),
+    Case("invert", lambda lib, a: ~a, op="bitwise_not"),
+    _m("clamp", min=-1, max=1),
+    _m("clamp", min=-0.5),
+    _m("clamp", max=0.5),
+    _m("clamp", min=True, max=True),
+    _m("clamp_min", min=0),
+    _m("clamp_max", max=1),
+    Case("clamp_none", lambda lib, a: lib.clamp(a)),
+    _m("pow", exponent=2),
+    _m("pow", exponent=3),
+    _m("pow", exponent=0.5),
+    _m("pow", exponent=-0.5),
+    _m("pow", exponent=-1),
+    _m("pow", exponent=-2),
+    _m("pow", exponent=0),
+    _m("pow", exponent=1),
+    _m("pow", exponent=True),
+    _m("pow", exponent=1.7),
+    _m("pow", exponent=1j),
+    Case("rpow", lambda lib, a: 2 ** a),
+    Case("rpow_float", lambda lib, a: 1.5 ** a),
+    _m("float_power", exponent=2),
+    Case("rtruediv", lambda lib, a: 2 / a),
+    Case("rsub", lambda lib, a: lib.rsub(a, 2)),
 ]
 
-SHAPES = [((3, 4), (3, 4)), ((3, 4), (4,)), ((2, 1, 4), (3, 1)), ((), (3,)), ((0, 4), (4,)), ((), ())]
+BINARY = [
+    Case("add", lambda lib, a, b: a + b, op="add"),
+    Case("add_alpha", lambda lib, a, b: lib.add(a, b, alpha=2), op="add", kw={"alpha": 2}),
+    Case("add_alpha_float", lambda lib, a, b: lib.add(a, b, alpha=0.5)),
+    Case("add_alpha_bool", lambda lib, a, b: lib.add(a, b, alpha=True)),
+    Case("sub", lambda lib, a, b: a - b, op="sub"),
+    Case("sub_alpha", lambda lib, a, b: lib.sub(a, b, alpha=3), op="sub", kw={"alpha": 3}),
+    Case("rsub", lambda lib, a, b: lib.rsub(a, b, alpha=2)),
+    Case("mul", lambda lib, a, b: a * b, op="mul"),
+    Case("div", lambda lib, a, b: a / b, op="div"),
+    Case("div_floor", lambda lib, a, b: lib.div(a, b, rounding_mode="floor"), domain=(None, NONZERO), op="div",
+         kw={"rounding_mode": "floor"}),
+    Case("div_trunc", lambda lib, a, b: lib.div(a, b, rounding_mode="trunc"), domain=(None, NONZERO), op="div",
+         kw={"rounding_mode": "trunc"}),
+    Case("div_trunc_negative", lambda lib, a, b: lib.div(a, -b, rounding_mode="trunc"), domain=(None, NONZERO)),
+    Case("floordiv", lambda lib, a, b: a // b, domain=(None, NONZERO), op="floor_divide"),
+    Case("floordiv_negative", lambda lib, a, b: a // -b, domain=(None, NONZERO)),
+    Case("remainder", lambda lib, a, b: a % b, domain=(None, NONZERO), op="remainder"),
+    Case("remainder_negative", lambda lib, a, b: lib.remainder(a, -b), domain=(None, NONZERO)),
+    Case("fmod", lambda lib, a, b: lib.fmod(a, b), domain=(None, NONZERO), op="fmod"),
+    Case("fmod_negative", lambda lib, a, b: lib.fmod(a, -b), domain=(None, NONZERO)),
+    Case("pow", lambda lib, a, b: a ** b, op="pow"),
+    Case("float_power", lambda lib, a, b: lib.float_power(a, b), op="float_power"),
+    Case("atan2", lambda lib, a, b: lib.atan2(a, b), op="atan2"),
+    Case("hypot", lambda lib, a, b: lib.hypot(a, b), op="hypot"),
+    Case("logaddexp", lambda lib, a, b: lib.logaddexp(a, b), op="logaddexp"),
+    Case("logaddexp2", lambda lib, a, b: lib.logaddexp2(a, b), op="logaddexp2"),
+    Case("maximum", lambda lib, a, b: lib.maximum(a, b), op="maximum"),
+    Case("minimum", lambda lib, a, b: lib.minimum(a, b), op="minimum"),
+    Case("fmax", lambda lib, a, b: lib.fmax(a, b), op="fmax"),
+    Case("fmin", lambda lib, a, b: lib.fmin(a, b), op="fmin"),
+    Case("xlogy", lambda lib, a, b: lib.xlogy(a, b), op="xlogy"),
+    Case("copysign", lambda lib, a, b: lib.copysign(a, b), op="copysign"),
+    Case("heaviside", lambda lib, a, b: lib.heaviside(a, b), op="heaviside"),
+    Case("eq", lambda lib, a, b: a == b, op="eq"),
+    Case("ne", lambda lib, a, b: a != b, op="ne"),
+    Case("lt", lambda lib, a, b: a < b, op="lt"),
+    Case("le", lambda lib, a, b: a <= b, op="le"),
+    Case("gt", lambda lib, a, b: a > b, op="gt"),
+    Case("ge", lambda lib, a, b: a >= b, op="ge"),
+    Case("logical_and", lambda lib, a, b: lib.logical_and(a, b), op="logical_and"),
+    Case("logical_or", lambda lib, a, b: lib.logical_or(a, b), op="logical_or"),
+    Case("logical_xor", lambda lib, a, b: lib.logical_xor(a, b), op="logical_xor"),
+    Case("and", lambda lib, a, b: a & b, op="bitwise_and"),
+    Case("or", lambda lib, a, b: a | b, op="bitwise_or"),
+    Case("xor", lambda lib, a, b: a ^ b, op="bitwise_xor"),
+    Case("lshift", lambda lib, a, b: a << b, domain=(None, (-3.0, 70.0)), op="bitwise_left_shift"),
+    Case("rshift", lambda lib, a, b: a >> b, domain=(None, (-3.0, 70.0)), op="bitwise_right_shift"),
+    Case("clamp", lambda lib, a, b: lib.clamp(a, b, b + 1)),
+    Case("clamp_min", lambda lib, a, b: lib.clamp(a, min=b), op="clamp_min"),
+    Case("clamp_max", lambda lib, a, b: lib.clamp(a, max=b), op="clamp_max"),
+    Case("where", lambda lib, a, b: lib.where(a != 0, a, b)),
+    Case("where_method", lambda lib, a, b: a.where(b != 0, b)),
+    Case("lerp", lambda lib, a, b: lib.lerp(a, b, 0.3), op="lerp", kw={"weight": 0.3}),
+    Case("lerp_large_weight", lambda lib, a, b: lib.lerp(a, b, 0.8)),
+    Case("lerp_tensor", lambda lib, a, b: lib.lerp(a, b, b * 0 + 0.75)),
+    Case("isclose", lambda lib, a, b: lib.isclose(a, b, rtol=0.5, atol=1.0)),
+    Case("isclose_equal_nan", lambda lib, a, b: lib.isclose(a, b, equal_nan=True)),
+    Case("isclose_self", lambda lib, a, b: lib.isclose(a, a + 0 * b)),
+    Case("equal", lambda lib, a, b: lib.equal(a, b)),
+    Case("equal_self", lambda lib, a, b: lib.equal(a, a.clone())),
+    Case("allclose", lambda lib, a, b: lib.allclose(a, b, rtol=2.0, atol=2.0)),
+]
+
+SCALARS = (2, -3, 0, 2.5, True, False, float("inf"), float("nan"), 1j)
 
 
-@pytest.mark.parametrize("name,fn,dtypes", BINARY, ids=[b[0] for b in BINARY])
-def test_binary(name, fn, dtypes):
-    for dtype in dtypes:
+def _pair(shape, dtype, layout, seed, domain):
+    low, high = domain if domain is not None else (-3.0, 3.0)
+    return make_pair(shape, dtype, layout, seed=seed, special=True, low=low, high=high)
+
+
+def _domains(case, n):
+    return case.domain if case.domain is not None else (None,) * n
+
+
+def _ids(cases):
+    return [f"{c.name}{'_' + '_'.join(f'{k}{v}' for k, v in c.kw.items()) if c.kw and c.op == c.name else ''}"
+            for c in cases]
+
+
+def _torch_exc(e):
+    return RuntimeError if type(e).__module__.startswith("torch") else type(e)
+
+
+# -- values: dtypes x layouts x shapes -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("case", UNARY, ids=_ids(UNARY))
+def test_unary(case):
+    (dom,) = _domains(case, 1)
+    for dtype in case.dtypes:
+        for layout in LAYOUTS:
+            check(case.fn, _pair((3, 4), dtype, layout, 3, dom))
+        for shape in ((), (0,), (2, 0, 3), (2, 3, 4)):
+            check(case.fn, _pair(shape, dtype, "contiguous", 4, dom))
+
+
+SHAPES = [((3, 4), (4,)), ((2, 1, 4), (3, 1)), ((), (3,)), ((3,), ()), ((0, 4), (4,)), ((), ())]
+
+
+@pytest.mark.parametrize("case", BINARY, ids=_ids(BINARY))
+def test_binary(case):
+    da, db = _domains(case, 2)
+    for dtype in case.dtypes:
+        for layout in LAYOUTS:  # both operands in every layout
+            check(case.fn, _pair((3, 4), dtype, layout, 1, da), _pair((3, 4), dtype, layout, 2, db))
         for sa, sb in SHAPES:
-            for layout in LAYOUTS:
-                a = make_pair(sa, dtype, layout, seed=1, special=True)
-                b = make_pair(sb, dtype, "contiguous", seed=2, special=True)
-                check(fn, a, b)
+            check(case.fn, _pair(sa, dtype, "contiguous", 1, da), _pair(sb, dtype, "expanded", 2, db))
 
 
-@pytest.mark.parametrize("name,fn,dtypes", BINARY, ids=[b[0] for b in BINARY])
-def test_binary_scalar(name, fn, dtypes):
-    for dtype in dtypes:
-        a = make_pair((3, 4), dtype, seed=1)
-        for scalar in (2, -3, 2.5, True):
-            check(lambda lib, x: fn(lib, x, scalar), a)
-            check(lambda lib, x: fn(lib, scalar, x) if name != "add_alpha" else fn(lib, x, scalar), a)
+@pytest.mark.parametrize("case", BINARY, ids=_ids(BINARY))
+def test_binary_mixed_dtypes(case):
+    """Every pair of dtypes (promotion), with a dimensioned and a 0-d second operand."""
+    da, db = _domains(case, 2)
+    for i, ta in enumerate(DTYPES):
+        for tb in DTYPES:
+            check(case.fn, _pair((2, 3), ta, "contiguous", 5, da), _pair((2, 3), tb, "contiguous", 6, db))
+            check(case.fn, _pair((3,), ta, "contiguous", 7, da), _pair((), tb, "contiguous", 8, db))
 
 
-@pytest.mark.parametrize("name,fn,dtypes", UNARY, ids=[u[0] for u in UNARY])
-def test_unary(name, fn, dtypes):
-    for dtype in dtypes:
-        for shape in ((3, 4), (), (0,), (2, 3, 4)):
-            for layout in LAYOUTS:
-                check(fn, make_pair(shape, dtype, layout, seed=3, special=True))
+@pytest.mark.parametrize("case", BINARY, ids=_ids(BINARY))
+def test_binary_scalar(case):
+    """Python numbers in either position (torch refuses some positions with TypeError: so must we)."""
+    da, _ = _domains(case, 2)
+    for dtype in case.dtypes:
+        for shape in ((3, 4), ()):
+            x = _pair(shape, dtype, "contiguous", 1, da)
+            for s in SCALARS:
+                check(lambda lib, t: case.fn(lib, t, s), x)
+                check(lambda lib, t: case.fn(lib, s, t), x)
+
+
+# -- in-place and out= -----------------------------------------------------------------------------------------
+INPLACE_UNARY = [c for c in UNARY if c.op is not None]
+INPLACE_BINARY = [c for c in BINARY if c.op is not None]
+
+
+def _check_inplace(method, kw, a, *others):
+    """x.method(*others, **kw) in both libraries: the same values written into x and x returned, or
+    the same exception type with x unchanged."""
+    (ta, va) = a
+    t_others = [o[0] for o in others]
+    v_others = [o[1] for o in others]
+    if not hasattr(ta, method):
+        assert not hasattr(va, method), f"torch has no Tensor.{method}, we do"
+        return
+    before, version = to_numpy(va), va._version.value
+    try:
+        getattr(ta, method)(*t_others, **kw)
+    except Exception as e:
+        with pytest.raises(_torch_exc(e)):
+            getattr(va, method)(*v_others, **kw)
+        np.testing.assert_array_equal(to_numpy(va), before, err_msg=f"{method} failed but changed its input")
+        return
+    got = getattr(va, method)(*v_others, **kw)
+    assert got is va, f"{method} must return self"
+    assert va._version.value > version, f"{method} must bump the version counter"
+    assert_same(va, ta)
+
+
+@pytest.mark.parametrize("case", INPLACE_UNARY, ids=_ids(INPLACE_UNARY))
+def test_unary_inplace(case):
+    (dom,) = _domains(case, 1)
+    for dtype in case.dtypes:
+        for layout in ("contiguous", "transposed", "expanded"):  # expanded: torch refuses overlapping writes
+            _check_inplace(case.op + "_", case.kw, _pair((3, 4), dtype, layout, 3, dom))
+
+
+@pytest.mark.parametrize("case", INPLACE_BINARY, ids=_ids(INPLACE_BINARY))
+def test_binary_inplace(case):
+    da, db = _domains(case, 2)
+    for dtype in case.dtypes:
+        for other in DTYPES:  # the result must be castable to self's dtype
+            _check_inplace(case.op + "_", case.kw, _pair((3, 4), dtype, "transposed", 1, da),
+                           _pair((4,), other, "contiguous", 2, db))
+        # broadcasting may not grow self; overlapping self is refused; both leave self unchanged
+        _check_inplace(case.op + "_", case.kw, _pair((4,), dtype, "contiguous", 1, da),
+                       _pair((3, 4), dtype, "contiguous", 2, db))
+        _check_inplace(case.op + "_", case.kw, _pair((3, 4), dtype, "expanded", 1, da),
+                       _pair((3, 4), dtype, "contiguous", 2, db))
+
+
+OUT_DTYPES = ("bool", "int32", "float16", "float64", "complex128")
+
+
+def _out_call(op, kw, out_dtype, out_shape):
+    def fn(lib, *xs):
+        out = lib.empty(out_shape, dtype=getattr(lib, out_dtype))
+        got = getattr(lib, op)(*xs, out=out, **kw)
+        assert got is out
+        return out
+    return fn
+
+
+@pytest.mark.parametrize("case", INPLACE_UNARY, ids=_ids(INPLACE_UNARY))
+def test_unary_out(case):
+    (dom,) = _domains(case, 1)
+    for dtype in case.dtypes:
+        x = _pair((3, 4), dtype, "transposed", 3, dom)
+        for out_dtype in OUT_DTYPES:
+            check(_out_call(case.op, case.kw, out_dtype, (0,)), x)  # empty out: resized silently
+        check(_out_call(case.op, case.kw, dtype, (3, 4)), x)
+
+
+@pytest.mark.parametrize("case", INPLACE_BINARY, ids=_ids(INPLACE_BINARY))
+def test_binary_out(case):
+    da, db = _domains(case, 2)
+    for dtype in case.dtypes:
+        a, b = _pair((3, 4), dtype, "contiguous", 1, da), _pair((4,), dtype, "strided", 2, db)
+        for out_dtype in OUT_DTYPES:
+            check(_out_call(case.op, case.kw, out_dtype, (0,)), a, b)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # both warn that a non-empty out is resized
+            check(_out_call(case.op, case.kw, dtype, (5,)), a, b)
+
+
+def test_out_resize_warns():
+    a = vt.ones(3, 4)
+    out = vt.empty(5)
+    with pytest.warns(UserWarning, match="resized"):
+        vt.add(a, a, out=out)
+    assert tuple(out.shape) == (3, 4) and out.tolist() == [[2.0] * 4] * 3
+
+
+# -- errors ------------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("case", BINARY, ids=_ids(BINARY))
+def test_binary_shape_mismatch(case):
+    """Operands that don't broadcast: torch's RuntimeError, whose message names the mismatching sizes."""
+    a, b = _pair((2, 3), "float32", "contiguous", 1, None), _pair((4,), "float32", "contiguous", 2, None)
+    try:
+        case.fn(torch, a[0], b[0])
+    except RuntimeError as e:
+        expected = str(e)
+    else:
+        pytest.fail("torch accepted shapes (2, 3) and (4,)")
+    with pytest.raises(RuntimeError) as ours:
+        case.fn(vt, a[1], b[1])
+    if "must match the size" in expected:
+        assert str(ours.value) == expected
+
+
+@pytest.mark.parametrize("op,args,kw", [
+    ("div", (2,), {"rounding_mode": "floor"}), ("div", (2,), {"rounding_mode": "trunc"}),
+    ("floor_divide", (2,), {}), ("remainder", (2,), {}), ("fmod", (2,), {}),
+])
+def test_integer_division_by_zero(op, args, kw):
+    for dtype in ("uint8", "int8", "int32", "int64"):
+        a = vt.tensor([5, 6], dtype=getattr(vt, dtype))
+        zero = vt.tensor([1, 0], dtype=getattr(vt, dtype))
+        with pytest.raises(RuntimeError, match="ZeroDivisionError"):
+            getattr(vt, op)(a, zero, **kw)
+        with pytest.raises(RuntimeError, match="ZeroDivisionError"):
+            getattr(vt, op)(a, 0, **kw)
+        before = a.tolist()
+        with pytest.raises(RuntimeError, match="ZeroDivisionError"):
+            getattr(a, op + "_")(zero, **kw)
+        assert a.tolist() == before
+
+
+@pytest.mark.parametrize("fn,exc,match", [
+    (lambda lib: lib.pow(lib.tensor([2, 3]), -1), RuntimeError, "Integers to negative integer powers"),
+    (lambda lib: lib.tensor([True]) - lib.tensor([True]), RuntimeError, "two bool tensors"),
+    (lambda lib: lib.tensor([True]) - 1, RuntimeError, "with a bool tensor"),
+    (lambda lib: 1 - lib.tensor([True]), RuntimeError, "with a bool tensor"),
+    (lambda lib: -lib.tensor([True]), RuntimeError, "Negation"),
+    (lambda lib: lib.div(lib.tensor([True]), lib.tensor([True]), rounding_mode="floor"), NotImplementedError,
+     "div_floor_cpu"),
+    (lambda lib: lib.div(lib.ones(2), 2, rounding_mode="round"), RuntimeError, "rounding_mode"),
+    (lambda lib: lib.add(lib.tensor([1]), 1, alpha=0.5), RuntimeError, "alpha must not be a floating"),
+    (lambda lib: lib.add(lib.ones(1), 1, alpha=1j), RuntimeError, "alpha must not be a complex"),
+    (lambda lib: lib.add(lib.ones(1), 1, alpha=True), RuntimeError, "Boolean alpha"),
+    (lambda lib: lib.add(lib.tensor([1], dtype=lib.int8), 1, alpha=1000), RuntimeError, "int8_t without overflow"),
+    (lambda lib: lib.clamp(lib.ones(2)), RuntimeError, "At least one of 'min' or 'max'"),
+    (lambda lib: lib.clamp(lib.tensor([1], dtype=lib.int8), 0, 300), RuntimeError, "without overflow"),
+    (lambda lib: lib.where(lib.ones(2), lib.ones(2), lib.ones(2)), RuntimeError, "boolean tensor"),
+    (lambda lib: lib.where(1, lib.ones(2), lib.ones(2)), TypeError, ""),
+    (lambda lib: lib.lerp(lib.ones(2), lib.ones(2, dtype=lib.float64), 0.5), RuntimeError, "expected dtype float"),
+    (lambda lib: lib.heaviside(lib.ones(2), lib.ones(2, dtype=lib.float64)), RuntimeError, "different dtypes"),
+    (lambda lib: lib.isclose(lib.ones(2), lib.ones(2, dtype=lib.float64)), RuntimeError, "Float did not match"),
+    (lambda lib: lib.isclose(lib.ones(2), lib.ones(2), rtol=-1), RuntimeError, "rtol must be greater"),
+    (lambda lib: lib.float_power(lib.ones(2), 2, out=lib.empty(2)), RuntimeError, "requires dtype Double"),
+    (lambda lib: lib.ones(2).float_power_(2), RuntimeError, "requires dtype Double"),
+    (lambda lib: lib.ones(2, dtype=lib.complex64).abs_(), RuntimeError, "In-place abs"),
+    (lambda lib: lib.exp(3), TypeError, "must be Tensor"),
+    (lambda lib: lib.maximum(lib.ones(2), 1), TypeError, "must be Tensor"),
+    (lambda lib: lib.add(lib.ones(2), "a"), TypeError, "must be Tensor"),
+    (lambda lib: lib.add(lib.ones(2), 1, out=3), TypeError, "out"),
+    (lambda lib: lib.tensor([1, 2]).exp_(), RuntimeError, "can't be cast to the desired output type Long"),
+    (lambda lib: lib.ones(2) + "a", TypeError, "unsupported operand"),
+    (lambda lib: bool(lib.ones(2)), RuntimeError, "more than one value is ambiguous"),
+    (lambda lib: bool(lib.ones(0)), RuntimeError, "no values is ambiguous"),
+    (lambda lib: lib.sign(lib.ones(2, dtype=lib.complex64)), NotImplementedError, "torch.sgn"),
+    (lambda lib: lib.lt(lib.ones(2, dtype=lib.complex64), 1), NotImplementedError, "lt_cpu"),
+    (lambda lib: lib.bitwise_and(lib.ones(2), 1), NotImplementedError, "bitwise_and_cpu"),
+    (lambda lib: lib.ones(2).expand(3, 2).add_(1), RuntimeError, "more than one element of the written-to tensor"),
+])
+def test_errors(fn, exc, match):
+    """Exception type and message text match torch's."""
+    with pytest.raises(exc, match=match) as theirs:
+        fn(torch)
+    with pytest.raises(exc) as ours:
+        fn(vt)
+    assert str(ours.value) == str(theirs.value) or exc is TypeError
+
+
+def test_bool_of_single_element():
+    for v in (0, 1, 2.5, True):
+        assert bool(vt.tensor([v])) == bool(torch.tensor([v]))
+        assert bool(vt.tensor(v)) == bool(torch.tensor(v))
+
+
+def test_operators_return_notimplemented():
+    class Other:
+        def __radd__(self, t):
+            return "radd"
+
+        def __rmul__(self, t):
+            return "rmul"
+
+        def __eq__(self, t):
+            return "eq"
+    x = vt.ones(2)
+    assert x + Other() == "radd" and x * Other() == "rmul"
+    assert (x == None) is False  # noqa: E711  (torch: identity comparison)
+    assert (x != "abc") is True
+    for op in ("__add__", "__sub__", "__mul__", "__truediv__", "__floordiv__", "__mod__", "__pow__", "__and__",
+               "__or__", "__xor__", "__lshift__", "__rshift__", "__lt__", "__radd__", "__rsub__", "__iadd__"):
+        assert getattr(x, op)(object()) is NotImplemented, op
+
+
+def test_numpy_scalars_are_numbers():
+    check(lambda lib, t: t * np.float32(2.5), make_pair((3,), "float16"))
+    check(lambda lib, t: t + np.int64(3), make_pair((3,), "int8"))
+    check(lambda lib, t: lib.add(t, np.float64(0.5)), make_pair((3,), "int32"))
+
+
+def test_positive_is_identity():
+    x = vt.ones(2)
+    assert vt.positive(x) is x
+
+
+def test_where_uint8_condition_warns():
+    cond = vt.tensor([1, 0], dtype=vt.uint8)
+    with pytest.warns(UserWarning, match="uint8 condition"):
+        got = vt.where(cond, vt.ones(2), vt.zeros(2))
+    assert got.tolist() == [1.0, 0.0]
+
+
+def test_add_of_numbers_only():
+    for fn in (lambda lib: lib.add(1, 2), lambda lib: lib.add(1, 2.5), lambda lib: lib.mul(True, 1.5),
+               lambda lib: lib.div(1, 2), lambda lib: lib.floor_divide(5, 2), lambda lib: lib.sub(1, 2, alpha=2)):
+        check(fn)
+
+
+def test_aliases():
+    x = make_pair((3, 4), "float32", seed=1, low=-0.9, high=0.9)
+    y = make_pair((3, 4), "float32", seed=2, low=0.5, high=2.0)
+    for alias, target in (("subtract", "sub"), ("multiply", "mul"), ("divide", "div"), ("true_divide", "div"),
+                          ("negative", "neg"), ("absolute", "abs"), ("fix", "trunc"), ("clip", "clamp"),
+                          ("arcsin", "asin"), ("arccos", "acos"), ("arctan", "atan"), ("arcsinh", "asinh"),
+                          ("arccosh", "acosh"), ("arctanh", "atanh"), ("arctan2", "atan2"), ("greater", "gt"),
+                          ("greater_equal", "ge"), ("less", "lt"), ("less_equal", "le"),
+                          ("not_equal", "ne")):
+        arity = 2 if alias in ("subtract", "multiply", "divide", "true_divide", "arctan2", "greater",
+                               "greater_equal", "less", "less_equal", "not_equal") else 1
+        ins = (x, y)[:arity] if alias != "arccosh" else (y,)
+        kw = {"min": -0.5, "max": 0.5} if alias == "clip" else {}
+        check(lambda lib, *a: getattr(lib, alias)(*a, **kw), *ins)
+        check(lambda lib, *a: getattr(a[0], alias)(*a[1:], **kw), *ins)
+        check(lambda lib, *a: getattr(a[0].clone(), alias + "_")(*a[1:], **kw), *ins)
+        assert getattr(vt, alias) is getattr(vt, target) or alias == "true_divide"
+
+
+def test_method_sets_match_torch():
+    """Every function here exists in torch and as a Tensor method and in-place method exactly where torch has them."""
+    names = ([c.op for c in UNARY + BINARY if c.op] + [c.name for c in UNARY + BINARY]
+             + ["isnan", "isinf", "isfinite", "isreal", "positive", "equal", "allclose", "isclose", "where"])
+    for name in sorted(set(names)):
+        if not hasattr(torch, name):
+            continue
+        assert hasattr(vt, name), name
+        for attr in (name, name + "_"):
+            assert hasattr(torch.Tensor, attr) == hasattr(vt.Tensor, attr), attr
+        assert hasattr(torch, name + "_") == hasattr(vt, name + "_"), "torch." + name + "_"
+
+
+def test_module_inplace_functions():
+    check(lambda lib, x: (lib.relu_(x), x)[1], make_pair((3, 4), "float32", seed=1))
+    check(lambda lib, x: (lib.sigmoid_(x), x)[1], make_pair((3, 4), "float32", seed=1))
+    check(lambda lib, x: (lib.clamp_(x, -1, 1), x)[1], make_pair((3, 4), "float32", seed=1))
+
+
+def test_erf_accuracy():
+    x = np.linspace(-6, 6, 101)
+    got = vt.erf(vt.tensor(x)).tolist()
+    assert max(abs(g - math.erf(v)) for g, v in zip(got, x)) < 1e-15
+    got = vt.erfc(vt.tensor(x)).tolist()
+    assert max(abs(g - math.erfc(v)) / max(math.erfc(v), 1e-300) for g, v in zip(got, x)) < 1e-13

@@ -43,6 +43,7 @@ local = _LocalState()
 # Wrapper keys switched on process-wide (profiler, autocast); empty on the fast path.
 _active_wrappers = []
 _fallbacks = {}  # key -> boxed kernel fn(op, args, kwargs)
+_lazy_backends = {}  # device key -> loader() that imports (and so registers) that backend's kernels
 
 
 class Op:
@@ -86,7 +87,7 @@ class Op:
             device_type = _device_type_of(kwargs.get("device"))
         kernel = table.get(_KEY_OF_DEVICE[device_type])
         if kernel is None:
-            raise self._missing(_KEY_OF_DEVICE[device_type])
+            kernel = self._load_backend(_KEY_OF_DEVICE[device_type])
         return kernel(*args, **kwargs)
 
     def _call_wrapped(self, args, kwargs, device_type, grad):
@@ -108,12 +109,22 @@ class Op:
         key = device_key(args, kwargs)
         kernel = self.table.get(key)
         if kernel is None:
-            raise self._missing(key)
+            kernel = self._load_backend(key)
         return kernel(*args, **kwargs)
 
     # -- boxed path: a generic argument list, for code that handles every op alike --------------------
     def call_boxed(self, args, kwargs=None):
         return self(*args, **(kwargs or {}))
+
+    def _load_backend(self, key):
+        """Cold path: a backend registered lazily (CUDA imports Triton) loads on its first call."""
+        loader = _lazy_backends.get(key)  # idempotent (an import), so concurrent first calls are safe
+        if loader is not None:
+            loader()
+            kernel = self.table.get(key)
+            if kernel is not None:
+                return kernel
+        raise self._missing(key)
 
     def _missing(self, key):
         return NotImplementedError(
@@ -174,6 +185,11 @@ def register(name, key):
         get(name).register(key, kernel)
         return kernel
     return wrap
+
+
+def register_lazy_backend(key, loader):
+    """`loader()` registers a backend's kernels; it runs the first time an op needs that key."""
+    _lazy_backends[DispatchKey(key)] = loader
 
 
 def register_fallback(key, kernel):

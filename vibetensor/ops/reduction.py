@@ -1,1 +1,343 @@
-"""reduction operators: declarations (see ops/elementwise.py for the pattern)."""
+"""Reduction operators: declarations, dim handling and torch's dtype rules.
+
+Ops take normalised arguments: `dim` is None (all dims), an int, or a tuple of ints; keepdim a
+bool; `dtype` a dtype or None. Each meta function validates everything (dims, dtypes, empty
+inputs, the out= tensor) and returns a Spec:
+  shape    - the result shape
+  dtype    - the result dtype (what out= is checked against)
+  device   - where it runs
+  dims     - the reduced dims, wrapped and ascending (() for a 0-d input)
+  compute  - the dtype the input is converted to before reducing (dtype= or out.dtype, as torch)
+Kernels (backends/<device>/reduction.py) have the op's signature plus out=None.
+"""
+import builtins
+import collections
+
+from vibetensor.dispatch import declare
+from vibetensor.ops import meta as m
+from vibetensor.tensor import dtype as dt
+from vibetensor.tensor import shape as sh
+from vibetensor.tensor.tensor import Tensor
+
+Spec = collections.namedtuple("Spec", "shape dtype device dims compute")
+_NAMES = m.TYPE_NAMES
+
+# C++ type names that torch prints in some dtype errors ("expected ... dtype float, but got double")
+CPP_NAMES = {dt.bool_: "bool", dt.uint8: "unsigned char", dt.int8: "signed char", dt.int16: "short int",
+             dt.int32: "int", dt.int64: "long int", dt.float16: "c10::Half", dt.bfloat16: "c10::BFloat16",
+             dt.float32: "float", dt.float64: "double", dt.complex64: "c10::complex<float>",
+             dt.complex128: "c10::complex<double>"}
+
+
+# -- return types: torch.return_types.max etc. are named tuples ----------------------------------------------
+
+def _return_type(name, fields):
+    base = collections.namedtuple(name, fields)
+
+    class ReturnType(base):
+        __slots__ = ()
+
+        def __repr__(self):
+            inner = ",\n".join(f"{f}={v!r}" for f, v in zip(self._fields, self))
+            return f"torch.return_types.{name}(\n{inner})"
+    ReturnType.__name__ = ReturnType.__qualname__ = name
+    return ReturnType
+
+
+return_types = collections.namedtuple("return_types", "max min aminmax")(
+    _return_type("max", "values indices"), _return_type("min", "values indices"), _return_type("aminmax", "min max"))
+
+
+# -- shared checks -------------------------------------------------------------------------------------------
+
+def check_out_dtype(out, dtype):
+    """out= of ops whose out must have exactly the result dtype (mm, norm, sum with dtype=, ...)."""
+    if out is not None and isinstance(out, Tensor) and out._dtype is not dtype:
+        raise RuntimeError(f"Expected out tensor to have dtype {CPP_NAMES[dtype]}, but got "
+                           f"{CPP_NAMES[out._dtype]} instead")
+
+
+def _out_dtype(op, out):
+    if not isinstance(out, Tensor):
+        raise TypeError(f"{op}(): argument 'out' must be Tensor, not {type(out).__name__}")
+    return out._dtype
+
+
+def reduce_dims(t, dim, op=None):
+    """The dims a reduction runs over, wrapped and ascending; None and () mean all dims."""
+    nd = t.ndim
+    if dim is None or (isinstance(dim, tuple) and not dim):
+        return tuple(range(nd))
+    dims = sh.wrap_dims((dim,) if isinstance(dim, int) else dim, nd, op)
+    return tuple(sorted(dims)) if nd else ()
+
+
+def reduced_shape(shape, dims, keepdim):
+    if keepdim:
+        return tuple(1 if i in dims else s for i, s in enumerate(shape))
+    return tuple(s for i, s in enumerate(shape) if i not in dims)
+
+
+def _all_dims(dim):
+    return dim is None or (isinstance(dim, tuple) and not dim)
+
+
+def check_nonempty(t, dim, dims, unspecified, zero_size):
+    """Ops without an identity (max, argmax, ...) refuse empty inputs: `unspecified` is (type,
+    message) when no dim was given, `zero_size` a message with {d} for an empty reduced dim."""
+    if t.numel() != 0:
+        return
+    if _all_dims(dim):
+        raise unspecified[0](unspecified[1])
+    for d in dims:
+        if t._shape[d] == 0:
+            raise IndexError(zero_size.format(d=d))
+
+
+def _spec(op, t, dim, keepdim, dtype, compute=None, one_dim=False):
+    if not isinstance(t, Tensor):
+        raise TypeError(f"{op}(): argument 'input' (position 1) must be Tensor, not {type(t).__name__}")
+    if one_dim and dim is not None and not isinstance(dim, int):
+        raise TypeError(f"{op}(): argument 'dim' must be int, not {type(dim).__name__}")
+    dims = reduce_dims(t, dim, op)
+    return Spec(reduced_shape(t._shape, dims, keepdim), dtype, t._device, dims, compute or dtype)
+
+
+# -- sum, prod, mean: dtype= casts the input, integers sum to int64 -----------------------------------------
+
+def _sum_like(name, one_dim=False, nan=False):
+    def meta(a, dim=None, keepdim=False, dtype=None, out=None):
+        spec = _spec(name, a, dim, keepdim, None, one_dim=one_dim)
+        if nan and a._dtype.is_complex:
+            raise RuntimeError("nansum on CPU does not support complex inputs")
+        if dtype is not None:
+            check_out_dtype(out, dtype)
+        elif out is not None:
+            dtype = _out_dtype(name, out)  # torch reduces in the out tensor's dtype
+        else:
+            dtype = dt.int64 if a._dtype.category < 2 else a._dtype
+        if nan and a._dtype.category >= 2 and dtype.category < 2:
+            raise NotImplementedError(f'"nansum_cpu" not implemented for \'{_NAMES[dtype]}\'')
+        return spec._replace(dtype=dtype, compute=dtype)
+    return meta
+
+
+def _mean_like(name, nan=False):
+    def meta(a, dim=None, keepdim=False, dtype=None, out=None):
+        if nan:
+            if a._dtype.category < 2:
+                raise RuntimeError(f"nanmean(): expected input to have floating point or complex dtype but got "
+                                   f"{_NAMES[a._dtype]}")
+            _spec(name, a, dim, keepdim, None)  # dims are checked before the complex check of nansum
+            if a._dtype.is_complex:
+                raise RuntimeError("nansum on CPU does not support complex inputs")
+        if dtype is not None:
+            if dtype.category < 2:
+                raise RuntimeError(f"{name}(): could not infer output dtype. Optional dtype must be either a "
+                                   f"floating point or complex dtype. Got: {_NAMES[dtype]}")
+            check_out_dtype(out, dtype)
+            return _spec(name, a, dim, keepdim, dtype)
+        if a._dtype.category < 2:
+            raise RuntimeError(f"{name}(): could not infer output dtype. Input dtype must be either a floating "
+                               f"point or complex dtype. Got: {_NAMES[a._dtype]}")
+        # out= of another (castable) dtype: torch computes in the out dtype
+        compute = _out_dtype(name, out) if out is not None else a._dtype
+        return _spec(name, a, dim, keepdim, a._dtype, compute if compute.category >= 2 else a._dtype)
+    return meta
+
+
+# -- max / min family: no identity, so empty inputs are refused ----------------------------------------------
+
+def _amax_like(name, kernel_name):
+    def meta(a, dim=None, keepdim=False, out=None):
+        spec = _spec(name, a, dim, keepdim, a._dtype)
+        check_nonempty(a, dim, spec.dims,
+                       (RuntimeError, f"{name}(): Expected reduction dim to be specified for input.numel() == 0. "
+                                      "Specify the reduction dim with the 'dim' argument."),
+                       f"{name}(): Expected reduction dim {{d}} to have non-zero size.")
+        if a._dtype.is_complex:
+            raise NotImplementedError(f'"{kernel_name}" not implemented for \'{_NAMES[a._dtype]}\'')
+        if out is not None and _out_dtype(name, out) is not a._dtype:
+            raise RuntimeError(f"Expected the dtype for input and out to match, but got {_NAMES[a._dtype]} for "
+                               f"input's dtype and {_NAMES[out._dtype]} for out's dtype.")
+        return spec
+    return meta
+
+
+def _max_all(name):
+    """max(input) / min(input) with no dim: a 0-d result."""
+    def meta(a, out=None):
+        spec = _spec(name, a, None, False, a._dtype)
+        check_nonempty(a, None, spec.dims,
+                       (RuntimeError, f"{name}(): Expected reduction dim to be specified for input.numel() == 0. "
+                                      "Specify the reduction dim with the 'dim' argument."), "")
+        if a._dtype.is_complex:
+            raise NotImplementedError(f'"{name}_all" not implemented for \'{_NAMES[a._dtype]}\'')
+        return spec
+    return meta
+
+
+def _max_dim(name):
+    """max(input, dim) / min(input, dim): (values, indices)."""
+    def meta(a, dim, keepdim=False, out=None):
+        spec = _spec(name, a, dim, keepdim, a._dtype, one_dim=True)
+        if a._dtype.is_complex:
+            raise RuntimeError(f"{name}(): does not support complex input")
+        check_nonempty(a, dim, spec.dims, None, f"{name}(): Expected reduction dim {{d}} to have non-zero size.")
+        if out is not None:
+            values, indices = _out_pair(name, out)
+            check_out_dtype(values, a._dtype)
+            check_out_dtype(indices, dt.int64)
+        return spec
+    return meta
+
+
+def _out_pair(name, out):
+    if not (isinstance(out, (tuple, list)) and len(out) == 2 and builtins.all(isinstance(o, Tensor) for o in out)):
+        raise TypeError(f"{name}(): argument 'out' must be tuple of Tensors")
+    return out
+
+
+def _arg_max(name):
+    def meta(a, dim=None, keepdim=False, out=None):
+        spec = _spec(name, a, dim, keepdim, dt.int64, compute=a._dtype, one_dim=True)
+        if a._dtype is dt.bool_:
+            raise RuntimeError(f"{name}(): does not support bool input")
+        if a._dtype.is_complex:
+            raise RuntimeError(f"{name}(): does not support complex input")
+        check_nonempty(a, dim, spec.dims,
+                       (IndexError, f"{name}(): Expected reduction dim to be specified for input.numel() == 0."),
+                       f"{name}(): Expected reduction dim {{d}} to have non-zero size.")
+        check_out_dtype(out, dt.int64)
+        return spec
+    return meta
+
+
+def _aminmax_meta(a, dim=None, keepdim=False, out=None):
+    spec = _spec("aminmax", a, dim, keepdim, a._dtype, one_dim=True)
+    check_nonempty(a, dim, spec.dims,
+                   (RuntimeError, "aminmax(): cannot compute aminmax over an empty dimension as the operation has "
+                                  "no identity."),
+                   "aminmax: Expected reduction dim {d} to have non-zero size.")
+    if a._dtype.is_complex:
+        raise NotImplementedError(f'"aminmax_cpu" not implemented for \'{_NAMES[a._dtype]}\'')
+    if out is not None:
+        for o in _out_pair("aminmax", out):
+            check_out_dtype(o, a._dtype)
+    return spec
+
+
+# -- statistics ----------------------------------------------------------------------------------------------
+
+def _var_like(name, pair=False):
+    """var/std(a, dim, correction, keepdim): real result; var_mean/std_mean return (stat, mean)."""
+    def meta(a, dim=None, correction=1, keepdim=False, out=None):
+        spec = _spec(name, a, dim, keepdim, a._dtype.to_real(), compute=a._dtype)
+        if a._dtype.category < 2:
+            raise RuntimeError("std and var only support floating point and complex dtypes")
+        return spec
+    return meta
+
+
+def _logsumexp_meta(a, dim, keepdim=False, out=None):
+    if isinstance(dim, tuple) and not dim and not keepdim and a.ndim:
+        # torch reduces over all dims here but then fails to fit its keepdim result into a 0-d output
+        raise RuntimeError(f"output with shape [] doesn't match the broadcast shape [{', '.join(['1'] * a.ndim)}]")
+    dtype = a._dtype if a._dtype.category >= 2 else dt.get_default_dtype()
+    if out is not None and _out_dtype("logsumexp", out).category < 2:
+        raise RuntimeError(f"logsumexp(): Expected floating point type for result tensor, but got: "
+                           f"{_NAMES[out._dtype]}")
+    return _spec("logsumexp", a, dim, keepdim, dtype)
+
+
+def check_float_input(op, a):
+    if a._dtype.category < 2:
+        raise RuntimeError(f"{op}: Expected a floating point or complex tensor as input. Got {_NAMES[a._dtype]}")
+
+
+def check_norm_dtype(op, in_dtype, dtype):
+    """dtype= of the linalg norms: float/complex like the input, and no narrowing of it."""
+    if dtype is None:
+        return
+    if dtype.category < 2:
+        raise RuntimeError(f"{op}: dtype should be floating point or complex, but got {_NAMES[dtype]}")
+    if in_dtype.is_complex != dtype.is_complex:
+        kind = "complex for complex" if in_dtype.is_complex else "real for real"
+        raise RuntimeError(f"{op}: dtype should be {kind} inputs, but got {_NAMES[dtype]}")
+    if dt.promote_types(in_dtype, dtype) is not dtype:
+        raise RuntimeError(f"{op}: the dtype of the input ({_NAMES[in_dtype]}) should be convertible without "
+                           f"narrowing to the specified dtype ({_NAMES[dtype]})")
+
+
+def _fmt_ord(p):
+    return f"{p:g}"
+
+
+def _vector_norm_meta(a, ord=2, dim=None, keepdim=False, dtype=None, out=None):
+    """linalg.vector_norm: float/complex input, real result; ord may be any real number or +-inf."""
+    op = "linalg.vector_norm"
+    if isinstance(ord, complex):
+        raise RuntimeError(f"{op}: Expected a non-complex scalar as the order of norm.")
+    check_float_input(op, a)
+    check_norm_dtype(op, a._dtype, dtype)
+    compute = dtype or a._dtype
+    spec = _spec("norm", a, dim, keepdim, compute.to_real(), compute=compute)
+    if a.numel() == 0 and (ord < 0 or ord == float("inf")):
+        if _all_dims(dim):
+            raise RuntimeError(f"{op} cannot compute the {_fmt_ord(ord)} norm on an empty tensor because the "
+                               "operation does not have an identity")
+        for d in spec.dims:
+            if a._shape[d] == 0:
+                raise RuntimeError(f"{op} cannot compute the {_fmt_ord(ord)} norm on the dimension {d}because this "
+                                   "dimension is empty and the operation does not have an identity")
+    check_out_dtype(out, spec.dtype)
+    return spec
+
+
+# -- logical and counting ------------------------------------------------------------------------------------
+
+def _any_like(name):
+    """any/all: bool result (uint8 for uint8 input); dim=() reduces nothing, as in torch."""
+    def meta(a, dim=None, keepdim=False, out=None):
+        dtype = dt.uint8 if a._dtype is dt.uint8 else dt.bool_
+        if out is not None and _out_dtype(name, out) not in (dt.bool_, dt.uint8):
+            raise RuntimeError(f"{name} only supports bool tensor for result, got: {_NAMES[out._dtype]}")
+        if isinstance(dim, tuple) and not dim:
+            return Spec(tuple(a._shape), dtype, a._device, (), dtype)
+        return _spec(name, a, dim, keepdim, dtype, compute=a._dtype)
+    return meta
+
+
+def _count_nonzero_meta(a, dim=None):
+    return _spec("count_nonzero", a, dim, False, dt.int64, compute=a._dtype)
+
+
+# -- declarations --------------------------------------------------------------------------------------------
+
+def _declare(name, meta):
+    return declare(name, meta=meta, family="reduction")
+
+
+sum = _declare("sum", _sum_like("sum"))                      # sum(a, dim, keepdim, dtype)
+nansum = _declare("nansum", _sum_like("nansum", nan=True))
+prod = _declare("prod", _sum_like("prod", one_dim=True))     # prod(a, dim: int|None, keepdim, dtype)
+mean = _declare("mean", _mean_like("mean"))
+nanmean = _declare("nanmean", _mean_like("nanmean", nan=True))
+amax = _declare("amax", _amax_like("amax", "max_values_cpu"))  # amax(a, dim, keepdim)
+amin = _declare("amin", _amax_like("amin", "min_values_cpu"))
+max = _declare("max", _max_all("max"))                       # max(a): 0-d
+min = _declare("min", _max_all("min"))
+max_dim = _declare("max_dim", _max_dim("max"))               # max_dim(a, dim: int, keepdim) -> (values, indices)
+min_dim = _declare("min_dim", _max_dim("min"))
+argmax = _declare("argmax", _arg_max("argmax"))              # argmax(a, dim: int|None, keepdim)
+argmin = _declare("argmin", _arg_max("argmin"))
+aminmax = _declare("aminmax", _aminmax_meta)                 # aminmax(a, dim: int|None, keepdim) -> (min, max)
+var = _declare("var", _var_like("var"))                      # var(a, dim, correction, keepdim)
+std = _declare("std", _var_like("std"))
+var_mean = _declare("var_mean", _var_like("var_mean"))       # -> (var, mean)
+std_mean = _declare("std_mean", _var_like("std_mean"))       # -> (std, mean)
+logsumexp = _declare("logsumexp", _logsumexp_meta)           # logsumexp(a, dim, keepdim)
+vector_norm = _declare("vector_norm", _vector_norm_meta)     # vector_norm(a, ord, dim, keepdim, dtype)
+any = _declare("any", _any_like("any"))                      # any(a, dim, keepdim)
+all = _declare("all", _any_like("all"))
+count_nonzero = _declare("count_nonzero", _count_nonzero_meta)  # count_nonzero(a, dim)

@@ -1,26 +1,122 @@
 """View operators: new geometry over the same storage, never a copy.
 
-Every view op is a composite kernel (the same on every device): it computes (shape, stride,
-offset) and returns `alias(...)`, which shares storage and the version counter with its base.
-Arguments arrive normalised by the front door (shapes as tuples of ints, dims as ints).
+Every view op is a composite kernel (the same on every device). Two kinds:
+  primitives  compute (shape, stride, offset) and return `alias(...)`, which shares storage and the
+              version counter with its base; autograd needs a derivative for each of them:
+              view, view_dtype, permute, transpose, expand, squeeze, unsqueeze, select, slice,
+              as_strided, unfold, diagonal, view_as_real, view_as_complex, alias
+  composites  are written with the primitives, so they are differentiable through them:
+              reshape, narrow, split, split_with_sizes, unbind, movedim, flatten, unflatten
+Arguments arrive normalised by the front door (shapes as tuples of ints, dims as ints); error
+messages are torch's.
+
+The layout helper at the end (TensorIterator's output strides) is shared with the ops that
+allocate their results in torch's memory layout (index).
 """
 from vibetensor.dispatch import declare
-from vibetensor.ops.meta import legacy_type_name
+from vibetensor.ops.creation import is_non_overlapping_and_dense
+from vibetensor.ops.meta import TYPE_NAMES, legacy_type_name
+from vibetensor.tensor import dtype as dt
 from vibetensor.tensor import shape as sh
-from vibetensor.tensor.tensor import alias, check_in_bounds
+from vibetensor.tensor.tensor import alias as _alias
+from vibetensor.tensor.tensor import check_in_bounds, make_tensor
 
 
 def _fmt(shape):
     return "[" + ", ".join(map(str, shape)) + "]"
 
 
+def _retyped(t, shape, stride, offset, dtype, is_view=True):
+    """A view of t's bytes as another dtype (view(dtype), view_as_real/complex): same storage and
+    version counter. torch does not record view(dtype) as an autograd view (its _base is None)."""
+    base = (t._base if t._base is not None else t) if is_view else None
+    return make_tensor(t._storage, tuple(shape), tuple(stride), offset, dtype, t._version, base)
+
+
+def infer_size(shape, numel):
+    for i, s in enumerate(shape):
+        if s < -1:
+            raise RuntimeError(f"invalid shape dimension {s} at index {i} of shape {_fmt(shape)}")
+    return sh.infer_size(shape, numel)
+
+
+def expand_geometry(shape, stride, sizes, type_name="Tensor"):
+    """torch's inferExpandGeometry: size-1 dims broadcast with stride 0; new leading dims of size 1
+    keep a 'contiguous' stride (so zeros(3).expand(1, 3) has strides (3, 1), like torch)."""
+    nd, n = len(shape), len(sizes)
+    if n < nd:
+        raise RuntimeError(f"expand({type_name}{{{_fmt(shape)}}}, size={list(sizes)}): the number of sizes "
+                           f"provided ({n}) must be greater or equal to the number of dimensions in the tensor ({nd})")
+    out_shape, out_stride = [0] * n, [0] * n
+    for i in range(n - 1, -1, -1):
+        j = i - (n - nd)
+        size = shape[j] if j >= 0 else 1
+        st = stride[j] if j >= 0 else (out_shape[i + 1] * out_stride[i + 1] if i + 1 < n else 1)
+        target = sizes[i]
+        if target == -1:
+            if j < 0:
+                raise RuntimeError(f"The expanded size of the tensor (-1) isn't allowed in a leading, "
+                                   f"non-existing dimension {i}")
+            target = size
+        if size != target:
+            if size != 1:
+                raise RuntimeError(f"The expanded size of the tensor ({target}) must match the existing size "
+                                   f"({size}) at non-singleton dimension {i}.  Target sizes: {list(sizes)}.  "
+                                   f"Tensor sizes: {list(shape)}")
+            if target < 0:
+                raise RuntimeError(f"The expanded size of the tensor ({target}) must be non-negative. "
+                                   f"Target sizes: {list(sizes)}")
+            size, st = target, 0
+        out_shape[i], out_stride[i] = size, st
+    return tuple(out_shape), tuple(out_stride)
+
+
+# -- primitives --------------------------------------------------------------------------------------------
+
 def _view(self, shape):
-    shape = sh.infer_size(shape, self.numel())
+    shape = infer_size(shape, self.numel())
     stride = sh.view_strides(self._shape, self._stride, shape)
     if stride is None:
         raise RuntimeError("view size is not compatible with input tensor's size and stride (at least one "
                            "dimension spans across two contiguous subspaces). Use .reshape(...) instead.")
-    return alias(self, shape, stride, self._offset)
+    return _alias(self, shape, stride, self._offset)
+
+
+def _view_dtype(self, dtype):
+    """Reinterpret the bytes: equal itemsizes keep the geometry; otherwise the last dim (stride 1)
+    is split or merged and every other stride/offset rescaled (torch's rules and messages)."""
+    old, new = self._dtype.itemsize, dtype.itemsize
+    if old == new:
+        return _retyped(self, self._shape, self._stride, self._offset, dtype, is_view=False)
+    names = f"{TYPE_NAMES[self._dtype]} as {TYPE_NAMES[dtype]} (different element sizes)"
+    if self.ndim == 0:
+        raise RuntimeError(f"self.dim() cannot be 0 to view {names}")
+    shape, stride, offset = list(self._shape), list(self._stride), self._offset
+    if old > new:
+        r = old // new
+        _check_last_stride(stride, names)
+        shape[-1] *= r
+        stride = [s * r for s in stride[:-1]] + [1]
+        offset *= r
+    else:
+        r = new // old
+        if shape[-1] % r:
+            raise RuntimeError(f"self.size(-1) must be divisible by {r} to view {names}, but got {shape[-1]}")
+        if offset % r:
+            raise RuntimeError(f"self.storage_offset() must be divisible by {r} to view {names}, but got {offset}")
+        _check_last_stride(stride, names)
+        for i, s in enumerate(stride[:-1]):
+            if s % r:
+                raise RuntimeError(f"self.stride({i}) must be divisible by {r} to view {names}, but got {s}")
+        shape[-1] //= r
+        stride = [s // r for s in stride[:-1]] + [1]
+        offset //= r
+    return _retyped(self, shape, stride, offset, dtype, is_view=False)
+
+
+def _check_last_stride(stride, names):
+    if stride[-1] != 1:
+        raise RuntimeError(f"self.stride(-1) must be 1 to view {names}, but got {stride[-1]}")
 
 
 def _permute(self, dims):
@@ -29,58 +125,33 @@ def _permute(self, dims):
         raise RuntimeError(f"permute(sparse_coo): number of dimensions in the tensor input does not match the "
                            f"length of the desired ordering of dimensions i.e. input.dim() = {nd} is not equal to "
                            f"len(dims) = {len(dims)}")
-    dims = sh.wrap_dims(dims, nd, "permute")
-    return alias(self, tuple(self._shape[d] for d in dims), tuple(self._stride[d] for d in dims), self._offset)
+    dims = tuple(sh.wrap_dim(d, nd, "permute") for d in dims)
+    if len(set(dims)) != nd:
+        raise RuntimeError("permute(): duplicate dims are not allowed.")
+    return _alias(self, tuple(self._shape[d] for d in dims), tuple(self._stride[d] for d in dims), self._offset)
 
 
 def _transpose(self, dim0, dim1):
     nd = self.ndim
-    d0, d1 = sh.wrap_dim(dim0, nd), sh.wrap_dim(dim1, nd)
+    d0, d1 = sh.wrap_dim(dim0, nd, "transpose"), sh.wrap_dim(dim1, nd, "transpose")
     if nd == 0:
-        return alias(self, (), (), self._offset)
+        return _alias(self, (), (), self._offset)
     shape, stride = list(self._shape), list(self._stride)
     shape[d0], shape[d1] = shape[d1], shape[d0]
     stride[d0], stride[d1] = stride[d1], stride[d0]
-    return alias(self, tuple(shape), tuple(stride), self._offset)
+    return _alias(self, tuple(shape), tuple(stride), self._offset)
 
 
 def _expand(self, shape):
-    nd, n = self.ndim, len(shape)
-    if n < nd:
-        raise RuntimeError(f"expand({legacy_type_name(self)}{{{_fmt(self._shape)}}}, size={list(shape)}): the number of "
-                           f"sizes provided ({n}) must be greater or equal to the number of dimensions in the tensor ({nd})")
-    out_shape, out_stride = [], []
-    for i in range(n):
-        j = i - (n - nd)
-        size = shape[i]
-        if j < 0:
-            if size < 0:
-                raise RuntimeError(f"The expanded size of the tensor ({size}) isn't allowed in a leading, "
-                                   "non-existing dimension 0")
-            out_shape.append(size)
-            out_stride.append(0)
-            continue
-        have = self._shape[j]
-        if size == -1:
-            size = have
-        if have == size:
-            out_shape.append(size)
-            out_stride.append(self._stride[j])
-        elif have == 1:
-            out_shape.append(size)
-            out_stride.append(0)
-        else:
-            raise RuntimeError(f"The expanded size of the tensor ({size}) must match the existing size ({have}) at "
-                               f"non-singleton dimension {i}.  Target sizes: {list(shape)}.  Tensor sizes: "
-                               f"{list(self._shape)}")
-    return alias(self, tuple(out_shape), tuple(out_stride), self._offset)
+    shape, stride = expand_geometry(self._shape, self._stride, tuple(shape), legacy_type_name(self))
+    return _alias(self, shape, stride, self._offset)
 
 
 def _squeeze(self, dims=None):
     nd = self.ndim
     dims = set(range(nd)) if dims is None else set(sh.wrap_dims(dims, nd, "squeeze"))
     keep = [i for i in range(nd) if not (i in dims and self._shape[i] == 1)]
-    return alias(self, tuple(self._shape[i] for i in keep), tuple(self._stride[i] for i in keep), self._offset)
+    return _alias(self, tuple(self._shape[i] for i in keep), tuple(self._stride[i] for i in keep), self._offset)
 
 
 def _unsqueeze(self, dim):
@@ -90,7 +161,7 @@ def _unsqueeze(self, dim):
     new_stride = shape[d] * stride[d] if d < nd else 1
     shape.insert(d, 1)
     stride.insert(d, new_stride)
-    return alias(self, tuple(shape), tuple(stride), self._offset)
+    return _alias(self, tuple(shape), tuple(stride), self._offset)
 
 
 def _select(self, dim, index):
@@ -100,44 +171,119 @@ def _select(self, dim, index):
     d = sh.wrap_dim(dim, nd, "select")
     size = self._shape[d]
     if not -size <= index < size:
-        raise IndexError(f"index {index} is out of bounds for dimension {d} with size {size}")
-    index %= size if size else 1
-    return alias(self, self._shape[:d] + self._shape[d + 1:], self._stride[:d] + self._stride[d + 1:],
-                 self._offset + index * self._stride[d])
+        raise IndexError(f"select(): index {index} out of range for tensor of size {_fmt(self._shape)} "
+                         f"at dimension {d}")
+    if index < 0:
+        index += size
+    return _alias(self, self._shape[:d] + self._shape[d + 1:], self._stride[:d] + self._stride[d + 1:],
+                  self._offset + index * self._stride[d])
 
 
-def _slice(self, dim, start, stop, step):
-    """x[start:stop:step] along dim, with Python's clamping of out-of-range bounds."""
+def _slice(self, dim, start=None, stop=None, step=1):
+    """x[start:stop:step] along dim; out-of-range bounds clamp (torch's aten::slice)."""
+    if self.ndim == 0:
+        raise IndexError("slice() cannot be applied to a 0-dim tensor.")
     d = sh.wrap_dim(dim, self.ndim, "slice")
     if step <= 0:
-        raise ValueError("step must be greater than zero")
-    start, stop, _ = slice(start, stop, 1).indices(self._shape[d])
-    length = max(0, (stop - start + step - 1) // step)
-    shape, stride = list(self._shape), list(self._stride)
-    shape[d] = length
-    stride[d] *= step
-    return alias(self, tuple(shape), tuple(stride), self._offset + start * self._stride[d])
-
-
-def _narrow(self, dim, start, length):
-    d = sh.wrap_dim(dim, self.ndim, "narrow")
+        raise RuntimeError("slice step must be positive")
     size = self._shape[d]
+    start = 0 if start is None else start
+    stop = size if stop is None else stop
     if start < 0:
         start += size
-    if not 0 <= start <= size or length < 0 or start + length > size:
-        raise RuntimeError(f"start ({start}) + length ({length}) exceeds dimension size ({size}).")
-    return _slice(self, d, start, start + length, 1)
+    if stop < 0:
+        stop += size
+    start = min(max(start, 0), size)
+    stop = min(max(stop, start), size)
+    shape, stride = list(self._shape), list(self._stride)
+    shape[d] = (stop - start + step - 1) // step
+    stride[d] *= step
+    return _alias(self, tuple(shape), tuple(stride), self._offset + start * self._stride[d])
 
 
 def _as_strided(self, size, stride, storage_offset=None):
     offset = self._offset if storage_offset is None else storage_offset
     if len(size) != len(stride):
         raise RuntimeError("mismatch in length of strides and shape")
+    if any(n < 0 for n in size):
+        raise RuntimeError(f"Storage size calculation overflowed with sizes={list(size)} and strides={list(stride)}")
+    if offset < 0:
+        raise RuntimeError(f"Tensor: invalid storage offset {offset}")
     check_in_bounds(self._storage.nbytes, size, stride, offset, self._dtype.itemsize)
-    return alias(self, tuple(size), tuple(stride), offset)
+    return _alias(self, tuple(size), tuple(stride), offset)
+
+
+def _unfold(self, dimension, size, step):
+    """Windows of `size` elements every `step` along a dim, as a new last dim (torch.Tensor.unfold)."""
+    nd = self.ndim
+    d = sh.wrap_dim(dimension, nd, "unfold")
+    max_size = self._shape[d] if nd else 1
+    if size > max_size:
+        raise RuntimeError(f"maximum size for tensor at dimension {d} is {max_size} but size is {size}")
+    if size < 0:
+        raise RuntimeError(f"size is {size} but must be >= 0")
+    if step <= 0:
+        raise RuntimeError(f"step is {step} but must be > 0")
+    shape, stride = list(self._shape), list(self._stride)
+    shape.append(size)
+    stride.append(stride[d] if nd else 1)
+    if nd:
+        shape[d] = (shape[d] - size) // step + 1
+        stride[d] *= step
+    return _alias(self, tuple(shape), tuple(stride), self._offset)
+
+
+def _diagonal(self, offset=0, dim1=0, dim2=1):
+    nd = self.ndim
+    d1, d2 = sh.wrap_dim(dim1, nd, "diagonal"), sh.wrap_dim(dim2, nd, "diagonal")
+    if d1 == d2:
+        raise RuntimeError(f"diagonal dimensions cannot be identical {dim1}, {dim2}")
+    n1, n2 = self._shape[d1], self._shape[d2]
+    size = max(min(n1, n2 - offset), 0) if offset >= 0 else max(min(n1 + offset, n2), 0)
+    start = self._offset
+    if size and offset >= 0:
+        start += offset * self._stride[d2]
+    elif size:
+        start -= offset * self._stride[d1]
+    keep = [i for i in range(nd) if i not in (d1, d2)]
+    shape = tuple(self._shape[i] for i in keep) + (size,)
+    stride = tuple(self._stride[i] for i in keep) + (self._stride[d1] + self._stride[d2],)
+    return _alias(self, shape, stride, start)
+
+
+def _view_as_real(self):
+    if not self._dtype.is_complex:
+        raise RuntimeError("view_as_real is only supported for complex tensors")
+    return _retyped(self, self._shape + (2,), tuple(s * 2 for s in self._stride) + (1,), self._offset * 2,
+                    self._dtype.to_real())
+
+
+def _view_as_complex(self):
+    if self._dtype not in (dt.float32, dt.float64, dt.float16):
+        raise RuntimeError(f"view_as_complex is only supported for half, float and double tensors, but got a "
+                           f"tensor of scalar type: {TYPE_NAMES[self._dtype]}")
+    if self.ndim == 0:
+        raise RuntimeError("Input tensor must have one or more dimensions")
+    if self._shape[-1] != 2:
+        raise RuntimeError("Tensor must have a last dimension of size 2")
+    if self._stride[-1] != 1:
+        raise RuntimeError("Tensor must have a last dimension with stride 1")
+    if any(s % 2 for s in self._stride[:-1]):
+        raise RuntimeError("Tensor must have a stride divisible by 2 for all but last dimension")
+    if self._offset % 2:
+        raise RuntimeError("Tensor must have a storage_offset divisible by 2")
+    if self._dtype is dt.float16:
+        raise NotImplementedError("view_as_complex: complex32 (torch.chalf) is not supported by vibetensor")
+    return _retyped(self, self._shape[:-1], tuple(s // 2 for s in self._stride[:-1]), self._offset // 2,
+                    self._dtype.to_complex())
+
+
+def _alias_op(self):
+    return _alias(self, self._shape, self._stride, self._offset)
 
 
 view = declare("view", composite=_view, family="views")
+view_dtype = declare("view_dtype", composite=_view_dtype, family="views")
 permute = declare("permute", composite=_permute, family="views")
 transpose = declare("transpose", composite=_transpose, family="views")
 expand = declare("expand", composite=_expand, family="views")
@@ -145,5 +291,174 @@ squeeze = declare("squeeze", composite=_squeeze, family="views")
 unsqueeze = declare("unsqueeze", composite=_unsqueeze, family="views")
 select = declare("select", composite=_select, family="views")
 slice_ = declare("slice", composite=_slice, family="views")
-narrow = declare("narrow", composite=_narrow, family="views")
 as_strided = declare("as_strided", composite=_as_strided, family="views")
+unfold = declare("unfold", composite=_unfold, family="views")
+diagonal = declare("diagonal", composite=_diagonal, family="views")
+view_as_real = declare("view_as_real", composite=_view_as_real, family="views")
+view_as_complex = declare("view_as_complex", composite=_view_as_complex, family="views")
+alias = declare("alias", composite=_alias_op, family="views")
+
+
+# -- composites (differentiable through the primitives they call) ---------------------------------------------
+
+def _reshape(self, shape):
+    """A view when the strides allow one, else a contiguous copy viewed to the shape."""
+    shape = infer_size(shape, self.numel())
+    if sh.view_strides(self._shape, self._stride, shape) is not None:
+        return view(self, shape)
+    from vibetensor.ops import creation
+    return view(creation.clone(self), shape)
+
+
+def _narrow(self, dim, start, length):
+    if self.ndim == 0:
+        raise RuntimeError("narrow() cannot be applied to a 0-dim tensor.")
+    if length < 0:
+        raise RuntimeError("narrow(): length must be non-negative.")
+    size = self._shape[sh.wrap_dim(dim, self.ndim, "narrow")]
+    if not -size <= start <= size:
+        raise IndexError(f"start out of range (expected to be in range of [{-size}, {size}], but got {start})")
+    if start < 0:
+        start += size
+    if start > size - length:
+        raise RuntimeError(f"start ({start}) + length ({length}) exceeds dimension size ({size}).")
+    return slice_(self, dim, start, start + length, 1)
+
+
+def _split(self, split_size, dim=0):
+    """Pieces of split_size along dim (the last may be smaller); a tuple of views."""
+    if self.ndim == 0:
+        raise RuntimeError("split expects at least a 1-dimensional tensor")
+    if split_size < 0:
+        raise RuntimeError(f"split expects split_size be non-negative, but got split_size={split_size}")
+    size = self._shape[sh.wrap_dim(dim, self.ndim, "split")]
+    if split_size == 0 and size != 0:
+        raise RuntimeError(f"split_size can only be 0 if dimension size is 0, but got dimension size of {size}")
+    n = max((size + split_size - 1) // split_size, 1) if split_size else 1
+    last = split_size - (split_size * n - size)
+    return tuple(_narrow(self, dim, i * split_size, split_size if i < n - 1 else last) for i in range(n))
+
+
+def _split_with_sizes(self, split_sizes, dim=0):
+    if self.ndim == 0:
+        raise RuntimeError("split expects at least a 1-dimensional tensor")
+    size = self._shape[sh.wrap_dim(dim, self.ndim, "split_with_sizes")]
+    if any(n < 0 for n in split_sizes):
+        raise RuntimeError(f"split_with_sizes expects split_sizes have only non-negative entries, but got "
+                           f"split_sizes={list(split_sizes)}")
+    if sum(split_sizes) != size:
+        raise RuntimeError(f"split_with_sizes expects split_sizes to sum exactly to {size} (input tensor's size at "
+                           f"dimension {dim}), but got split_sizes={list(split_sizes)}")
+    starts = [sum(split_sizes[:i]) for i in range(len(split_sizes))]
+    return tuple(slice_(self, dim, s, s + n, 1) for s, n in zip(starts, split_sizes))
+
+
+def _unbind(self, dim=0):
+    if self.ndim == 0:
+        raise IndexError(f"Dimension specified as {dim} but tensor has no dimensions")
+    d = sh.wrap_dim(dim, self.ndim, "unbind")
+    return tuple(select(self, d, i) for i in range(self._shape[d]))
+
+
+def _movedim(self, source, destination):
+    nd = self.ndim
+    if len(source) != len(destination):
+        raise RuntimeError(f"movedim: Invalid source or destination dims: source ({list(source)} dims) should "
+                           f"contain the same number of dims as destination ({list(destination)} dims)")
+    src = [sh.wrap_dim(d, nd, "movedim") for d in source]
+    dst = [sh.wrap_dim(d, nd, "movedim") for d in destination]
+    if len(set(src)) != len(src):
+        raise RuntimeError(f"movedim: repeated dim in `source` ({list(source)})")
+    if len(set(dst)) != len(dst):
+        raise RuntimeError(f"movedim: repeated dim in `destination` ({list(destination)})")
+    if nd == 0:
+        return alias(self)
+    order = [-1] * nd
+    for s, d in zip(src, dst):
+        order[d] = s
+    rest_src = iter(i for i in range(nd) if i not in src)
+    order = [o if o >= 0 else next(rest_src) for o in order]
+    return permute(self, tuple(order))
+
+
+def _flatten(self, start_dim=0, end_dim=-1):
+    nd = self.ndim
+    s, e = sh.wrap_dim(start_dim, nd, "flatten"), sh.wrap_dim(end_dim, nd, "flatten")
+    if s > e:
+        raise RuntimeError("flatten() has invalid args: start_dim cannot come after end_dim")
+    if nd == 0:
+        return _reshape(self, (1,))
+    if s == e:
+        return self  # torch returns the input itself here
+    return _reshape(self, self._shape[:s] + (sh.numel(self._shape[s:e + 1]),) + self._shape[e + 1:])
+
+
+def _unflatten(self, dim, sizes):
+    d = sh.wrap_dim(dim, self.ndim, "unflatten")
+    if not sizes:
+        raise RuntimeError("unflatten: sizes must be non-empty")
+    try:
+        inferred = infer_size(tuple(sizes), self._shape[d])
+    except RuntimeError as e:
+        if "is invalid for input of size" not in str(e):
+            raise
+        raise RuntimeError(f"unflatten: Provided sizes {_fmt(sizes)} don't multiply up to the size of dim {d} "
+                           f"({self._shape[d]}) in the input tensor") from None
+    return view(self, self._shape[:d] + inferred + self._shape[d + 1:])
+
+
+reshape = declare("reshape", composite=_reshape, family="views")
+narrow = declare("narrow", composite=_narrow, family="views")
+split = declare("split", composite=_split, family="views")
+split_with_sizes = declare("split_with_sizes", composite=_split_with_sizes, family="views")
+unbind = declare("unbind", composite=_unbind, family="views")
+movedim = declare("movedim", composite=_movedim, family="views")
+flatten = declare("flatten", composite=_flatten, family="views")
+unflatten = declare("unflatten", composite=_unflatten, family="views")
+
+
+# -- layout helpers: where torch puts the elements of a freshly allocated result ----------------------------
+
+def iterator_strides(shape, operands):
+    """The strides torch's TensorIterator gives a new output of `shape` computed from `operands`
+    ((shape, stride) pairs, already of len(shape) dims): the output follows the inputs' memory
+    order, so e.g. indexing a transposed tensor gives a transposed result."""
+    nd = len(shape)
+    if nd <= 1:
+        return sh.contiguous_strides(shape)
+    if all(tuple(s) == tuple(shape) for s, _ in operands):  # TensorIterator's fast set-up
+        if all(sh.is_contiguous(s, st) for s, st in operands):
+            return sh.contiguous_strides(shape)
+        if all(is_non_overlapping_and_dense(s, st) for s, st in operands):
+            return tuple(operands[-1][1])  # torch takes the last operand's strides here
+    # broadcast dims of an operand count as stride 0 (compute_strides)
+    strides = [[0 if (s[i] == 1 and shape[i] != 1) else st[i] for i in range(nd)] for s, st in operands]
+
+    def should_swap(d0, d1):
+        for st in strides:
+            s0, s1 = st[d0], st[d1]
+            if s0 == 0 or s1 == 0:
+                continue
+            if s0 != s1:
+                return 1 if s0 > s1 else -1
+            if shape[d0] > shape[d1]:
+                return 1
+        return 0
+
+    perm = list(range(nd - 1, -1, -1))  # fastest-moving dim first
+    for i in range(1, nd):
+        d1 = i
+        for d0 in range(i - 1, -1, -1):
+            c = should_swap(perm[d0], perm[d1])
+            if c > 0:
+                perm[d0], perm[d1] = perm[d1], perm[d0]
+                d1 = d0
+            elif c < 0:
+                break
+    if perm == list(range(nd - 1, -1, -1)):
+        return sh.contiguous_strides(shape)
+    out, acc = [0] * nd, 1
+    for d in perm:
+        out[d] = acc
+        acc *= shape[d]
+    return tuple(out)

@@ -155,9 +155,10 @@ def _combine(higher, lower):
         return higher
     if lower.kind == "c":
         if higher.kind == "f":
-            if higher not in (float32, float64):
-                raise TypeError(f"complex counterpart of {higher} is not supported")
-            return higher.to_complex()
+            if higher is float16:  # torch gives complex32 (ComplexHalf), a dtype we don't have
+                raise NotImplementedError("float16 and complex operands promote to complex32 (ComplexHalf), "
+                                          "which vibetensor does not support")
+            return complex128 if higher is float64 else complex64  # bfloat16 -> complex64, as torch
         return lower
     if higher.kind == "f":
         return higher

@@ -16,13 +16,21 @@ from vibetensor.tensor.shape import Size  # noqa: F401
 from vibetensor.tensor.tensor import Tensor  # noqa: F401
 from vibetensor.torch import tensor_methods as _tensor_methods  # noqa: F401  (installs Tensor methods)
 from vibetensor.torch.creation import (  # noqa: F401
-    as_tensor, empty, empty_like, from_numpy, full, full_like, ones, ones_like, tensor, zeros, zeros_like)
+    arange, as_tensor, asarray, empty, empty_like, empty_strided, eye, from_numpy, full, full_like, linspace,
+    logspace, ones, ones_like, scalar_tensor, tensor, zeros, zeros_like)
+from vibetensor.torch._tensor_str import get_printoptions, printoptions, set_printoptions  # noqa: F401
 from vibetensor.torch.pointwise import *  # noqa: F401,F403
 from vibetensor.torch.views import *  # noqa: F401,F403
 from vibetensor.torch.reduction import *  # noqa: F401,F403
 from vibetensor.torch.matmul import *  # noqa: F401,F403
 from vibetensor.torch.joining import *  # noqa: F401,F403
 from vibetensor.torch.random import *  # noqa: F401,F403
+
+from vibetensor import dispatch as _dispatch  # noqa: E402
+from vibetensor.torch import cuda  # noqa: F401,E402
+
+# The CUDA backend (Triton kernels) loads on the first op that needs it.
+_dispatch.register_lazy_backend(_dispatch.DispatchKey.CUDA, lambda: __import__("vibetensor.backends.cuda"))
 
 # dtype aliases, as torch has them
 float = float32  # noqa: A001
@@ -41,3 +49,11 @@ def is_tensor(obj):
 
 def numel(input):
     return input.numel()
+
+
+from vibetensor.torch import nn  # noqa: E402,F401  (torch.nn, importable as vibetensor.torch.nn.functional)
+
+from vibetensor.torch import autograd  # noqa: E402,F401  (torch.autograd; installs backward, detach, hooks on Tensor)
+from vibetensor.torch.autograd import (  # noqa: E402,F401
+    enable_grad, inference_mode, is_anomaly_check_nan_enabled, is_anomaly_enabled, is_grad_enabled,
+    is_inference_mode_enabled, no_grad, set_grad_enabled)

@@ -1,102 +1,202 @@
-"""Tensor.__getitem__ / __setitem__: torch's indexing rules.
+"""Tensor.__getitem__ / __setitem__: torch's indexing rules (python_variable_indexing.cpp).
 
-Basic indices (int, slice, None, Ellipsis) become a chain of views; tensor, list and bool
-indices are advanced indexing, which gathers into a new tensor (get) or scatters (set).
+An index is a tuple of items applied left to right to a running view:
+  int           select: a view, the dim goes away
+  slice         slice: a view (steps > 0 only; bounds clamp)
+  None          unsqueeze: a new dim of size 1
+  Ellipsis      skips the dims the other items don't name
+  True/False    a new dim of size 1/0 (recorded as an advanced index [0] / [] on it)
+  tensor, list  advanced indexing; a bool mask covers as many dims as it has
+With basic items only, x[i] is a view and x[i] = v copies v into it. Advanced items make x[i] a
+gather into a new tensor and x[i] = v a scatter into x's memory (advanced_indexing.py). A failed
+assignment writes nothing: everything is checked first.
 """
 import operator
+import warnings
+
+import numpy as np
 
 from vibetensor.ops import creation, views
+from vibetensor.ops import indexing as index_ops
+from vibetensor.ops.meta import legacy_type_name
+from vibetensor.tensor import dtype as dt
 from vibetensor.tensor.tensor import Tensor
+from vibetensor.torch import advanced_indexing as adv
+
+_NON_TUPLE = ("Using a non-tuple sequence for multidimensional indexing is deprecated and will be changed in "
+              "pytorch 2.9; use x[tuple(seq)] instead of x[seq]. In pytorch 2.9 this will be interpreted as tensor "
+              "index, x[torch.tensor(seq)], which will result either in an error or a different result")
 
 
 def _is_int(x):
-    if isinstance(x, (bool, Tensor)):
-        return False
-    try:
-        operator.index(x)
-        return True
-    except TypeError:
-        return False
+    """Python ints (not bools) and NumPy integers: torch's THPUtils_checkLong."""
+    return (isinstance(x, int) and not isinstance(x, bool)) or isinstance(x, np.integer)
 
 
-def _normalise(index):
-    return index if isinstance(index, tuple) else (index,)
-
-
-def _consumes(i):
-    """How many of the tensor's dims one index item consumes: None/bool/Ellipsis none, a bool
-    mask of k dims k, anything else one."""
-    if i is None or i is Ellipsis or isinstance(i, bool):
-        return 0
-    if isinstance(i, Tensor) and i.dtype.name in ("bool", "uint8"):
-        return max(i.ndim, 1)
-    return 1
-
-
-def _expand_ellipsis(index, ndim):
-    at = [k for k, i in enumerate(index) if i is Ellipsis]
-    if len(at) > 1:
-        raise IndexError("an index can only have a single ellipsis ('...')")
-    if not at:
+def _as_tuple(index):
+    """NumPy's legacy heuristic: a short list holding slices, None, Ellipsis, tensors or sequences
+    is a tuple of items (with a deprecation warning); any other list is one index tensor."""
+    if isinstance(index, tuple):
         return index
-    fill = ndim - sum(_consumes(i) for i in index)
-    return index[:at[0]] + (slice(None),) * max(fill, 0) + index[at[0] + 1:]
+    if isinstance(index, Tensor) or not adv.is_sequence(index):
+        return (index,)
+    if len(index) < 32 and any(isinstance(o, (Tensor, slice)) or o is None or o is Ellipsis or adv.is_sequence(o)
+                               for o in index):
+        warnings.warn(_NON_TUPLE, UserWarning, stacklevel=3)
+        return tuple(index)
+    return (index,)
 
 
-def basic_view(t, index):
-    """Apply the basic part of an index; returns (view, advanced) where `advanced` lists
-    (dim, index) pairs still to apply, or None when the index was basic only."""
-    index = _expand_ellipsis(_normalise(index), t.ndim)
-    dim, advanced = 0, []
-    if sum(_consumes(i) for i in index) > t.ndim:
-        raise IndexError(f"too many indices for tensor of dimension {t.ndim}")
-    for i in index:
-        if i is None:
-            t = views.unsqueeze(t, dim)
+def _count_specified(items):
+    """How many of the tensor's dims the items name (None, Ellipsis and bools name none)."""
+    n = 0
+    for o in items:
+        if isinstance(o, Tensor):
+            n += o.ndim if index_ops.is_mask(o) else 1
+        elif o is not None and o is not Ellipsis and not isinstance(o, bool):
+            n += 1
+    return n
+
+
+def _select(t, dim, index, real_dim):
+    """x[i] along dim, with indexing's own out-of-range message (select's differs)."""
+    if t.ndim == 0 and index == 0:
+        raise IndexError("invalid index of a 0-dim tensor. Use `tensor.item()` in Python or `tensor.item<T>()` in "
+                         "C++ to convert a 0-dim tensor to a number")
+    size = t.shape[dim] if dim < t.ndim else 0
+    if not -size <= index < size:
+        raise IndexError(f"index {index} is out of bounds for dimension {real_dim} with size {size}")
+    return views.select(t, dim, index)
+
+
+def _bound(x):
+    if x is None:
+        return None
+    try:
+        return operator.index(x)
+    except TypeError:
+        raise TypeError("slice indices must be integers or None or have an __index__ method") from None
+
+
+def _slice(t, dim, s):
+    step = 1 if s.step is None else _bound(s.step)
+    if step == 0:
+        raise ValueError("slice step cannot be zero")
+    if step < 0:
+        raise ValueError("step must be greater than zero")
+    return views.slice_(t, dim, _bound(s.start), _bound(s.stop), step)
+
+
+def apply_slicing(t, items):
+    """Apply the basic items as views; returns (view, [(dim of view, index tensor), ...])."""
+    ndim = t.ndim
+    specified = _count_specified(items)
+    if specified > ndim:
+        raise IndexError(f"too many indices for tensor of dimension {ndim}")
+    result, dim, real_dim, advanced = t, 0, 0, []
+    for o in items:
+        if _is_int(o):
+            result = _select(result, dim, int(o), real_dim)
+            real_dim += 1
+        elif isinstance(o, slice):
+            result = _slice(result, dim, o)
+            dim, real_dim = dim + 1, real_dim + 1
+        elif o is Ellipsis:
+            dim, real_dim = dim + ndim - specified, real_dim + ndim - specified
+        elif o is None:
+            result = views.unsqueeze(result, dim)
             dim += 1
-        elif isinstance(i, bool):
-            t = views.unsqueeze(t, dim)
-            if not i:
-                t = views.slice_(t, dim, 0, 0, 1)
+        elif isinstance(o, bool):
+            result = views.unsqueeze(result, dim)
+            advanced.append((dim, adv.bool_index(o, t.device)))
             dim += 1
-        elif _is_int(i):
-            t = views.select(t, dim, operator.index(i))
-        elif isinstance(i, slice):
-            step = 1 if i.step is None else operator.index(i.step)
-            start = None if i.start is None else _slice_bound(i.start)
-            stop = None if i.stop is None else _slice_bound(i.stop)
-            t = views.slice_(t, dim, start, stop, step)
-            dim += 1
-        elif isinstance(i, (Tensor, list, tuple)) or hasattr(i, "__array__"):
-            advanced.append((dim, i))
-            dim += _consumes(i)
+        elif isinstance(o, Tensor) and o.ndim == 0 and o.dtype.category <= 1:
+            if index_ops.is_mask(o):  # a 0-d mask is a bool item
+                result = views.unsqueeze(result, dim)
+                advanced.append((dim, adv.bool_index(bool(o.item()), t.device)))
+                dim += 1
+            else:  # a 0-d integer tensor is an int item
+                result = _select(result, dim, int(o.item()), real_dim)
+                real_dim += 1
+        elif isinstance(o, Tensor) or adv.is_sequence(o):
+            o = o if isinstance(o, Tensor) else adv.sequence_to_index(o, t.device)
+            advanced.append((dim, o))
+            k = o.ndim if index_ops.is_mask(o) else 1
+            dim, real_dim = dim + k, real_dim + k
         else:
-            raise IndexError("only integers, slices (`:`), ellipsis (`...`), None and long or byte Variables "
-                             f"are valid indices (got {type(i).__name__})")
-    return t, (advanced or None)
-
-
-def _slice_bound(x):
-    if isinstance(x, Tensor):
-        return x.item()
-    return operator.index(x)
+            try:
+                i = operator.index(o)
+            except TypeError:
+                raise IndexError("only integers, slices (`:`), ellipsis (`...`), None and long or byte Variables "
+                                 f"are valid indices (got {type(o).__name__})") from None
+            result = _select(result, dim, i, real_dim)
+            real_dim += 1
+    return result, advanced
 
 
 def getitem(t, index):
-    view, advanced = basic_view(t, index)
-    if advanced is None:
-        return view
-    from vibetensor.torch import advanced_indexing  # the advanced path, in its own module
-    return advanced_indexing.gather(view, advanced)
+    if index is None:
+        return views.unsqueeze(t, 0)
+    if index is Ellipsis:
+        return views.alias(t)
+    if _is_int(index):
+        return _select(t, 0, int(index), 0)
+    if isinstance(index, slice):
+        return _slice(t, 0, index)
+    if isinstance(index, bool):
+        return adv.gather(views.unsqueeze(t, 0), [(0, adv.bool_index(index, t.device))])
+    view, advanced = apply_slicing(t, _as_tuple(index))
+    if not advanced:
+        return views.alias(view) if view is t else view
+    return adv.gather(view, advanced)
 
 
 def setitem(t, index, value):
-    view, advanced = basic_view(t, index)
-    if advanced is None:
-        if isinstance(value, Tensor):
-            creation.copy_(view, value)
-        else:
-            creation.copy_(view, creation.full((), value, t.dtype, device=t.device))
+    value = _value_tensor(t, value)
+    if index is False:
         return
-    from vibetensor.torch import advanced_indexing
-    advanced_indexing.scatter(view, advanced, value)
+    if index is Ellipsis:
+        return copy_to(t, value)
+    if index is None or index is True:
+        return copy_to(views.unsqueeze(t, 0), value)
+    if _is_int(index):
+        return copy_to(_select(t, 0, int(index), 0), value)
+    if isinstance(index, slice):
+        return copy_to(_slice(t, 0, index), value)
+    view, advanced = apply_slicing(t, _as_tuple(index))
+    if not advanced:
+        return copy_to(view, value)
+    adv.scatter(view, advanced, value)
+
+
+def delitem(t, index):
+    raise TypeError("Tensor does not support deleting items")
+
+
+def copy_to(dst, src):
+    """x[basic] = v: v broadcasts to the view (after dropping v's leading size-1 dims) and is copied."""
+    index_ops.assert_no_internal_overlap(dst)
+    if tuple(dst.shape) != tuple(src.shape) and src.ndim:
+        src = views.expand(adv.strip_leading_ones(src), tuple(dst.shape))
+    index_ops.assert_no_partial_overlap(dst, src)
+    creation.copy_(dst, src)
+
+
+# -- assigned Python numbers: a 0-d tensor of the target's dtype -------------------------------------------------
+
+def _value_tensor(t, value):
+    if isinstance(value, Tensor):
+        return value
+    if isinstance(value, np.generic) and value.dtype.kind in "biufc":
+        value = value.item()
+    if not isinstance(value, (bool, int, float, complex)):
+        kind = type(value)
+        name = kind.__name__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__name__}"
+        raise TypeError(f"can't assign a {name} to a {legacy_type_name(t)}")
+    if isinstance(value, int) and not isinstance(value, bool) and not -2 ** 63 <= value < 2 ** 63:
+        raise ValueError("Overflow when unpacking long long")
+    if t.dtype is dt.bool_:
+        value = bool(value)  # any nonzero, 1j included
+    elif t.dtype in (dt.float16, dt.bfloat16):  # torch rounds (to inf if need be) without an overflow check here
+        value = float(np.asarray(value.real if isinstance(value, complex) else value).astype(t.dtype.np))
+    return creation.full((), value, t.dtype, device=t.device)  # full checks overflow as torch does

@@ -2,26 +2,42 @@
 
 Operands are converted to the op's compute dtype (half types compute in float32, as torch's CPU
 kernels do), the ufunc writes straight into the output's bytes, and NumPy casts on the way out.
+Kernels that take several NumPy steps build their result first and copy it in last, so an
+in-place call whose output aliases an input reads every input before it writes.
 """
+import ml_dtypes
 import numpy as np
 
 from vibetensor.backends.cpu import np_compute, operand
-from vibetensor.dispatch import DispatchKey, get
+from vibetensor.dispatch import DispatchKey
 from vibetensor.ops import elementwise as ew
 from vibetensor.ops.meta import bump_version, output
-from vibetensor.tensor.tensor import array
+from vibetensor.tensor import dtype as dt
+from vibetensor.tensor.tensor import Tensor, array
 
 CPU = DispatchKey.CPU
+_INF = float("inf")
 
 
-def _unary(name, fn):
-    """Register fn(x, out_array) as op `name`'s CPU kernel: kernel(a, out=None)."""
-    op = get(name)
-    meta = op.meta
+def _target(name, spec, out, first):
+    """The tensor a kernel writes: a fresh one, or `out` (checked; in-place when it is `first`)."""
+    res = output(name, out, spec.shape, spec.dtype, spec.device, inplace=out is first)
+    if out is not None:
+        for n, st in zip(res._shape, res._stride):
+            if st == 0 and n > 1:
+                raise RuntimeError("unsupported operation: more than one element of the written-to tensor refers "
+                                   "to a single memory location. Please clone() the tensor before performing the "
+                                   "operation.")
+    return res
+
+
+def _unary(op, fn):
+    """Register fn(x, out_array) as the kernel of a one-tensor op: kernel(a, out=None)."""
+    meta, name = op.meta, op.name[4:]
 
     def kernel(a, out=None):
         spec = meta(a)
-        res = output(name, out, spec.shape, spec.dtype, spec.device, inplace=out is a)
+        res = _target(name, spec, out, a)
         fn(operand(a, np_compute(spec.common)), array(res))
         if out is not None:
             bump_version(res)
@@ -29,14 +45,13 @@ def _unary(name, fn):
     op.register(CPU, kernel)
 
 
-def _binary(name, fn):
-    """Register fn(x, y, out_array) as op `name`'s CPU kernel: kernel(a, b, out=None)."""
-    op = get(name)
-    meta = op.meta
+def _binary(op, fn):
+    """Register fn(x, y, out_array) as the kernel of a two-operand op: kernel(a, b, out=None)."""
+    meta, name = op.meta, op.name[4:]
 
     def kernel(a, b, out=None):
         spec = meta(a, b)
-        res = output(name, out, spec.shape, spec.dtype, spec.device, inplace=out is a)
+        res = _target(name, spec, out, a)
         ct = np_compute(spec.common)
         fn(operand(a, ct), operand(b, ct), array(res))
         if out is not None:
@@ -45,58 +60,393 @@ def _binary(name, fn):
     op.register(CPU, kernel)
 
 
-def _ufunc(f):
-    return lambda *xs_out: f(*xs_out[:-1], out=xs_out[-1], casting="unsafe")
+def _with_params(op, fn):
+    """Register fn(spec, out_array, *args) as the kernel of an op with parameters or odd operands:
+    kernel(*args, out=None); fn converts its own operands."""
+    meta, name = op.meta, op.name[4:]
 
-
-def _add_kernel(sign):
-    """add/sub take alpha: a + alpha * b (alpha must be integral for integral results)."""
-    def kernel(a, b, alpha=1, out=None, _name="add" if sign > 0 else "sub"):
-        spec = get(_name).meta(a, b)
-        if alpha != 1 and spec.common.category < 2 and not isinstance(alpha, (int, bool)):
-            raise RuntimeError(f"For integral input tensors, argument alpha must not be a floating point number.")
-        res = output(_name, out, spec.shape, spec.dtype, spec.device, inplace=out is a)
-        ct = np_compute(spec.common)
-        y = operand(b, ct)
-        if alpha != 1:
-            y = np.multiply(y, operand(alpha, ct), dtype=ct)
-        (np.add if sign > 0 else np.subtract)(operand(a, ct), y, out=array(res), casting="unsafe")
+    def kernel(*args, out=None, **params):
+        spec = meta(*args, **params)
+        res = _target(name, spec, out, args[0])
+        fn(spec, array(res), *args, **params)
         if out is not None:
             bump_version(res)
         return res
-    return kernel
+    op.register(CPU, kernel)
 
 
-def _div(a, b, rounding_mode=None, out=None):
-    if rounding_mode not in (None, "trunc", "floor"):
-        raise RuntimeError(f"div expected rounding_mode to be one of None, 'trunc', or 'floor' but found '{rounding_mode}'")
-    spec = ew.div.meta(a, b) if rounding_mode is None else ew.spec_of("div", ew.REAL, a, b)
-    res = output("div", out, spec.shape, spec.dtype, spec.device, inplace=out is a)
+def _ufunc(f):
+    """A NumPy ufunc writing into the output array (casting to the output dtype)."""
+    return lambda *xs_out: f(*xs_out[:-1], out=xs_out[-1], casting="unsafe")
+
+
+def _put(out, value):
+    np.copyto(out, value, casting="unsafe")
+
+
+def _is_int(x):
+    return x.dtype.kind in "iub"
+
+
+# -- arithmetic ------------------------------------------------------------------------------------------------
+
+def _add(op, ufunc):
+    """add/sub: a +- alpha * b (the hot path: no parameter parsing beyond alpha == 1)."""
+    meta, name = op.meta, op.name[4:]
+
+    def kernel(a, b, alpha=1, out=None):
+        spec = meta(a, b, alpha)
+        res = _target(name, spec, out, a)
+        ct = np_compute(spec.common)
+        y = operand(b, ct)
+        if not (alpha.__class__ is int and alpha == 1):
+            y = np.multiply(y, operand(alpha, ct), dtype=ct)
+        ufunc(operand(a, ct), y, out=array(res), casting="unsafe")
+        if out is not None:
+            bump_version(res)
+        return res
+    op.register(CPU, kernel)
+
+
+def _check_divisor(y, out):
+    """torch's CPU integer division raises on a zero divisor it meets (none when out is empty)."""
+    if out.size and not np.all(y):
+        raise RuntimeError("ZeroDivisionError")
+
+
+def _div(spec, out, a, b, rounding_mode=None):
     ct = np_compute(spec.common)
     x, y = operand(a, ct), operand(b, ct)
     if rounding_mode is None:
-        np.true_divide(x, y, out=array(res), casting="unsafe")
-    else:
-        if spec.common.category < 2 and not np.all(y):
-            raise RuntimeError("ZeroDivisionError")
-        q = np.floor_divide(x, y) if rounding_mode == "floor" else _trunc_div(x, y, spec.common.category < 2)
-        np.copyto(array(res), q, casting="unsafe")
-    if out is not None:
-        bump_version(res)
-    return res
-
-
-def _trunc_div(x, y, integral):
-    if integral:  # C division: round toward zero, exact for all int64
+        np.true_divide(x, y, out=out, casting="unsafe")
+        return
+    integral = spec.common.category < 2
+    if integral:
+        _check_divisor(y, out)
+    if rounding_mode == "floor":
+        np.floor_divide(x, y, out=out, casting="unsafe")  # NumPy's float floor division is torch's algorithm
+    elif integral:  # C division: round toward zero, exact for all int64
         q = np.floor_divide(x, y)
-        return q + ((np.remainder(x, y) != 0) & ((x < 0) != (y < 0)))
-    return np.trunc(np.true_divide(x, y))
+        _put(out, q + ((np.remainder(x, y) != 0) & ((x < 0) != (y < 0))))
+    else:
+        _put(out, np.trunc(np.true_divide(x, y)))
 
 
-get("add").register(CPU, _add_kernel(+1))
-get("sub").register(CPU, _add_kernel(-1))
-get("div").register(CPU, _div)
-_binary("mul", _ufunc(np.multiply))
-_binary("eq", _ufunc(np.equal))
-_unary("neg", _ufunc(np.negative))
-_unary("exp", _ufunc(np.exp))
+def _int_checked(f):
+    """remainder/fmod: integral divisors must be nonzero."""
+    def fn(x, y, out):
+        if _is_int(x):
+            _check_divisor(y, out)
+        f(x, y, out=out, casting="unsafe")
+    return fn
+
+
+def _pow(spec, out, a, b):
+    ct = np_compute(spec.common)
+    if ct == np.bool_:  # bool ** True / bool ** False: torch's copy / fill shortcuts
+        if b:
+            _put(out, operand(a, ct))
+        else:
+            out.fill(True)
+        return
+    x = operand(a, ct)
+    if isinstance(b, Tensor) or not isinstance(a, Tensor):
+        y = operand(b, ct)
+        if x.dtype.kind in "iu" and y.dtype.kind == "i" and (y < 0).any():
+            _put(out, _int_pow_negative(x, y))
+        else:
+            np.power(x, y, out=out, casting="unsafe")
+        return
+    _pow_scalar(x, b, out, ct, spec.common is dt.float16)
+
+
+def _int_pow_negative(x, y):
+    """Integer powers with negative exponents, as torch: 1 -> 1, -1 -> +-1, anything else -> 0."""
+    negative = y < 0
+    r = np.power(x, np.where(negative, 0, y))
+    odd = (y % 2) != 0
+    small = np.where(x == 1, 1, np.where(x == -1, np.where(odd, -1, 1), 0)).astype(r.dtype)
+    return np.where(negative, small, r)
+
+
+def _pow_scalar(x, e, out, ct, half):
+    """tensor ** number with torch's shortcuts (they differ from pow at inf/nan: (-inf) ** 0.5 is nan;
+    float16 takes no root shortcuts)."""
+    if e == 0:
+        out.fill(1)
+    elif e == 1:
+        _put(out, x)
+    elif x.dtype.kind in "fc" and e in ((2, 3, -1, -2) if half else (0.5, 2, 3, -0.5, -1, -2)):
+        if e == 0.5:
+            np.sqrt(x, out=out, casting="unsafe")
+        elif e == 2:
+            np.multiply(x, x, out=out, casting="unsafe")
+        elif e == 3:
+            _put(out, x * x * x)
+        elif e == -0.5:
+            _put(out, 1 / np.sqrt(x))
+        elif e == -1:
+            np.divide(1, x, out=out, casting="unsafe")
+        else:
+            _put(out, 1 / (x * x))
+    elif half and e in (0.5, -0.5):  # C pow, which NumPy would replace by sqrt for a scalar 0.5
+        np.power(x, np.full(x.shape, e, ct), out=out, casting="unsafe")
+    else:
+        np.power(x, operand(e, ct), out=out, casting="unsafe")
+
+
+def _sign(x, out):
+    if x.dtype == np.bool_:
+        _put(out, x)
+        return
+    s = np.sign(x)
+    _put(out, np.where(np.isnan(x), 0, s) if x.dtype.kind == "f" else s)  # torch: sign(nan) is 0
+
+
+def _sgn(x, out):
+    if x.dtype.kind != "c":
+        _sign(x, out)
+        return
+    r = np.abs(x)
+    _put(out, np.where(r == 0, 0, x / np.where(r == 0, 1, r)))
+
+
+def _integral_identity(f):
+    """floor/ceil/trunc/round of integers are copies (NumPy would return floats)."""
+    def fn(x, out):
+        if _is_int(x):
+            _put(out, x)
+        else:
+            f(x, out=out, casting="unsafe")
+    return fn
+
+
+def _round(spec, out, a, decimals=0):
+    x = operand(a, np_compute(spec.common))
+    if decimals == 0:
+        _integral_identity(np.rint)(x, out)
+        return
+    ten = np.array(np.float64(10.0) ** (-decimals if decimals < 0 else decimals)).astype(x.dtype)
+    _put(out, np.rint(x / ten) * ten if decimals < 0 else np.rint(x * ten) / ten)
+
+
+def _frac(x, out):
+    _put(out, x - np.trunc(x))
+
+
+def _rsqrt(x, out):
+    np.divide(1, np.sqrt(x), out=out, casting="unsafe")
+
+
+def _sigmoid(x, out):
+    t = np.exp(-x)
+    t += 1
+    np.divide(1, t, out=out, casting="unsafe")
+
+
+def _logit(spec, out, a, eps=None):
+    z = operand(a, np_compute(spec.common))
+    if eps is not None:
+        z = np.clip(z, eps, 1 - eps)  # NaN stays NaN
+    _put(out, np.log(z / (1 - z)))
+
+
+_special = None
+
+
+def _scipy_special(name):
+    """erf/erfc: scipy.special when installed (vectorised), else math.erf per element."""
+    global _special
+    if _special is None:
+        try:
+            from scipy import special as _special
+        except ImportError:
+            import math
+            _special = type("MathSpecial", (), {"erf": np.vectorize(math.erf, otypes=[np.float64]),
+                                                "erfc": np.vectorize(math.erfc, otypes=[np.float64])})
+    return getattr(_special, name)
+
+
+def _erf(name):
+    def fn(x, out):
+        _put(out, _scipy_special(name)(x))
+    return fn
+
+
+def _nan_to_num(spec, out, a, nan=None, posinf=None, neginf=None):
+    x = array(a)
+    if x.dtype.kind in "iub":
+        _put(out, x)
+        return
+    if x.dtype.kind == "c":
+        real = _replace_nonfinite(x.real, nan, posinf, neginf)
+        imag = _replace_nonfinite(x.imag, nan, posinf, neginf)
+        _put(out, real + 1j * imag)
+        return
+    _put(out, _replace_nonfinite(x, nan, posinf, neginf))
+
+
+def _replace_nonfinite(x, nan, posinf, neginf):
+    info = ml_dtypes.finfo(x.dtype)  # NumPy's finfo knows no bfloat16
+    hi = np.array(info.max if posinf is None else posinf).astype(x.dtype)
+    lo = np.array(info.min if neginf is None else neginf).astype(x.dtype)
+    return np.where(x != x, np.array(0.0 if nan is None else nan).astype(x.dtype),
+                    np.where(x == _INF, hi, np.where(x == -_INF, lo, x)))
+
+
+def _logaddexp(x, y, out):
+    if x.dtype.kind != "c":
+        np.logaddexp(x, y, out=out, casting="unsafe")
+        return
+    # complex: m + log(1 + exp(other - m)) with m the operand of larger real part
+    bigger = x.real >= y.real
+    m, o = np.where(bigger, x, y), np.where(bigger, y, x)
+    _put(out, m + np.log1p(np.exp(o - m)))
+
+
+def _xlogy(x, y, out):
+    r = x * np.log(y)
+    r = np.where(x == 0, 0, r)
+    _put(out, np.where(np.isnan(y), np.nan, r))
+
+
+def _heaviside(x, values, out):
+    _put(out, np.where(x == 0, values, x > 0))
+
+
+def _clamp(spec, out, a, lo=None, hi=None):
+    ct = np_compute(spec.common)
+    x = operand(a, ct)
+    if lo is not None and hi is not None:
+        _put(out, np.minimum(np.maximum(x, operand(lo, ct)), operand(hi, ct)))
+    elif lo is not None:
+        np.maximum(x, operand(lo, ct), out=out, casting="unsafe")
+    else:
+        np.minimum(x, operand(hi, ct), out=out, casting="unsafe")
+
+
+def _where(spec, out, condition, a, b):
+    ct = np_compute(spec.common)
+    cond = array(condition)
+    _put(out, np.where(cond if cond.dtype == np.bool_ else cond.astype(np.bool_), operand(a, ct), operand(b, ct)))
+
+
+def _lerp(spec, out, a, b, weight):
+    """torch's formula, exact at both ends: small weights from a, large ones from b."""
+    ct = np_compute(spec.common)
+    x, y = operand(a, ct), operand(b, ct)
+    w = operand(weight, ct)
+    diff = y - x
+    _put(out, np.where(np.abs(w) < 0.5, x + w * diff, y - diff * (1 - w)))
+
+
+def _isclose(spec, out, a, b, rtol=1e-05, atol=1e-08, equal_nan=False):
+    ct = np_compute(spec.common)
+    x, y = operand(a, ct), operand(b, ct)
+    close = x == y
+    if equal_nan and x.dtype.kind in "fc":
+        close |= np.isnan(x) & np.isnan(y)
+    if rtol != 0 or atol != 0:
+        if x.dtype.kind in "iub":  # torch measures integer distances without wrapping
+            x, y = x.astype(np.float64), y.astype(np.float64)
+        allowed = atol + np.abs(rtol * y)
+        actual = np.abs(x - y)
+        close |= np.isfinite(actual) & (actual <= allowed)
+    _put(out, close)
+
+
+def _shift(left):
+    """Shifts as torch: counts outside [0, bits) give 0 (left, or right of unsigned) or the sign."""
+    def fn(x, y, out):
+        bits = x.dtype.itemsize * 8
+        ok = (y >= 0) & (y < bits)
+        if left:
+            _put(out, np.where(ok, np.left_shift(x, np.where(ok, y, 0)), 0))
+        elif x.dtype.kind == "u":
+            _put(out, np.where(ok, np.right_shift(x, np.where(ok, y, 0)), 0))
+        else:
+            np.right_shift(x, np.where(ok, y, bits - 1).astype(x.dtype), out=out, casting="unsafe")
+    return fn
+
+
+def _isreal(x, out):
+    if x.dtype.kind == "c":
+        np.equal(x.imag, 0, out=out, casting="unsafe")
+    else:
+        out.fill(True)
+
+
+def _equal_to(value):
+    return lambda x, out: np.equal(x, value, out=out, casting="unsafe")
+
+
+# -- registration: one line per op -------------------------------------------------------------------------------
+_add(ew.add, np.add)
+_add(ew.sub, np.subtract)
+_binary(ew.mul, _ufunc(np.multiply))
+_with_params(ew.div, _div)
+_binary(ew.remainder, _int_checked(np.remainder))
+_binary(ew.fmod, _int_checked(np.fmod))
+_with_params(ew.pow, _pow)
+_binary(ew.float_power, _ufunc(np.power))
+_unary(ew.neg, _ufunc(np.negative))
+_unary(ew.abs, _ufunc(np.absolute))
+_unary(ew.reciprocal, _ufunc(np.reciprocal))
+_unary(ew.sign, _sign)
+_unary(ew.sgn, _sgn)
+_unary(ew.signbit, _ufunc(np.signbit))
+_unary(ew.floor, _integral_identity(np.floor))
+_unary(ew.ceil, _integral_identity(np.ceil))
+_unary(ew.trunc, _integral_identity(np.trunc))
+_with_params(ew.round, _round)
+_unary(ew.frac, _frac)
+for _name, _f in (("exp", np.exp), ("exp2", np.exp2), ("expm1", np.expm1), ("log", np.log), ("log2", np.log2),
+                  ("log10", np.log10), ("log1p", np.log1p), ("sqrt", np.sqrt), ("sin", np.sin), ("cos", np.cos),
+                  ("tan", np.tan), ("asin", np.arcsin), ("acos", np.arccos), ("atan", np.arctan),
+                  ("sinh", np.sinh), ("cosh", np.cosh), ("tanh", np.tanh), ("asinh", np.arcsinh),
+                  ("acosh", np.arccosh), ("atanh", np.arctanh), ("deg2rad", np.deg2rad), ("rad2deg", np.rad2deg)):
+    _unary(getattr(ew, _name), _ufunc(_f))
+_unary(ew.rsqrt, _rsqrt)
+_unary(ew.sigmoid, _sigmoid)
+_with_params(ew.logit, _logit)
+_unary(ew.erf, _erf("erf"))
+_unary(ew.erfc, _erf("erfc"))
+_unary(ew.relu, lambda x, out: np.maximum(x, 0, out=out, casting="unsafe"))
+_with_params(ew.nan_to_num, _nan_to_num)
+_binary(ew.atan2, _ufunc(np.arctan2))
+_binary(ew.hypot, _ufunc(np.hypot))
+_binary(ew.logaddexp, _logaddexp)
+_binary(ew.logaddexp2, _ufunc(np.logaddexp2))
+_binary(ew.xlogy, _xlogy)
+_binary(ew.copysign, _ufunc(np.copysign))
+_binary(ew.maximum, _ufunc(np.maximum))
+_binary(ew.minimum, _ufunc(np.minimum))
+_binary(ew.fmax, _ufunc(np.fmax))
+_binary(ew.fmin, _ufunc(np.fmin))
+_binary(ew.heaviside, _heaviside)
+_with_params(ew.clamp, _clamp)
+_with_params(ew.where, _where)
+_with_params(ew.lerp, _lerp)
+_binary(ew.eq, _ufunc(np.equal))
+_binary(ew.ne, _ufunc(np.not_equal))
+_binary(ew.lt, _ufunc(np.less))
+_binary(ew.le, _ufunc(np.less_equal))
+_binary(ew.gt, _ufunc(np.greater))
+_binary(ew.ge, _ufunc(np.greater_equal))
+_with_params(ew.isclose, _isclose)
+_unary(ew.isnan, _ufunc(np.isnan))
+_unary(ew.isinf, _ufunc(np.isinf))
+_unary(ew.isposinf, _equal_to(_INF))
+_unary(ew.isneginf, _equal_to(-_INF))
+_unary(ew.isfinite, _ufunc(np.isfinite))
+_unary(ew.isreal, _isreal)
+_binary(ew.logical_and, _ufunc(np.logical_and))
+_binary(ew.logical_or, _ufunc(np.logical_or))
+_binary(ew.logical_xor, _ufunc(np.logical_xor))
+_unary(ew.logical_not, _ufunc(np.logical_not))
+_binary(ew.bitwise_and, _ufunc(np.bitwise_and))
+_binary(ew.bitwise_or, _ufunc(np.bitwise_or))
+_binary(ew.bitwise_xor, _ufunc(np.bitwise_xor))
+_unary(ew.bitwise_not, _ufunc(np.invert))
+_binary(ew.bitwise_left_shift, _shift(left=True))
+_binary(ew.bitwise_right_shift, _shift(left=False))

@@ -23,9 +23,10 @@ _state = {"factory": None, "config": None, "history": None}
 _pool_ids = itertools.count(1)
 
 
-def _no_device(index):
-    raise RuntimeError(f"no CUDA device backend is registered for cuda:{index} "
-                       "(vibetensor.runtime.cuda.set_device_factory supplies one)")
+def _real_device(index):
+    """The default device factory: the GPU itself, through the driver (imported on first use)."""
+    from vibetensor.runtime.cuda.device import CudaDevice
+    return CudaDevice(index)
 
 
 def set_device_factory(factory):
@@ -77,7 +78,7 @@ def get_allocator(device=None, create=True):
         with _lock:
             a = _allocators.get(index)
             if a is None:
-                factory = _state["factory"] or _no_device
+                factory = _state["factory"] or _real_device
                 a = make_allocator(factory(index), _config())
                 if _state["history"] is not None and a.backend == "native":
                     a.record_memory_history(**_state["history"])
@@ -167,6 +168,9 @@ def max_memory_reserved(device=None):
     return _stat(device, "max_memory_reserved")
 
 
+memory_cached, max_memory_cached = memory_reserved, max_memory_reserved  # deprecated torch names
+
+
 def reset_peak_memory_stats(device=None):
     a = get_allocator(device, create=False)
     if a is not None:
@@ -214,8 +218,12 @@ def _snapshot(device=None):
     return {"segments": segments, "device_traces": traces}
 
 
-def memory_snapshot():
-    return _snapshot()["segments"]
+def memory_snapshot(mempool_id=None, include_traces=True):
+    """The segments of every device (only those of private pool `mempool_id` if given)."""
+    segments = _snapshot()["segments"]
+    if mempool_id is not None:
+        segments = [s for s in segments if s["segment_pool_id"] == tuple(mempool_id)]
+    return segments
 
 
 def _dump_snapshot(filename="dump_snapshot.pickle"):

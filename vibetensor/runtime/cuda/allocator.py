@@ -90,11 +90,12 @@ def stream_id(stream):
 
 
 # ---------------------------------------------------------------------------------------------
-# configuration: PYTORCH_CUDA_ALLOC_CONF's grammar and error messages
+# configuration: PYTORCH_ALLOC_CONF's grammar and PyTorch 2.13's error messages
 
 class AllocatorConfig:
     __slots__ = ("max_split_size", "max_non_split_rounding_size", "garbage_collection_threshold",
-                 "roundup_power2_divisions", "backend", "expandable_segments", "text")
+                 "roundup_power2_divisions", "backend", "per_process_memory_fraction", "host",
+                 "text")
 
     def __init__(self):
         self.max_split_size = SIZE_MAX
@@ -102,7 +103,8 @@ class AllocatorConfig:
         self.garbage_collection_threshold = 0.0
         self.roundup_power2_divisions = [0] * K_ROUNDUP_POWER2_INTERVALS
         self.backend = "native"
-        self.expandable_segments = False
+        self.per_process_memory_fraction = None
+        self.host = {}  # pinned-host-memory settings: parsed here, used by the host allocator
         self.text = ""
 
     def divisions(self, size):
@@ -113,7 +115,7 @@ class AllocatorConfig:
     def parse(cls, text):
         cfg = cls()
         cfg.text = text or ""
-        toks = _lex(cfg.text)
+        toks = _Tokens(cfg.text)
         native_option = False
         i = 0
         while i < len(toks):
@@ -121,11 +123,15 @@ class AllocatorConfig:
             if key in _PARSERS:
                 i = _PARSERS[key](cfg, toks, i)
                 native_option |= key != "backend"
+            elif key in _HOST_KEYS:
+                toks.expect(i + 1, ":")
+                cfg.host[key] = toks[i + 2]
+                i += 2
             else:
-                raise RuntimeError(f"Unrecognized CachingAllocator option: {key}")
+                raise ValueError(f"Unrecognized key '{key}' in CUDA allocator config.")
             if i + 1 < len(toks):
                 i += 1
-                _consume(toks, i, ",")
+                toks.expect(i, ",")
             i += 1
         if cfg.backend == "cudaMallocAsync" and native_option:
             warnings.warn("backend:cudaMallocAsync ignores max_split_size_mb,"
@@ -133,71 +139,83 @@ class AllocatorConfig:
         return cfg
 
 
-def _lex(text):
-    toks, buf = [], []
-    for ch in text:
-        if ch in ",:[]":
-            if buf:
-                toks.append("".join(buf))
-                buf = []
-            toks.append(ch)
-        elif ch != " ":
-            buf.append(ch)
-    if buf:
-        toks.append("".join(buf))
-    return toks
+class _Tokens(list):
+    """The lexer of PyTorch's ConfigTokenizer: ',', ':', '[' and ']' are tokens, spaces vanish."""
 
+    def __init__(self, text):
+        super().__init__()
+        buf = []
+        for ch in text:
+            if ch in ",:[]":
+                if buf:
+                    self.append("".join(buf))
+                    buf = []
+                self.append(ch)
+            elif ch != " ":
+                buf.append(ch)
+        if buf:
+            self.append("".join(buf))
 
-def _consume(toks, i, c):
-    if i >= len(toks) or toks[i] != c:
-        raise RuntimeError(f"Error parsing CachingAllocator settings, expected {c}")
+    def expect(self, i, token):
+        if i >= len(self) or self[i] != token:
+            raise ValueError(f"Error parsing Allocator settings, expected {token}")
 
+    def get(self, i):
+        if i >= len(self):
+            raise ValueError("Index out of bounds in ConfigTokenizer")
+        return self[i]
 
-def _value(toks, i, what):
-    _consume(toks, i + 1, ":")
-    if i + 2 >= len(toks):
-        raise RuntimeError(f"Error, expecting {what} value")
-    return toks[i + 2], i + 2
-
-
-def _int(tok, what):
-    try:
+    def size_t(self, i):
+        tok = self.get(i)
+        if not tok.isdigit():
+            raise ValueError(f"Expected an unsigned integer in allocator config, got '{tok}'")
         return int(tok)
-    except ValueError:
-        raise RuntimeError(f"Error parsing {what} value: '{tok}' is not an integer") from None
+
+    def value(self, i):
+        """The token after `key :` at i; returns (token, its index)."""
+        self.expect(i + 1, ":")
+        return self.get(i + 2), i + 2
+
+
+def _parse_mb(cfg, toks, i, attr, name):
+    tok, i = toks.value(i)
+    mb = toks.size_t(i)
+    if mb < K_LARGE_BUFFER // MiB:
+        raise ValueError(f"CachingAllocator option {name} too small, must be >= {K_LARGE_BUFFER // MiB}")
+    setattr(cfg, attr, min(mb, SIZE_MAX // MiB) * MiB)
+    return i
 
 
 def _parse_max_split(cfg, toks, i):
-    tok, i = _value(toks, i, "max_split_size_mb")
-    mb = _int(tok, "max_split_size_mb")
-    if mb <= K_LARGE_BUFFER // MiB:
-        raise RuntimeError("CachingAllocator option max_split_size_mb too small, must be > "
-                           f"{K_LARGE_BUFFER // MiB}")
-    cfg.max_split_size = min(mb, SIZE_MAX // MiB) * MiB
-    return i
+    return _parse_mb(cfg, toks, i, "max_split_size", "max_split_size_mb")
 
 
 def _parse_max_non_split_rounding(cfg, toks, i):
-    tok, i = _value(toks, i, "max_non_split_rounding_mb")
-    mb = _int(tok, "max_non_split_rounding_mb")
-    if mb <= K_LARGE_BUFFER // MiB:
-        raise RuntimeError("CachingAllocator option max_non_split_rounding_mb too small, must be > "
-                           f"{K_LARGE_BUFFER // MiB}")
-    cfg.max_non_split_rounding_size = min(mb, SIZE_MAX // MiB) * MiB
-    return i
+    return _parse_mb(cfg, toks, i, "max_non_split_rounding_size", "max_non_split_rounding_mb")
+
+
+def _fraction(tok):
+    try:
+        return float(tok)
+    except ValueError:
+        raise ValueError(f"Expected a number in allocator config, got '{tok}'") from None
 
 
 def _parse_gc_threshold(cfg, toks, i):
-    tok, i = _value(toks, i, "garbage_collection_threshold")
-    try:
-        v = float(tok)
-    except ValueError:
-        raise RuntimeError(f"Error parsing garbage_collection_threshold value: '{tok}'") from None
-    if v <= 0:
-        raise RuntimeError("garbage_collect_threshold too small, set it 0.0~1.0")
-    if v >= 1.0:
-        raise RuntimeError("garbage_collect_threshold too big, set it 0.0~1.0")
+    tok, i = toks.value(i)
+    v = _fraction(tok)
+    if not 0.0 < v < 1.0:
+        raise ValueError("garbage_collect_threshold is invalid, set it in (0.0, 1.0)")
     cfg.garbage_collection_threshold = v
+    return i
+
+
+def _parse_fraction(cfg, toks, i):
+    tok, i = toks.value(i)
+    v = _fraction(tok)
+    if not 0.0 <= v <= 1.0:
+        raise ValueError("per_process_memory_fraction is invalid, set it in [0.0, 1.0]")
+    cfg.per_process_memory_fraction = v
     return i
 
 
@@ -206,57 +224,54 @@ def _is_pow2(n):
 
 
 def _parse_roundup(cfg, toks, i):
-    tok, i = _value(toks, i, "roundup_power2_divisions")
+    tok, i = toks.value(i)
     divs = cfg.roundup_power2_divisions
     if tok != "[":  # one value for every interval
-        v = _int(tok, "roundup_power2_divisions")
+        v = toks.size_t(i)
         if not _is_pow2(v):
-            raise RuntimeError("For roundups, the divisons has to be power of 2 ")
+            raise ValueError("For roundups, the divisions has to be power of 2 ")
         divs[:] = [v] * K_ROUNDUP_POWER2_INTERVALS
         return i
-    first, last = True, 0  # a list "[256:1,512:2,>:4]": divisions per size interval (MB)
+    first, last = True, 0  # "[256:1,512:2,>:4]": divisions per size interval (in MB)
     i += 1
-    while i < len(toks) and toks[i] != "]":
+    while toks.get(i) != "]":
         key = toks[i]
-        _consume(toks, i + 1, ":")
-        if i + 2 >= len(toks):
-            raise RuntimeError("Error parsing roundup_power2_divisions value")
-        v = _int(toks[i + 2], "roundup_power2_divisions")
-        if not _is_pow2(v):
-            raise RuntimeError("For roundups, the divisons has to be power of 2 ")
+        toks.expect(i + 1, ":")
+        v = toks.size_t(i + 2)
+        if v != 0 and not _is_pow2(v):
+            raise ValueError("For roundups, the divisions has to be power of 2 or 0 to disable roundup ")
         if key == ">":
-            divs[last:] = [v] * (len(divs) - last)
+            divs[last + 1:] = [v] * (len(divs) - last - 1)
         else:
-            k = _int(key, "roundup_power2_divisions")
-            if not _is_pow2(k):
-                raise RuntimeError("For roundups, the intervals have to be power of 2 ")
-            idx = min(k.bit_length() - 1, len(divs) - 1)
+            boundary = toks.size_t(i)
+            if not _is_pow2(boundary):
+                raise ValueError("For roundups, the intervals have to be power of 2 ")
+            idx = min(boundary.bit_length() - 1, len(divs) - 1)
             if first:
                 divs[:idx] = [v] * idx
                 first = False
             divs[idx] = v
             last = idx
         i += 3
-        if i < len(toks) and toks[i] == ",":
+        if toks.get(i) != "]":
+            toks.expect(i, ",")
             i += 1
-    _consume(toks, i, "]")
     return i
 
 
 def _parse_backend(cfg, toks, i):
-    tok, i = _value(toks, i, "backend")
+    tok, i = toks.value(i)
     if tok not in ("native", "cudaMallocAsync"):
-        raise RuntimeError("Unknown allocator backend, options are native and cudaMallocAsync")
+        raise ValueError("Unknown allocator backend, options are native and cudaMallocAsync")
     cfg.backend = tok
     return i
 
 
 def _parse_expandable(cfg, toks, i):
-    _consume(toks, i + 1, ":")
-    i += 2
-    if i >= len(toks) or toks[i] not in ("True", "False"):
-        raise RuntimeError("Expected a single True/False argument for expandable_segments")
-    if toks[i] == "True":  # what PyTorch does where the driver API is missing: warn, then ignore
+    tok, i = toks.value(i)
+    if tok not in ("True", "False"):
+        raise ValueError("Expected a single True/False argument for expandable_segments")
+    if tok == "True":  # what PyTorch does where the driver API is missing: warn, then ignore
         warnings.warn("expandable_segments not supported on this platform")
     return i
 
@@ -264,8 +279,11 @@ def _parse_expandable(cfg, toks, i):
 _PARSERS = {"max_split_size_mb": _parse_max_split, "garbage_collection_threshold": _parse_gc_threshold,
             "roundup_power2_divisions": _parse_roundup, "backend": _parse_backend,
             "expandable_segments": _parse_expandable,
-            "max_non_split_rounding_mb": _parse_max_non_split_rounding}
-CONF_VARIABLES = ("VIBETENSOR_CUDA_ALLOC_CONF", "PYTORCH_CUDA_ALLOC_CONF", "PYTORCH_ALLOC_CONF")
+            "max_non_split_rounding_mb": _parse_max_non_split_rounding,
+            "per_process_memory_fraction": _parse_fraction}
+_HOST_KEYS = ("pinned_use_cuda_host_register", "pinned_num_register_threads",
+              "pinned_use_background_threads", "pinned_reserve_segment_size_mb")
+CONF_VARIABLES = ("VIBETENSOR_CUDA_ALLOC_CONF", "PYTORCH_ALLOC_CONF", "PYTORCH_CUDA_ALLOC_CONF")
 
 
 def config_from_env(environ=None):
@@ -319,15 +337,16 @@ class Stat:
     def __init__(self):
         self.current = self.peak = self.allocated = self.freed = 0
 
-    def inc(self, n):
-        self.current += n
-        if self.current > self.peak:
-            self.peak = self.current
-        self.allocated += n
-
-    def dec(self, n):
-        self.current -= n
-        self.freed += n
+    def add(self, d):
+        """A signed change: increases count as allocated (and may raise the peak), decreases as freed."""
+        if d > 0:
+            c = self.current = self.current + d
+            self.allocated += d
+            if c > self.peak:
+                self.peak = c
+        elif d < 0:
+            self.current += d
+            self.freed -= d
 
     def as_dict(self):
         return {"current": self.current, "peak": self.peak, "allocated": self.allocated,
@@ -335,6 +354,9 @@ class Stat:
 
 
 class DeviceStats:
+    """Each stat three times: [ALL], [SMALL] pool, [LARGE] pool. The on_* methods apply one
+    allocator event to every stat it touches, inline: they run on every malloc and free."""
+
     def __init__(self, max_split_size=SIZE_MAX):
         for name in ARRAY_STATS:
             setattr(self, name, (Stat(), Stat(), Stat()))
@@ -343,6 +365,72 @@ class DeviceStats:
         self.oversize_allocations, self.oversize_segments = Stat(), Stat()
         # PyTorch stores SIZE_MAX in an int64: "no limit" reads -1
         self.max_split_size = -1 if max_split_size == SIZE_MAX else max_split_size
+
+    def on_alloc(self, k, size, requested, d_split, d_split_bytes):
+        """A block of `size` bytes for a `requested`-byte malloc left pool kind k."""
+        for t in (ALL, k):
+            s = self.allocation[t]
+            c = s.current = s.current + 1
+            s.allocated += 1
+            if c > s.peak:
+                s.peak = c
+            s = self.active[t]
+            c = s.current = s.current + 1
+            s.allocated += 1
+            if c > s.peak:
+                s.peak = c
+            s = self.allocated_bytes[t]
+            c = s.current = s.current + size
+            s.allocated += size
+            if c > s.peak:
+                s.peak = c
+            s = self.active_bytes[t]
+            c = s.current = s.current + size
+            s.allocated += size
+            if c > s.peak:
+                s.peak = c
+            s = self.requested_bytes[t]
+            c = s.current = s.current + requested
+            s.allocated += requested
+            if c > s.peak:
+                s.peak = c
+            if d_split:
+                self.inactive_split[t].add(d_split)
+            if d_split_bytes:
+                self.inactive_split_bytes[t].add(d_split_bytes)
+
+    def on_free(self, k, size):
+        """free() was called: the block is no longer allocated (it may stay active)."""
+        for t in (ALL, k):
+            s = self.allocation[t]
+            s.current -= 1
+            s.freed += 1
+            s = self.allocated_bytes[t]
+            s.current -= size
+            s.freed += size
+
+    def on_free_completed(self, k, size, requested, d_split, d_split_bytes):
+        """The block's uses are over: it is back in its pool, merged with free neighbours."""
+        for t in (ALL, k):
+            s = self.active[t]
+            s.current -= 1
+            s.freed += 1
+            s = self.active_bytes[t]
+            s.current -= size
+            s.freed += size
+            s = self.requested_bytes[t]
+            s.current -= requested
+            s.freed += requested
+            if d_split:
+                self.inactive_split[t].add(d_split)
+            if d_split_bytes:
+                self.inactive_split_bytes[t].add(d_split_bytes)
+
+    def on_segment(self, k, size, sign):
+        """A segment of `size` bytes was cudaMalloc'd (sign 1) or cudaFree'd (sign -1)."""
+        for t in (ALL, k):
+            self.segment[t].add(sign)
+            self.reserved_bytes[t].add(sign * size)
 
     def each_stat(self):
         for name in ARRAY_STATS:
@@ -417,7 +505,7 @@ _SUMMARY_ROWS = (("allocated_bytes", "Allocated memory", _fmt_size),
 def format_summary(stats, device_index, abbreviated=False):
     """torch.cuda.memory_summary's table, from flat stats."""
     rule, thin = "=" * 75, "-" * 75
-    lines = [rule, f" {'':16} PyTorch CUDA memory summary, device ID {device_index:<17d} ", thin,
+    lines = [rule, f" {'':14} vibetensor CUDA memory summary, device ID {device_index:<16d} ", thin,
              f"  {'':9} CUDA OOMs: {stats['num_ooms']:<12d} | {'':6} cudaMalloc retries: "
              f"{stats['num_alloc_retries']:<8d}  ", rule,
              "        Metric         | Cur Usage  | Peak Usage | Tot Alloc  | Tot Freed  "]
@@ -595,6 +683,8 @@ class History:
         self.max_entries = max(1, max_entries if enabled == "all" else 1)
         if not self.enabled or clear_history:
             self.entries, self.next = [], 0
+        else:  # keep the newest entries that fit, oldest first
+            self.entries, self.next = self.trace()[-self.max_entries:], 0
 
     def gather(self, level):
         return gather_frames() if self.context >= level else None
@@ -620,16 +710,12 @@ class History:
 # the native caching allocator
 
 class _Params:
-    __slots__ = ("size", "stream", "pool", "alloc_size", "block", "types")
+    __slots__ = ("size", "stream", "pool", "alloc_size", "block", "kind")
 
     def __init__(self, size, stream, pool, alloc_size):
         self.size, self.stream, self.pool, self.alloc_size = size, stream, pool, alloc_size
         self.block = None
-        self.types = (ALL, SMALL) if pool.is_small else (ALL, LARGE)
-
-
-def _types(pool):
-    return (ALL, SMALL) if pool.is_small else (ALL, LARGE)
+        self.kind = SMALL if pool.is_small else LARGE
 
 
 class _Locked:
@@ -672,6 +758,7 @@ class CachingAllocator(_Locked):
         self.device = device
         self.index = getattr(device, "index", 0)
         self.config = config if config is not None else AllocatorConfig()
+        self._plain_rounding = not any(self.config.roundup_power2_divisions)
         self.stats = DeviceStats(self.config.max_split_size)
         self.large_blocks, self.small_blocks = BlockPool(False), BlockPool(True)
         self.active_blocks = set()          # allocated, or freed but waiting on events
@@ -687,6 +774,8 @@ class CachingAllocator(_Locked):
         self.history = History()
         self._event_pool = []
         self._raw = {}                      # ptr -> Allocation handed out by raw_alloc
+        if self.config.per_process_memory_fraction is not None:
+            self.set_memory_fraction(self.config.per_process_memory_fraction)
 
     # -- public API ------------------------------------------------------------------------------
     def malloc(self, nbytes, stream=None):
@@ -697,7 +786,7 @@ class CachingAllocator(_Locked):
             return Allocation(self, _NO_BLOCK, 0, stream, 0, 0)
         if nbytes >= ONE_EXA_BYTE:
             raise OutOfMemoryError("CUDA out of memory. Tried to allocate more than 1EB memory.")
-        frames = self.history.gather(STATE)
+        frames = gather_frames() if self.history.context else None
         self._enter()
         try:
             block = self._malloc(nbytes, stream, frames)
@@ -725,7 +814,7 @@ class CachingAllocator(_Locked):
 
     def _free_block_of(self, block):
         del self.allocated_blocks[block.ptr]
-        self._free(block, self.history.gather(ALL_CONTEXT))
+        self._free(block, gather_frames() if self.history.context >= ALL_CONTEXT else None)
 
     def record_stream(self, handle, stream):
         """Mark the allocation as used on `stream`: its reuse after free waits for that stream."""
@@ -776,6 +865,7 @@ class CachingAllocator(_Locked):
         self._enter()
         try:
             self.config = config
+            self._plain_rounding = not any(config.roundup_power2_divisions)
             self.stats.max_split_size = -1 if config.max_split_size == SIZE_MAX else config.max_split_size
         finally:
             self._exit()
@@ -854,6 +944,8 @@ class CachingAllocator(_Locked):
         pool `pool_id` (created on first use; a second capture into it shares it)."""
         self._enter()
         try:
+            if any(pid == pool_id for pid, _ in self.captures_underway):
+                raise RuntimeError("beginAllocateToPool: already recording to mempool_id")
             pp = self.graph_pools.get(pool_id)
             if pp is None:
                 self.graph_pools[pool_id] = PrivatePool(pool_id)
@@ -861,8 +953,6 @@ class CachingAllocator(_Locked):
                 if pp.use_count <= 0:
                     raise RuntimeError(f"beginAllocateToPool: pool {pool_id} was already released")
                 pp.use_count += 1
-            if any(pid == pool_id for pid, _ in self.captures_underway):
-                raise RuntimeError("beginAllocateToPool: already recording to mempool_id")
             self.captures_underway.append((pool_id, filter or (lambda stream: True)))
         finally:
             self._exit()
@@ -936,11 +1026,14 @@ class CachingAllocator(_Locked):
 
     # -- malloc ------------------------------------------------------------------------------------
     def _malloc(self, orig_size, stream, frames):
-        if not self.captures_underway:
+        if (self.cuda_events or self.needs_events_deferred) and not self.captures_underway:
             # event queries are illegal during capture: reclaim cross-stream frees afterwards
             self._process_events(frames)
         cfg = self.config
-        size = round_size(orig_size, cfg)
+        if orig_size >= K_MIN_BLOCK_SIZE and self._plain_rounding:
+            size = (orig_size + K_MIN_BLOCK_SIZE - 1) & -K_MIN_BLOCK_SIZE
+        else:
+            size = round_size(orig_size, cfg)
         p = _Params(size, stream, self._get_pool(size, stream), allocation_size(size))
         found = self._get_free_block(p)
         if not found:
@@ -999,11 +1092,9 @@ class CachingAllocator(_Locked):
         self.total_allocated_memory += size
         block = Block(p.stream, size, p.pool, ptr)
         st = self.stats
-        for t in p.types:
-            st.segment[t].inc(1)
-            st.reserved_bytes[t].inc(size)
+        st.on_segment(p.kind, size, 1)
         if size >= self.config.max_split_size:
-            st.oversize_segments.inc(1)
+            st.oversize_segments.add(1)
         st.num_device_alloc += 1
         if self.history.enabled:
             self.history.record("segment_alloc", ptr, size, p.stream, frames, self._pool_id(p.pool))
@@ -1012,9 +1103,10 @@ class CachingAllocator(_Locked):
         return True
 
     def _alloc_found_block(self, p, orig_size, frames, split):
-        size, pool, st = p.size, p.pool, self.stats
+        size, pool = p.size, p.pool
         block = p.block
         already_split = block.is_split()
+        d_split = d_split_bytes = 0
         if split:
             remaining = block
             block = Block(p.stream, size, pool, remaining.ptr)
@@ -1029,30 +1121,20 @@ class CachingAllocator(_Locked):
             remaining.size -= size
             pool.insert(remaining)
             if already_split:  # an inactive split block shrinks by `size`
-                for t in p.types:
-                    st.inactive_split_bytes[t].dec(block.size)
+                d_split_bytes = -size
             else:  # a new inactive split block appears
-                for t in p.types:
-                    st.inactive_split_bytes[t].inc(remaining.size)
-                    st.inactive_split[t].inc(1)
+                d_split, d_split_bytes = 1, remaining.size
         elif already_split:  # an inactive split block becomes active
-            for t in p.types:
-                st.inactive_split_bytes[t].dec(block.size)
-                st.inactive_split[t].dec(1)
+            d_split, d_split_bytes = -1, -block.size
         block.allocated = True
         block.requested_size = orig_size
         block.frames = frames
         if self.history.enabled:
             self.history.record("alloc", block.ptr, orig_size, block.stream, frames, self._pool_id(pool))
         self.active_blocks.add(block)
-        for t in p.types:
-            st.allocation[t].inc(1)
-            st.allocated_bytes[t].inc(block.size)
-            st.active[t].inc(1)
-            st.active_bytes[t].inc(block.size)
-            st.requested_bytes[t].inc(orig_size)
+        self.stats.on_alloc(p.kind, block.size, orig_size, d_split, d_split_bytes)
         if block.size >= self.config.max_split_size:
-            st.oversize_allocations.inc(1)
+            self.stats.oversize_allocations.add(1)
         return block
 
     def _raise_oom(self, p, frames):
@@ -1078,14 +1160,12 @@ class CachingAllocator(_Locked):
     def _free(self, block, frames):
         block.allocated = False
         st = self.stats
-        for t in _types(block.pool):
-            st.allocation[t].dec(1)
-            st.allocated_bytes[t].dec(block.size)
+        st.on_free(SMALL if block.pool.is_small else LARGE, block.size)
         if self.history.enabled:
             self.history.record("free_requested", block.ptr, block.requested_size, block.stream,
                                 frames or block.frames, self._pool_id(block.pool))
         if block.size >= self.config.max_split_size:
-            st.oversize_allocations.dec(1)
+            st.oversize_allocations.add(-1)
         if block.stream_uses:
             if self.captures_underway:  # no event queries during capture: decide later
                 self.needs_events_deferred.append(block)
@@ -1113,19 +1193,8 @@ class CachingAllocator(_Locked):
         if block.is_split():
             net_blocks += 1
             net_bytes += block.size
-        st = self.stats
-        for t in _types(pool):
-            if net_blocks > 0:
-                st.inactive_split[t].inc(net_blocks)
-            elif net_blocks < 0:
-                st.inactive_split[t].dec(-net_blocks)
-            if net_bytes > 0:
-                st.inactive_split_bytes[t].inc(net_bytes)
-            elif net_bytes < 0:
-                st.inactive_split_bytes[t].dec(-net_bytes)
-            st.active[t].dec(1)
-            st.active_bytes[t].dec(orig_size)
-            st.requested_bytes[t].dec(requested)
+        self.stats.on_free_completed(SMALL if pool.is_small else LARGE, orig_size, requested,
+                                     net_blocks, net_bytes)
 
     def _try_merge_blocks(self, dst, src, pool):
         if src is None or src.allocated or src.event_count > 0 or src.stream_uses:
@@ -1212,11 +1281,9 @@ class CachingAllocator(_Locked):
         self.total_allocated_memory -= block.size
         if pool.owner is not None:
             pool.owner.malloc_count -= 1
-        for t in _types(pool):
-            st.segment[t].dec(1)
-            st.reserved_bytes[t].dec(block.size)
+        st.on_segment(SMALL if pool.is_small else LARGE, block.size, -1)
         if block.size >= self.config.max_split_size:
-            st.oversize_segments.dec(1)
+            st.oversize_segments.add(-1)
 
     def _release_blocks(self, pool, frames):
         for b in pool.blocks():
@@ -1305,6 +1372,8 @@ class MallocAsyncAllocator(_Locked):
         self.deferred_until_no_capture = []
         self._raw = {}
         self._warned = False
+        if self.config.per_process_memory_fraction is not None:
+            self.set_memory_fraction(self.config.per_process_memory_fraction)
 
     def malloc(self, nbytes, stream=None):
         if stream is None:

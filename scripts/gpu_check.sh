@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# On a machine with an NVIDIA GPU: install what it lacks from local wheels (.whl/, no network
+# needed), run the GPU tests (marker `cuda`) and the GPU benchmarks, print a one-screen summary.
+#   bash scripts/gpu_check.sh            # full logs go to $OUT (default /tmp/vt-gpu)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-/tmp/vt-gpu}
+mkdir -p "$OUT"
+if ls .whl/*.whl >/dev/null 2>&1; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+    --target /tmp/vt-site .whl/*.whl || exit 1
+  export PYTHONPATH=/tmp/vt-site:${PYTHONPATH:-}
+fi
+export PYTHONPATH=$PWD:${PYTHONPATH:-} PYTHONUNBUFFERED=1
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
+
+python3 -m pytest -q -m cuda -p no:cacheprovider tests -x -W ignore::DeprecationWarning \
+  > "$OUT/tests.log" 2>&1
+tests_rc=$?
+python3 benchmarks/cuda_runtime.py --json "$OUT/cuda_runtime.json" > "$OUT/bench_runtime.log" 2>&1
+bench_rc=$?
+
+echo "== GPU tests (pytest -m cuda) =="
+grep -E "^(FAILED|ERROR)|Error|passed|failed" "$OUT/tests.log" | tail -n 15
+echo "== CUDA runtime benchmark (vibetensor vs torch, same run) =="
+tail -n 8 "$OUT/bench_runtime.log"
+exit $(( tests_rc != 0 || bench_rc != 0 ))

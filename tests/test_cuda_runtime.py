@@ -1,0 +1,156 @@
+"""The CUDA runtime on a real GPU (marker `cuda`): copies, pinned memory, streams, events,
+the caching allocator against torch's, graphs, launches without torch."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import vibetensor.torch as vt
+from oracle import DTYPES, LAYOUTS, make_pair, to_numpy
+
+pytestmark = pytest.mark.cuda
+
+REAL = [d for d in DTYPES if not d.startswith("complex")]
+
+
+@pytest.mark.parametrize("dtype", REAL)
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_round_trip(dtype, layout):
+    t, v = make_pair((5, 7), dtype, layout, seed=1)
+    g = v.cuda()
+    assert g.device == vt.device("cuda", 0) and g.dtype == v.dtype
+    np.testing.assert_array_equal(to_numpy(g.cpu()), to_numpy(t))
+
+
+@pytest.mark.parametrize("src,dst", [("float32", "float16"), ("float32", "bfloat16"), ("int64", "float32"),
+                                     ("float64", "int32"), ("bool", "float32"), ("float32", "bool")])
+def test_cast_copies_on_device(src, dst):
+    t, v = make_pair((4, 6), src, "transposed", seed=2)
+    got = v.cuda().to(getattr(vt, dst))
+    expect = t.to(getattr(__import__("torch"), dst))
+    np.testing.assert_array_equal(to_numpy(got.cpu()), to_numpy(expect))
+
+
+def test_copy_into_strided_destination_broadcasts():
+    dst = vt.zeros(4, 6, device="cuda")
+    src = vt.arange(6, dtype=vt.float32).cuda()
+    dst[:, ::2].copy_(src[::2])
+    expect = np.zeros((4, 6), np.float32)
+    expect[:, ::2] = np.arange(6, dtype=np.float32)[::2]
+    np.testing.assert_array_equal(dst.cpu().numpy(), expect)
+
+
+def test_pinned_memory_async_copy():
+    x = vt.arange(1 << 20, dtype=vt.float32)
+    p = x.pin_memory()
+    assert p.is_pinned() and not x.is_pinned()
+    g = p.to("cuda", non_blocking=True)
+    vt.cuda.synchronize()
+    np.testing.assert_array_equal(g.cpu().numpy(), x.numpy())
+
+
+def test_full_on_device():
+    for dtype in (vt.float32, vt.int64, vt.bfloat16, vt.bool):
+        g = vt.full((3, 5), 7, dtype=dtype, device="cuda")
+        np.testing.assert_array_equal(g.cpu().numpy().astype(np.float64), np.full((3, 5), 7 if dtype is not vt.bool else 1))
+
+
+def test_streams_and_events():
+    s = vt.cuda.Stream()
+    assert s != vt.cuda.current_stream()
+    with vt.cuda.stream(s):
+        assert vt.cuda.current_stream() == s
+        x = vt.ones(1 << 20, device="cuda")
+    vt.cuda.current_stream().wait_stream(s)
+    start, end = vt.cuda.Event(enable_timing=True), vt.cuda.Event(enable_timing=True)
+    start.record()
+    y = x.cpu()
+    end.record()
+    end.synchronize()
+    assert start.elapsed_time(end) >= 0 and end.query() and s.query()
+    assert y.numpy().sum() == 1 << 20
+
+
+def test_memory_returns_to_baseline_by_refcount():
+    import gc
+    base = vt.cuda.memory_allocated()
+    gc.disable()
+    try:
+        xs = [vt.ones(1000 + i, device="cuda") for i in range(50)]
+        assert vt.cuda.memory_allocated() > base
+        del xs
+        assert vt.cuda.memory_allocated() == base
+    finally:
+        gc.enable()
+
+
+def test_allocator_statistics_equal_torch():
+    """The same sequence of allocations and frees gives torch's numbers."""
+    import torch
+    sizes = [512, 1, 1 << 20, (1 << 20) + 1, 3 << 20, 25 << 20, 7 << 20, 100]
+    frees = [1, 3, 4]
+    ours, theirs = [], []
+    vt_base, t_base = vt.cuda.memory_stats(), torch.cuda.memory_stats()
+    for lib, keep, base in ((vt, ours, vt_base), (torch, theirs, t_base)):
+        lib.cuda.empty_cache()
+        live = [lib.empty(n, dtype=lib.uint8, device="cuda") for n in sizes]
+        for i in frees:
+            live[i] = None
+        stats = lib.cuda.memory_stats()
+        keep.extend((k, stats.get(k, 0) - base.get(k, 0)) for k in (
+            "allocated_bytes.all.current", "reserved_bytes.all.current", "allocation.all.current",
+            "segment.all.current", "active_bytes.all.current", "inactive_split.all.current",
+            "allocation.small_pool.current", "allocation.large_pool.current"))
+        del live
+    assert ours == theirs
+
+
+def test_record_stream_delays_reuse():
+    """A block used on another stream is not handed out again until that stream's work is done."""
+    s = vt.cuda.Stream()
+    big, big2 = vt.ones(1 << 26, device="cuda"), vt.empty(1 << 26, device="cuda")
+    x = vt.ones(1 << 18, device="cuda")
+    ptr = x.data_ptr()
+    vt.cuda.synchronize()
+    with vt.cuda.stream(s):
+        for _ in range(30):  # ~10 ms of copies keep s busy while we free and re-allocate
+            big2.copy_(big)
+    x.record_stream(s)
+    del x
+    y = vt.empty(1 << 18, device="cuda")
+    assert y.data_ptr() != ptr, "a block still in use on another stream was reused"
+    s.synchronize()
+    del y
+    z = vt.empty(1 << 18, device="cuda")
+    w = vt.empty(1 << 18, device="cuda")
+    assert ptr in (z.data_ptr(), w.data_ptr()), "the block did not come back after the stream finished"
+
+
+def test_out_of_memory_is_recoverable():
+    free, total = vt.cuda.mem_get_info()
+    with pytest.raises(vt.cuda.OutOfMemoryError) as e:
+        vt.empty(total * 2, dtype=vt.uint8, device="cuda")
+    assert "Tried to allocate" in str(e.value)
+    assert isinstance(e.value, RuntimeError)
+    x = vt.ones(10, device="cuda")
+    assert x.cpu().numpy().sum() == 10
+
+
+def test_bad_device_ordinal():
+    with pytest.raises(RuntimeError, match="invalid device ordinal"):
+        vt.ones(2, device="cuda:99")
+
+
+def test_capture_rejects_default_stream():
+    g = vt.cuda.CUDAGraph()
+    with pytest.raises(RuntimeError, match="non-default stream"):
+        g.capture_begin(vt.cuda.default_stream())
+
+
+def test_runtime_and_launches_need_no_torch():
+    code = ("import sys; sys.modules['torch'] = None\n"
+            "import vibetensor.torch as vt\n"
+            "x = vt.full((1000,), 2.0, device='cuda')\n"
+            "assert x.cpu().numpy().sum() == 2000\n")
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -1,0 +1,452 @@
+"""Declaring an op's derivative, beside the op (the op contract of DESIGN.md section 3).
+
+    from vibetensor.autograd import derivative
+
+    @derivative(ew.mul, save=(0, 1))
+    def _(ctx, grad, a, b):
+        return grad * conj(b), grad * conj(a)
+
+`derivative(op, save=(), name=None)` registers an Autograd-key kernel for `op`. When grad mode is on
+and a positional tensor argument requires grad, that kernel runs the op below autograd (the device
+kernel, with grad mode off), makes one graph node, saves only what `save` names, and marks the
+outputs (grad_fn, requires_grad). Backward calls the formula:
+
+    formula(ctx, grad, *args, **kwargs) -> one gradient per positional argument of the op
+
+  grad    the gradient of the output (a tuple of them for an op returning several tensors;
+          a missing one is zeros; integer/bool outputs get None)
+  args    the op's positional arguments as it was called: saved tensors come back as tensors
+          (version-checked), unsaved tensors as TensorMeta (shape/dtype/device only), numbers and
+          shapes as they were; kwargs likewise (except out=).
+  ctx     ctx.result (the saved output(s)), ctx.needs_input_grad (per positional argument),
+          ctx.name().
+  returns a tuple with one entry per positional argument (None where no gradient; a list for a
+          list-of-tensors argument); anything that is not a tuple is the gradient of argument 0.
+          A gradient may have the broadcast (output) shape or another float dtype: the engine sums
+          it down to the input's shape and casts it to the input's dtype.
+
+Formulas are written with vibetensor ops, so they are differentiable themselves (create_graph).
+save: positions of arguments the formula reads (ints) and/or "result" for the op's output(s); or
+      fn(*args, **kwargs) -> such a tuple, to decide per call (pow saves its result only when the
+      exponent is a tensor).
+name: the node's name (default: 'MulBackward0' from 'mul'), or fn(*args, **kwargs) -> name.
+
+In-place (the op called with out=<its first argument>) is handled here for every op: torch's
+leaf checks, history rebased onto the new node, and an argument 0 the formula saves is
+snapshotted before it is overwritten. Other out= calls refuse inputs that require grad.
+
+`nondifferentiable(op)`: outputs never require grad (random sampling from a tensor's shape...).
+`install_fallbacks()`: every op with neither gets a kernel that, when an input requires grad,
+lets the op run (composites are traced through their parts) and marks float outputs that came
+out untracked with a node whose backward raises NotImplementedError, so a missing derivative is
+an error at backward time, never a silently wrong gradient.
+"""
+from vibetensor import dispatch
+from vibetensor.autograd import anomaly, engine
+from vibetensor.autograd.graph import (
+    ERR_BACKWARD_TWICE, GraphError, Node, SavedVariable, TensorMeta, alias_of, check_inplace,
+    gradient_edge, rebase_history, record_creation, view_inplace_unsupported)
+from vibetensor.dispatch import DispatchKey, local
+from vibetensor.tensor.tensor import Tensor
+
+_NO_EDGE = (None, 0)
+RESULT = "result"
+
+
+class OpNode(Node):
+    """The node of an op with a derivative formula. One subclass per node name (MulBackward0...)."""
+    __slots__ = ("_spec", "_args", "_kwargs", "_result", "_layout", "_out_meta")
+
+    def apply(self, grads):
+        spec = self._spec
+        if self._n_grads == 1:
+            grad = grads[0]
+        else:
+            grad = tuple(g if g is not None or m is None or m._dtype.category < 2 else engine.zeros(m)
+                         for g, m in zip(grads, self._out_meta))
+        args = tuple(_unpack(a, self) for a in self._args)
+        kwargs = {k: _unpack(v, self) for k, v in self._kwargs.items()} if self._kwargs else {}
+        res = spec.formula(self, grad, *args, **kwargs)
+        return _flatten(self._layout, res)
+
+    @property
+    def result(self):
+        r = self._result
+        if r is None:
+            return None
+        if type(r) is tuple:
+            return tuple(s.unpack(self) if s is not None else None for s in r)
+        return r.unpack(self)
+
+    @property
+    def needs_input_grad(self):
+        edges = iter(self.next_functions)
+        out = []
+        for lay in self._layout:
+            if lay is None:
+                out.append(False)
+            elif lay is True:
+                out.append(next(edges)[0] is not None)
+            else:
+                out.append(tuple(next(edges)[0] is not None if is_t else False for is_t in lay))
+        return tuple(out)
+
+    def release(self):
+        for a in self._args:
+            _release(a)
+        r = self._result
+        if r is not None:
+            _release(r)
+
+    @property
+    def saved_tensors(self):
+        """The tensors this node saved (for inspection, like torch's _saved_* attributes)."""
+        found = [a for a in self._args if isinstance(a, SavedVariable)]
+        return tuple(s.unpack(self) for s in found)
+
+
+def _unpack(a, node):
+    if type(a) is SavedVariable:
+        return a.unpack(node)
+    if type(a) is list and a and any(type(b) is SavedVariable for b in a):
+        return [b.unpack(node) if type(b) is SavedVariable else b for b in a]
+    return a
+
+
+def _release(a):
+    if type(a) is SavedVariable:
+        a.release()
+    elif type(a) in (list, tuple):
+        for b in a:
+            if type(b) is SavedVariable:
+                b.release()
+
+
+def _flatten(layout, res):
+    """The formula's per-argument gradients -> one per edge."""
+    if type(res) is not tuple:
+        res = (res,)
+    outs = []
+    n = len(res)
+    for i, lay in enumerate(layout):
+        if lay is None:
+            continue
+        r = res[i] if i < n else None
+        if lay is True:
+            outs.append(r)
+        else:
+            for j, is_t in enumerate(lay):
+                if is_t:
+                    outs.append(r[j] if r is not None else None)
+    return outs
+
+
+class Derivative:
+    """What `derivative(...)` registered for one op."""
+
+    def __init__(self, op, formula, save, name):
+        self.op, self.formula = op, formula
+        self.short = op.name.split("::")[-1]
+        self.name = name or default_name(self.short)
+        self._classes = {}
+        self._save_fn = save if callable(save) else None
+        self._static = None if callable(save) else self._parse(save)
+
+    def _parse(self, save):
+        save = (save,) if isinstance(save, (int, str)) else tuple(save)
+        bad = [i for i in save if i != RESULT and not isinstance(i, int)]
+        if bad:
+            raise TypeError(f"derivative({self.op.name}): save= takes argument positions and 'result', got {bad}")
+        return frozenset(i for i in save if i != RESULT), RESULT in save
+
+    def saves(self, args, kwargs):
+        """(positions of arguments to save, whether to save the result) for this call."""
+        if self._static is not None:
+            return self._static
+        return self._parse(self._save_fn(*args, **kwargs))
+
+    def node_class(self, args, kwargs):
+        name = self.name if isinstance(self.name, str) else self.name(*args, **kwargs)
+        cls = self._classes.get(name)
+        if cls is None:
+            cls = self._classes[name] = type(name, (OpNode,), {"__slots__": (), "__module__": "torch.autograd"})
+        return cls
+
+    def __repr__(self):
+        return f"<derivative of {self.op.name}: {getattr(self.formula, '__name__', self.formula)}>"
+
+
+def default_name(short):
+    return "".join(part.capitalize() for part in short.strip("_").split("_")) + "Backward0"
+
+
+def derivative(op, save=(), name=None):
+    """Decorator: `formula` is op's derivative (see the module docstring)."""
+    def register(formula):
+        spec = Derivative(op, formula, save, name)
+        op.derivative = spec
+        op.register(DispatchKey.Autograd, _autograd_kernel(spec))
+        return formula
+    return register
+
+
+# -- the Autograd-key kernel ---------------------------------------------------------------------------
+
+def _collect(args):
+    """Edges, metadata and layout of an op's positional arguments; edges is None when no tensor
+    argument requires grad."""
+    edges, metas, layout = [], [], []
+    wanted = False
+    for a in args:
+        if isinstance(a, Tensor):
+            layout.append(True)
+            metas.append(TensorMeta(a))
+            if a._requires_grad:
+                edges.append(gradient_edge(a))
+                wanted = True
+            else:
+                edges.append(_NO_EDGE)
+        elif (type(a) is list or type(a) is tuple) and any(isinstance(b, Tensor) for b in a):
+            flags = []
+            for b in a:
+                is_t = isinstance(b, Tensor)
+                flags.append(is_t)
+                if is_t:
+                    metas.append(TensorMeta(b))
+                    if b._requires_grad:
+                        edges.append(gradient_edge(b))
+                        wanted = True
+                    else:
+                        edges.append(_NO_EDGE)
+            layout.append(tuple(flags))
+        else:
+            layout.append(None)
+    return (edges if wanted else None), metas, layout
+
+
+def _saved_args(save, args, metas, snapshot_self):
+    """What the node keeps of each positional argument: SavedVariable where the formula reads the
+    tensor (positions in `save`), TensorMeta otherwise, the value itself for non-tensors."""
+    out, m = [], 0
+    for i, a in enumerate(args):
+        if isinstance(a, Tensor):
+            if i in save:
+                out.append(SavedVariable(_snapshot(a) if (i == 0 and snapshot_self) else a))
+            else:
+                out.append(metas[m])
+            m += 1
+        elif (type(a) is list or type(a) is tuple) and any(isinstance(b, Tensor) for b in a):
+            kept = []
+            for b in a:
+                if isinstance(b, Tensor):
+                    kept.append(SavedVariable(b) if i in save else metas[m])
+                    m += 1
+                else:
+                    kept.append(b)
+            out.append(kept)
+        else:
+            out.append(a)
+    return tuple(out)
+
+
+def _snapshot(t):
+    """The value of t before an in-place op overwrites it, carrying t's history (so a second
+    derivative still reaches whatever t came from)."""
+    prev = local.grad_enabled
+    local.grad_enabled = False
+    try:
+        c = engine._op("clone")(t)
+    finally:
+        local.grad_enabled = prev
+    c.grad_fn, c._output_nr, c._requires_grad = t.grad_fn, t._output_nr, t._requires_grad
+    return c
+
+
+def _make_node(spec, args, kwargs, edges, metas, layout, saved):
+    node = spec.node_class(args, kwargs)(tuple(edges), tuple(metas))
+    node._spec, node._args, node._layout = spec, saved, tuple(layout)
+    node._kwargs = kwargs or None
+    node._result = node._out_meta = None
+    if anomaly._enabled:
+        record_creation(node)
+    if engine.current_stream is not None:
+        node.stream = engine.current_stream(metas[0]._device)
+    return node
+
+
+def _mark_outputs(save_result, node, result, args, inplace_self=None):
+    """Point the op's outputs at node; returns the result (an output that is an input object is
+    replaced by an alias first, so the input's own history is left alone)."""
+    single = isinstance(result, Tensor)
+    outs = [result] if single else list(result)
+    node._n_grads = len(outs)
+    if not single:
+        node._out_meta = tuple(TensorMeta(o) if isinstance(o, Tensor) else None for o in outs)
+    replaced = False
+    for k, o in enumerate(outs):
+        if not isinstance(o, Tensor) or o._dtype.category < 2:
+            continue
+        if o is inplace_self:
+            rebase_history(o, node)
+            continue
+        if any(o is a for a in args):
+            o = outs[k] = alias_of(o)
+            replaced = True
+        o.grad_fn, o._output_nr, o._requires_grad = node, k, True
+    if save_result:
+        saved = tuple(SavedVariable(o, True) if isinstance(o, Tensor) else None for o in outs)
+        node._result = saved[0] if single else saved
+    if replaced:
+        return outs[0] if single else type(result)(outs)
+    return result
+
+
+def _autograd_kernel(spec):
+    op = spec.op
+
+    def autograd_kernel(*args, out=None, **kwargs):
+        if out is not None:
+            return _call_with_out(spec, args, kwargs, out)
+        if not local.grad_enabled:
+            return op.redispatch(None, *args, **kwargs)
+        edges, metas, layout = _collect(args)
+        if edges is None:
+            return op.redispatch(None, *args, **kwargs)
+        save, save_result = spec.saves(args, kwargs)
+        saved = _saved_args(save, args, metas, False)
+        local.grad_enabled = False
+        try:
+            result = op.redispatch(None, *args, **kwargs)
+        finally:
+            local.grad_enabled = True
+        node = _make_node(spec, args, kwargs, edges, metas, layout, saved)
+        return _mark_outputs(save_result, node, result, args)
+    autograd_kernel.__name__ = f"autograd_{spec.short}"
+    return autograd_kernel
+
+
+def _out_error(short):
+    return RuntimeError(f"{short}(): functions with out=... arguments don't support automatic differentiation, "
+                        "but one of the arguments requires grad.")
+
+
+def _any_requires_grad(args):
+    for a in args:
+        if isinstance(a, Tensor) and a._requires_grad:
+            return True
+        if type(a) is list or type(a) is tuple:
+            if any(isinstance(b, Tensor) and b._requires_grad for b in a):
+                return True
+    return False
+
+
+def _call_with_out(spec, args, kwargs, out):
+    op = spec.op
+    grad_on = local.grad_enabled
+    if not args or out is not args[0]:  # a true out= call
+        if grad_on and (_any_requires_grad(args) or out._requires_grad):
+            raise _out_error(spec.short)
+        return op.redispatch(None, *args, out=out, **kwargs)
+    if not grad_on:
+        return op.redispatch(None, *args, out=out, **kwargs)
+    check_inplace(out)
+    edges, metas, layout = _collect(args)
+    if edges is None:
+        return op.redispatch(None, *args, out=out, **kwargs)
+    view_inplace_unsupported(out, spec.short + "_")
+    save, save_result = spec.saves(args, kwargs)
+    saved = _saved_args(save, args, metas, True)
+    local.grad_enabled = False
+    try:
+        result = op.redispatch(None, *args, out=out, **kwargs)
+    finally:
+        local.grad_enabled = True
+    node = _make_node(spec, args, kwargs, edges, metas, layout, saved)
+    return _mark_outputs(save_result, node, result, args, inplace_self=out)
+
+
+# -- ops without a derivative -----------------------------------------------------------------------------
+
+def nondifferentiable(op):
+    """op's outputs never require grad (torch's non-differentiable ops: sampling, argmax-like...)."""
+    def kernel(*args, **kwargs):
+        prev = local.grad_enabled
+        local.grad_enabled = False
+        try:
+            return op.redispatch(None, *args, **kwargs)
+        finally:
+            local.grad_enabled = prev
+    op.derivative = None
+    op.register(DispatchKey.Autograd, kernel)
+    return op
+
+
+def _not_implemented_kernel(op):
+    short = op.name.split("::")[-1]
+    message = f"the derivative for '{short}' is not implemented."
+    writes_arg0 = short.endswith("_")
+
+    def kernel(*args, out=None, **kwargs):
+        if out is not None and (not args or out is not args[0]):
+            if local.grad_enabled and (_any_requires_grad(args) or out._requires_grad):
+                raise _out_error(short)
+            return op.redispatch(None, *args, out=out, **kwargs)
+        if out is not None:
+            kwargs["out"] = out
+        target = out if out is not None else (args[0] if writes_arg0 and args else None)
+        if target is not None and local.grad_enabled:
+            check_inplace(target)
+        edges, metas, _ = _collect(args)
+        if edges is None:
+            return op.redispatch(None, *args, **kwargs)
+        if target is not None:
+            view_inplace_unsupported(target, short)
+            before = target.grad_fn
+        result = op.redispatch(None, *args, **kwargs)  # grad mode stays on: composites are traced
+        outs = [result] if isinstance(result, Tensor) else \
+            [o for o in result if isinstance(o, Tensor)] if isinstance(result, (tuple, list)) else []
+        for k, o in enumerate(outs):
+            if o._dtype.category < 2:
+                continue
+            if o is target:
+                if o.grad_fn is before:  # the write was not traced: its derivative is unknown
+                    rebase_history(o, GraphError(message, tuple(edges), tuple(metas), NotImplementedError,
+                                                 "NotImplemented"))
+            elif not o._requires_grad and not any(o is a for a in args):
+                o.grad_fn = GraphError(message, tuple(edges), tuple(metas), NotImplementedError, "NotImplemented")
+                o._output_nr, o._requires_grad = 0, True
+        return result
+    kernel.__name__ = f"autograd_not_implemented_{short}"
+    return kernel
+
+
+def install_fallbacks():
+    """Give every declared op without an Autograd kernel the not-implemented kernel."""
+    for op in dispatch.ops().values():
+        if DispatchKey.Autograd not in op.table:
+            op.register(DispatchKey.Autograd, _not_implemented_kernel(op))
+
+
+# -- helpers formulas use -----------------------------------------------------------------------------------
+
+def zeros_like(t):
+    """Zeros shaped like a tensor or TensorMeta (the gradient of piecewise-constant ops)."""
+    return engine.zeros(t)
+
+
+def conj(x):
+    """Complex conjugate for formulas (torch's convention: gradients are conjugate Wirtinger)."""
+    if isinstance(x, Tensor):
+        if x._dtype.is_complex:
+            try:
+                return dispatch.get("conj")(x)
+            except KeyError:
+                raise NotImplementedError("autograd of complex tensors needs the vt::conj op") from None
+        return x
+    if isinstance(x, complex):
+        return x.conjugate()
+    return x
+
+
+__all__ = ["derivative", "nondifferentiable", "install_fallbacks", "conj", "zeros_like", "OpNode", "Derivative",
+           "ERR_BACKWARD_TWICE"]

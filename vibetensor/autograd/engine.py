@@ -1,0 +1,491 @@
+"""The backward engine: run the graph from root gradients down to the leaves.
+
+One call of `execute` owns all its state in local variables (dependency counts, input buffers, the
+ready queue), so there is no process-wide lock: a backward started inside a node's backward (a
+custom Function calling autograd.grad) simply runs to completion as a nested call, and threads
+backpropagating independent graphs never wait on each other. Grad mode is thread-local (it lives
+in vibetensor.dispatch.local); the engine sets it to create_graph while nodes run.
+
+Order: a node runs once every node that delivers gradients to it has run (dependency counting);
+among ready nodes the latest created runs first, AccumulateGrad before everything, as in torch.
+
+Streams: each node records the stream current when it was made (None on CPU). Two hook points,
+`set_stream_hooks(enter, sync)`, let the CUDA runtime run a node's backward on its stream and
+make a gradient produced on one stream safe to consume on another; on CPU both are unset.
+"""
+import heapq
+import itertools
+import sys
+
+from vibetensor import dispatch
+from vibetensor.autograd import anomaly
+from vibetensor.autograd.graph import (
+    AccumulateGrad, Node, TensorMeta, existing_grad_accumulator, grad_accumulator, gradient_edge)
+from vibetensor.dispatch import local
+from vibetensor.tensor import shape as sh
+from vibetensor.tensor.tensor import Tensor, array
+
+# -- stream hook points (set by the CUDA runtime; None on CPU) ------------------------------------------
+_stream_enter = None  # fn(stream) -> context manager making `stream` current while a node runs
+_stream_sync = None   # fn(grad, producer_node, consumer_node) -> grad safe to use on consumer's stream
+current_stream = None  # fn(device) -> the stream a node made now on `device` records
+
+
+def set_stream_hooks(enter, sync, current):
+    global _stream_enter, _stream_sync, current_stream
+    _stream_enter, _stream_sync, current_stream = enter, sync, current
+
+
+# -- the few ops the engine itself needs, looked up lazily (ops are declared on a higher floor) ---------
+_ops = {}
+
+
+def _op(name):
+    op = _ops.get(name)
+    if op is None:
+        op = _ops[name] = dispatch.get(name)
+    return op
+
+
+def zeros(meta):
+    return _op("full")(meta._shape, 0, meta._dtype, device=meta._device)
+
+
+def ones_like(t):
+    return _op("full")(t._shape, 1, t._dtype, device=t._device)
+
+
+def add(a, b):
+    return _op("add")(a, b)
+
+
+def cast(g, dtype):
+    return _op("to")(g, dtype, g._device)
+
+
+def sum_to(g, shape):
+    """Sum a broadcast gradient back to `shape` (torch's sum_to_size)."""
+    shape = tuple(shape)
+    if g._shape == shape:
+        return g
+    lead = len(g._shape) - len(shape)
+    kept = tuple(lead + i for i, s in enumerate(shape) if s == 1 and g._shape[lead + i] != 1)
+    try:
+        sum_op = dispatch.get("sum")
+    except KeyError:
+        return _sum_to_numpy(g, shape, lead, kept)
+    if g._requires_grad and local.grad_enabled and getattr(sum_op, "derivative", None) is None:
+        return _sum_to_recorded(sum_op, g, shape, lead, kept)
+    if lead:
+        g = sum_op(g, tuple(range(lead)), False)
+    if kept:
+        g = sum_op(g, tuple(d - lead for d in kept), True)
+    return g
+
+
+class _SumToBackward(Node):
+    """Until vt::sum declares its derivative: the backward of sum_to (an expand), so gradients that
+    were summed over broadcast dims stay differentiable under create_graph."""
+    __slots__ = ("_from_shape",)
+
+    def name(self):
+        return "SumBackward1"
+
+    def apply(self, grads):
+        return [_op("expand")(grads[0], self._from_shape)]
+
+
+def _sum_to_recorded(sum_op, g, shape, lead, kept):
+    prev = local.grad_enabled
+    local.grad_enabled = False
+    try:
+        r = sum_op(g, tuple(range(lead)), False) if lead else g
+        r = sum_op(r, tuple(d - lead for d in kept), True) if kept else r
+    finally:
+        local.grad_enabled = prev
+    node = _SumToBackward((gradient_edge(g),), (TensorMeta(g),))
+    node._from_shape = g._shape
+    r.grad_fn, r._output_nr, r._requires_grad = node, 0, True
+    return r
+
+
+def _sum_to_numpy(g, shape, lead, kept):
+    """Until vt::sum exists: a non-differentiable CPU reduction (first-order gradients only)."""
+    from vibetensor.tensor.tensor import from_array
+    if g._requires_grad and local.grad_enabled:
+        raise NotImplementedError("double backward through a broadcast needs the vt::sum op, which is not "
+                                  "declared yet")
+    a = array(g).sum(axis=tuple(range(lead)) + kept, keepdims=True)
+    return from_array(a.reshape(shape).copy())
+
+
+def expandable(shape, target):
+    """Can a gradient of `shape` be summed down to `target` (i.e. target broadcasts to shape)?"""
+    if len(target) > len(shape):
+        return False
+    lead = len(shape) - len(target)
+    return all(t == s or t == 1 for t, s in zip(target, shape[lead:]))
+
+
+def _has_nan(t):
+    if t._dtype.category < 2:
+        return False
+    if t._device.type != "cpu":  # anomaly mode only: a host sync is accepted here
+        t = _op("to")(t, t._dtype, _cpu())
+    import numpy as np
+    a = array(t)
+    return bool(np.isnan(a).any()) if a.dtype.kind in "fc" else bool(np.isnan(a.astype(np.float32)).any())
+
+
+def _cpu():
+    from vibetensor.tensor.device import CPU
+    return CPU
+
+
+# -- leaf accumulation ---------------------------------------------------------------------------------
+
+_OWNED_REFS = 3  # references to a gradient nobody else holds: AccumulateGrad.apply's local, our argument, getrefcount's
+
+
+def accumulate_into_grad(leaf, g):
+    """leaf.grad += g, as torch's AccumulateGrad: the first gradient is stolen when no one else can
+    see it (else cloned), later ones are added in place (or out of place under create_graph)."""
+    grad = leaf.grad
+    if grad is None:
+        if (not local.grad_enabled and sys.getrefcount(g) <= _OWNED_REFS and g._base is None
+                and g.grad_fn is None and g.is_contiguous() and g._offset == 0):
+            leaf.grad = g
+        else:
+            leaf.grad = _op("clone")(g)
+    elif not local.grad_enabled:
+        _op("add")(grad, g, out=grad)
+    else:
+        leaf.grad = add(grad, g)
+
+
+# -- running nodes -----------------------------------------------------------------------------------
+
+def _call_tensor_pre_hooks(node, grads):
+    for nr, hooks in node.tensor_pre_hooks():
+        g = grads[nr]
+        if g is None:
+            continue
+        for fn in tuple(hooks.values()):
+            r = fn(g)
+            if r is not None:
+                g = r
+        grads[nr] = g
+    retains = node._retains_grad_hooks
+    if retains:
+        for nr, fn in tuple(retains.items()):
+            if grads[nr] is not None:
+                fn(grads[nr])
+
+
+def _call_node(node, grads):
+    """Pre-hooks, apply, validation, post-hooks: the gradients for node's next_functions."""
+    if node._pre_hooks:
+        for fn in tuple(node._pre_hooks.values()):
+            r = fn(tuple(grads))
+            if r is not None:
+                grads = list(r)
+    edges = node.next_functions
+    if all(g is None for g in grads):
+        outs = [None] * len(edges)
+    elif _stream_enter is not None and node.stream is not None:
+        with _stream_enter(node.stream):
+            outs = node.apply(grads)
+    else:
+        outs = node.apply(grads)
+    outs = validate_outputs(node, outs)
+    if node._post_hooks:
+        for fn in tuple(node._post_hooks.values()):
+            r = fn(tuple(outs), tuple(grads))
+            if r is not None:
+                outs = list(r)
+    return outs
+
+
+def validate_outputs(node, outs):
+    """Each gradient must fit the input it is for: broadcast ones are summed down, dtype is cast."""
+    edges = node.next_functions
+    if len(outs) != len(edges):
+        raise RuntimeError(f"function {node.name()} returned an incorrect number of gradients (expected "
+                           f"{len(edges)}, got {len(outs)})")
+    outs = list(outs)
+    metas = node._in_meta
+    for i, g in enumerate(outs):
+        if g is None:
+            continue
+        if edges[i][0] is None:
+            outs[i] = None
+            continue
+        if not isinstance(g, Tensor):
+            raise TypeError(f"function {node.name()} returned a gradient at index {i} of type "
+                            f"{type(g).__name__}, expected a Tensor or None")
+        meta = metas[i]
+        if g._shape != meta._shape:
+            if not expandable(g._shape, meta._shape):
+                raise RuntimeError(f"Function {node.name()} returned an invalid gradient at index {i} - got "
+                                   f"{list(g._shape)} but expected shape compatible with {list(meta._shape)}")
+            g = sum_to(g, meta._shape)
+        if g._dtype is not meta._dtype:
+            g = cast(g, meta._dtype)
+        if g._device != meta._device:
+            raise RuntimeError(f"Function {node.name()} returned an invalid gradient at index {i} - expected "
+                               f"device {meta._device} but got {g._device}")
+        outs[i] = g
+    if anomaly._enabled and anomaly._check_nan:
+        for i, g in enumerate(outs):
+            if g is not None and _has_nan(g):
+                raise RuntimeError(f"Function '{node.name()}' returned nan values in its {i}th output.")
+    return outs
+
+
+# -- the graph walk ------------------------------------------------------------------------------------
+
+def _dependencies(roots):
+    """How many edges of the reachable graph point at each node."""
+    deps = {}
+    seen = set(roots)
+    stack = list(seen)
+    while stack:
+        node = stack.pop()
+        for nxt, _ in node.next_functions:
+            if nxt is not None:
+                deps[nxt] = deps.get(nxt, 0) + 1
+                if nxt not in seen:
+                    seen.add(nxt)
+                    stack.append(nxt)
+    return deps
+
+
+def _needed(roots, deps, targets):
+    """Nodes that lie on a path to a target (only those run when inputs= restricts the backward)."""
+    remaining = dict(deps)
+    order, stack = [], [r for r in roots if remaining.get(r, 0) == 0]
+    while stack:
+        node = stack.pop()
+        order.append(node)
+        for nxt, _ in node.next_functions:
+            if nxt is not None:
+                remaining[nxt] -= 1
+                if remaining[nxt] == 0:
+                    stack.append(nxt)
+    needed = set()
+    for node in reversed(order):  # children before parents
+        for nxt, _ in node.next_functions:
+            if nxt is not None and (nxt in needed or nxt in targets):
+                needed.add(node)
+                break
+    return needed
+
+
+def execute(root_edges, root_grads, keep_graph, create_graph, captures=None, run_targets=None):
+    """Backpropagate root_grads from root_edges [(node, input_nr)].
+
+    captures: {node: [(input_nr, fn(grad))]} -- gradients arriving at a node are handed to fn
+        (autograd.grad's results, backward(inputs=) of non-leaves);
+    run_targets: nodes that must run (backward(inputs=) of leaves).
+    With either given, only nodes on a path to them run; otherwise the whole graph runs."""
+    roots = list(dict.fromkeys(node for node, _ in root_edges))
+    deps = _dependencies(roots)
+    restricted = captures is not None or run_targets is not None
+    if restricted:
+        targets = set(captures or ()) | set(run_targets or ())
+        needed = _needed(roots, deps, targets) | set(run_targets or ())
+    buffers = {}
+    for (node, nr), g in zip(root_edges, root_grads):
+        buf = buffers.get(node)
+        if buf is None:
+            buf = buffers[node] = [None] * _num_grads(node)
+        buf[nr] = g if buf[nr] is None else add(buf[nr], g)
+    tie = itertools.count()
+    ready = [(-node._seq, next(tie), node) for node in roots if node not in deps]
+    heapq.heapify(ready)
+    prev_mode = local.grad_enabled
+    local.grad_enabled = create_graph
+    try:
+        while ready:
+            node = heapq.heappop(ready)[2]
+            grads = buffers.pop(node)
+            _call_tensor_pre_hooks(node, grads)
+            if restricted:
+                for nr, fn in (captures.get(node, ()) if captures else ()):
+                    fn(grads[nr])
+                if node not in needed:
+                    continue
+            outs = _run(node, grads)
+            if not keep_graph:
+                node.release()
+            _deliver(node, outs, deps, buffers, ready, tie)
+    finally:
+        local.grad_enabled = prev_mode
+
+
+def _run(node, grads):
+    if not anomaly._enabled:
+        return _call_node(node, grads)
+    try:
+        return _call_node(node, grads)
+    except Exception:
+        anomaly.warn_forward_trace(node)
+        raise
+
+
+def _deliver(node, outs, deps, buffers, ready, tie):
+    for (nxt, nr), g in zip(node.next_functions, outs):
+        if nxt is None:
+            continue
+        buf = buffers.get(nxt)
+        if buf is None:
+            buf = buffers[nxt] = [None] * _num_grads(nxt)
+        if g is not None:
+            if _stream_sync is not None:
+                g = _stream_sync(g, node, nxt)
+            buf[nr] = g if buf[nr] is None else add(buf[nr], g)
+        left = deps[nxt] - 1
+        deps[nxt] = left
+        if left == 0:
+            heapq.heappush(ready, (-nxt._seq, next(tie), nxt))
+
+
+def _num_grads(node):
+    """How many gradients a node takes (one per output of its forward op)."""
+    return node._n_grads
+
+
+# -- the user-facing entry points: backward and grad ---------------------------------------------------
+
+def _as_tuple(x):
+    if x is None:
+        return None
+    if isinstance(x, Tensor):
+        return (x,)
+    return tuple(x)
+
+
+def _make_grads(outputs, grads):
+    new = []
+    for i, (out, g) in enumerate(zip(outputs, grads)):
+        if g is None:
+            if out._requires_grad:
+                if out.numel() != 1:
+                    raise RuntimeError("grad can be implicitly created only for scalar outputs")
+                if out._dtype.is_complex:
+                    raise RuntimeError("grad can be implicitly created only for real scalar outputs but got "
+                                       f"{out._dtype}")
+                g = ones_like(out)
+        elif isinstance(g, Tensor):
+            if g._shape != out._shape:
+                raise RuntimeError(f"Mismatch in shape: grad_output[{i}] has a shape of {sh.Size(g._shape)!r} and "
+                                   f"output[{i}] has a shape of {sh.Size(out._shape)!r}.")
+            if g._dtype.is_complex != out._dtype.is_complex:
+                raise RuntimeError(f"For complex Tensors, both grad_output and output are required to have the "
+                                   f"same dtype. Mismatch in dtype: grad_output[{i}] has a dtype of {g._dtype} "
+                                   f"and output[{i}] has a dtype of {out._dtype}.")
+            if g._dtype is not out._dtype:
+                g = cast(g, out._dtype)
+        else:
+            raise TypeError(f"gradients can be either Tensors or None, but got {type(g).__name__}")
+        new.append(g)
+    return new
+
+
+def _roots(outputs, grads):
+    edges, kept = [], []
+    for i, (out, g) in enumerate(zip(outputs, grads)):
+        if not out._requires_grad:
+            raise RuntimeError(f"element {i} of tensors does not require grad and does not have a grad_fn")
+        if g is None:
+            continue
+        edges.append((out.grad_fn, out._output_nr) if out.grad_fn is not None else (grad_accumulator(out), 0))
+        kept.append(g)
+    return edges, kept
+
+
+def _check_lengths(outputs, grads):
+    if len(grads) != len(outputs):
+        raise RuntimeError(f"got {len(outputs)} tensors and {len(grads)} gradients")
+
+
+def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, grad_variables=None,
+             inputs=None):
+    """torch.autograd.backward: accumulate d(sum of tensors * grad_tensors)/d(leaf) into leaf.grad."""
+    if grad_variables is not None:
+        grad_tensors = grad_variables
+    inputs = _as_tuple(inputs)
+    if inputs is not None and len(inputs) == 0:
+        raise RuntimeError("`inputs` argument to `backward()` cannot be empty.")
+    outputs = _as_tuple(tensors)
+    grads = (None,) * len(outputs) if grad_tensors is None else _as_tuple(grad_tensors)
+    _check_lengths(outputs, grads)
+    grads = _make_grads(outputs, grads)
+    if retain_graph is None:
+        retain_graph = create_graph
+    edges, grads = _roots(outputs, grads)
+    captures = run_targets = None
+    if inputs is not None:
+        captures, run_targets = {}, set()
+        for t in inputs:
+            if t.grad_fn is None:
+                run_targets.add(grad_accumulator(t))
+            else:
+                captures.setdefault(t.grad_fn, []).append((t._output_nr, _accumulate_non_leaf(t)))
+    execute(edges, grads, retain_graph, create_graph, captures, run_targets)
+
+
+def _accumulate_non_leaf(t):
+    def capture(g):
+        if g is not None:
+            t.grad = g if t.grad is None else add(t.grad, g)
+    return capture
+
+
+def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False, only_inputs=True,
+         allow_unused=None, is_grads_batched=False, materialize_grads=False):
+    """torch.autograd.grad: the gradients of outputs w.r.t. inputs, returned (no .grad is touched)."""
+    if is_grads_batched:
+        raise NotImplementedError("autograd.grad(is_grads_batched=True) needs vmap, which vibetensor lacks")
+    if materialize_grads and allow_unused is False:
+        raise ValueError("Expected allow_unused to be True or not passed when materialize_grads=True, but got: "
+                         "allow_unused=False.")
+    if allow_unused is None:
+        allow_unused = materialize_grads
+    outputs = _as_tuple(outputs)
+    inputs = _as_tuple(inputs)
+    if not inputs:
+        raise RuntimeError("`inputs` argument to `grad()` cannot be empty.")
+    grads = (None,) * len(outputs) if grad_outputs is None else _as_tuple(grad_outputs)
+    _check_lengths(outputs, grads)
+    grads = _make_grads(outputs, grads)
+    if retain_graph is None:
+        retain_graph = create_graph
+    edges, grads = _roots(outputs, grads)
+    results = [None] * len(inputs)
+    captures = {}
+    for i, t in enumerate(inputs):
+        if not t._requires_grad:
+            raise RuntimeError("One of the differentiated Tensors does not require grad")
+        node, nr = (t.grad_fn, t._output_nr) if t.grad_fn is not None else (existing_grad_accumulator(t), 0)
+        if node is not None:
+            captures.setdefault(node, []).append((nr, _capture_into(results, i)))
+    execute(edges, grads, retain_graph, create_graph, captures, None)
+    for i, g in enumerate(results):
+        if g is None:
+            if not allow_unused:
+                raise RuntimeError(f"The differentiated Tensor at index {i} appears to not have been used in the "
+                                   "graph. Set allow_unused=True if this is the desired behavior.")
+            if materialize_grads:
+                results[i] = _op("full")(inputs[i]._shape, 0, inputs[i]._dtype, device=inputs[i]._device)
+    return tuple(results)
+
+
+def _capture_into(results, i):
+    def capture(g):
+        if g is not None:
+            results[i] = g if results[i] is None else add(results[i], g)
+    return capture
+
+
+__all__ = ["backward", "grad", "execute", "set_stream_hooks", "AccumulateGrad"]

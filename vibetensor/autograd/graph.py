@@ -1,0 +1,345 @@
+"""The autograd graph: Nodes, their edges, and saved tensors.
+
+A Node is one differentiable op application, seen backwards: it receives the gradients of the
+op's outputs and returns the gradients of its inputs. `next_functions[i] = (node, input_nr)` is
+the edge to whatever produced input i (None where input i needs no gradient). Leaf tensors that
+require grad end in an AccumulateGrad node, cached on the leaf through a weakref only, so a leaf
+never keeps its own graph alive.
+
+Ownership, so memory is freed by reference counting alone:
+    tensor --grad_fn--> node --next_functions--> nodes of its inputs --> ... --> AccumulateGrad --> leaf
+A node never holds its own outputs: an output it must save is kept as a SavedVariable holding a
+plain alias (same storage and version counter, no grad_fn), re-linked to the node on unpack.
+"""
+import itertools
+import re
+import threading
+import traceback
+import weakref
+
+from vibetensor.tensor.shape import Size
+from vibetensor.tensor.tensor import Tensor, make_tensor
+
+_seq = itertools.count()  # creation order; the engine runs later-created nodes first
+_LAST = float("inf")      # AccumulateGrad runs as soon as it is ready, as in torch
+
+
+class TensorMeta:
+    """What a node remembers about a tensor it does not save: enough to shape a gradient.
+    Reads like a tensor's metadata: .shape, .dtype, .device, .ndim, .dim(), .size(), .numel()."""
+    __slots__ = ("_shape", "_dtype", "_device")
+
+    def __init__(self, t):
+        self._shape, self._dtype, self._device = t._shape, t._dtype, t._device
+
+    shape = property(lambda self: Size(self._shape))
+    dtype = property(lambda self: self._dtype)
+    device = property(lambda self: self._device)
+    ndim = property(lambda self: len(self._shape))
+
+    def dim(self):
+        return len(self._shape)
+
+    def size(self, dim=None):
+        return Size(self._shape) if dim is None else self._shape[dim]
+
+    def numel(self):
+        n = 1
+        for s in self._shape:
+            n *= s
+        return n
+
+    def __repr__(self):
+        return f"TensorMeta(shape={list(self._shape)}, dtype={self._dtype})"
+
+
+class RemovableHandle:
+    """Returned by every register_*hook: .remove() takes the hook out again."""
+    _ids = itertools.count()
+
+    def __init__(self, hooks):
+        self._hooks = weakref.ref(hooks)
+        self.id = next(RemovableHandle._ids)
+
+    def remove(self):
+        hooks = self._hooks()
+        if hooks is not None:
+            hooks.pop(self.id, None)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.remove()
+
+
+class Hooks(dict):
+    """An ordered id -> hook dict that a handle can point at weakly."""
+    __slots__ = ("__weakref__",)
+
+    def add(self, fn):
+        handle = RemovableHandle(self)
+        self[handle.id] = fn
+        return handle
+
+
+# -- saved tensors ----------------------------------------------------------------------------------
+
+ERR_BACKWARD_TWICE = (
+    "Trying to backward through the graph a second time (or directly access saved tensors after they "
+    "have already been freed). Saved intermediate values of the graph are freed when you call "
+    ".backward() or autograd.grad(). Specify retain_graph=True if you need to backward through the "
+    "graph a second time or if you need to access saved tensors after calling backward.")
+
+
+def short_name(node):
+    """torch names the producer in version errors without the Backward suffix: 'Exp', 'Add'."""
+    return re.sub(r"Backward\d*$", "", node.name())
+
+
+class SavedVariable:
+    """A tensor a node keeps for its backward, with the version it had when saved.
+
+    Inputs are held as they are. Outputs of the saving node are held as a plain alias (no grad_fn)
+    and re-linked to the node on unpack, so the node does not keep its own output alive."""
+    __slots__ = ("data", "version", "is_output", "output_nr", "requires_grad")
+
+    def __init__(self, t, is_output=False):
+        self.version = t._version.value
+        self.is_output = is_output
+        if is_output:
+            self.data = make_tensor(t._storage, t._shape, t._stride, t._offset, t._dtype, t._version, t._base)
+            self.output_nr, self.requires_grad = t._output_nr, t._requires_grad
+        else:
+            self.data = t
+
+    def unpack(self, node=None):
+        data = self.data
+        if data is None:
+            raise RuntimeError(ERR_BACKWARD_TWICE)
+        if data._version.value != self.version:
+            raise RuntimeError(self._version_error(node))
+        if self.is_output and node is not None and self.requires_grad:
+            from vibetensor.dispatch import local
+            if local.grad_enabled:  # create_graph: the unpacked output must lead back to its node
+                t = make_tensor(data._storage, data._shape, data._stride, data._offset, data._dtype,
+                                data._version, data._base)
+                t.grad_fn, t._output_nr, t._requires_grad = node, self.output_nr, True
+                return t
+        return data
+
+    def _version_error(self, node):
+        from vibetensor.autograd import anomaly
+        from vibetensor.ops.meta import legacy_type_name
+        data = self.data
+        what = f"[{legacy_type_name(data)} [{', '.join(map(str, data._shape))}]]"
+        producer = node if self.is_output else data.grad_fn
+        if producer is not None:
+            nr = self.output_nr if self.is_output else data._output_nr
+            what += f", which is output {nr} of {short_name(producer)},"
+        hint = ("Hint: the backtrace further above shows the operation that failed to compute its gradient. "
+                "The variable in question was changed in there or anywhere later. Good luck!"
+                if anomaly.is_anomaly_enabled() else
+                "Hint: enable anomaly detection to find the operation that failed to compute its gradient, "
+                "with torch.autograd.set_detect_anomaly(True, check_nan=False).")
+        return (f"one of the variables needed for gradient computation has been modified by an inplace "
+                f"operation: {what} is at version {data._version.value}; expected version {self.version} "
+                f"instead. {hint}")
+
+    def release(self):
+        self.data = None
+
+
+# -- nodes -------------------------------------------------------------------------------------------
+
+class Node:
+    """One op application, backwards. Subclasses implement apply(grads) -> one grad per edge."""
+    __slots__ = ("next_functions", "_in_meta", "_seq", "stream", "_pre_hooks", "_post_hooks",
+                 "_tensor_pre_hooks", "_retains_grad_hooks", "_metadata", "_n_grads", "__weakref__")
+
+    def __init__(self, next_functions=(), in_meta=(), seq=None):
+        self.next_functions = next_functions  # ((node | None, input_nr), ...)
+        self._in_meta = in_meta              # TensorMeta per edge: the gradient's expected shape/dtype
+        self._seq = next(_seq) if seq is None else seq
+        self.stream = None                   # the stream current at creation (None on CPU)
+        self._pre_hooks = self._post_hooks = self._tensor_pre_hooks = None
+        self._retains_grad_hooks = self._metadata = None
+        self._n_grads = 1                    # gradients it takes: one per output of the forward op
+
+    def name(self):
+        return type(self).__name__
+
+    def apply(self, grads):
+        raise NotImplementedError(f"{self.name()}.apply")
+
+    def release(self):
+        """Free saved tensors (backward without retain_graph)."""
+
+    def __call__(self, *grads):
+        return tuple(self.apply(list(grads)))
+
+    @property
+    def metadata(self):
+        if self._metadata is None:
+            self._metadata = {}
+        return self._metadata
+
+    def _sequence_nr(self):
+        return self._seq
+
+    # -- hooks: tensor pre-hooks (per output), retains_grad, node pre-hooks, node post-hooks --------
+    def register_prehook(self, fn):
+        """fn(grad_outputs) -> None or replacement grad_outputs, before the node runs."""
+        if self._pre_hooks is None:
+            self._pre_hooks = Hooks()
+        return self._pre_hooks.add(fn)
+
+    def register_hook(self, fn):
+        """fn(grad_inputs, grad_outputs) -> None or replacement grad_inputs, after the node runs."""
+        if self._post_hooks is None:
+            self._post_hooks = Hooks()
+        return self._post_hooks.add(fn)
+
+    def _add_tensor_pre_hooks(self, output_nr, hooks):
+        if self._tensor_pre_hooks is None:
+            self._tensor_pre_hooks = []
+        self._tensor_pre_hooks.append((output_nr, hooks))
+
+    def tensor_pre_hooks(self):
+        """[(output_nr, Hooks)], the hooks tensors registered on this node's outputs."""
+        return self._tensor_pre_hooks or ()
+
+    def __repr__(self):
+        return f"<{self.name()} object at {hex(id(self))}>"
+
+
+def record_creation(node):
+    """Anomaly mode: keep the forward traceback so a failing backward can name where it came from."""
+    node.metadata["traceback_"] = traceback.format_stack()[:-3]
+
+
+class AccumulateGrad(Node):
+    """The sink of a leaf: adds the incoming gradient into leaf.grad. Tensor hooks registered on the
+    leaf run first (they may replace the gradient), post-accumulate-grad hooks after."""
+    __slots__ = ("variable", "_lock")
+
+    def __init__(self, variable):
+        super().__init__((), (), _LAST)
+        self.variable = variable
+        self._in_meta = (TensorMeta(variable),)
+        self._lock = threading.Lock()  # two threads may backward into the same parameter
+
+    def name(self):
+        return "torch::autograd::AccumulateGrad"  # torch's name() for it (its type is AccumulateGrad)
+
+    def tensor_pre_hooks(self):
+        hooks = self.variable._hooks
+        return ((0, hooks),) if hooks else ()
+
+    def apply(self, grads):
+        from vibetensor.autograd.engine import accumulate_into_grad
+        g = grads[0]
+        grads[0] = None  # drop our reference so accumulate_into_grad can tell when it is the only owner
+        if g is not None:
+            with self._lock:
+                accumulate_into_grad(self.variable, g)
+            hooks = self.variable._post_acc_hooks
+            if hooks:
+                for fn in tuple(hooks.values()):
+                    fn(self.variable)
+        return []
+
+
+_acc_lock = threading.Lock()  # taken only when a leaf's accumulator is first made
+
+
+def grad_accumulator(leaf):
+    """The leaf's AccumulateGrad node, made once and cached weakly on the leaf."""
+    ref = leaf.__dict__.get("_grad_acc")
+    node = ref() if ref is not None else None
+    if node is None:
+        with _acc_lock:
+            ref = leaf.__dict__.get("_grad_acc")
+            node = ref() if ref is not None else None
+            if node is None:
+                node = AccumulateGrad(leaf)
+                leaf.__dict__["_grad_acc"] = weakref.ref(node)
+    return node
+
+
+def existing_grad_accumulator(leaf):
+    ref = leaf.__dict__.get("_grad_acc")
+    return ref() if ref is not None else None
+
+
+def gradient_edge(t):
+    """The edge a gradient for tensor t flows along: its grad_fn, or its leaf accumulator."""
+    fn = t.grad_fn
+    if fn is not None:
+        return (fn, t._output_nr)
+    return (grad_accumulator(t), 0)
+
+
+def is_differentiable(t):
+    return t._dtype.category >= 2
+
+
+class GraphError(Node):
+    """A node whose backward raises: ops without a derivative, and the second differentiation of a
+    once_differentiable Function."""
+    __slots__ = ("_message", "_exc", "_name")
+
+    def __init__(self, message, edges, in_meta, exc=RuntimeError, name="Error"):
+        super().__init__(edges, in_meta)
+        self._message, self._exc, self._name = message, exc, name
+
+    def name(self):
+        return self._name
+
+    def apply(self, grads):
+        raise self._exc(self._message)
+
+
+def set_history(t, node, output_nr):
+    t.grad_fn, t._output_nr, t._requires_grad = node, output_nr, True
+
+
+def rebase_history(t, node):
+    """t was modified in place by the op `node` differentiates: t's gradient now flows into node.
+    Hooks registered before stay with the old node (they see the pre-modification gradient);
+    retain_grad moves to the new one, as in torch."""
+    old, old_nr = t.grad_fn, t._output_nr
+    t.grad_fn, t._output_nr, t._requires_grad = node, 0, True
+    t._hooks = None
+    if t._retains_grad and old is not None and old._retains_grad_hooks:
+        fn = old._retains_grad_hooks.pop(old_nr, None)
+        if fn is not None:
+            if node._retains_grad_hooks is None:
+                node._retains_grad_hooks = {}
+            node._retains_grad_hooks[0] = fn
+
+
+def alias_of(t):
+    """A new tensor object over t's memory (same version counter) with no history."""
+    return make_tensor(t._storage, t._shape, t._stride, t._offset, t._dtype, t._version, t._base)
+
+
+def check_inplace(t, leaf_msg="a leaf Variable that requires grad is being used in an in-place operation."):
+    """torch's checks before an in-place write recorded by autograd."""
+    if t._requires_grad and t.grad_fn is None and t._base is None:
+        raise RuntimeError(leaf_msg)
+    base = t._base
+    if base is not None and base._requires_grad and base.grad_fn is None:
+        raise RuntimeError("a view of a leaf Variable that requires grad is being used in an in-place operation.")
+
+
+def view_inplace_unsupported(t, opname):
+    if t._base is not None:
+        raise NotImplementedError(
+            f"{opname}: an in-place operation on a view whose base or value requires grad is not supported by "
+            "vibetensor's autograd yet (torch rebases the base's history with CopySlices). Apply the op "
+            "out of place, or to the base tensor.")
+
+
+__all__ = ["Node", "AccumulateGrad", "SavedVariable", "TensorMeta", "RemovableHandle", "gradient_edge",
+           "grad_accumulator", "Tensor"]

@@ -1,0 +1,5 @@
+"""The CUDA backend: Triton kernels (and cuBLAS for matrix products), registered under
+DispatchKey.CUDA. Imported on first CUDA use (`vibetensor.torch.cuda` or a tensor moved to a GPU),
+so the CPU path never imports Triton or the CUDA bindings.
+"""
+from vibetensor.backends.cuda import creation  # noqa: F401  (registers kernels)

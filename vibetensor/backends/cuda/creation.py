@@ -1,0 +1,154 @@
+"""CUDA kernels for creation and copy: fill, and copy_ across devices, dtypes and strides.
+
+copy_ picks the cheapest route: one memcpy when both sides are contiguous with the same dtype;
+otherwise a strided, casting Triton copy on the device (staging host data through a contiguous
+buffer of the destination's dtype first).
+"""
+import numpy as np
+import triton
+import triton.language as tl
+
+from vibetensor.dispatch import DispatchKey
+from vibetensor.ops import creation as c
+from vibetensor.ops.meta import bump_version
+from vibetensor.runtime.cuda import launcher, memory
+from vibetensor.runtime.cuda import stream as streams
+from vibetensor.tensor import dtype as dt
+from vibetensor.tensor.iterator import collapse
+from vibetensor.tensor.tensor import array, empty, empty_cpu
+
+CUDA = DispatchKey.CUDA
+BLOCK = 1024
+MAX_DIMS = 4
+
+
+@triton.jit
+def _fill_kernel(out_ptr, value, n, BLOCK: tl.constexpr):
+    offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    mask = offs < n
+    tl.store(out_ptr + offs, tl.full((BLOCK,), value, tl.float64).to(out_ptr.dtype.element_ty), mask=mask)
+
+
+@triton.jit
+def _copy_kernel(src, dst, n, n1, n2, n3, s0, s1, s2, s3, d0, d1, d2, d3, BLOCK: tl.constexpr):
+    """dst[i] = src[i] over a 4-d index space (sizes n0..n3, only n1..n3 needed to unravel)."""
+    i = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    mask = i < n
+    i3 = i % n3
+    r = i // n3
+    i2 = r % n2
+    r = r // n2
+    i1 = r % n1
+    i0 = r // n1
+    v = tl.load(src + i0 * s0 + i1 * s1 + i2 * s2 + i3 * s3, mask=mask)
+    tl.store(dst + i0 * d0 + i1 * d1 + i2 * d2 + i3 * d3, v.to(dst.dtype.element_ty), mask=mask)
+
+
+fill_kernel = launcher.Kernel(_fill_kernel)
+copy_kernel = launcher.Kernel(_copy_kernel)
+
+
+def _grid(n):
+    return (triton.cdiv(n, BLOCK),)
+
+
+def full(shape, value, dtype, device=None):
+    t = empty(shape, dtype, device)
+    n = t.numel()
+    if dtype.is_complex:
+        raise NotImplementedError("full: complex tensors on CUDA are not supported yet")
+    if n:
+        fill_kernel(_grid(n), t, float(value), n, BLOCK=BLOCK)
+    return t
+
+
+def _contiguous_same(dst, src):
+    return dst._dtype is src._dtype and dst.is_contiguous() and src.is_contiguous() and \
+        tuple(dst._shape) == tuple(src._shape)
+
+
+def _device_copy(dst, src):
+    """Strided, casting copy between two CUDA tensors of the same shape (src may broadcast)."""
+    if dst._dtype.is_complex or src._dtype.is_complex:
+        if dst._dtype is not src._dtype:
+            raise NotImplementedError("copy_: casts involving complex dtypes are not supported on CUDA yet")
+    n = dst.numel()
+    if n == 0:
+        return
+    src_stride = _broadcast_strides(src, dst._shape)
+    shape, (ss, ds) = collapse(dst._shape, src_stride, dst._stride)
+    if dst._dtype.is_complex:  # same complex dtype: copy as pairs of reals
+        raise NotImplementedError("copy_: strided complex copies are not supported on CUDA yet")
+    if len(shape) > MAX_DIMS:
+        raise NotImplementedError(f"copy_: more than {MAX_DIMS} non-mergeable dims on CUDA")
+    pad = MAX_DIMS - len(shape)
+    shape, ss, ds = (1,) * pad + shape, (0,) * pad + ss, (0,) * pad + ds
+    copy_kernel(_grid(n), _elem_ptr(src), _elem_ptr(dst), n, shape[1], shape[2], shape[3], *ss, *ds,
+                BLOCK=BLOCK)
+
+
+class _ElemPtr:
+    """A tensor's first-element pointer with its dtype, as Triton's launcher wants it."""
+    __slots__ = ("ptr", "dtype")
+
+    def __init__(self, t):
+        self.ptr, self.dtype = t.data_ptr(), t._dtype
+
+    def data_ptr(self):
+        return self.ptr
+
+
+def _elem_ptr(t):
+    return _ElemPtr(t)
+
+
+def _broadcast_strides(src, shape):
+    """src's strides viewed at `shape` (0 where src broadcasts)."""
+    pad = len(shape) - src.ndim
+    strides = (0,) * pad + tuple(src._stride)
+    sizes = (1,) * pad + tuple(src._shape)
+    return tuple(0 if n == 1 and m != 1 else st for n, m, st in zip(sizes, shape, strides))
+
+
+def copy_(dst, src, non_blocking=False):
+    c.copy_meta(dst, src)
+    stream = streams.current_stream(dst._device.index if dst.is_cuda else src._device.index)
+    if dst.is_cuda and src.is_cuda:
+        if _contiguous_same(dst, src):
+            memory.copy_d2d(dst.data_ptr(), src.data_ptr(), dst.numel() * dst.itemsize, stream)
+        else:
+            _device_copy(dst, src)
+    elif dst.is_cuda:  # host -> device
+        host = array(src)
+        if not (_contiguous_same(dst, src) and host.flags.c_contiguous):
+            staged = np.ascontiguousarray(np.broadcast_to(host, dst._shape).astype(dst._dtype.np))
+            host, src_t = staged, None
+        pinned = memory.block_of(host) is not None
+        if dst.is_contiguous():
+            memory.copy_h2d(dst.data_ptr(), host.ctypes.data, host.nbytes, stream, blocking=not pinned)
+        else:
+            tmp = empty(dst._shape, dst._dtype, dst._device)
+            memory.copy_h2d(tmp.data_ptr(), host.ctypes.data, host.nbytes, stream, blocking=not pinned)
+            _device_copy(dst, tmp)
+        block = memory.block_of(host)
+        if block is not None:
+            block.record_stream(stream)
+    else:  # device -> host
+        dense = src if src.is_contiguous() and src._dtype is dst._dtype else _dense(src, dst._dtype)
+        staging = empty_cpu(dense._shape, dense._dtype)
+        memory.copy_d2h(array(staging).ctypes.data, dense.data_ptr(), dense.numel() * dense.itemsize, stream,
+                        blocking=True)
+        np.copyto(array(dst), array(staging), casting="unsafe")
+    bump_version(dst)
+    return dst
+
+
+def _dense(src, dtype):
+    """A contiguous CUDA copy of src in `dtype`."""
+    out = empty(src._shape, dtype, src._device)
+    _device_copy(out, src)
+    return out
+
+
+c.full.register(CUDA, full)
+c.copy_.register(CUDA, copy_)

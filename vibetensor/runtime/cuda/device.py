@@ -1,0 +1,74 @@
+"""The real CUDA device behind the caching allocator (tests use simulated.SimulatedDevice).
+
+The allocator asks a device for raw memory, events and the current stream; this adapter answers
+with driver calls (cuMemAlloc / cuMemFree, our Event and stream objects) and, for
+backend:cudaMallocAsync, the device's default stream-ordered memory pool.
+"""
+from vibetensor.runtime.cuda import driver as drv
+from vibetensor.runtime.cuda import stream as streams
+from vibetensor.runtime.cuda.allocator import DeviceOutOfMemory
+
+
+class CudaDevice:
+    def __init__(self, index):
+        self.index = drv.check_device(index)
+        self._cu = drv._driver()
+        self._oom = int(self._cu.CUresult.CUDA_ERROR_OUT_OF_MEMORY)
+
+    def raw_malloc(self, nbytes):
+        drv.ensure_context(self.index)
+        err, ptr = self._cu.cuMemAlloc(nbytes)
+        if int(err) == self._oom:
+            raise DeviceOutOfMemory(nbytes)
+        if int(err) != 0:
+            raise drv._error("cuMemAlloc", err)
+        return int(ptr)
+
+    def raw_free(self, ptr):
+        drv.ensure_context(self.index)
+        drv.call(self._cu.cuMemFree, ptr)
+
+    def mem_get_info(self):
+        return drv.mem_get_info(self.index)
+
+    def create_event(self):
+        return streams.Event()
+
+    def current_stream(self):
+        return streams.current_stream(self.index)
+
+    def stream_wait_event(self, stream, event):
+        stream.wait_event(event)
+
+    def synchronize(self):
+        streams.synchronize(self.index)
+
+    # -- backend:cudaMallocAsync: the device's default stream-ordered pool --------------------------
+    def _pool(self):
+        return drv.call(self._cu.cuDeviceGetDefaultMemPool, drv.call(self._cu.cuDeviceGet, self.index))
+
+    def malloc_async(self, nbytes, stream):
+        err, ptr = self._cu.cuMemAllocAsync(nbytes, stream.handle)
+        if int(err) == self._oom:
+            raise DeviceOutOfMemory(nbytes)
+        if int(err) != 0:
+            raise drv._error("cuMemAllocAsync", err)
+        return int(ptr)
+
+    def free_async(self, ptr, stream):
+        drv.call(self._cu.cuMemFreeAsync, ptr, stream.handle)
+
+    def pool_trim_to(self, nbytes):
+        drv.call(self._cu.cuMemPoolTrimTo, self._pool(), nbytes)
+
+    def pool_usage(self):
+        A = self._cu.CUmemPool_attribute
+        get = lambda a: int(drv.call(self._cu.cuMemPoolGetAttribute, self._pool(), a))  # noqa: E731
+        return (get(A.CU_MEMPOOL_ATTR_RESERVED_MEM_CURRENT), get(A.CU_MEMPOOL_ATTR_RESERVED_MEM_HIGH),
+                get(A.CU_MEMPOOL_ATTR_USED_MEM_CURRENT), get(A.CU_MEMPOOL_ATTR_USED_MEM_HIGH))
+
+    def pool_reset_peaks(self):
+        A = self._cu.CUmemPool_attribute
+        zero = self._cu.cuuint64_t(0)
+        for a in (A.CU_MEMPOOL_ATTR_RESERVED_MEM_HIGH, A.CU_MEMPOOL_ATTR_USED_MEM_HIGH):
+            drv.call(self._cu.cuMemPoolSetAttribute, self._pool(), a, zero)
