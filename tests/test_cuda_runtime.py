@@ -91,9 +91,9 @@ def test_allocator_statistics_equal_torch():
     sizes = [512, 1, 1 << 20, (1 << 20) + 1, 3 << 20, 25 << 20, 7 << 20, 100]
     frees = [1, 3, 4]
     ours, theirs = [], []
-    vt_base, t_base = vt.cuda.memory_stats(), torch.cuda.memory_stats()
-    for lib, keep, base in ((vt, ours, vt_base), (torch, theirs, t_base)):
+    for lib, keep in ((vt, ours), (torch, theirs)):
         lib.cuda.empty_cache()
+        base = lib.cuda.memory_stats()
         live = [lib.empty(n, dtype=lib.uint8, device="cuda") for n in sizes]
         for i in frees:
             live[i] = None

@@ -279,5 +279,7 @@ def test_index_put():
         ti, vi = torch.tensor([0, 2, 0]), vt.tensor([0, 2, 0])
         tval, vval = torch.ones(3, 3), vt.ones(3, 3)
         assert_same(vt.index_put(v, (vi,), vval, accumulate), torch.index_put(t, (ti,), tval, accumulate))
-        assert_same(v.index_put_((vi, None), vval, accumulate=accumulate),
-                    t.index_put_((ti, None), tval, accumulate=accumulate))
+        assert_same(v.index_put_((vi, vi), vval[0], accumulate=accumulate),
+                    t.index_put_((ti, ti), tval[0], accumulate=accumulate))
+        with pytest.raises(TypeError, match="expected Tensor as element 1"):
+            v.index_put_((vi, None), vval)

@@ -95,8 +95,8 @@ def test_repr_matches_torch(opts):
     torch.set_printoptions(**opts)
     vt.set_printoptions(**opts)
     for code in CASES:
-        if code == "lib.arange(1000000)" and opts.get("profile") == "full":
-            continue  # a million numbers: slow in both libraries, and nothing new
+        if code == "lib.arange(1000000)" and (opts.get("profile") == "full" or opts.get("edgeitems") == 0):
+            continue  # torch formats all million numbers here (slow), and the case adds nothing new
         theirs, ours = _reprs(code)
         assert ours == theirs, f"{code} with {opts}:\ntorch:\n{theirs}\nours:\n{ours}"
 

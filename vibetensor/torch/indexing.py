@@ -197,6 +197,8 @@ def _value_tensor(t, value):
         raise ValueError("Overflow when unpacking long long")
     if t.dtype is dt.bool_:
         value = bool(value)  # any nonzero, 1j included
-    elif t.dtype in (dt.float16, dt.bfloat16):  # torch rounds (to inf if need be) without an overflow check here
+    elif t.dtype in (dt.float16, dt.bfloat16):  # torch goes through double, then rounds (to inf if need be)
+        if isinstance(value, complex) and value.imag != 0:
+            raise RuntimeError("value cannot be converted to type double without overflow")
         value = float(np.asarray(value.real if isinstance(value, complex) else value).astype(t.dtype.np))
     return creation.full((), value, t.dtype, device=t.device)  # full checks overflow as torch does
