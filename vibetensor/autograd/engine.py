@@ -20,7 +20,7 @@ import sys
 from vibetensor import dispatch
 from vibetensor.autograd import anomaly
 from vibetensor.autograd.graph import (
-    AccumulateGrad, Node, TensorMeta, existing_grad_accumulator, grad_accumulator, gradient_edge)
+    GRAD, AccumulateGrad, Node, TensorMeta, existing_grad_accumulator, grad_accumulator, gradient_edge)
 from vibetensor.dispatch import local
 from vibetensor.tensor import shape as sh
 from vibetensor.tensor.tensor import Tensor, array
@@ -150,17 +150,17 @@ _OWNED_REFS = 3  # references to a gradient nobody else holds: AccumulateGrad.ap
 def accumulate_into_grad(leaf, g):
     """leaf.grad += g, as torch's AccumulateGrad: the first gradient is stolen when no one else can
     see it (else cloned), later ones are added in place (or out of place under create_graph)."""
-    grad = leaf.grad
+    grad = GRAD.__get__(leaf)
     if grad is None:
         if (not local.grad_enabled and sys.getrefcount(g) <= _OWNED_REFS and g._base is None
                 and g.grad_fn is None and g.is_contiguous() and g._offset == 0):
-            leaf.grad = g
+            GRAD.__set__(leaf, g)
         else:
-            leaf.grad = _op("clone")(g)
+            GRAD.__set__(leaf, _op("clone")(g))
     elif not local.grad_enabled:
         _op("add")(grad, g, out=grad)
     else:
-        leaf.grad = add(grad, g)
+        GRAD.__set__(leaf, add(grad, g))
 
 
 # -- running nodes -----------------------------------------------------------------------------------
@@ -438,7 +438,8 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
 def _accumulate_non_leaf(t):
     def capture(g):
         if g is not None:
-            t.grad = g if t.grad is None else add(t.grad, g)
+            old = GRAD.__get__(t)
+            GRAD.__set__(t, g if old is None else add(old, g))
     return capture
 
 

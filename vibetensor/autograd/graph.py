@@ -20,6 +20,7 @@ import weakref
 from vibetensor.tensor.shape import Size
 from vibetensor.tensor.tensor import Tensor, make_tensor
 
+GRAD = Tensor.__dict__["grad"]  # the raw slot; the front door wraps Tensor.grad in a checking property
 _seq = itertools.count()  # creation order; the engine runs later-created nodes first
 _LAST = float("inf")      # AccumulateGrad runs as soon as it is ready, as in torch
 

@@ -155,7 +155,7 @@ def _amax_like(name, kernel_name):
                        (RuntimeError, f"{name}(): Expected reduction dim to be specified for input.numel() == 0. "
                                       "Specify the reduction dim with the 'dim' argument."),
                        f"{name}(): Expected reduction dim {{d}} to have non-zero size.")
-        if a._dtype.is_complex:
+        if a._dtype.is_complex and sh.numel(spec.shape):  # an empty result never reaches the kernel
             raise NotImplementedError(f'"{kernel_name}" not implemented for \'{_NAMES[a._dtype]}\'')
         if out is not None and _out_dtype(name, out) is not a._dtype:
             raise RuntimeError(f"Expected the dtype for input and out to match, but got {_NAMES[a._dtype]} for "
@@ -181,9 +181,9 @@ def _max_dim(name):
     """max(input, dim) / min(input, dim): (values, indices)."""
     def meta(a, dim, keepdim=False, out=None):
         spec = _spec(name, a, dim, keepdim, a._dtype, one_dim=True)
+        check_nonempty(a, dim, spec.dims, None, f"{name}(): Expected reduction dim {{d}} to have non-zero size.")
         if a._dtype.is_complex:
             raise RuntimeError(f"{name}(): does not support complex input")
-        check_nonempty(a, dim, spec.dims, None, f"{name}(): Expected reduction dim {{d}} to have non-zero size.")
         if out is not None:
             values, indices = _out_pair(name, out)
             check_out_dtype(values, a._dtype)
@@ -231,16 +231,17 @@ def _aminmax_meta(a, dim=None, keepdim=False, out=None):
 
 def _var_like(name, pair=False):
     """var/std(a, dim, correction, keepdim): real result; var_mean/std_mean return (stat, mean)."""
+    what = name if pair else "std and var"
+
     def meta(a, dim=None, correction=1, keepdim=False, out=None):
-        spec = _spec(name, a, dim, keepdim, a._dtype.to_real(), compute=a._dtype)
         if a._dtype.category < 2:
-            raise RuntimeError("std and var only support floating point and complex dtypes")
-        return spec
+            raise RuntimeError(f"{what} only support floating point and complex dtypes")
+        return _spec(name, a, dim, keepdim, a._dtype.to_real(), compute=a._dtype)
     return meta
 
 
 def _logsumexp_meta(a, dim, keepdim=False, out=None):
-    if isinstance(dim, tuple) and not dim and not keepdim and a.ndim:
+    if isinstance(dim, tuple) and not dim and not keepdim and a.ndim and a.numel():
         # torch reduces over all dims here but then fails to fit its keepdim result into a 0-d output
         raise RuntimeError(f"output with shape [] doesn't match the broadcast shape [{', '.join(['1'] * a.ndim)}]")
     dtype = a._dtype if a._dtype.category >= 2 else dt.get_default_dtype()
@@ -334,8 +335,8 @@ argmin = _declare("argmin", _arg_max("argmin"))
 aminmax = _declare("aminmax", _aminmax_meta)                 # aminmax(a, dim: int|None, keepdim) -> (min, max)
 var = _declare("var", _var_like("var"))                      # var(a, dim, correction, keepdim)
 std = _declare("std", _var_like("std"))
-var_mean = _declare("var_mean", _var_like("var_mean"))       # -> (var, mean)
-std_mean = _declare("std_mean", _var_like("std_mean"))       # -> (std, mean)
+var_mean = _declare("var_mean", _var_like("var_mean", pair=True))       # -> (var, mean)
+std_mean = _declare("std_mean", _var_like("std_mean", pair=True))       # -> (std, mean)
 logsumexp = _declare("logsumexp", _logsumexp_meta)           # logsumexp(a, dim, keepdim)
 vector_norm = _declare("vector_norm", _vector_norm_meta)     # vector_norm(a, ord, dim, keepdim, dtype)
 any = _declare("any", _any_like("any"))                      # any(a, dim, keepdim)

@@ -4,6 +4,7 @@ The machinery lives in vibetensor/autograd/; this module is its front door: torc
 signatures, and the Tensor methods installed with tensor_methods.method.
 """
 import sys
+import warnings
 
 from vibetensor.autograd import anomaly, engine, function, grad_mode, graph
 from vibetensor.autograd import gradcheck as _gradcheck
@@ -15,7 +16,8 @@ from vibetensor.autograd.function import Function, FunctionCtx, InplaceFunction,
 from vibetensor.autograd.grad_mode import (
     enable_grad, inference_mode, is_grad_enabled, is_inference_mode_enabled, no_grad, set_grad_enabled)
 from vibetensor.autograd.gradcheck import GradcheckError, gradcheck, gradgradcheck
-from vibetensor.autograd.graph import Hooks, Node, grad_accumulator
+from vibetensor.autograd.graph import GRAD, Hooks, Node, grad_accumulator
+from vibetensor.ops.meta import TYPE_NAMES
 from vibetensor.tensor.tensor import Tensor, VersionCounter, make_tensor, set_requires_grad
 from vibetensor.torch.tensor_methods import method
 
@@ -74,7 +76,8 @@ def retain_grad(self):
         t = ref()
         if t is None:
             return
-        t.grad = engine._op("clone")(g) if t.grad is None else engine.add(t.grad, g)
+        old = GRAD.__get__(t)
+        GRAD.__set__(t, engine._op("clone")(g) if old is None else engine.add(old, g))
     node = self.grad_fn
     if node._retains_grad_hooks is None:
         node._retains_grad_hooks = {}
@@ -107,6 +110,46 @@ def register_post_accumulate_grad_hook(self, hook):
     if self._post_acc_hooks is None:
         self._post_acc_hooks = Hooks()
     return self._post_acc_hooks.add(hook)
+
+
+_NON_LEAF_GRAD = (
+    "The .grad attribute of a Tensor that is not a leaf Tensor is being accessed. Its .grad attribute won't be "
+    "populated during autograd.backward(). If you indeed want the .grad field to be populated for a non-leaf "
+    "Tensor, use .retain_grad() on the non-leaf Tensor. If you access the non-leaf Tensor by mistake, make sure "
+    "you access the leaf Tensor instead. See github.com/pytorch/pytorch/pull/30531 for more information.")
+_C_TYPE = {"float32": "float", "float64": "double", "float16": "c10::Half", "bfloat16": "c10::BFloat16",
+           "int64": "long int", "int32": "int", "int16": "short int", "int8": "signed char", "uint8": "unsigned char",
+           "bool": "bool", "complex64": "c10::complex<float>", "complex128": "c10::complex<double>"}
+
+
+def _get_grad(self):
+    g = GRAD.__get__(self)
+    if g is None and self.grad_fn is not None and not self._retains_grad:
+        warnings.warn(_NON_LEAF_GRAD, UserWarning, stacklevel=2)
+    return g
+
+
+def _set_grad(self, g):
+    if g is not None:
+        if not isinstance(g, Tensor):
+            raise TypeError(f"assigned grad expected to be a Tensor or None but got grad of type {type(g).__name__}")
+        if g._shape != self._shape:
+            raise RuntimeError(f"attempting to assign a gradient of size '{list(g._shape)}' to a tensor of size "
+                               f"'{list(self._shape)}'. Please ensure that the gradient and the tensor are the same size")
+        if g._dtype is not self._dtype:
+            raise RuntimeError(
+                f"attempting to assign a gradient with dtype '{_C_TYPE[g._dtype.name]}' to a tensor with grad_dtype "
+                f"'{TYPE_NAMES[self._dtype]}'. The gradient must match the tensor's grad_dtype (defaults to the "
+                "tensor's dtype). You can set the tensor's grad_dtype attribute with a specific dtype, or None to "
+                "allow any dtype. Set grad_dtype with caution. Diverging the dtypes of a tensor and its gradient may "
+                "break downstream systems that assume they match.")
+        if g._device != self._device:
+            raise RuntimeError("assigned grad has data located on a different device")
+    GRAD.__set__(self, g)
+
+
+Tensor.grad = property(_get_grad, _set_grad, lambda self: GRAD.__set__(self, None),
+                       doc="The gradient accumulated by backward (None until one arrives).")
 
 
 def _get_data(self):

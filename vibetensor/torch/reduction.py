@@ -121,9 +121,14 @@ def aminmax(input, *, dim=None, keepdim=False, out=None):
 
 # -- statistics ----------------------------------------------------------------------------------------------
 
-def _correction(name, dim, unbiased, correction):
-    """torch's two spellings: var(x, dim, unbiased, keepdim) and var(x, dim, correction=c);
-    var(x, False) is var(x, unbiased=False)."""
+def _correction(name, dim, unbiased, correction, keepdim):
+    """torch's three spellings: var(x, dim, unbiased, keepdim), var(x, dim, correction=c, keepdim)
+    and var(x, unbiased) (so var(x, False) is var(x, unbiased=False))."""
+    if dim is _MISSING:
+        if unbiased is not _MISSING and keepdim:
+            raise TypeError(f"{name}() received an invalid combination of arguments: unbiased with keepdim "
+                            "needs a dim")
+        dim = None
     if isinstance(dim, bool):
         if unbiased is not _MISSING:
             raise TypeError(f"{name}() received an invalid combination of arguments: unbiased given twice")
@@ -138,8 +143,8 @@ def _correction(name, dim, unbiased, correction):
 
 
 def _statistic(name, op, has_out=True):
-    def fn(input, dim=None, unbiased=_MISSING, keepdim=False, *, correction=_MISSING, out=None):
-        dims, c = _correction(name, dim, unbiased, correction)
+    def fn(input, dim=_MISSING, unbiased=_MISSING, keepdim=False, *, correction=_MISSING, out=None):
+        dims, c = _correction(name, dim, unbiased, correction, keepdim)
         if out is not None and not has_out:
             raise TypeError(f"{name}() got an unexpected keyword argument 'out'")
         return op(input, dims, c, keepdim, out=out) if has_out else op(input, dims, c, keepdim)

@@ -58,10 +58,23 @@ def _matrix_norm(a, ord, dim=(-2, -1), keepdim=False, dtype=None, out=None):
     if min(x.shape[-2:]) == 0:
         nuc = np.zeros(x.shape[:-2], x.real.dtype)
     else:
-        nuc = np.linalg.svd(x, compute_uv=False).sum(-1)
+        nuc = _nuclear(x)
     if keepdim:
         nuc = np.expand_dims(nuc, spec.dims)
     return write("norm", out, spec, nuc)
+
+
+def _nuclear(x):
+    """Sum of singular values of each (m, n) matrix. Like torch's LAPACK path: a matrix holding NaN
+    fails to converge (an error naming its batch element), one holding inf gives NaN."""
+    nan = np.isnan(x).any(axis=(-2, -1))
+    if nan.any():
+        where = f"(Batch element {int(np.flatnonzero(nan)[0])}): " if x.ndim > 2 else ""
+        raise RuntimeError(f"linalg.svd: {where}The algorithm failed to converge because the input matrix "
+                           "contained non-finite values.")
+    finite = np.isfinite(x).all(axis=(-2, -1))
+    s = np.linalg.svd(np.where(finite[..., None, None], x, 0), compute_uv=False).sum(-1)
+    return np.where(finite, s, np.nan).astype(s.dtype)
 
 
 _product("mm", la.mm.meta, np.matmul)
