@@ -480,6 +480,25 @@ def test_retain_grad_and_is_leaf():
         np.testing.assert_allclose(y.grad.numpy(), 2 * np.exp([3.0, 6.0]), rtol=1e-6)
 
 
+def test_grad_attribute_checks():
+    def errors(lib):
+        x = lib.ones(2, requires_grad=True)
+        out = []
+        for bad in (lib.ones(3), lib.ones(2, dtype=lib.float64), lib.ones(2, dtype=lib.int64), 3):
+            try:
+                x.grad = bad
+            except (RuntimeError, TypeError) as e:
+                out.append((type(e), str(e)))
+        x.grad = lib.full((2,), 5.0)
+        del x.grad
+        return out, x.grad
+    assert errors(vt) == errors(torch)
+    for lib in LIBS:
+        with pytest.warns(UserWarning, match="The .grad attribute of a Tensor that is not a leaf Tensor is being "
+                                             "accessed. Its .grad attribute won't be populated"):
+            assert (lib.ones(2, requires_grad=True) * 2).grad is None
+
+
 # -- in-place ops and version counters ------------------------------------------------------------------------
 
 def _message(fn):

@@ -56,7 +56,7 @@ FACTORIES = [
     lambda lib: lib.ones(2, 3, dtype=lib.int32), lambda lib: lib.ones(3, dtype=lib.bool),
     lambda lib: lib.ones(2, dtype=lib.complex64), lambda lib: lib.ones(size=[2]),
     lambda lib: lib.zeros(2, requires_grad=True), lambda lib: lib.empty(2, 3).shape,
-    lambda lib: lib.empty(0, dtype=lib.int16).dtype, lambda lib: lib.empty(size=(4,)).shape,
+    lambda lib: repr(lib.empty(0, dtype=lib.int16).dtype), lambda lib: lib.empty(size=(4,)).shape,
     lambda lib: lib.full((2,), 1), lambda lib: lib.full((2,), True), lambda lib: lib.full((2,), 1.5),
     lambda lib: lib.full((2,), 1 + 1j), lambda lib: lib.full([2, 2], 1.5, dtype=lib.int64),
     lambda lib: lib.full((2,), -255, dtype=lib.uint8), lambda lib: lib.full((2,), 2 ** 40, dtype=lib.bfloat16),
@@ -135,8 +135,8 @@ LIKES = [
     lambda lib, x: lib.full_like(x, 7, dtype=lib.int32), lambda lib, x: lib.empty_like(x).shape,
     lambda lib, x: lib.zeros_like(x, dtype=lib.float64), lambda lib, x: lib.ones_like(x, requires_grad=True),
     lambda lib, x: x.new_zeros(3), lambda lib, x: x.new_zeros((3, 2)), lambda lib, x: x.new_ones(2, 3),
-    lambda lib, x: x.new_ones(size=(2, 3)), lambda lib, x: x.new_full((3,), 2.5), lambda lib, x: x.new_empty(3).dtype,
-    lambda lib, x: x.new_empty(3, dtype=lib.int16).dtype, lambda lib, x: x.new_tensor([1.5, 2]),
+    lambda lib, x: x.new_ones(size=(2, 3)), lambda lib, x: x.new_full((3,), 2.5), lambda lib, x: repr(x.new_empty(3).dtype),
+    lambda lib, x: repr(x.new_empty(3, dtype=lib.int16).dtype), lambda lib, x: x.new_tensor([1.5, 2]),
     lambda lib, x: x.new_tensor([1.5, 2], dtype=lib.float64), lambda lib, x: x.new_tensor(np.array([1.5])),
     lambda lib, x: x.new_empty_strided((2, 3), (1, 2)).stride(), lambda lib, x: x.new_zeros(3, dtype=lib.int64),
     lambda lib, x: x.new_full((-1,), 2), lambda lib, x: x.new_empty((-1,)),
@@ -153,13 +153,17 @@ CONVERSIONS = [
     lambda lib, x: x.byte(), lambda lib, x: x.bool(), lambda lib, x: x.cfloat(), lambda lib, x: x.cdouble(),
     lambda lib, x: x.type(), lambda lib, x: x.type(lib.float64), lambda lib, x: x.type("torch.DoubleTensor"),
     lambda lib, x: x.type("torch.IntTensor"), lambda lib, x: x.type_as(lib.tensor([1])), lambda lib, x: x.tolist(),
-    lambda lib, x: x.clone(), lambda lib, x: x.contiguous(), lambda lib, x: x.numpy().tolist(),
-    lambda lib, x: np.asarray(x).tolist(), lambda lib, x: np.asarray(x, dtype=np.float64).dtype == np.float64,
+    lambda lib, x: x.clone(), lambda lib, x: x.contiguous(),
     # errors
     lambda lib, x: x.to(lib.tensor([1]), lib.float64), lambda lib, x: x.to(lib.float64, lib.int64),
     lambda lib, x: x.to("foo"), lambda lib, x: x.to(lib.float64, requires_grad=True), lambda lib, x: x.type("float"),
     lambda lib, x: x.type(np.float32), lambda lib, x: x.item(), lambda lib, x: float(x), lambda lib, x: int(x),
     lambda lib, x: complex(x), lambda lib, x: [1, 2][x],
+]
+
+TO_NUMPY = [  # torch refuses bfloat16 here; we give an ml_dtypes.bfloat16 array (tested below)
+    lambda lib, x: x.numpy().tolist(), lambda lib, x: np.asarray(x).tolist(), lambda lib, x: x.__array__().shape,
+    lambda lib, x: np.asarray(x, dtype=np.float64).dtype == np.float64, lambda lib, x: x.numpy(force=True).tolist(),
 ]
 
 SCALAR_CONVERSIONS = [  # (data, dtype name): item(), tolist(), float(), int(), complex(), index
@@ -202,16 +206,29 @@ def test_conversions(fn):
     check(fn, make_pair((), "float32", seed=5))
 
 
+@pytest.mark.parametrize("fn", TO_NUMPY)
+def test_to_numpy(fn):
+    for dtype in ("float32", "int64", "complex64", "bool", "float16"):
+        for layout in ("contiguous", "transposed", "strided"):
+            check(fn, make_pair((2, 3), dtype, layout, seed=4))
+
+
+def _outcome(fn):
+    try:
+        v = fn()
+        return type(v).__name__, repr(v)
+    except Exception as e:  # noqa: BLE001  (the exception type is the outcome)
+        return "raises", "RuntimeError" if type(e).__module__.startswith("torch") else type(e).__name__
+
+
 @pytest.mark.parametrize("data,dtype", SCALAR_CONVERSIONS)
 def test_scalar_conversions(data, dtype):
+    """Same Python type and repr (so the same value, nan included), or the same exception type."""
     import operator
     for conv in (lambda t: t.item(), lambda t: t.tolist(), float, int, complex, operator.index, bool):
-        def fn(lib, conv=conv):
-            return conv(lib.tensor(data, dtype=getattr(lib, dtype)))
-        got = check(fn)
-        if got is not None:
-            expected = fn(torch)
-            assert type(got) is type(expected), (data, dtype, got, expected)
+        theirs = _outcome(lambda: conv(torch.tensor(data, dtype=getattr(torch, dtype))))
+        ours = _outcome(lambda: conv(vt.tensor(data, dtype=getattr(vt, dtype))))
+        assert ours == theirs, (data, dtype)
 
 
 def test_to_returns_self_without_change():

@@ -175,3 +175,36 @@ def test_cublas_gemm_through_our_handles(dtype, tol, trans_a, trans_b):
     ref = (a64.transpose(0, 2, 1) if trans_a else a64) @ (b64.transpose(0, 2, 1) if trans_b else b64)
     got = gc.cpu().numpy().astype(np.float64)
     assert np.linalg.norm(got - ref) / np.linalg.norm(ref) < tol
+
+
+def test_graph_replay_rereads_inputs_and_uses_a_private_pool():
+    s = vt.cuda.Stream()
+    src = vt.arange(1000, dtype=vt.float32).cuda()
+    out = vt.full((1000,), -1.0, device="cuda")
+    with vt.cuda.stream(s):  # warm up: compile the kernels outside the capture
+        out.copy_(src.to(vt.float16))
+    s.synchronize()
+    g = vt.cuda.CUDAGraph()
+    with vt.cuda.graph(g, stream=s):
+        tmp = src.to(vt.float16)  # allocated during capture: from the graph's private pool
+        out.copy_(tmp)
+    del tmp  # its block stays in the private pool: the replayed kernels keep writing it
+    reserved = vt.cuda.memory_reserved()
+    src.copy_(vt.arange(1000, dtype=vt.float32) * 2)
+    g.replay(s)
+    s.synchronize()
+    np.testing.assert_array_equal(out.cpu().numpy(), np.arange(1000, dtype=np.float32) * 2)
+    assert vt.cuda.memory_reserved() == reserved
+    g.reset()
+    vt.cuda.empty_cache()
+    assert vt.cuda.memory_reserved() <= reserved
+
+
+def test_host_sync_inside_capture_raises_and_runtime_stays_usable():
+    x = vt.ones(4, device="cuda")
+    g = vt.cuda.CUDAGraph()
+    with pytest.raises(RuntimeError, match="capturing a CUDA graph"):
+        with vt.cuda.graph(g):
+            x.cpu()
+    assert not vt.cuda.is_capturing()
+    assert x.cpu().numpy().sum() == 4

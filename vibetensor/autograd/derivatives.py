@@ -45,7 +45,7 @@ from vibetensor import dispatch
 from vibetensor.autograd import anomaly, engine
 from vibetensor.autograd.graph import (
     ERR_BACKWARD_TWICE, GraphError, Node, SavedVariable, TensorMeta, alias_of, check_inplace,
-    gradient_edge, rebase_history, record_creation, view_inplace_unsupported)
+    gradient_edge, rebase_history, record_creation, record_view_history, view_inplace_unsupported)
 from vibetensor.dispatch import DispatchKey, local
 from vibetensor.tensor.tensor import Tensor
 
@@ -166,7 +166,9 @@ class Derivative:
         return self._parse(self._save_fn(*args, **kwargs))
 
     def node_class(self, args, kwargs):
-        name = self.name if isinstance(self.name, str) else self.name(*args, **kwargs)
+        name = self.name
+        if name.__class__ is not str:
+            name = name(*args, **kwargs)
         cls = self._classes.get(name)
         if cls is None:
             cls = self._classes[name] = type(name, (OpNode,), {"__slots__": (), "__module__": "torch.autograd"})
@@ -293,6 +295,8 @@ def _mark_outputs(save_result, node, result, args, inplace_self=None):
             o = outs[k] = alias_of(o)
             replaced = True
         o.grad_fn, o._output_nr, o._requires_grad = node, k, True
+        if o._base is not None:
+            record_view_history(o)
     if save_result:
         saved = tuple(SavedVariable(o, True) if isinstance(o, Tensor) else None for o in outs)
         node._result = saved[0] if single else saved

@@ -20,7 +20,7 @@ import sys
 from vibetensor import dispatch
 from vibetensor.autograd import anomaly
 from vibetensor.autograd.graph import (
-    GRAD, AccumulateGrad, Node, TensorMeta, existing_grad_accumulator, grad_accumulator, gradient_edge)
+    GRAD, AccumulateGrad, Node, raw_grad, TensorMeta, existing_grad_accumulator, grad_accumulator, gradient_edge)
 from vibetensor.dispatch import local
 from vibetensor.tensor import shape as sh
 from vibetensor.tensor.tensor import Tensor, array
@@ -150,7 +150,7 @@ _OWNED_REFS = 3  # references to a gradient nobody else holds: AccumulateGrad.ap
 def accumulate_into_grad(leaf, g):
     """leaf.grad += g, as torch's AccumulateGrad: the first gradient is stolen when no one else can
     see it (else cloned), later ones are added in place (or out of place under create_graph)."""
-    grad = GRAD.__get__(leaf)
+    grad = raw_grad(leaf)
     if grad is None:
         if (not local.grad_enabled and sys.getrefcount(g) <= _OWNED_REFS and g._base is None
                 and g.grad_fn is None and g.is_contiguous() and g._offset == 0):
@@ -438,7 +438,7 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
 def _accumulate_non_leaf(t):
     def capture(g):
         if g is not None:
-            old = GRAD.__get__(t)
+            old = raw_grad(t)
             GRAD.__set__(t, g if old is None else add(old, g))
     return capture
 

@@ -21,6 +21,15 @@ from vibetensor.tensor.shape import Size
 from vibetensor.tensor.tensor import Tensor, make_tensor
 
 GRAD = Tensor.__dict__["grad"]  # the raw slot; the front door wraps Tensor.grad in a checking property
+
+
+def raw_grad(t):
+    """t.grad without the front door's checks (an unset slot reads as None)."""
+    try:
+        return GRAD.__get__(t)
+    except AttributeError:
+        return None
+
 _seq = itertools.count()  # creation order; the engine runs later-created nodes first
 _LAST = float("inf")      # AccumulateGrad runs as soon as it is ready, as in torch
 
@@ -277,8 +286,26 @@ def gradient_edge(t):
     """The edge a gradient for tensor t flows along: its grad_fn, or its leaf accumulator."""
     fn = t.grad_fn
     if fn is not None:
+        if t._base is not None:
+            check_view_history(t)
         return (fn, t._output_nr)
     return (grad_accumulator(t), 0)
+
+
+def record_view_history(view):
+    """A differentiable view remembers its base's grad_fn when it was made."""
+    view.__dict__["_base_grad_fn"] = view._base.grad_fn
+
+
+def check_view_history(view):
+    """torch regenerates a view's grad_fn when its base was modified in place after the view was
+    taken; vibetensor does not yet, so it refuses rather than return a wrong gradient."""
+    recorded = view.__dict__.get("_base_grad_fn", view)
+    if recorded is not view and recorded is not view._base.grad_fn:
+        raise NotImplementedError(
+            "a view is used after its base was modified by an in-place operation; torch would regenerate the "
+            "view's grad_fn here, which vibetensor's autograd does not support yet. Take the view again after the "
+            "in-place operation.")
 
 
 def is_differentiable(t):

@@ -184,15 +184,47 @@ def _overflow(d):
     return RuntimeError(f"value cannot be converted to type {_C_NAMES[d]} without overflow")
 
 
+# -- out= dtype rules --------------------------------------------------------------------------------------------
+# Binary ops and float-valued unary ops cast their result into any out= dtype it safely casts to
+# (meta.output checks that); torch's other unary ops want out= of exactly the result dtype. A rule
+# is check(spec, out, inplace, args), run by kernels before writing to a user's tensor.
+
+def exact_out(template, inplace_too=False):
+    """out= must have the result dtype; `template` formats {out} and {result} (torch's wording). In-place
+    calls are left to the cast check, as torch does, unless `inplace_too`."""
+    def check(spec, out, inplace, args):
+        if out._dtype is not spec.dtype and (inplace_too or not inplace):
+            raise RuntimeError(template.format(out=_NAMES[out._dtype], result=_NAMES[spec.dtype]))
+    return check
+
+
+SAME_OUT = exact_out("Found dtype {out} but expected {result}")
+
+
+def _abs_out(spec, out, inplace, args):
+    if not spec.common.is_complex:  # complex abs is real: cast into out like a float op
+        SAME_OUT(spec, out, inplace, args)
+
+
+def _bool_out(name):
+    return exact_out(f"{name} does not support non-boolean outputs.")
+
+
+def _float_power_out(spec, out, inplace, args):
+    what = "base given to float_power_" if inplace else "output given to float_power"
+    exact_out(f"the {what} has dtype {{out}} but the operation's result requires dtype {{result}}",
+              inplace_too=True)(spec, out, inplace, args)
+
+
 # -- declaring ops --------------------------------------------------------------------------------------------
 
-def _declare(name, meta, tab, arity):
-    meta.table, meta.arity = tab, arity
+def _declare(name, meta, tab, arity, check_out=None):
+    meta.table, meta.arity, meta.check_out = tab, arity, check_out
     return declare(name, meta=meta, family="elementwise")
 
 
-def unary(name, promote=SAME, refused=None, result=AS_COMPUTED):
-    """An op of one tensor: kernel(a, out=None)."""
+def unary(name, promote=SAME, refused=None, result=AS_COMPUTED, out=None):
+    """An op of one tensor: kernel(a, out=None). `out` is its out= dtype rule (None: cast)."""
     tab = table(promote, result, refused)
 
     def meta(a):
@@ -200,7 +232,7 @@ def unary(name, promote=SAME, refused=None, result=AS_COMPUTED):
             raise _not_tensor(name, a, "input", 1)
         r, c = lookup(tab, a._dtype)
         return Spec(a._shape, r, a._device, c)
-    return _declare(name, m.memoize_spec(meta), tab, 1)
+    return _declare(name, m.memoize_spec(meta), tab, 1, out)
 
 
 # which operands of a binary op may be Python numbers (torch's Python signatures)
@@ -232,13 +264,13 @@ def _check_scalars(name, scalars, a, b):
     return a, b
 
 
-def binary(name, promote=SAME, refused=None, result=AS_COMPUTED, scalars=OTHER):
+def binary(name, promote=SAME, refused=None, result=AS_COMPUTED, scalars=OTHER, out=None):
     """An op of two operands: kernel(a, b, out=None)."""
     tab = table(promote, result, refused)
 
     def meta(a, b):
         return binary_spec(name, tab, scalars, a, b)
-    return _declare(name, m.memoize_spec(meta), tab, 2)
+    return _declare(name, m.memoize_spec(meta), tab, 2, out)
 
 
 def _sub_check(a, b):
@@ -339,28 +371,30 @@ def _pow_meta(a, b):
 
 
 pow = _declare("pow", _pow_meta, _POW, 2)                                   # noqa: A001
-float_power = binary("float_power", TO_DOUBLE, scalars=EITHER)
+float_power = binary("float_power", TO_DOUBLE, scalars=EITHER, out=_float_power_out)
 neg = unary("neg", refused=refuse(BOOL, RuntimeError, "Negation, the `-` operator, on a bool tensor is not "
                                   "supported. If you are trying to invert a mask, use the `~` or "
-                                  "`logical_not()` operator instead."))
-abs = unary("abs", refused=missing("abs_cpu", BOOL), result=TO_REAL)        # noqa: A001
+                                  "`logical_not()` operator instead."), out=SAME_OUT)
+abs = unary("abs", refused=missing("abs_cpu", BOOL), result=TO_REAL, out=_abs_out)        # noqa: A001
 reciprocal = unary("reciprocal", TO_FLOAT)
 sign = unary("sign", refused=refuse(COMPLEX, NotImplementedError, "Unlike NumPy, torch.sign is not intended to "
-                                    "support complex numbers. Please use torch.sgn instead."))
-sgn = unary("sgn")
+                                    "support complex numbers. Please use torch.sgn instead."), out=SAME_OUT)
+sgn = unary("sgn", out=SAME_OUT)
 signbit = unary("signbit", refused=refuse(COMPLEX, NotImplementedError,
-                                          "signbit is not implemented for complex tensors."), result=TO_BOOL)
+                                          "signbit is not implemented for complex tensors."), result=TO_BOOL,
+                out=_bool_out("signbit"))
 
 
 def _rounding(name):
     return unary(name, refused={**missing(f"{name}_vml_cpu", BOOL),
-                                **refuse(COMPLEX, NotImplementedError, f"{name} is not supported for complex inputs")})
+                                **refuse(COMPLEX, NotImplementedError, f"{name} is not supported for complex inputs")},
+                 out=SAME_OUT)
 
 
 floor = _rounding("floor")
 ceil = _rounding("ceil")
 trunc = _rounding("trunc")
-frac = unary("frac", refused=missing("frac_cpu", NOT_FLOAT))
+frac = unary("frac", refused=missing("frac_cpu", NOT_FLOAT), out=SAME_OUT)
 
 _ROUND = table(refused=missing("round_vml_cpu", BOOL + COMPLEX))
 _ROUND_DECIMALS = table(refused=missing("round_cpu", NOT_FLOAT))
@@ -375,7 +409,7 @@ def _round_meta(a, decimals=0):
     return Spec(a._shape, r, a._device, c)
 
 
-round = _declare("round", _round_meta, _ROUND, 1)                           # noqa: A001  round(a, decimals=0)
+round = _declare("round", _round_meta, _ROUND, 1, SAME_OUT)                           # noqa: A001  round(a, decimals=0)
 
 # -- exponentials, logarithms, trigonometry --------------------------------------------------------------------
 exp = unary("exp", TO_FLOAT)
@@ -449,7 +483,8 @@ def _heaviside_meta(a, values):
     return spec
 
 
-heaviside = _declare("heaviside", _heaviside_meta, _HEAVISIDE, 2)
+heaviside = _declare("heaviside", _heaviside_meta, _HEAVISIDE, 2,
+                     exact_out("heaviside is not yet implemented for tensors with different dtypes."))
 
 _CLAMP_COMPLEX = refuse(COMPLEX, NotImplementedError, "clamp is not supported for complex types")
 _CLAMP = {  # by which bounds are given: torch runs different kernels (and refuses bool differently)
@@ -486,7 +521,14 @@ def _clamp_meta(a, min=None, max=None):                                      # n
     return Spec(shape, r, device, c)
 
 
-clamp = _declare("clamp", _clamp_meta, _CLAMP["scalar"], 1)                  # clamp(a, min=None, max=None)
+
+
+def _clamp_out(spec, out, inplace, args):
+    if not any(isinstance(x, Tensor) for x in args[1:]):  # number bounds: torch's unary kernel
+        SAME_OUT(spec, out, inplace, args)
+
+
+clamp = _declare("clamp", _clamp_meta, _CLAMP["scalar"], 1, _clamp_out)                  # clamp(a, min=None, max=None)
 
 _WHERE = table()
 
@@ -554,7 +596,8 @@ def _nan_to_num_meta(a, nan=None, posinf=None, neginf=None):
     return Spec(a._shape, a._dtype, a._device, a._dtype)
 
 
-nan_to_num = _declare("nan_to_num", _nan_to_num_meta, table(), 1)        # nan_to_num(a, nan, posinf, neginf)
+nan_to_num = _declare("nan_to_num", _nan_to_num_meta, table(), 1,
+                      exact_out("nan_to_num: dtype of out: {out} should be same as input: {result}"))        # nan_to_num(a, nan, posinf, neginf)
 
 # -- comparisons, predicates -----------------------------------------------------------------------------------
 eq = binary("eq", result=TO_BOOL)
@@ -587,9 +630,9 @@ isclose = _declare("isclose", _isclose_meta, _ISCLOSE, 2)              # isclose
 isnan = unary("isnan", result=TO_BOOL)
 isinf = unary("isinf", result=TO_BOOL)
 isposinf = unary("isposinf", refused=refuse(COMPLEX, RuntimeError, "isposinf does not support complex inputs."),
-                 result=TO_BOOL)
+                 result=TO_BOOL, out=_bool_out("isposinf"))
 isneginf = unary("isneginf", refused=refuse(COMPLEX, RuntimeError, "isneginf does not support complex inputs."),
-                 result=TO_BOOL)
+                 result=TO_BOOL, out=_bool_out("isneginf"))
 isfinite = unary("isfinite", result=TO_BOOL)
 isreal = unary("isreal", result=TO_BOOL)
 
@@ -601,7 +644,7 @@ logical_not = unary("logical_not", result=TO_BOOL)
 bitwise_and = binary("bitwise_and", refused=missing("bitwise_and_cpu", FLOATS + COMPLEX), scalars=EITHER)
 bitwise_or = binary("bitwise_or", refused=missing("bitwise_or_cpu", FLOATS + COMPLEX), scalars=EITHER)
 bitwise_xor = binary("bitwise_xor", refused=missing("bitwise_xor_cpu", FLOATS + COMPLEX), scalars=EITHER)
-bitwise_not = unary("bitwise_not", refused=missing("bitwise_not_cpu", FLOATS + COMPLEX))
+bitwise_not = unary("bitwise_not", refused=missing("bitwise_not_cpu", FLOATS + COMPLEX), out=SAME_OUT)
 bitwise_left_shift = binary("bitwise_left_shift", refused=missing("lshift_cpu", BOOL + FLOATS + COMPLEX),
                             scalars=EITHER)
 bitwise_right_shift = binary("bitwise_right_shift", refused=missing("rshift_cpu", BOOL + FLOATS + COMPLEX),

@@ -307,7 +307,7 @@ def _reshape(self, shape):
     if sh.view_strides(self._shape, self._stride, shape) is not None:
         return view(self, shape)
     from vibetensor.ops import creation
-    return view(creation.clone(self), shape)
+    return view(creation.contiguous(self), shape)  # no view exists, so this copies
 
 
 def _narrow(self, dim, start, length):

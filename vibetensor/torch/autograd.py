@@ -16,7 +16,7 @@ from vibetensor.autograd.function import Function, FunctionCtx, InplaceFunction,
 from vibetensor.autograd.grad_mode import (
     enable_grad, inference_mode, is_grad_enabled, is_inference_mode_enabled, no_grad, set_grad_enabled)
 from vibetensor.autograd.gradcheck import GradcheckError, gradcheck, gradgradcheck
-from vibetensor.autograd.graph import GRAD, Hooks, Node, grad_accumulator
+from vibetensor.autograd.graph import GRAD, Hooks, Node, grad_accumulator, raw_grad
 from vibetensor.ops.meta import TYPE_NAMES
 from vibetensor.tensor.tensor import Tensor, VersionCounter, make_tensor, set_requires_grad
 from vibetensor.torch.tensor_methods import method
@@ -76,7 +76,7 @@ def retain_grad(self):
         t = ref()
         if t is None:
             return
-        old = GRAD.__get__(t)
+        old = raw_grad(t)
         GRAD.__set__(t, engine._op("clone")(g) if old is None else engine.add(old, g))
     node = self.grad_fn
     if node._retains_grad_hooks is None:
@@ -123,7 +123,7 @@ _C_TYPE = {"float32": "float", "float64": "double", "float16": "c10::Half", "bfl
 
 
 def _get_grad(self):
-    g = GRAD.__get__(self)
+    g = raw_grad(self)
     if g is None and self.grad_fn is not None and not self._retains_grad:
         warnings.warn(_NON_LEAF_GRAD, UserWarning, stacklevel=2)
     return g

@@ -38,13 +38,13 @@ def _is_sequence(x):
 
 
 def _leaf(x, flat, dtypes):
-    """One scalar of the data: a Python/NumPy number or a one-element tensor."""
-    if isinstance(x, _PY_NUMBERS):
-        dtypes.add(_py_dtype(x))
-        flat.append(x)
-    elif isinstance(x, np.generic) and x.dtype.kind in "biufc":
+    """One scalar of the data: a NumPy/Python number or a one-element tensor."""
+    if isinstance(x, np.generic) and x.dtype.kind in "biufc":  # before Python numbers: np.float64 is a float
         dtypes.add(dt.from_numpy(x.dtype))
         flat.append(x.item())
+    elif isinstance(x, _PY_NUMBERS):
+        dtypes.add(_py_dtype(x))
+        flat.append(x)
     elif isinstance(x, Tensor):
         if x.numel() != 1:
             raise TypeError("only integer tensors of a single element can be converted to an index")
@@ -59,7 +59,9 @@ def _leaf(x, flat, dtypes):
 def _shape_of(data):
     """torch's compute_sizes: the lengths along the first element at every depth."""
     shape = []
-    while _is_sequence(data):
+    while _is_sequence(data) or isinstance(data, str) and shape:
+        if isinstance(data, str):  # a string is a sequence to torch, of strings, without end
+            raise ValueError("too many dimensions 'str'")
         if isinstance(data, np.ndarray):
             return shape + list(data.shape)
         shape.append(len(data))
@@ -97,7 +99,8 @@ def _nested(data):
     """(shape, inferred dtype, flat values) of Python data."""
     shape = _shape_of(data)
     flat, dtypes = [], set()
-    _store(data, 0, shape, flat, dtypes)
+    if sh.numel(shape):  # torch checks nothing below an empty dimension ([[], [1]] is (2, 0))
+        _store(data, 0, shape, flat, dtypes)
     inferred = None
     for d in dtypes:
         inferred = d if inferred is None else dt.promote_types(inferred, d)
@@ -125,6 +128,8 @@ def _values_to(flat, shape, dtype):
     if dtype.category == 1:
         if has_complex:
             raise TypeError("'complex' object cannot be interpreted as an integer")
+        if a.dtype.kind in "uO" and any(isinstance(v, int) and not -2 ** 63 <= v < 2 ** 63 for v in flat):
+            raise ValueError("Overflow when unpacking long long")
         if not _fits(a, dtype):
             raise RuntimeError(f"value cannot be converted to type {dtype.name} without overflow")
         if a.dtype.kind == "f":

@@ -81,11 +81,7 @@ def _index(device):
     return _drv.current_device() if index is None else index
 
 
-class graph(_graph_ctx):
-    """`with torch.cuda.graph(g):` captures into g on a side stream."""
-
-    def __init__(self, cuda_graph, pool=None, stream=None):
-        super().__init__(cuda_graph, stream)
+graph = _graph_ctx  # `with torch.cuda.graph(g, pool=None, stream=None):`
 
 
 # -- tensor methods that belong to the CUDA runtime ----------------------------------------------------

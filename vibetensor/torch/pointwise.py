@@ -8,7 +8,6 @@ exactly where torch has them.
 import numpy as np
 
 from vibetensor.ops import elementwise as ew
-from vibetensor.ops.meta import TYPE_NAMES
 from vibetensor.tensor import dtype as dt
 from vibetensor.tensor.tensor import Tensor
 from vibetensor.torch.tensor_methods import inplace, method
@@ -201,16 +200,7 @@ for _alias, _fn in _ALIASES.items():
 @_export
 def float_power(input, exponent, *, out=None):
     """input ** exponent in float64 (complex128 for complex operands); out= must be exactly that dtype."""
-    if isinstance(out, Tensor):
-        _check_float_power(out, "output given to float_power", input, exponent)
     return ew.float_power(input, exponent, out=out)
-
-
-def _check_float_power(out, what, input, exponent):
-    need = dt.complex128 if dt.result_type(input, exponent).is_complex else dt.float64
-    if out._dtype is not need:
-        raise RuntimeError(f"the {what} has dtype {TYPE_NAMES[out._dtype]} but the operation's result requires "
-                           f"dtype {TYPE_NAMES[need]}")
 
 
 # -- methods: every function above but rsub; in-place forms where torch has them --------------------------------
@@ -220,12 +210,7 @@ def _abs_(self):
     return ew.abs(self, out=self)
 
 
-def _float_power_(self, exponent):
-    _check_float_power(self, "base given to float_power_", self, exponent)
-    return ew.float_power(self, exponent, out=self)
-
-
-_INPLACE = {"abs": _abs_, "absolute": _abs_, "float_power": _float_power_, "relu": lambda self: ew.relu(self, out=self)}
+_INPLACE = {"abs": _abs_, "absolute": _abs_, "relu": lambda self: ew.relu(self, out=self)}
 _NO_INPLACE = {"rsub", "signbit", "logaddexp", "logaddexp2", "where", "maximum", "minimum", "fmax", "fmin",
                "positive", "isclose", "equal", "allclose", "isnan", "isinf", "isposinf", "isneginf", "isfinite",
                "isreal"}

@@ -118,8 +118,7 @@ for _n, _d in _CASTS.items():
 _BY_TYPE_NAME = {name: d for d, name in TYPE_NAMES.items()}
 
 
-@method
-def type(self, dtype=None, non_blocking=False, **kwargs):
+def _type(self, dtype=None, non_blocking=False, **kwargs):
     """No argument: the legacy type string ('torch.FloatTensor'); else a conversion to a dtype or
     to a type string ('torch.DoubleTensor', 'torch.cuda.FloatTensor')."""
     if dtype is None:
@@ -136,9 +135,12 @@ def type(self, dtype=None, non_blocking=False, **kwargs):
     raise ValueError(f"invalid type: '{name}'")
 
 
+method(_type, "type")  # not `def type`: that would shadow the builtin in this module
+
+
 @method
 def type_as(self, other):
-    return self.to(other._dtype, other._device)
+    return creation.to(self, other._dtype, other._device)
 
 
 def host_array(t):

@@ -19,16 +19,36 @@ CPU = DispatchKey.CPU
 _INF = float("inf")
 
 
-def _target(name, spec, out, first):
-    """The tensor a kernel writes: a fresh one, or `out` (checked; in-place when it is `first`)."""
-    res = output(name, out, spec.shape, spec.dtype, spec.device, inplace=out is first)
-    if out is not None:
-        for n, st in zip(res._shape, res._stride):
-            if st == 0 and n > 1:
-                raise RuntimeError("unsupported operation: more than one element of the written-to tensor refers "
-                                   "to a single memory location. Please clone() the tensor before performing the "
-                                   "operation.")
+def _target(op, spec, out, first, args):
+    """The user's out= tensor, checked (dtype rule, then cast, shape and resize; in-place when it is
+    the first operand); a tensor more than one of whose elements share memory is refused."""
+    inplace = out is first
+    check = op.meta.check_out
+    if check is not None and isinstance(out, Tensor):
+        check(spec, out, inplace, args)
+    res = output(op.name[4:], out, spec.shape, spec.dtype, spec.device, inplace=inplace)
+    for n, st in zip(res._shape, res._stride):
+        if st == 0 and n > 1:
+            raise RuntimeError("unsupported operation: more than one element of the written-to tensor refers "
+                               "to a single memory location. Please clone() the tensor before performing the "
+                               "operation.")
     return res
+
+
+def _write(spec, res, compute):
+    """compute(dst) into out= tensor `res`. A half-precision result bound for a wider out is rounded
+    to its own dtype first (torch computes the result dtype, then copies into out)."""
+    if res._dtype is spec.dtype or spec.dtype not in _HALVES:
+        compute(array(res))
+    else:
+        tmp = np.empty(spec.shape, spec.dtype.np)
+        compute(tmp)
+        np.copyto(array(res), tmp, casting="unsafe")
+    bump_version(res)
+    return res
+
+
+_HALVES = (dt.float16, dt.bfloat16)
 
 
 def _unary(op, fn):
@@ -37,11 +57,12 @@ def _unary(op, fn):
 
     def kernel(a, out=None):
         spec = meta(a)
-        res = _target(name, spec, out, a)
-        fn(operand(a, np_compute(spec.common)), array(res))
-        if out is not None:
-            bump_version(res)
-        return res
+        x = operand(a, np_compute(spec.common))
+        if out is None:
+            res = output(name, None, spec.shape, spec.dtype, spec.device)
+            fn(x, array(res))
+            return res
+        return _write(spec, _target(op, spec, out, a, (a,)), lambda dst: fn(x, dst))
     op.register(CPU, kernel)
 
 
@@ -51,12 +72,13 @@ def _binary(op, fn):
 
     def kernel(a, b, out=None):
         spec = meta(a, b)
-        res = _target(name, spec, out, a)
         ct = np_compute(spec.common)
-        fn(operand(a, ct), operand(b, ct), array(res))
-        if out is not None:
-            bump_version(res)
-        return res
+        x, y = operand(a, ct), operand(b, ct)
+        if out is None:
+            res = output(name, None, spec.shape, spec.dtype, spec.device)
+            fn(x, y, array(res))
+            return res
+        return _write(spec, _target(op, spec, out, a, (a, b)), lambda dst: fn(x, y, dst))
     op.register(CPU, kernel)
 
 
@@ -67,11 +89,11 @@ def _with_params(op, fn):
 
     def kernel(*args, out=None, **params):
         spec = meta(*args, **params)
-        res = _target(name, spec, out, args[0])
-        fn(spec, array(res), *args, **params)
-        if out is not None:
-            bump_version(res)
-        return res
+        if out is None:
+            res = output(name, None, spec.shape, spec.dtype, spec.device)
+            fn(spec, array(res), *args, **params)
+            return res
+        return _write(spec, _target(op, spec, out, args[0], args), lambda dst: fn(spec, dst, *args, **params))
     op.register(CPU, kernel)
 
 
@@ -96,15 +118,16 @@ def _add(op, ufunc):
 
     def kernel(a, b, alpha=1, out=None):
         spec = meta(a, b, alpha)
-        res = _target(name, spec, out, a)
         ct = np_compute(spec.common)
-        y = operand(b, ct)
+        x, y = operand(a, ct), operand(b, ct)
         if not (alpha.__class__ is int and alpha == 1):
             y = np.multiply(y, operand(alpha, ct), dtype=ct)
-        ufunc(operand(a, ct), y, out=array(res), casting="unsafe")
-        if out is not None:
-            bump_version(res)
-        return res
+        if out is None:
+            res = output(name, None, spec.shape, spec.dtype, spec.device)
+            ufunc(x, y, out=array(res), casting="unsafe")
+            return res
+        return _write(spec, _target(op, spec, out, a, (a, b)),
+                      lambda dst: ufunc(x, y, out=dst, casting="unsafe"))
     op.register(CPU, kernel)
 
 

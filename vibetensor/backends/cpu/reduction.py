@@ -164,12 +164,26 @@ def _moments(a, dims, correction, keepdim):
     """(variance, mean) over dims. torch's CPU Welford accumulates in double; so do we."""
     x = array(a).astype(np.complex128 if a._dtype.is_complex else np.float64)
     n = _count(x.shape, dims)
-    mu = np.sum(x, axis=dims, keepdims=True) / n
-    d = x - mu
+    kept = tuple(s for i, s in enumerate(x.shape) if i not in dims)
+    g = np.moveaxis(x, dims, tuple(range(x.ndim - len(dims), x.ndim))).reshape(kept + (n,))  # (*kept, N)
+    mu = np.sum(g, axis=-1, keepdims=True) / n
+    d = g - mu
     sq = d.real * d.real + d.imag * d.imag if d.dtype.kind == "c" else d * d
-    var = np.sum(sq, axis=dims, keepdims=keepdim) / max(0.0, n - correction)
-    return var, _squeeze(mu, dims, keepdim)
+    var = np.sum(sq, axis=-1) / max(0.0, n - correction)
+    mean = _welford_mean(g, mu[..., 0])
+    if keepdim:
+        return np.expand_dims(var, dims), np.expand_dims(mean, dims)
+    return var, mean
 
+
+def _welford_mean(g, mu):
+    """The mean as torch's Welford update leaves it (mean += (x - mean) / k): an inf is kept only as
+    a group's last element; an earlier one meets the next element as inf - inf = NaN."""
+    if g.dtype.kind == "c" or g.size == 0 or np.isfinite(mu).all():
+        return mu
+    bad = np.sum(~np.isfinite(g), axis=-1)
+    last = g[..., -1]
+    return np.where(bad == 0, mu, np.where((bad == 1) & np.isinf(last), last, np.nan))
 
 
 def _var_kernel(name, sqrt, with_mean):

@@ -11,7 +11,7 @@ import triton.language as tl
 from vibetensor.dispatch import DispatchKey
 from vibetensor.ops import creation as c
 from vibetensor.ops.meta import bump_version
-from vibetensor.runtime.cuda import launcher, memory
+from vibetensor.runtime.cuda import graphs, launcher, memory
 from vibetensor.runtime.cuda import stream as streams
 from vibetensor.tensor import dtype as dt
 from vibetensor.tensor.iterator import collapse
@@ -133,7 +133,8 @@ def copy_(dst, src, non_blocking=False):
         block = memory.block_of(host)
         if block is not None:
             block.record_stream(stream)
-    else:  # device -> host
+    else:  # device -> host: the host waits for the bytes, which a graph capture cannot do
+        graphs.check_not_capturing("copy from CUDA to CPU (e.g. .cpu(), .item(), .tolist(), printing)")
         dense = src if src.is_contiguous() and src._dtype is dst._dtype else _dense(src, dst._dtype)
         staging = empty_cpu(dense._shape, dense._dtype)
         memory.copy_d2h(array(staging).ctypes.data, dense.data_ptr(), dense.numel() * dense.itemsize, stream,

@@ -29,25 +29,46 @@ def check_not_capturing(op):
 
 
 class CUDAGraph:
-    """A captured graph and its executable instance."""
+    """A captured graph, its executable instance, and its private memory pool.
+
+    Allocations made on the capture stream while capturing come from the graph's private pool
+    (the replayed kernels keep using those addresses); the pool stays reserved until the graph is
+    reset or dies. Pass `pool=` (another graph's `pool()` or `graph_pool_handle()`) to share one."""
 
     def __init__(self):
         self.graph = self.exec = self.stream = None
+        self.pool_id = None
 
-    def capture_begin(self, stream):
+    def pool(self):
+        return self.pool_id
+
+    def capture_begin(self, stream, pool=None):
+        from vibetensor.runtime import cuda as rt
         if stream.cuda_stream == 0:
             raise RuntimeError("CUDA graphs must be captured on a non-default stream "
                                "(use torch.cuda.Stream() and torch.cuda.stream(s))")
+        self.pool_id = pool if pool is not None else rt.graph_pool_handle()
+        allocator = rt.get_allocator(stream.device_index)
+        capture_handle = stream.cuda_stream
+        allocator.begin_allocate_to_pool(self.pool_id, lambda s: s.cuda_stream == capture_handle)
         cu = drv._driver()
         mode = cu.CUstreamCaptureMode.CU_STREAM_CAPTURE_MODE_THREAD_LOCAL
-        drv.call(cu.cuStreamBeginCapture, stream.handle, mode)
+        try:
+            drv.call(cu.cuStreamBeginCapture, stream.handle, mode)
+        except Exception:
+            allocator.end_allocate_to_pool(self.pool_id)
+            raise
         self.stream = stream
         _capturing.graph = self
 
     def capture_end(self):
+        from vibetensor.runtime import cuda as rt
         cu = drv._driver()
         _capturing.graph = None
-        self.graph = drv.call(cu.cuStreamEndCapture, self.stream.handle)
+        try:
+            self.graph = drv.call(cu.cuStreamEndCapture, self.stream.handle)
+        finally:
+            rt.get_allocator(self.stream.device_index).end_allocate_to_pool(self.pool_id)
         self.exec = drv.call(cu.cuGraphInstantiate, self.graph, 0)
 
     def replay(self, stream=None):
@@ -62,7 +83,10 @@ class CUDAGraph:
             cu.cuGraphExecDestroy(self.exec)
         if self.graph is not None:
             cu.cuGraphDestroy(self.graph)
-        self.graph = self.exec = None
+        if self.pool_id is not None and self.stream is not None:
+            from vibetensor.runtime import cuda as rt
+            rt.get_allocator(self.stream.device_index).release_pool(self.pool_id)
+        self.graph = self.exec = self.pool_id = None
 
     def __del__(self):
         try:
@@ -72,10 +96,11 @@ class CUDAGraph:
 
 
 class graph:
-    """`with graph(g, stream=s):` captures the block into g on stream s (a fresh side stream by default)."""
+    """`with graph(g, pool=None, stream=s):` captures the block into g on stream s (a fresh side
+    stream by default), allocating from g's private pool (or the shared `pool`)."""
 
-    def __init__(self, cuda_graph, stream=None):
-        self.g, self.s = cuda_graph, stream
+    def __init__(self, cuda_graph, pool=None, stream=None):
+        self.g, self.pool, self.s = cuda_graph, pool, stream
         self.ctx = None
 
     def __enter__(self):
@@ -83,7 +108,7 @@ class graph:
         s.wait_stream(streams.current_stream(s.device_index))  # capture starts after prior work
         self.ctx = streams.stream(s)
         self.ctx.__enter__()
-        self.g.capture_begin(s)
+        self.g.capture_begin(s, self.pool)
         return self.g
 
     def __exit__(self, *exc):
