@@ -226,29 +226,48 @@ def _collect(args):
     return (edges if wanted else None), metas, layout
 
 
-def _saved_args(save, args, metas, snapshot_self):
-    """What the node keeps of each positional argument: SavedVariable where the formula reads the
-    tensor (positions in `save`), TensorMeta otherwise, the value itself for non-tensors."""
-    out, m = [], 0
+def _inputs(args, save, snapshot_self=False):
+    """One pass over an op's positional arguments: (edges | None when no tensor requires grad,
+    TensorMeta per tensor, layout, what the node keeps of each argument: a SavedVariable where the
+    formula reads the tensor (positions in `save`), its TensorMeta otherwise, non-tensors as they are)."""
+    edges, metas, layout, kept = [], [], [], []
+    wanted = False
     for i, a in enumerate(args):
         if isinstance(a, Tensor):
-            if i in save:
-                out.append(SavedVariable(_snapshot(a) if (i == 0 and snapshot_self) else a))
+            meta = TensorMeta(a)
+            metas.append(meta)
+            layout.append(True)
+            if a._requires_grad:
+                edges.append(gradient_edge(a))
+                wanted = True
             else:
-                out.append(metas[m])
-            m += 1
+                edges.append(_NO_EDGE)
+            if i in save:
+                kept.append(SavedVariable(_snapshot(a) if (i == 0 and snapshot_self) else a))
+            else:
+                kept.append(meta)
         elif (type(a) is list or type(a) is tuple) and any(isinstance(b, Tensor) for b in a):
-            kept = []
+            flags, items = [], []
             for b in a:
-                if isinstance(b, Tensor):
-                    kept.append(SavedVariable(b) if i in save else metas[m])
-                    m += 1
+                is_t = isinstance(b, Tensor)
+                flags.append(is_t)
+                if is_t:
+                    meta = TensorMeta(b)
+                    metas.append(meta)
+                    if b._requires_grad:
+                        edges.append(gradient_edge(b))
+                        wanted = True
+                    else:
+                        edges.append(_NO_EDGE)
+                    items.append(SavedVariable(b) if i in save else meta)
                 else:
-                    kept.append(b)
-            out.append(kept)
+                    items.append(b)
+            layout.append(tuple(flags))
+            kept.append(items)
         else:
-            out.append(a)
-    return tuple(out)
+            layout.append(None)
+            kept.append(a)
+    return (edges if wanted else None), metas, layout, tuple(kept)
 
 
 def _snapshot(t):
@@ -313,11 +332,10 @@ def _autograd_kernel(spec):
             return _call_with_out(spec, args, kwargs, out)
         if not local.grad_enabled:
             return op.redispatch(None, *args, **kwargs)
-        edges, metas, layout = _collect(args)
+        save, save_result = spec.saves(args, kwargs)
+        edges, metas, layout, saved = _inputs(args, save)
         if edges is None:
             return op.redispatch(None, *args, **kwargs)
-        save, save_result = spec.saves(args, kwargs)
-        saved = _saved_args(save, args, metas, False)
         local.grad_enabled = False
         try:
             result = op.redispatch(None, *args, **kwargs)
@@ -354,12 +372,11 @@ def _call_with_out(spec, args, kwargs, out):
     if not grad_on:
         return op.redispatch(None, *args, out=out, **kwargs)
     check_inplace(out)
-    edges, metas, layout = _collect(args)
-    if edges is None:
+    if not _any_requires_grad(args):
         return op.redispatch(None, *args, out=out, **kwargs)
     view_inplace_unsupported(out, spec.short + "_")
     save, save_result = spec.saves(args, kwargs)
-    saved = _saved_args(save, args, metas, True)
+    edges, metas, layout, saved = _inputs(args, save, snapshot_self=True)
     local.grad_enabled = False
     try:
         result = op.redispatch(None, *args, out=out, **kwargs)

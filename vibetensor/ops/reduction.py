@@ -248,7 +248,7 @@ def _logsumexp_meta(a, dim, keepdim=False, out=None):
     if out is not None and _out_dtype("logsumexp", out).category < 2:
         raise RuntimeError(f"logsumexp(): Expected floating point type for result tensor, but got: "
                            f"{_NAMES[out._dtype]}")
-    return _spec("logsumexp", a, dim, keepdim, dtype)
+    return _spec("logsumexp", a, dim, keepdim, dtype, compute=out._dtype if out is not None else dtype)
 
 
 def check_float_input(op, a):

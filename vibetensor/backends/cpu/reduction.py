@@ -193,7 +193,8 @@ def _var_kernel(name, sqrt, with_mean):
     def kernel(a, dim=None, correction=1, keepdim=False, out=None):
         spec = meta(a, dim, correction, keepdim, out)
         var, mu = _moments(a, spec.dims, correction, keepdim)
-        stat = np.sqrt(var) if sqrt else var
+        # rounded to the result dtype even when out= is wider: torch computes, then copies into out
+        stat = (np.sqrt(var) if sqrt else var).astype(np_compute(spec.dtype))
         if not with_mean:
             return write(name, out, spec, stat)
         return write(name, None, spec, stat), write(name, None, spec._replace(dtype=a._dtype), mu)
@@ -208,14 +209,15 @@ _var_kernel("std_mean", True, True)
 
 def _logsumexp(a, dim, keepdim=False, out=None):
     spec = r.logsumexp.meta(a, dim, keepdim, out)
-    x, dims = _input(a, spec.dtype), spec.dims
+    x, dims, acc = _input(a, spec.dtype), spec.dims, np_compute(spec.compute)
     if x.size == 0:
         return write("logsumexp", out, spec, np.log(np.sum(np.exp(x), axis=dims, keepdims=keepdim)))
-    # shift by the max for stability; an infinite max shifts by 0 so inf - inf never makes NaN
+    # shift by the max for stability; an infinite max shifts by 0 so inf - inf never makes NaN.
+    # As torch: exp in the input's dtype, then sum and log in the result's (out= may be wider).
     shift = np.amax(x.real, axis=dims, keepdims=True)
     shift = np.where(np.isinf(shift), 0, shift).astype(shift.dtype)
-    total = np.log(np.sum(np.exp(x - shift), axis=dims, keepdims=keepdim))
-    return write("logsumexp", out, spec, total + _squeeze(shift, dims, keepdim))
+    total = np.log(np.sum(np.exp(x - shift).astype(acc), axis=dims, keepdims=keepdim))
+    return write("logsumexp", out, spec, total + _squeeze(shift, dims, keepdim).astype(acc))
 
 
 def _vector_norm(a, ord=2, dim=None, keepdim=False, dtype=None, out=None):

@@ -17,7 +17,15 @@ class CudaDevice:
 
     def raw_malloc(self, nbytes):
         drv.ensure_context(self.index)
-        err, ptr = self._cu.cuMemAlloc(nbytes)
+        # A new segment may be needed while a graph is being captured (its private pool grows);
+        # cuMemAlloc is legal then only in relaxed capture mode, so switch for this call.
+        cu = self._cu
+        relaxed = cu.CUstreamCaptureMode.CU_STREAM_CAPTURE_MODE_RELAXED
+        _, previous = cu.cuThreadExchangeStreamCaptureMode(relaxed)
+        try:
+            err, ptr = cu.cuMemAlloc(nbytes)
+        finally:
+            cu.cuThreadExchangeStreamCaptureMode(previous)
         if int(err) == self._oom:
             raise DeviceOutOfMemory(nbytes)
         if int(err) != 0:
