@@ -12,6 +12,10 @@ import torch
 
 import vibetensor.torch as vt
 from oracle import assert_same
+from vibetensor import dispatch
+from vibetensor.autograd import derivative, engine
+from vibetensor.ops import elementwise as ew
+from vibetensor.tensor.tensor import alias
 
 LIBS = (torch, vt)
 
@@ -476,7 +480,8 @@ def test_retain_grad_and_is_leaf():
         assert x.is_leaf and not y.is_leaf and lib.tensor([1.0]).is_leaf
         z.backward(lib.tensor([1.0, 1.0]), retain_graph=True)
         z.backward(lib.tensor([1.0, 1.0]))
-        assert z.grad is None
+        with pytest.warns(UserWarning, match="The .grad attribute of a Tensor that is not a leaf"):
+            assert z.grad is None
         np.testing.assert_allclose(y.grad.numpy(), 2 * np.exp([3.0, 6.0]), rtol=1e-6)
 
 
@@ -919,3 +924,135 @@ def test_memory_released_by_refcount():
         assert x.grad is not None
     finally:
         gc.enable()
+
+
+# -- the derivative mechanism on private test ops (independent of other op families) -------------------------
+
+
+def _private_op(name, composite):
+    try:
+        return dispatch.get(name)
+    except KeyError:
+        return dispatch.declare(name, composite=composite, family="test")
+
+
+TWICE = _private_op("_ag_test_twice", lambda a: ew.mul(a, 2))
+TRACED = _private_op("_ag_test_traced", lambda a, b: ew.add(ew.mul(a, b), a))  # no derivative: traced through
+LIST_SUM = _private_op("_ag_test_list_sum", lambda ts, scale: ew.mul(ew.add(ts[0], ts[1]), scale))
+PAIR = _private_op("_ag_test_pair", lambda a: (ew.mul(a, 2), ew.exp(a), ew.gt(a, 0)))
+VIEW = _private_op("_ag_test_view", lambda a: alias(a, a._shape, a._stride, a._offset))
+
+
+@derivative(TWICE, name="TwiceBackward0")
+def _twice_backward(ctx, grad, a):
+    return ew.mul(grad, 3)  # deliberately not 2: proves the registered formula is what runs
+
+
+@derivative(LIST_SUM, save=(0,))
+def _list_sum_backward(ctx, grad, ts, scale):
+    assert ctx.needs_input_grad == ((True, False), False)
+    assert isinstance(ts[0], vt.Tensor) and isinstance(ts[1], vt.Tensor)  # saved: unpacked as tensors
+    return [ew.mul(grad, scale), None], None
+
+
+@derivative(PAIR, save=("result",))
+def _pair_backward(ctx, grads, a):
+    g2, g_exp, g_bool = grads
+    assert g_bool is None  # bool outputs carry no gradient
+    return ew.add(ew.mul(g2, 2), ew.mul(g_exp, ctx.result[1]))
+
+
+@derivative(VIEW)
+def _view_backward(ctx, grad, a):
+    return grad
+
+
+def test_derivative_mechanism():
+    x = vt.tensor([1.0, 2.0], requires_grad=True)
+    y = TWICE(x)
+    assert y.grad_fn.name() == "TwiceBackward0" and y.tolist() == [2.0, 4.0]
+    assert vt.autograd.grad(y, x, vt.ones(2))[0].tolist() == [3.0, 3.0]
+    w = vt.tensor([3.0, 4.0])
+    assert vt.autograd.grad(TRACED(x, w), x, vt.ones(2))[0].tolist() == [4.0, 5.0]  # composite traced
+    s = LIST_SUM([x, vt.tensor([1.0, 1.0])], 5.0)
+    assert [e[0] is not None for e in s.grad_fn.next_functions] == [True, False]
+    assert vt.autograd.grad(s, x, vt.ones(2))[0].tolist() == [5.0, 5.0]
+    two, e, pos = PAIR(x)
+    assert two.grad_fn is e.grad_fn and (two._output_nr, e._output_nr) == (0, 1) and not pos.requires_grad
+    g, = vt.autograd.grad(e, x, vt.ones(2))  # only the second output gets a gradient: the first is zeros
+    np.testing.assert_allclose(g.numpy(), np.exp([1.0, 2.0]))
+    with vt.no_grad():
+        assert not TWICE(x).requires_grad
+    x2 = x * 1
+    with pytest.raises(RuntimeError, match="functions with out=... arguments don't support automatic"):
+        ew.mul(x2, 2, out=vt.empty(2))
+    z = ew.mul(x2, x2, out=x2)  # in-place: history rebased
+    assert z is x2 and x2.grad_fn.name() == "MulBackward0"
+
+
+def test_views_and_inplace_limits():
+    x = vt.tensor([1.0, 2.0], requires_grad=True)
+    with pytest.raises(RuntimeError, match="a view of a leaf Variable that requires grad is being used in an in-place"):
+        VIEW(x).mul_(2)
+    y = x * 2
+    v = VIEW(y)
+    assert v._base is y and v.grad_fn.name() == "AgTestViewBackward0"
+    with pytest.raises(NotImplementedError, match="in-place operation on a view"):
+        v.mul_(2)
+    y.mul_(3)  # the base changes history after the view was taken
+    with pytest.raises(NotImplementedError, match="a view is used after its base was modified"):
+        v * 1
+
+
+def test_stream_hook_points():
+    calls = {"enter": 0, "sync": 0}
+
+    class Enter:
+        def __init__(self, stream):
+            assert stream == "s0"
+
+        def __enter__(self):
+            calls["enter"] += 1
+
+        def __exit__(self, *exc):
+            pass
+
+    def sync(g, producer, consumer):
+        calls["sync"] += 1
+        assert producer.stream == "s0"
+        return g
+    engine.set_stream_hooks(Enter, sync, lambda device: "s0")
+    try:
+        x = vt.tensor([1.0, 2.0], requires_grad=True)
+        y = (x * 2).exp()
+        assert y.grad_fn.stream == "s0"
+        y.backward(vt.ones(2))
+    finally:
+        engine.set_stream_hooks(None, None, None)
+    assert calls == {"enter": 2, "sync": 2} and x.grad is not None
+    assert (x * 2).grad_fn.stream is None
+
+
+def test_backward_create_graph_leaves_differentiable_grads():
+    def f(lib):
+        x = lib.tensor([0.5, -1.0], dtype=lib.float64, requires_grad=True)
+        with pytest.warns(UserWarning, match=r"Using backward\(\) with create_graph=True will create a reference"):
+            (x * x * x).backward(lib.ones(2, dtype=lib.float64), create_graph=True)
+        first = x.grad.detach().clone()
+        g = x.grad
+        x.grad = None
+        g.backward(lib.ones(2, dtype=lib.float64))  # d/dx of 3x^2
+        return first, x.grad, g.requires_grad
+    both(f)
+
+
+def test_inplace_into_a_tensor_that_did_not_require_grad():
+    def f(lib):
+        x = lib.tensor([0.5, 2.0], requires_grad=True)
+        buf = lib.ones(2)
+        buf.add_(x)
+        buf.mul_(x)
+        names = (buf.grad_fn.name(), buf.requires_grad, buf.is_leaf)
+        buf.backward(lib.tensor([1.0, 3.0]))
+        return names, x.grad
+    both(f)

@@ -323,6 +323,8 @@ MESSAGES = [  # errors whose text we copy from torch
     lambda lib: lib.zeros(2, out=lib.empty(2, dtype=lib.int64), dtype=lib.float32), lambda lib: lib.tensor([1, 2]).item(),
     lambda lib: float(lib.tensor([1, 2])), lambda lib: bool(lib.tensor([1, 2])),
     lambda lib: [1][lib.tensor(0.0)], lambda lib: lib.tensor([1.0]).type("float"),
+    lambda lib: lib.zeros(3).copy_(lib.zeros(2)), lambda lib: lib.zeros(2, 3).copy_(lib.zeros(3, 2)),
+    lambda lib: lib.zeros(1, 3).copy_(lib.zeros(2, 3)), lambda lib: lib.zeros(()).copy_(lib.zeros(2)),
 ]
 
 

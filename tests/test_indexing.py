@@ -283,3 +283,46 @@ def test_index_put():
                     t.index_put_((ti, ti), tval[0], accumulate=accumulate))
         with pytest.raises(TypeError, match="expected Tensor as element 1"):
             v.index_put_((vi, None), vval)
+
+
+# -- random index expressions --------------------------------------------------------------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+ITEM_KINDS = ["int", "slice", "none", "ellipsis", "list", "mask", "tensor2d", "true"]
+
+
+def _item(kind, r, lib):
+    """One index item from random ints r (ints/lists may fall out of range on purpose)."""
+    if kind == "int":
+        return r[0] % 9 - 4
+    if kind == "slice":
+        return slice(r[0] % 7 - 3 if r[1] % 3 else None, r[1] % 7 - 2, r[2] % 3 + 1)
+    if kind == "none":
+        return None
+    if kind == "ellipsis":
+        return Ellipsis
+    if kind == "list":
+        return [r[i] % 7 - 3 for i in range(r[3] % 3 + 1)]
+    if kind == "mask":
+        return lib.tensor([bool(r[i] % 2) for i in range(r[3] % 2 + 3)])
+    if kind == "tensor2d":
+        return lib.tensor([[r[0] % 3, r[1] % 3]] * (r[2] % 2 + 1))
+    return True
+
+
+@settings(max_examples=150, deadline=None)
+@given(layout=st.sampled_from(["contiguous", "transposed", "strided", "expanded"]),
+       items=st.lists(st.tuples(st.sampled_from(ITEM_KINDS), st.lists(st.integers(0, 99), min_size=4, max_size=4)),
+                      min_size=1, max_size=4))
+def test_random_index_expressions(layout, items):
+    t, v = make_pair((3, 4, 3), "float32", layout, seed=9)
+    first = next((i for i, (kind, _) in enumerate(items) if kind == "ellipsis"), None)
+    # several ellipses can index past the last dim, where torch reads undefined sizes: keep one
+    items = [it for i, it in enumerate(items) if it[0] != "ellipsis" or i == first]
+
+    def index(lib):
+        return tuple(_item(kind, r, lib) for kind, r in items)
+    check_get(lambda lib, x: x[index(lib)], t, v)
+    check_set(lambda lib, x, val: x.__setitem__(index(lib), val), lambda lib: -1.0, t, v, "float32")

@@ -135,3 +135,31 @@ def test_default_dtype_changes_suffix():
 def test_format_of_0d():
     assert f"{vt.tensor(2.5):.3f}" == f"{torch.tensor(2.5):.3f}" == "2.500"
     assert f"{vt.tensor(7)}" == "7"
+
+
+class Tensor:
+    """A stand-in that reports another device (no GPU here): repr's suffix logic sees only these
+    attributes, and the class is named Tensor so the prefix is the plain "tensor("."""
+
+    def __init__(self, t, device, requires_grad=False):
+        self._t, self.device, self.requires_grad, self.grad_fn = t, vt.device(device), requires_grad, None
+        self.dtype, self.shape, self.ndim = t.dtype, t.shape, t.ndim
+
+    def numel(self):
+        return self._t.numel()
+
+
+@pytest.mark.parametrize("make,device,grad,expected", [
+    (lambda: vt.tensor([1.0, 2.0]), "cuda:0", False, "tensor([1., 2.], device='cuda:0')"),
+    (lambda: vt.tensor([1, 2], dtype=vt.int32), "cuda:1", False, "tensor([1, 2], device='cuda:1', dtype=torch.int32)"),
+    (lambda: vt.tensor([1.5]), "cuda:0", True, "tensor([1.5000], device='cuda:0', requires_grad=True)"),
+    (lambda: vt.zeros(0, 2), "cuda:0", False, "tensor([], device='cuda:0', size=(0, 2))"),
+    (lambda: vt.ones(12, dtype=vt.float64), "cuda:0", True,
+     "tensor([1., 1., 1., 1., 1., 1., 1., 1., 1., 1., 1., 1.], device='cuda:0',\n"
+     "       dtype=torch.float64, requires_grad=True)"),
+])
+def test_device_suffix(make, device, grad, expected):
+    """torch prints device= for every non-CPU tensor, before dtype=, wrapping at the line width."""
+    from vibetensor.torch._tensor_str import tensor_repr
+    t = make()
+    assert tensor_repr(Tensor(t, device, grad), lambda s: s._t.numpy()) == expected

@@ -17,7 +17,8 @@ outputs (grad_fn, requires_grad). Backward calls the formula:
           a missing one is zeros; integer/bool outputs get None)
   args    the op's positional arguments as it was called: saved tensors come back as tensors
           (version-checked), unsaved tensors as TensorMeta (shape/dtype/device only), numbers and
-          shapes as they were; kwargs likewise (except out=).
+          shapes as they were; kwargs (except out=) are passed as given. Only positional tensors
+          are differentiated (the dispatcher looks at positional arguments only).
   ctx     ctx.result (the saved output(s)), ctx.needs_input_grad (per positional argument),
           ctx.name().
   returns a tuple with one entry per positional argument (None where no gradient; a list for a
@@ -44,7 +45,7 @@ an error at backward time, never a silently wrong gradient.
 from vibetensor import dispatch
 from vibetensor.autograd import anomaly, engine
 from vibetensor.autograd.graph import (
-    ERR_BACKWARD_TWICE, GraphError, Node, SavedVariable, TensorMeta, alias_of, check_inplace,
+    GraphError, Node, SavedVariable, TensorMeta, alias_of, check_inplace,
     gradient_edge, rebase_history, record_creation, record_view_history, view_inplace_unsupported)
 from vibetensor.dispatch import DispatchKey, local
 from vibetensor.tensor.tensor import Tensor
@@ -55,7 +56,7 @@ RESULT = "result"
 
 class OpNode(Node):
     """The node of an op with a derivative formula. One subclass per node name (MulBackward0...)."""
-    __slots__ = ("_spec", "_args", "_kwargs", "_result", "_layout", "_out_meta")
+    __slots__ = ("_spec", "_args", "_kwargs", "_result", "_layout", "_out_meta", "_needs")
 
     def apply(self, grads):
         spec = self._spec
@@ -80,6 +81,12 @@ class OpNode(Node):
 
     @property
     def needs_input_grad(self):
+        needs = self._needs
+        if needs is None:
+            needs = self._needs = self._compute_needs()
+        return needs
+
+    def _compute_needs(self):
         edges = iter(self.next_functions)
         out = []
         for lay in self._layout:
@@ -287,7 +294,7 @@ def _make_node(spec, args, kwargs, edges, metas, layout, saved):
     node = spec.node_class(args, kwargs)(tuple(edges), tuple(metas))
     node._spec, node._args, node._layout = spec, saved, tuple(layout)
     node._kwargs = kwargs or None
-    node._result = node._out_meta = None
+    node._result = node._out_meta = node._needs = None
     if anomaly._enabled:
         record_creation(node)
     if engine.current_stream is not None:
@@ -469,5 +476,4 @@ def conj(x):
     return x
 
 
-__all__ = ["derivative", "nondifferentiable", "install_fallbacks", "conj", "zeros_like", "OpNode", "Derivative",
-           "ERR_BACKWARD_TWICE"]
+__all__ = ["derivative", "nondifferentiable", "install_fallbacks", "conj", "zeros_like", "OpNode", "Derivative"]

@@ -16,11 +16,12 @@ make a gradient produced on one stream safe to consume on another; on CPU both a
 import heapq
 import itertools
 import sys
+import warnings
 
 from vibetensor import dispatch
 from vibetensor.autograd import anomaly
 from vibetensor.autograd.graph import (
-    GRAD, AccumulateGrad, Node, raw_grad, TensorMeta, existing_grad_accumulator, grad_accumulator, gradient_edge)
+    GRAD, Node, TensorMeta, existing_grad_accumulator, grad_accumulator, gradient_edge, raw_grad)
 from vibetensor.dispatch import local
 from vibetensor.tensor import shape as sh
 from vibetensor.tensor.tensor import Tensor, array
@@ -144,7 +145,8 @@ def _cpu():
 
 # -- leaf accumulation ---------------------------------------------------------------------------------
 
-_OWNED_REFS = 3  # references to a gradient nobody else holds: AccumulateGrad.apply's local, our argument, getrefcount's
+# references to a gradient nobody else holds: AccumulateGrad.apply's local, our argument, getrefcount's
+_OWNED_REFS = 3
 
 
 def accumulate_into_grad(leaf, g):
@@ -152,8 +154,11 @@ def accumulate_into_grad(leaf, g):
     see it (else cloned), later ones are added in place (or out of place under create_graph)."""
     grad = raw_grad(leaf)
     if grad is None:
-        if (not local.grad_enabled and sys.getrefcount(g) <= _OWNED_REFS and g._base is None
-                and g.grad_fn is None and g.is_contiguous() and g._offset == 0):
+        # Steal g when nothing else can see it (torch's use_count test). Under create_graph torch
+        # clones instead; we keep g itself then too, so .grad stays differentiable through ops
+        # that have derivatives (only its grad_fn's name differs from torch's CloneBackward0).
+        if (sys.getrefcount(g) <= _OWNED_REFS and g._base is None and g.is_contiguous() and g._offset == 0
+                and (g.grad_fn is None or local.grad_enabled)):
             GRAD.__set__(leaf, g)
         else:
             GRAD.__set__(leaf, _op("clone")(g))
@@ -319,6 +324,7 @@ def execute(root_edges, root_grads, keep_graph, create_graph, captures=None, run
             if not keep_graph:
                 node.release()
             _deliver(node, outs, deps, buffers, ready, tie)
+            del outs  # hold no gradient here: AccumulateGrad steals one only when nobody else does
     finally:
         local.grad_enabled = prev_mode
 
@@ -424,6 +430,11 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
     if retain_graph is None:
         retain_graph = create_graph
     edges, grads = _roots(outputs, grads)
+    if create_graph:
+        warnings.warn("Using backward() with create_graph=True will create a reference cycle between the parameter "
+                      "and its gradient which can cause a memory leak. We recommend using autograd.grad when creating "
+                      "the graph to avoid this. If you have to use this function, make sure to reset the .grad fields "
+                      "of your parameters to None after use to break the cycle and avoid the leak.", stacklevel=3)
     captures = run_targets = None
     if inputs is not None:
         captures, run_targets = {}, set()
@@ -489,4 +500,4 @@ def _capture_into(results, i):
     return capture
 
 
-__all__ = ["backward", "grad", "execute", "set_stream_hooks", "AccumulateGrad"]
+__all__ = ["backward", "grad", "execute", "set_stream_hooks"]

@@ -370,4 +370,4 @@ def view_inplace_unsupported(t, opname):
 
 
 __all__ = ["Node", "AccumulateGrad", "SavedVariable", "TensorMeta", "RemovableHandle", "gradient_edge",
-           "grad_accumulator", "Tensor"]
+           "grad_accumulator"]

@@ -1,2 +1,3 @@
 """Operator declarations: one module per family. Importing this package declares every op."""
-from vibetensor.ops import creation, elementwise, indexing, joining, linalg, random, reduction, views  # noqa: F401
+from vibetensor.ops import (  # noqa: F401
+    conv, creation, elementwise, indexing, joining, linalg, nn, random, reduction, scans, sorting, views)

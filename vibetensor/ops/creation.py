@@ -123,13 +123,10 @@ def copy_meta(dst, src):
     """copy_ broadcasts src to dst's shape and casts to dst's dtype (complex -> real drops imag)."""
     if not isinstance(src, Tensor):
         raise TypeError(f"copy_(): argument 'src' (position 1) must be Tensor, not {type(src).__name__}")
-    try:
-        shape = sh.broadcast_shapes(dst._shape, src._shape)
-    except RuntimeError:
-        shape = None
+    shape = sh.broadcast_shapes(dst._shape, src._shape)  # torch's "size of tensor a ..." error
     if shape != tuple(dst._shape):
         raise RuntimeError(f"output with shape [{', '.join(map(str, dst._shape))}] doesn't match the broadcast "
-                           f"shape [{', '.join(map(str, sh.broadcast_shapes(dst._shape, src._shape) if shape else src._shape))}]")
+                           f"shape [{', '.join(map(str, shape))}]")
 
 
 def _empty(shape, dtype=None, device=None):

@@ -107,13 +107,32 @@ def _not_tensor(name, x, arg, pos):
 
 
 def check_number(name, x, arg="other", pos=2):
-    """A Python number operand (NumPy scalars count, as in torch); TypeError otherwise."""
+    """A Python number operand (NumPy scalars count, as in torch); TypeError otherwise. Python ints
+    must fit int64 or uint64, as torch's argument parser requires (OverflowError)."""
     if x.__class__ in _NUMBERS or isinstance(x, _NUMBERS):
+        if x.__class__ is int and x not in _INT_RANGE:
+            raise OverflowError("int too big to convert" if x > 0 else "can't convert negative int to unsigned")
         return x
     item = getattr(x, "item", None)  # NumPy scalars
     if item is not None and getattr(x, "shape", None) == () and not isinstance(x, Tensor):
         return item()
     raise _not_tensor(name, x, arg, pos)
+
+
+_INT_RANGE = range(-2 ** 63, 2 ** 64)  # Python ints torch accepts (int64 or uint64); `in` is O(1)
+
+
+def memoize_binary(spec_of):
+    """m.memoize_spec for a binary op's spec: the cache key sees a number's type, not its value, so
+    ints out of range are refused before it."""
+    cached = m.memoize_spec(spec_of)
+
+    def meta(a, b):
+        if (a.__class__ is int and a not in _INT_RANGE) or (b.__class__ is int and b not in _INT_RANGE):
+            check_number("", a, "input", 1) if a.__class__ is int else check_number("", b)
+        return cached(a, b)
+    meta.uncached = spec_of
+    return meta
 
 
 def binary_geometry(name, a, b):
@@ -202,8 +221,10 @@ SAME_OUT = exact_out("Found dtype {out} but expected {result}")
 
 
 def _abs_out(spec, out, inplace, args):
-    if not spec.common.is_complex:  # complex abs is real: cast into out like a float op
+    if not spec.common.is_complex:
         SAME_OUT(spec, out, inplace, args)
+    elif out._dtype.is_complex and out._dtype is not spec.common:  # else the real result casts into out
+        raise RuntimeError(f"Found dtype {_NAMES[out._dtype]} but expected {_NAMES[spec.common]}")
 
 
 def _bool_out(name):
@@ -218,8 +239,9 @@ def _float_power_out(spec, out, inplace, args):
 
 # -- declaring ops --------------------------------------------------------------------------------------------
 
-def _declare(name, meta, tab, arity, check_out=None):
-    meta.table, meta.arity, meta.check_out = tab, arity, check_out
+def _declare(name, meta, tab, arity, check_out=None, overlap_ok=None):
+    """`overlap_ok(spec)`: torch lets this call write into a tensor whose elements share memory."""
+    meta.table, meta.arity, meta.check_out, meta.overlap_ok = tab, arity, check_out, overlap_ok
     return declare(name, meta=meta, family="elementwise")
 
 
@@ -242,13 +264,25 @@ EITHER = "either"    # remainder, pow, xlogy, bitwise ops: one of the two
 NONE = "none"        # maximum, atan2, logical_and ...: tensors only
 
 
-def binary_spec(name, tab, scalars, a, b):
+def binary_spec(name, tab, scalars, a, b, complex32=False):
     """The Spec of a binary op: checks operand types, broadcasts, promotes, looks up the table."""
     if not (isinstance(a, Tensor) and isinstance(b, Tensor)):
         a, b = _check_scalars(name, scalars, a, b)
-    shape, common, device = binary_geometry(name, a, b)
+    try:
+        shape, common, device = binary_geometry(name, a, b)
+    except NotImplementedError:
+        if not complex32:
+            raise
+        shape, common, device = _complex32_geometry(name, a, b)
     r, c = lookup(tab, common)
     return Spec(shape, r, device, c)
+
+
+def _complex32_geometry(name, a, b):
+    """float16 meeting a complex 0-d tensor or number promotes to complex32, which we lack. Ops whose
+    result doesn't show it and that torch runs in complex32 (eq, ne, float_power) use complex64."""
+    shape = sh.broadcast_shapes(*(x._shape for x in (a, b) if isinstance(x, Tensor)))
+    return shape, dt.complex64, m.common_device(name, (a, b))
 
 
 def _check_scalars(name, scalars, a, b):
@@ -264,13 +298,13 @@ def _check_scalars(name, scalars, a, b):
     return a, b
 
 
-def binary(name, promote=SAME, refused=None, result=AS_COMPUTED, scalars=OTHER, out=None):
+def binary(name, promote=SAME, refused=None, result=AS_COMPUTED, scalars=OTHER, out=None, complex32=False):
     """An op of two operands: kernel(a, b, out=None)."""
     tab = table(promote, result, refused)
 
     def meta(a, b):
-        return binary_spec(name, tab, scalars, a, b)
-    return _declare(name, m.memoize_spec(meta), tab, 2, out)
+        return binary_spec(name, tab, scalars, a, b, complex32)
+    return _declare(name, memoize_binary(meta), tab, 2, out)
 
 
 def _sub_check(a, b):
@@ -292,8 +326,7 @@ def _alpha_check(spec, alpha):
         if spec.common is not dt.bool_:
             raise RuntimeError("Boolean alpha only supported for Boolean results.")
         return
-    if not isinstance(alpha, _NUMBERS):
-        raise TypeError(f"add(): argument 'alpha' must be Number, not {type(alpha).__name__}")
+    alpha = check_number("add", alpha, "alpha", 3)
     if isinstance(alpha, float) and spec.common.category < 2:
         raise RuntimeError("For integral input tensors, argument alpha must not be a floating point number.")
     if isinstance(alpha, complex) and not spec.common.is_complex:
@@ -309,7 +342,7 @@ def _add_meta(name):
         if name == "sub":
             _sub_check(a, b)
         return binary_spec(name, _ARITH, ANY, a, b)
-    operands_spec = m.memoize_spec(operands_spec)
+    operands_spec = memoize_binary(operands_spec)
 
     def meta(a, b, alpha=1):
         spec = operands_spec(a, b)
@@ -327,7 +360,7 @@ mul = binary("mul", scalars=ANY)
 _DIV = {None: table(TO_FLOAT),
         "trunc": table(refused=missing("div_trunc_cpu", BOOL + COMPLEX)),
         "floor": table(refused=missing("div_floor_cpu", BOOL + COMPLEX))}
-_DIV_SPECS = {mode: m.memoize_spec(lambda a, b, tab=tab: binary_spec("div", tab, ANY, a, b))
+_DIV_SPECS = {mode: memoize_binary(lambda a, b, tab=tab: binary_spec("div", tab, ANY, a, b))
               for mode, tab in _DIV.items()}
 
 
@@ -346,7 +379,7 @@ fmod = binary("fmod", refused=missing("fmod_cpu", BOOL + COMPLEX))
 _POW = table(refused=missing("pow", BOOL))
 
 
-_pow_operands = m.memoize_spec(lambda a, b: binary_spec("pow", _POW, EITHER, a, b))
+_pow_operands = memoize_binary(lambda a, b: binary_spec("pow", _POW, EITHER, a, b))
 
 
 def _pow_meta(a, b):
@@ -371,7 +404,7 @@ def _pow_meta(a, b):
 
 
 pow = _declare("pow", _pow_meta, _POW, 2)                                   # noqa: A001
-float_power = binary("float_power", TO_DOUBLE, scalars=EITHER, out=_float_power_out)
+float_power = binary("float_power", TO_DOUBLE, scalars=EITHER, out=_float_power_out, complex32=True)
 neg = unary("neg", refused=refuse(BOOL, RuntimeError, "Negation, the `-` operator, on a bool tensor is not "
                                   "supported. If you are trying to invert a mask, use the `~` or "
                                   "`logical_not()` operator instead."), out=SAME_OUT)
@@ -534,8 +567,8 @@ _WHERE = table()
 
 
 def _where_meta(condition, a, b):
-    """where(condition, a, b): a and b promote (either may be a number); condition is bool (uint8
-    is accepted with torch's deprecation warning)."""
+    """where(condition, a, b): a and b promote (either may be a number, which must fit the result);
+    condition is bool (uint8 is accepted with torch's deprecation warning)."""
     if not isinstance(condition, Tensor):
         raise _not_tensor("where", condition, "condition", 1)
     if condition._dtype is not dt.bool_:
@@ -549,7 +582,7 @@ def _where_meta(condition, a, b):
     b = b if isinstance(b, Tensor) else check_number("where", b, "other", 3)
     shape, common, device = geometry("where", (condition, a, b), (a, b))
     r, c = lookup(_WHERE, common)
-    if c.category == 1:
+    if c is not dt.float16 and c is not dt.bfloat16:  # torch lets numbers overflow to inf in half types
         for x in (a, b):
             if not isinstance(x, Tensor):
                 check_scalar(x, c)
@@ -574,8 +607,8 @@ def _lerp_meta(a, b, weight):
         if weight._dtype is not a._dtype and weight.ndim:
             raise RuntimeError(f"expected dtype {_C_NAMES[a._dtype]} for `weight` but got dtype "
                                f"{_C_NAMES[weight._dtype]}")
-        shape, _, device = geometry("lerp", (a, b, weight), (a,))
-        r, c = lookup(_LERP["tensor"], a._dtype)
+        shape, common, device = geometry("lerp", (a, b, weight), (a, weight))  # a 0-d weight may promote
+        r, c = lookup(_LERP["tensor"], common)
     else:
         check_number("lerp", weight, "weight", 3)
         shape, _, device = geometry("lerp", (a, b), (a,))
@@ -597,11 +630,12 @@ def _nan_to_num_meta(a, nan=None, posinf=None, neginf=None):
 
 
 nan_to_num = _declare("nan_to_num", _nan_to_num_meta, table(), 1,
-                      exact_out("nan_to_num: dtype of out: {out} should be same as input: {result}"))        # nan_to_num(a, nan, posinf, neginf)
+                      exact_out("nan_to_num: dtype of out: {out} should be same as input: {result}"),
+                      overlap_ok=lambda spec: spec.dtype.category < 2)  # integers: a plain copy        # nan_to_num(a, nan, posinf, neginf)
 
 # -- comparisons, predicates -----------------------------------------------------------------------------------
-eq = binary("eq", result=TO_BOOL)
-ne = binary("ne", result=TO_BOOL)
+eq = binary("eq", result=TO_BOOL, complex32=True)
+ne = binary("ne", result=TO_BOOL, complex32=True)
 lt = binary("lt", refused=missing("lt_cpu", COMPLEX), result=TO_BOOL)
 le = binary("le", refused=missing("le_cpu", COMPLEX), result=TO_BOOL)
 gt = binary("gt", refused=missing("gt_cpu", COMPLEX), result=TO_BOOL)

@@ -116,11 +116,11 @@ def _stack(tensors, dim=0, out=None):
             raise TypeError(f"expected Tensor as element {i} in argument 0, but got {type(t).__name__}")
     first = tensors[0]
     d = sh.wrap_dim(dim, first.ndim + 1, "stack")
+    for i, t in enumerate(tensors):
+        if t._shape != first._shape:
+            raise RuntimeError(f"stack expects each tensor to be equal size, but got {_fmt(first._shape)} at "
+                               f"entry 0 and {_fmt(t._shape)} at entry {i}")
     if d < first.ndim:
-        for i, t in enumerate(tensors):
-            if t._shape != first._shape:
-                raise RuntimeError(f"stack expects each tensor to be equal size, but got {_fmt(first._shape)} at "
-                                   f"entry 0 and {_fmt(t._shape)} at entry {i}")
         result_shape = first._shape[:d] + (len(tensors),) + first._shape[d:]
         cat_shape = first._shape[:d] + (first._shape[d] * len(tensors),) + first._shape[d + 1:]
         if out is None:

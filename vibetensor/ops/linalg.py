@@ -28,8 +28,10 @@ def _tensors(op, names, *xs):
             raise TypeError(f"{op}(): argument '{name}' (position {i + 1}) must be Tensor, not {type(x).__name__}")
 
 
-def _no_bool(kernel, dtype):
-    if dtype.kind == "b":
+def _no_bool(kernel, dtype, numel=1, k=1):
+    """torch has no bool products, but an empty result or an empty sum (k == 0) never reaches the
+    kernel: those succeed (all False)."""
+    if dtype.kind == "b" and numel and k:
         raise NotImplementedError(f'"{kernel}" not implemented for \'Bool\'')
 
 
@@ -43,7 +45,7 @@ def _shapes_mismatch(a, b):
                         f"{b._shape[0]}x{b._shape[1]})")
 
 
-def scalar(value, dtype, op):
+def scalar(value, dtype):
     """alpha/beta in the result dtype: truncated for integers; complex only for complex results."""
     if isinstance(value, complex) and not dtype.is_complex:
         if value.imag != 0:
@@ -72,7 +74,7 @@ def _mm_meta(a, b, out=None):
         raise _shapes_mismatch(a, b)
     if a._dtype is not b._dtype:
         raise RuntimeError(f"expected m1 and m2 to have the same dtype, but got: {_CPP[a._dtype]} != {_CPP[b._dtype]}")
-    _no_bool("addmm_impl_cpu_", a._dtype)
+    _no_bool("addmm_impl_cpu_", a._dtype, a._shape[0] * b._shape[1], a._shape[1])
     return _spec("mm", (a._shape[0], b._shape[1]), a._dtype, (a, b), out)
 
 
@@ -87,7 +89,7 @@ def _bmm_meta(a, b, out=None):
                            f"{a._shape[2]}] but got: [{b._shape[0]}, {b._shape[1]}].")
     if a._dtype is not b._dtype:
         raise RuntimeError(f"expected scalar type {_NAMES[a._dtype]} but found {_NAMES[b._dtype]}")
-    _no_bool("bmm", a._dtype)
+    _no_bool("bmm", a._dtype, a._shape[0] * a._shape[1] * b._shape[2], a._shape[2])
     return _spec("bmm", (a._shape[0], a._shape[1], b._shape[2]), a._dtype, (a, b), out)
 
 
@@ -108,8 +110,10 @@ def _addmm_meta(input, m1, m2, beta=1, alpha=1, out=None):
     shape = (m1._shape[0], m2._shape[1])
     views.expand(input, shape)  # torch's broadcast check, with expand's messages
     _check_inplace(input, out, shape)
-    _no_bool("addmm_impl_cpu_", m1._dtype)
-    scalar(beta, m1._dtype, "addmm"), scalar(alpha, m1._dtype, "addmm")
+    _no_bool("addmm_impl_cpu_", m1._dtype, sh.numel(shape), m1._shape[1])
+    if m1._dtype.kind == "b" and sh.numel(shape) and not m1._shape[1]:  # torch scales input by an int beta
+        raise RuntimeError("result type Long can't be cast to the desired output type Bool")
+    scalar(beta, m1._dtype), scalar(alpha, m1._dtype)  # validates them
     return _spec("addmm", shape, m1._dtype, (input, m1, m2), out)
 
 
@@ -122,7 +126,7 @@ def _addmv_checks(in_ndim, in_numel, in_size, in_dtype, mat, vec):
     if not (in_dtype is mat._dtype is vec._dtype):
         raise RuntimeError(f"addmv input tensors must have the same dtype, but got {_NAMES[in_dtype]}, "
                            f"{_NAMES[mat._dtype]}, and {_NAMES[vec._dtype]}")
-    _no_bool("addmv_impl_cpu", mat._dtype)
+    _no_bool("addmv_impl_cpu", mat._dtype, mat._shape[0], mat._shape[1])
 
 
 def _addmv_meta(input, mat, vec, beta=1, alpha=1, out=None):
@@ -131,14 +135,16 @@ def _addmv_meta(input, mat, vec, beta=1, alpha=1, out=None):
                   mat, vec)
     shape = (mat._shape[0],)
     _check_inplace(input, out, shape)
-    scalar(beta, mat._dtype, "addmv"), scalar(alpha, mat._dtype, "addmv")
+    scalar(beta, mat._dtype), scalar(alpha, mat._dtype)  # validates them
     return _spec("addmv", shape, mat._dtype, (input, mat, vec), out)
 
 
 def _mv_meta(mat, vec, out=None):
     """mv is addmv into a fresh result of vec's dtype: torch's messages name that result as input."""
     _tensors("mv", ("input", "vec"), mat, vec)
-    rows = mat._shape[0] if mat.ndim else 1
+    if mat.ndim == 0:
+        raise IndexError("Dimension specified as 0 but tensor has no dimensions")
+    rows = mat._shape[0]
     _addmv_checks(1, rows, rows, vec._dtype, mat, vec)
     return _spec("mv", (rows,), mat._dtype, (mat, vec), out)
 
@@ -269,7 +275,8 @@ def _matmul(a, b, out=None):
     da, db = a.ndim, b.ndim
     if da == 0 or db == 0:
         raise RuntimeError(f"both arguments to matmul need to be at least 1D, but they are {da}D and {db}D")
-    if out is not None and local.grad_enabled and (a._requires_grad or b._requires_grad or out._requires_grad):
+    if out is not None and local.grad_enabled and (a._requires_grad or b._requires_grad
+                                                   or getattr(out, "_requires_grad", False)):
         raise RuntimeError("matmul(): functions with out=... arguments don't support automatic differentiation, "
                            "but one of the arguments requires grad.")
     if da == 1 and db == 1:

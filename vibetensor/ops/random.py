@@ -55,10 +55,10 @@ def _not_implemented(kernel, t):
     return NotImplementedError(f'"{kernel}" not implemented for \'{_NAMES[t._dtype]}\'')
 
 
-def _check_float(t, name, what):
+def _check_float(t, what, names):
     if not t._dtype.is_floating_point:
         raise RuntimeError(f"{what} distribution is a continuous probability distribution. dtype must be a "
-                           f"floating point but you specified {CTYPE.get(t._dtype, _NAMES[t._dtype])}")
+                           f"floating point but you specified {names.get(t._dtype, _NAMES[t._dtype])}")
 
 
 # -- meta functions ----------------------------------------------------------------------------------------
@@ -89,7 +89,8 @@ def random_bounds(self, low, high):
     """random_'s [low, high): high None means the dtype's top (2**digits for floats, inclusive)."""
     d = self._dtype
     if d.is_complex:
-        raise _not_implemented(f"random_from_to_kernel_{self._device.type}", self)
+        kernel = "random_kernel" if (low, high) == (0, None) else "random_from_to_kernel"
+        raise _not_implemented(f"{kernel}_{self._device.type}", self)
     if high is None:
         high = (2 ** DIGITS[d] if d.is_floating_point else _INT_RANGE[d][1]) + 1
     if low >= high:
@@ -127,9 +128,10 @@ def bernoulli_meta(self, p):
 def expand_check(shape, target, t):
     """torch's expand errors, for an operand that must broadcast to `target` without changing it."""
     if len(shape) > len(target):
-        raise RuntimeError(f"expand({m.legacy_type_name(t)}{{[{', '.join(map(str, shape))}]}}, size=[{', '.join(map(str, target))}]): "
-                           f"the number of sizes provided ({len(target)}) must be greater or equal to the number "
-                           f"of dimensions in the tensor ({len(shape)})")
+        sizes, targets = ", ".join(map(str, shape)), ", ".join(map(str, target))
+        raise RuntimeError(f"expand({m.legacy_type_name(t)}{{[{sizes}]}}, size=[{targets}]): the number of sizes "
+                           f"provided ({len(target)}) must be greater or equal to the number of dimensions in the "
+                           f"tensor ({len(shape)})")
     for i, (s, n) in enumerate(zip(reversed(shape), reversed(target))):
         if s != n and s != 1:
             d = len(target) - 1 - i
@@ -139,7 +141,7 @@ def expand_check(shape, target, t):
 
 
 def exponential_meta(self, lambd):
-    _check_float(self, "exponential_", "Exponential")
+    _check_float(self, "Exponential", _NAMES)
     if not lambd > 0.0:
         raise RuntimeError(f"exponential_ expects lambda > 0.0, but found lambda={num(lambd)}")
 
@@ -159,12 +161,12 @@ def log_normal_meta(self, mean, std):
 
 
 def cauchy_meta(self, median, sigma):
-    _check_float(self, "cauchy_", "Cauchy")
+    _check_float(self, "Cauchy", CTYPE)  # torch names the C type here
     if not sigma > 0.0:
         raise RuntimeError(f"cauchy_ expects sigma > 0.0, but found sigma={num(sigma)}")
 
 
-_RANDPERM_FLOAT_LIMIT = {dt.float16: "2049", dt.bfloat16: "257", dt.float32: "2^24+1", dt.float64: "2^53+1"}
+_RANDPERM_FLOAT_LIMIT = {dt.float16: "2049", dt.float32: "2^24+1", dt.float64: "2^53+1"}  # torch skips bfloat16
 _C_INT = {dt.uint8: "uint8_t", dt.int8: "int8_t", dt.int16: "int16_t", dt.int32: "int", dt.int64: "int64_t"}
 
 
@@ -173,10 +175,10 @@ def randperm_meta(n, dtype):
         raise RuntimeError(f"Trying to create tensor with negative dimension {n}: [{n}]")
     if dtype is dt.bool_ or dtype.is_complex:
         raise NotImplementedError(f'"randperm" not implemented for \'{_NAMES[dtype]}\'')
-    if dtype.is_floating_point:
+    if dtype in _RANDPERM_FLOAT_LIMIT:
         if n > 2 ** DIGITS[dtype] + 1:
             raise RuntimeError(f"n cannot be greater than {_RANDPERM_FLOAT_LIMIT[dtype]} for {_NAMES[dtype]} type.")
-    elif n - 1 > _INT_RANGE[dtype][1]:
+    elif dtype.category == 1 and n - 1 > _INT_RANGE[dtype][1]:
         raise RuntimeError(f"value cannot be converted to type {_C_INT[dtype]} without overflow")
 
 

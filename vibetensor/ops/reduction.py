@@ -300,12 +300,14 @@ def _vector_norm_meta(a, ord=2, dim=None, keepdim=False, dtype=None, out=None):
 def _any_like(name):
     """any/all: bool result (uint8 for uint8 input); dim=() reduces nothing, as in torch."""
     def meta(a, dim=None, keepdim=False, out=None):
-        dtype = dt.uint8 if a._dtype is dt.uint8 else dt.bool_
-        if out is not None and _out_dtype(name, out) not in (dt.bool_, dt.uint8):
-            raise RuntimeError(f"{name} only supports bool tensor for result, got: {_NAMES[out._dtype]}")
+        dtype, compute = (dt.uint8 if a._dtype is dt.uint8 else dt.bool_), a._dtype
+        if out is not None:
+            if _out_dtype(name, out) not in (dt.bool_, dt.uint8):
+                raise RuntimeError(f"{name} only supports bool tensor for result, got: {_NAMES[out._dtype]}")
+            dtype = compute = out._dtype  # torch converts the input to out's dtype first (0.5 -> 0 for uint8)
         if isinstance(dim, tuple) and not dim:
-            return Spec(tuple(a._shape), dtype, a._device, (), dtype)
-        return _spec(name, a, dim, keepdim, dtype, compute=a._dtype)
+            return Spec(tuple(a._shape), dtype, a._device, (), compute)
+        return _spec(name, a, dim, keepdim, dtype, compute=compute)
     return meta
 
 

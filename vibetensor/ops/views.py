@@ -51,7 +51,7 @@ def expand_geometry(shape, stride, sizes, type_name="Tensor"):
     for i in range(n - 1, -1, -1):
         j = i - (n - nd)
         size = shape[j] if j >= 0 else 1
-        st = stride[j] if j >= 0 else (out_shape[i + 1] * out_stride[i + 1] if i + 1 < n else 1)
+        st = stride[j] if j >= 0 else (out_shape[i + 1] * out_stride[i + 1] if i + 1 < n else 0)  # 0-d: all 0
         target = sizes[i]
         if target == -1:
             if j < 0:

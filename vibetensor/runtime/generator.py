@@ -59,8 +59,14 @@ to the last few ulps (libm vs CUDA math).
 
 On CUDA, call `tl.randint4x(seed, offsets)` with int64/uint64 offsets (so c1 = offset >> 32) and
 apply the conversions above; `tl.rand`/`tl.randn4x` truncate offsets to 32 bits, so they agree
-only while offset < 2**32.
+only while offset < 2**32. (tests/test_random.py::test_philox_matches_triton checks this on a GPU.)
+
+CUDA graphs: a captured kernel must not bake the offset in as a constant. Capture should read
+(seed, offset) from a small device buffer that the graph's owner advances before each replay by the
+counters the captured ops reserved (torch's "philox_cuda_state" design); `reserve` is the single
+place a generator's offset moves, so that logic lives next to it when the CUDA side needs it.
 """
+import functools
 import secrets
 import threading
 
@@ -100,9 +106,34 @@ def randint4x(seed, offsets):
     return philox4x32(lo, hi, zero, zero, seed & _U32, seed >> 32)
 
 
+@functools.lru_cache(maxsize=64)
+def _round_keys(seed):
+    seed &= _U64
+    k0, k1, keys = seed & _U32, seed >> 32, []
+    for _ in range(10):
+        keys.append((k0, k1))
+        k0, k1 = (k0 + _KEY_A) & _U32, (k1 + _KEY_B) & _U32
+    return keys
+
+
+def _words_scalar(seed, offset, counters):
+    """The same stream with Python ints: faster than NumPy below a few dozen counters."""
+    keys, out = _round_keys(seed), []
+    for c in range(offset, offset + counters):
+        c &= _U64
+        c0, c1, c2, c3 = c & _U32, c >> 32, 0, 0
+        for k0, k1 in keys:
+            p0, p1 = 0xD2511F53 * c0, 0xCD9E8D57 * c2
+            c0, c1, c2, c3 = (p1 >> 32) ^ c1 ^ k0, p1 & _U32, (p0 >> 32) ^ c3 ^ k1, p0 & _U32
+        out += (c0, c1, c2, c3)
+    return np.array(out, dtype=np.uint32)
+
+
 def words(seed, offset, n):
     """The first n words of the stream starting at counter `offset`: (n,) uint32."""
     counters = counters_for(n)
+    if counters <= 16:
+        return _words_scalar(seed, offset, counters)[:n]
     idx = np.arange(counters, dtype=np.uint64) + np.uint64(offset & _U64)  # wraps like uint64
     return np.stack(randint4x(seed, idx), axis=1).reshape(-1)[:n]
 

@@ -80,7 +80,7 @@ def broadcast_shapes(*shapes):
     ndim = max((len(s) for s in shapes), default=0)
     out = [1] * ndim
     for s in shapes:
-        for i, n in enumerate(s, ndim - len(s)):
+        for i, n in reversed(list(enumerate(s, ndim - len(s)))):  # last dim first, as torch's infer_size
             if n == out[i] or n == 1:
                 continue
             if out[i] == 1:

@@ -135,7 +135,7 @@ class Tensor:
 
 def set_requires_grad(t, flag):
     if flag and not (t._dtype.is_floating_point or t._dtype.is_complex):
-        raise RuntimeError("only Tensors of floating point and complex dtype can require gradients")
+        raise RuntimeError("only Tensors of floating point dtype can require gradients")
     if t.grad_fn is not None and not flag:
         raise RuntimeError("you can only change requires_grad flags of leaf variables. If you want to use "
                            "a computed variable in a subgraph that doesn't require differentiation use "
@@ -151,7 +151,7 @@ def make_tensor(storage, shape, stride, offset, dtype, version=None, base=None):
     t._base = base
     t._np = None
     t._requires_grad = False
-    t.grad = t.grad_fn = t._hooks = t._post_acc_hooks = None
+    t.grad_fn = t._hooks = t._post_acc_hooks = None  # grad: an unset slot reads as None (autograd)
     t._output_nr = 0
     t._retains_grad = t._is_param = False
     return t
@@ -197,7 +197,9 @@ def array(t):
             raise TypeError(f"can't convert {t._device} device type tensor to numpy. "
                             "Use Tensor.cpu() to copy the tensor to host memory first.")
         item = t._dtype.itemsize
-        a = np.ndarray(t._shape, t._dtype.np, buffer=t._storage.data, offset=t._offset * item,
+        # an empty view may sit past the end of its storage (torch allows it): it reads no bytes
+        offset = t._offset * item if 0 not in t._shape else 0
+        a = np.ndarray(t._shape, t._dtype.np, buffer=t._storage.data, offset=offset,
                        strides=tuple(s * item for s in t._stride))
         t._np = a
     return a

@@ -25,6 +25,7 @@ from vibetensor.torch.reduction import *  # noqa: F401,F403
 from vibetensor.torch.matmul import *  # noqa: F401,F403
 from vibetensor.torch.joining import *  # noqa: F401,F403
 from vibetensor.torch.random import *  # noqa: F401,F403
+from vibetensor.torch.sorting import *  # noqa: F401,F403
 
 from vibetensor import dispatch as _dispatch  # noqa: E402
 from vibetensor.torch import cuda  # noqa: F401,E402
@@ -51,7 +52,7 @@ def numel(input):
     return input.numel()
 
 
-from vibetensor.torch import nn  # noqa: E402,F401  (torch.nn, importable as vibetensor.torch.nn.functional)
+from vibetensor.torch import linalg, nn  # noqa: E402,F401  (torch.linalg, torch.nn)
 
 from vibetensor.torch import autograd  # noqa: E402,F401  (torch.autograd; installs backward, detach, hooks on Tensor)
 from vibetensor.torch.autograd import (  # noqa: E402,F401

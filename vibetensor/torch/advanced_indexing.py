@@ -9,7 +9,7 @@ import numpy as np
 from vibetensor.ops import creation, views
 from vibetensor.ops import indexing as index_ops
 from vibetensor.tensor import dtype as dt
-from vibetensor.tensor.tensor import Tensor
+from vibetensor.tensor.tensor import Tensor, from_array
 
 
 def is_sequence(x):
@@ -23,7 +23,6 @@ def bool_index(flag, device):
 
 
 def _long_tensor(values):
-    from vibetensor.tensor.tensor import from_array
     return from_array(np.array(values, dtype=np.int64))
 
 
@@ -32,8 +31,11 @@ def sequence_to_index(seq, device):
     (floats truncate), as torch's indexing_tensor_from_data does."""
     if isinstance(seq, (str, bytes)):
         raise TypeError(f"new(): invalid data type '{type(seq).__name__}'")
-    from vibetensor.torch.creation import tensor
-    t = tensor(seq if isinstance(seq, (list, tuple, np.ndarray)) else list(seq))
+    if isinstance(seq, (list, tuple)) and all(type(i) in (int, bool, float) for i in seq):
+        t = from_array(np.array(seq))  # fast path: a flat list of Python numbers (NumPy infers as torch does)
+    else:
+        from vibetensor.torch.creation import tensor
+        t = tensor(seq if isinstance(seq, (list, tuple, np.ndarray)) else list(seq))
     dtype = t.dtype if t.dtype in index_ops.MASK_DTYPES else dt.int64
     return creation.to(t, dtype, device)
 

@@ -135,7 +135,8 @@ def _set_grad(self, g):
             raise TypeError(f"assigned grad expected to be a Tensor or None but got grad of type {type(g).__name__}")
         if g._shape != self._shape:
             raise RuntimeError(f"attempting to assign a gradient of size '{list(g._shape)}' to a tensor of size "
-                               f"'{list(self._shape)}'. Please ensure that the gradient and the tensor are the same size")
+                               f"'{list(self._shape)}'. Please ensure that the gradient and the tensor are the "
+                               "same size")
         if g._dtype is not self._dtype:
             raise RuntimeError(
                 f"attempting to assign a gradient with dtype '{_C_TYPE[g._dtype.name]}' to a tensor with grad_dtype "

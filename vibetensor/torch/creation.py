@@ -14,7 +14,7 @@ from vibetensor.ops import meta as m
 from vibetensor.tensor import dtype as dt
 from vibetensor.tensor import shape as sh
 from vibetensor.tensor.device import canonical
-from vibetensor.tensor.tensor import Tensor, from_array, set_requires_grad
+from vibetensor.tensor.tensor import Tensor, array, empty_cpu, from_array, set_requires_grad
 from vibetensor.torch.tensor_methods import method
 
 _PY_NUMBERS = (bool, int, float, complex)
@@ -152,7 +152,14 @@ def _from_ndarray(a, dtype):
     src = dt.from_numpy(a.dtype)
     if src.is_complex and not (dtype or src).is_complex:
         a = a.real
-    return np.array(a, dtype=(dtype or src).np, copy=True)
+    return a, dtype or src
+
+
+def _host_tensor(a, dtype):
+    """A new CPU tensor holding a copy of ndarray a, cast to dtype."""
+    t = empty_cpu(tuple(a.shape), dtype)
+    np.copyto(array(t), a, casting="unsafe")
+    return t
 
 
 def _finish(t, requires_grad):
@@ -177,14 +184,14 @@ def tensor(data, *, dtype=None, device=None, requires_grad=False, pin_memory=Fal
                  canonical(device) if device is not None else data._device, True)
         return _finish(t, requires_grad)
     if isinstance(data, np.ndarray):
-        t = from_array(_from_ndarray(data, dtype))
+        t = _host_tensor(*_from_ndarray(data, dtype))
     elif isinstance(data, np.generic) and data.dtype.kind in "biufc":
-        t = from_array(_from_ndarray(np.array(data), dtype))
+        t = _host_tensor(*_from_ndarray(np.array(data), dtype))
     elif isinstance(data, (str, bytes)):
         raise TypeError(f"new(): invalid data type '{type(data).__name__}'")
     else:
         shape, inferred, flat = _nested(data)
-        t = from_array(_values_to(flat, shape, dtype or inferred))
+        t = _host_tensor(_values_to(flat, shape, dtype or inferred), dtype or inferred)
     return _finish(_to_device(t, device), requires_grad)
 
 
@@ -371,7 +378,8 @@ def arange(*args, start=None, end=None, step=None, out=None, dtype=None, layout=
         raise TypeError(f"arange() received an invalid combination of arguments - got "
                         f"({', '.join(type(v).__name__ for v in args)})")
     given = [v for v in (start, end, step) if v is not None]
-    start, end, step = (_number("arange", v, given) if v is not None else d for v, d in ((start, 0), (end, 0), (step, 1)))
+    start, end, step = (_number("arange", v, given) if v is not None else default
+                        for v, default in ((start, 0), (end, 0), (step, 1)))
     _check_dtype("arange", dtype)
     if dtype is None:
         dtype = out._dtype if out is not None else (

@@ -58,14 +58,17 @@ def _count_specified(items):
     return n
 
 
-def _select(t, dim, index, real_dim):
-    """x[i] along dim, with indexing's own out-of-range message (select's differs)."""
+def _select(t, dim, index, pos):
+    """x[i] along dim, with indexing's own out-of-range message (select's differs); `pos` is the
+    item's position in the index."""
     if t.ndim == 0 and index == 0:
         raise IndexError("invalid index of a 0-dim tensor. Use `tensor.item()` in Python or `tensor.item<T>()` in "
                          "C++ to convert a 0-dim tensor to a number")
-    size = t.shape[dim] if dim < t.ndim else 0
+    if 0 < t.ndim <= dim:  # (several ellipses can push dim past the end) select's own IndexError
+        return views.select(t, dim, index)
+    size = t.shape[dim] if t.ndim else 0
     if not -size <= index < size:
-        raise IndexError(f"index {index} is out of bounds for dimension {real_dim} with size {size}")
+        raise IndexError(f"index {index} is out of bounds for dimension {pos} with size {size}")
     return views.select(t, dim, index)
 
 
@@ -88,21 +91,21 @@ def _slice(t, dim, s):
 
 
 def apply_slicing(t, items):
-    """Apply the basic items as views; returns (view, [(dim of view, index tensor), ...])."""
+    """Apply the basic items as views; returns (view, [(dim of view, index tensor), ...]).
+    Errors name the item's position in the index as its 'dimension', as torch does."""
     ndim = t.ndim
     specified = _count_specified(items)
     if specified > ndim:
         raise IndexError(f"too many indices for tensor of dimension {ndim}")
-    result, dim, real_dim, advanced = t, 0, 0, []
-    for o in items:
+    result, dim, advanced = t, 0, []
+    for pos, o in enumerate(items):
         if _is_int(o):
-            result = _select(result, dim, int(o), real_dim)
-            real_dim += 1
+            result = _select(result, dim, int(o), pos)
         elif isinstance(o, slice):
             result = _slice(result, dim, o)
-            dim, real_dim = dim + 1, real_dim + 1
+            dim += 1
         elif o is Ellipsis:
-            dim, real_dim = dim + ndim - specified, real_dim + ndim - specified
+            dim += ndim - specified
         elif o is None:
             result = views.unsqueeze(result, dim)
             dim += 1
@@ -116,21 +119,18 @@ def apply_slicing(t, items):
                 advanced.append((dim, adv.bool_index(bool(o.item()), t.device)))
                 dim += 1
             else:  # a 0-d integer tensor is an int item
-                result = _select(result, dim, int(o.item()), real_dim)
-                real_dim += 1
+                result = _select(result, dim, int(o.item()), pos)
         elif isinstance(o, Tensor) or adv.is_sequence(o):
             o = o if isinstance(o, Tensor) else adv.sequence_to_index(o, t.device)
             advanced.append((dim, o))
-            k = o.ndim if index_ops.is_mask(o) else 1
-            dim, real_dim = dim + k, real_dim + k
+            dim += o.ndim if index_ops.is_mask(o) else 1
         else:
             try:
                 i = operator.index(o)
             except TypeError:
                 raise IndexError("only integers, slices (`:`), ellipsis (`...`), None and long or byte Variables "
                                  f"are valid indices (got {type(o).__name__})") from None
-            result = _select(result, dim, i, real_dim)
-            real_dim += 1
+            result = _select(result, dim, i, pos)
     return result, advanced
 
 

@@ -64,6 +64,8 @@ def sub(input, other, *, alpha=1, out=None):
 @_export
 def rsub(input, other, *, alpha=1):
     """other - alpha * input."""
+    if not isinstance(input, Tensor):
+        raise TypeError(f"rsub(): argument 'input' (position 1) must be Tensor, not {type(input).__name__}")
     return ew.sub(other, input, alpha)
 
 
@@ -260,9 +262,10 @@ def _operators(forward, reflected, in_place):
 
 
 _OPERATORS = {
-    "add": (lambda a, b: ew.add(a, b, 1), lambda a, b: ew.add(b, a, 1), lambda a, b: ew.add(a, b, 1, out=a)),
+    # x + n and n + x are both add(x, n), as in torch (the order shows with complex infinities)
+    "add": (lambda a, b: ew.add(a, b, 1), lambda a, b: ew.add(a, b, 1), lambda a, b: ew.add(a, b, 1, out=a)),
     "sub": (lambda a, b: ew.sub(a, b, 1), lambda a, b: ew.sub(b, a, 1), lambda a, b: ew.sub(a, b, 1, out=a)),
-    "mul": (ew.mul, lambda a, b: ew.mul(b, a), lambda a, b: ew.mul(a, b, out=a)),
+    "mul": (ew.mul, ew.mul, lambda a, b: ew.mul(a, b, out=a)),
     # torch: other / x is x.reciprocal() * other
     "truediv": (lambda a, b: ew.div(a, b, None), lambda a, b: ew.mul(ew.reciprocal(a), b),
                 lambda a, b: ew.div(a, b, None, out=a)),

@@ -14,7 +14,8 @@ from vibetensor.runtime import generator as _rt
 from vibetensor.tensor import dtype as dt
 from vibetensor.tensor.device import CPU, canonical
 from vibetensor.tensor.tensor import Tensor, array, from_array
-from vibetensor.torch.creation import _finish, new_output, parse_size
+from vibetensor.tensor.shape import broadcast_shapes
+from vibetensor.torch.creation import _finish, _like_empty, new_output, parse_size
 from vibetensor.torch.tensor_methods import method
 
 
@@ -77,8 +78,8 @@ def fork_rng(devices=None, enabled=True, _caller="fork_rng", _devices_kw="device
     if not enabled:
         yield
         return
-    gens = [default_generator] + [_rt.default_generator(canonical(d if not isinstance(d, int) else f"{device_type}:{d}"))
-                                  for d in (devices or ())]
+    devices = [f"{device_type}:{d}" if isinstance(d, int) else d for d in (devices or ())]
+    gens = [default_generator] + [_rt.default_generator(canonical(d)) for d in devices]
     states = [g.state_bytes() for g in gens]
     try:
         yield
@@ -94,13 +95,16 @@ def _float(x):
 
 
 def _int(op, x, name):
+    """An int argument (0-d tensors unwrap); torch's ValueError beyond int64."""
     if isinstance(x, Tensor):
         x = x.item()
     if isinstance(x, bool) or not isinstance(x, int):
         try:
-            return operator.index(x)
+            x = operator.index(x)
         except TypeError:
             raise TypeError(f"{op}(): argument '{name}' must be int, not {type(x).__name__}") from None
+    if not -2 ** 63 <= x < 2 ** 63:
+        raise ValueError("Overflow when unpacking long long")
     return x
 
 
@@ -173,7 +177,6 @@ def normal(mean, std=None, size=None, *, generator=None, out=None, dtype=None, l
         like = mean if isinstance(mean, Tensor) else std
         shape = tuple(like._shape)
         if isinstance(mean, Tensor) and isinstance(std, Tensor):
-            from vibetensor.tensor.shape import broadcast_shapes
             shape = broadcast_shapes(mean._shape, std._shape)
         if isinstance(std, Tensor):
             if std.numel() and not bool((array(std.cpu()) >= 0).all()):
@@ -204,19 +207,14 @@ def multinomial(input, num_samples, replacement=False, *, generator=None, out=No
                          out=out)
 
 
-def _like(input, dtype, device, memory_format):
-    from vibetensor.torch.creation import _like_empty
-    return _like_empty(input, dtype, device, memory_format)
-
-
 def rand_like(input, *, generator=None, dtype=None, layout=None, device=None, requires_grad=False,
               memory_format=None):
-    return _finish(r.uniform_(_like(input, dtype, device, memory_format), 0.0, 1.0, generator), requires_grad)
+    return _finish(r.uniform_(_like_empty(input, dtype, device, memory_format), 0.0, 1.0, generator), requires_grad)
 
 
 def randn_like(input, *, generator=None, dtype=None, layout=None, device=None, requires_grad=False,
                memory_format=None):
-    return _finish(r.normal_(_like(input, dtype, device, memory_format), 0.0, 1.0, generator), requires_grad)
+    return _finish(r.normal_(_like_empty(input, dtype, device, memory_format), 0.0, 1.0, generator), requires_grad)
 
 
 def randint_like(input, *args, low=None, high=None, generator=None, dtype=None, layout=None, device=None,
@@ -232,7 +230,7 @@ def randint_like(input, *args, low=None, high=None, generator=None, dtype=None, 
     if high is None:
         raise TypeError("randint_like() missing required argument 'high'")
     low, high = _int("randint_like", 0 if low is None else low, "low"), _int("randint_like", high, "high")
-    t = _like(input, dtype, device, memory_format)
+    t = _like_empty(input, dtype, device, memory_format)
     return _finish(r.random_(t, low, high, generator), requires_grad)
 
 

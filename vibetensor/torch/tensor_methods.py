@@ -166,7 +166,7 @@ def numpy(self, *, force=False):
 
 def _python(a):
     """NumPy scalars/arrays -> Python numbers/lists (half types as floats)."""
-    if a.dtype.kind == "V" or a.dtype == np.dtype(dt.bfloat16.np):
+    if a.dtype == dt.bfloat16.np:  # ml_dtypes scalars are not Python floats
         a = a.astype(np.float32)
     return a.tolist()
 
@@ -188,7 +188,8 @@ def _scalar_conversion(kind):
     def convert(self):
         if self.numel() != 1:
             if kind is bool:
-                raise RuntimeError("Boolean value of Tensor with more than one value is ambiguous")
+                many = "no values" if self.numel() == 0 else "more than one value"
+                raise RuntimeError(f"Boolean value of Tensor with {many} is ambiguous")
             raise ValueError("only one element tensors can be converted to Python scalars")
         v = self.item()
         if isinstance(v, complex) and kind in (float, int) and v.imag != 0:

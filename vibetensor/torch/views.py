@@ -40,6 +40,8 @@ def view(self, *shape, dtype=None, size=None):
     if size is not None:
         shape = (size,)
     try:
+        if not shape:
+            raise TypeError
         return v.view(self, sh.as_shape(shape, "view"))
     except TypeError:
         raise TypeError(f"view() received an invalid combination of arguments - got "
@@ -57,6 +59,8 @@ def reshape(input, shape):
 
 
 def _reshape_method(self, *shape):
+    if not shape:
+        raise TypeError('reshape() missing 1 required positional arguments: "shape"')
     return v.reshape(self, sh.as_shape(shape, "reshape"))
 
 
@@ -93,6 +97,8 @@ def permute(input, dims):
 
 
 def _permute_method(self, *dims):
+    if not dims:
+        raise TypeError('permute() missing 1 required positional arguments: "dims"')
     return v.permute(self, _dims(dims, "permute"))
 
 
@@ -180,6 +186,8 @@ Tensor.mH = property(_mH)
 # -- broadcasting ----------------------------------------------------------------------------------------------
 
 def _expand_method(self, *sizes):
+    if not sizes:
+        raise TypeError('expand() missing 1 required positional arguments: "size"')
     return v.expand(self, sh.as_shape(sizes, "expand"))
 
 

@@ -33,4 +33,4 @@ def operand(x, ct):
 
 
 from vibetensor.backends.cpu import (  # noqa: E402,F401  (importing registers the kernels)
-    creation, elementwise, indexing, joining, linalg, random, reduction)
+    conv, creation, elementwise, indexing, joining, linalg, nn, random, reduction, scans, sorting)

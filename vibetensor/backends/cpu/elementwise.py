@@ -27,7 +27,8 @@ def _target(op, spec, out, first, args):
     if check is not None and isinstance(out, Tensor):
         check(spec, out, inplace, args)
     res = output(op.name[4:], out, spec.shape, spec.dtype, spec.device, inplace=inplace)
-    for n, st in zip(res._shape, res._stride):
+    overlap_ok = op.meta.overlap_ok
+    for n, st in zip(res._shape, res._stride) if overlap_ok is None or not overlap_ok(spec) else ():
         if st == 0 and n > 1:
             raise RuntimeError("unsupported operation: more than one element of the written-to tensor refers "
                                "to a single memory location. Please clone() the tensor before performing the "
@@ -120,8 +121,8 @@ def _add(op, ufunc):
         spec = meta(a, b, alpha)
         ct = np_compute(spec.common)
         x, y = operand(a, ct), operand(b, ct)
-        if not (alpha.__class__ is int and alpha == 1):
-            y = np.multiply(y, operand(alpha, ct), dtype=ct)
+        if not (alpha.__class__ is int and alpha == 1) or ct.kind == "c":  # torch: complex b is always
+            y = np.multiply(y, operand(alpha, ct), dtype=ct)                 # scaled ((1+0j) * inf has a nan)
         if out is None:
             res = output(name, None, spec.shape, spec.dtype, spec.device)
             ufunc(x, y, out=array(res), casting="unsafe")
@@ -399,6 +400,10 @@ def _isreal(x, out):
         out.fill(True)
 
 
+def _times(c):
+    return lambda x, out: np.multiply(x, np.array(c, x.dtype), out=out, casting="unsafe")
+
+
 def _equal_to(value):
     return lambda x, out: np.equal(x, value, out=out, casting="unsafe")
 
@@ -427,8 +432,10 @@ for _name, _f in (("exp", np.exp), ("exp2", np.exp2), ("expm1", np.expm1), ("log
                   ("log10", np.log10), ("log1p", np.log1p), ("sqrt", np.sqrt), ("sin", np.sin), ("cos", np.cos),
                   ("tan", np.tan), ("asin", np.arcsin), ("acos", np.arccos), ("atan", np.arctan),
                   ("sinh", np.sinh), ("cosh", np.cosh), ("tanh", np.tanh), ("asinh", np.arcsinh),
-                  ("acosh", np.arccosh), ("atanh", np.arctanh), ("deg2rad", np.deg2rad), ("rad2deg", np.rad2deg)):
+                  ("acosh", np.arccosh), ("atanh", np.arctanh)):
     _unary(getattr(ew, _name), _ufunc(_f))
+_unary(ew.deg2rad, _times(np.pi / 180))  # torch multiplies by the constant; NumPy's deg2rad rounds twice
+_unary(ew.rad2deg, _times(180 / np.pi))
 _unary(ew.rsqrt, _rsqrt)
 _unary(ew.sigmoid, _sigmoid)
 _with_params(ew.logit, _logit)

@@ -39,9 +39,9 @@ def _expand(self, indices):
 def _check_bounds(self, arrays, index_shape):
     """IndexError for the first out-of-range index (in the broadcast index order), like torch."""
     defined = [(d, a) for d, a in enumerate(arrays) if a is not None]
-    bad = [(a < -self._shape[d]) | (a >= self._shape[d]) for d, a in defined]
-    if not any(b.any() for b in bad):
+    if all(a.size == 0 or (a.min() >= -self._shape[d] and a.max() < self._shape[d]) for d, a in defined):
         return
+    bad = [(a < -self._shape[d]) | (a >= self._shape[d]) for d, a in defined]
     first = np.argmax(np.logical_or.reduce([np.broadcast_to(b, index_shape) for b in bad]).reshape(-1))
     for j, ((d, a), b) in enumerate(zip(defined, bad)):
         if np.broadcast_to(b, index_shape).reshape(-1)[first]:
@@ -59,9 +59,10 @@ def index(self, indices):
     if not any(a is not None for a in arrays):
         return _copy_of(self)
     spec = m.IndexSpec(self._shape, self._stride, entries)
-    _check_bounds(self, arrays, spec.index_shape)
     out = empty_strided(spec.shape, spec.stride, self._dtype, self._device)
-    np.copyto(array(out), array(self)[_key(arrays)])
+    if 0 not in spec.shape:  # torch checks indices as it reads: an empty result checks none
+        _check_bounds(self, arrays, spec.index_shape)
+        np.copyto(array(out), array(self)[_key(arrays)])
     return out
 
 
@@ -87,12 +88,13 @@ def index_put_(self, indices, values, accumulate=False):
         raise NotImplementedError("index_put_: at least one index tensor is needed")
     spec = m.IndexSpec(self._shape, self._stride, entries)
     m.check_put(self, spec.shape, values)
-    _check_bounds(self, arrays, spec.index_shape)
-    target, v = array(self), np.broadcast_to(array(values), spec.shape)
-    if accumulate:
-        np.add.at(target, _key(arrays), v)
-    else:
-        target[_key(arrays)] = v
+    if 0 not in spec.shape:  # an empty write checks no index (as torch's kernel)
+        _check_bounds(self, arrays, spec.index_shape)
+        target, v = array(self), np.broadcast_to(array(values), spec.shape)
+        if accumulate:
+            np.add.at(target, _key(arrays), v)
+        else:
+            target[_key(arrays)] = v
     bump_version(self)
     return self
 

@@ -26,16 +26,18 @@ def _product(name, meta, product):
 
 
 def _add_product(name, product):
-    """addmm / addmv: beta * input + alpha * product; beta == 0 ignores input (NaN included) and
-    alpha == 0 ignores the product, like BLAS."""
+    """addmm / addmv: beta * input + alpha * product. beta == 0 ignores input (NaN included); alpha
+    == 0 skips the product only where torch calls BLAS (float32/64, complex): half types still
+    compute it, so a NaN there survives, as in torch."""
     op = getattr(la, name)
 
     def kernel(input, a, b, beta=1, alpha=1, out=None):
         spec = op.meta(input, a, b, beta, alpha, out)
         ct = np_compute(spec.dtype)
-        beta, alpha = la.scalar(beta, spec.dtype, name), la.scalar(alpha, spec.dtype, name)
+        beta, alpha = la.scalar(beta, spec.dtype), la.scalar(alpha, spec.dtype)
         value = np.zeros(spec.shape, ct)
-        if alpha != 0:
+        blas = spec.dtype.kind in "fc" and spec.dtype.itemsize > 2
+        if alpha != 0 or not blas:
             value = product(operand(a, ct), operand(b, ct))
             if alpha != 1:
                 value = np.multiply(value, np.array(alpha).astype(ct))

@@ -69,10 +69,6 @@ def integers(gen, n, low, high):
 
 # -- writing into self ------------------------------------------------------------------------------------
 
-def _real(d):
-    return d.to_real()
-
-
 def _compute(d):
     """Arithmetic dtype: half types compute in float32, as torch's CPU kernels do."""
     return np.float64 if d is dt.float64 else np.float32
@@ -95,7 +91,7 @@ def _components(t):
 def uniform_(self, low=0.0, high=1.0, generator=None):
     r.uniform_meta(self, low, high)
     gen = r.generator_of(self._device, generator)
-    d = _real(self._dtype)
+    d = self._dtype.to_real()
     ct = _compute(d)
     u = uniform01(gen, _components(self), d)
     return _write(self, ct(low) + u.astype(ct) * ct(high - low))
@@ -104,7 +100,7 @@ def uniform_(self, low=0.0, high=1.0, generator=None):
 def normal_(self, mean=0.0, std=1.0, generator=None):
     r.normal_meta(self, mean, std)
     gen = r.generator_of(self._device, generator)
-    d = _real(self._dtype)
+    d = self._dtype.to_real()
     ct = _compute(d)
     if self._dtype.is_complex:  # each component carries half the variance
         std = std / np.sqrt(2.0)

@@ -251,7 +251,7 @@ def _any_kernel(name, reduce):
 
     def kernel(a, dim=None, keepdim=False, out=None):
         spec = meta(a, dim, keepdim, out)
-        return write(name, out, spec, reduce(_input(a, a._dtype), axis=spec.dims, keepdims=keepdim))
+        return write(name, out, spec, reduce(_input(a, spec.compute), axis=spec.dims, keepdims=keepdim))
     op.register(CPU, kernel)
 
 

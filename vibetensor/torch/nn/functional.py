@@ -8,3 +8,5 @@ def linear(input, weight, bias=None):
 
 
 __all__ = ["linear"]
+
+from vibetensor.torch.nn.functional_conv import *  # noqa: E402,F401,F403  (convolution, pooling, attention)

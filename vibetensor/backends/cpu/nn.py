@@ -1,0 +1,1 @@
+"""CPU kernels of the nn ops, on NumPy."""

@@ -1,0 +1,1 @@
+"""CPU kernels of the scans ops, on NumPy."""

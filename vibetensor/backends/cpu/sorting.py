@@ -1,0 +1,1 @@
+"""CPU kernels of the sorting ops, on NumPy."""

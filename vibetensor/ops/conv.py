@@ -1,0 +1,1 @@
+"""conv operators: declarations and derivatives (see ops/elementwise.py for the pattern)."""

@@ -1,0 +1,1 @@
+"""sorting operators: declarations and derivatives (see ops/elementwise.py for the pattern)."""

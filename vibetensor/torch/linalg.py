@@ -1,0 +1,3 @@
+"""Front door: torch.linalg."""
+
+__all__ = []

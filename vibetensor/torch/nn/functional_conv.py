@@ -1,0 +1,3 @@
+"""nn.functional: convolution, pooling, padding, im2col, grid_sample, attention."""
+
+__all__ = []

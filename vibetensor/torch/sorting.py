@@ -1,0 +1,3 @@
+"""Front door: scans and order statistics (cumsum, sort, topk, unique, ...)."""
+
+__all__ = []
