@@ -208,3 +208,12 @@ def test_host_sync_inside_capture_raises_and_runtime_stays_usable():
             x.cpu()
     assert not vt.cuda.is_capturing()
     assert x.cpu().numpy().sum() == 4
+
+
+def test_full_is_exact_for_every_dtype():
+    for dtype, value in ((vt.int64, 2**62 + 1), (vt.float64, 0.1), (vt.float32, 1 / 3), (vt.int8, -7),
+                         (vt.bfloat16, 3.14159), (vt.bool, True)):
+        np.testing.assert_array_equal(vt.full((3,), value, dtype=dtype, device="cuda").cpu().numpy(),
+                                      vt.full((3,), value, dtype=dtype).numpy())
+    with pytest.raises(RuntimeError, match="overflow"):
+        vt.full((2,), 300, dtype=vt.int8, device="cuda")

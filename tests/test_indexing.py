@@ -283,6 +283,16 @@ def test_index_put():
                     t.index_put_((ti, ti), tval[0], accumulate=accumulate))
         with pytest.raises(TypeError, match="expected Tensor as element 1"):
             v.index_put_((vi, None), vval)
+        with pytest.raises(TypeError, match="must be Tensor"):
+            v.index_put_((vi,), 1.0)
+
+
+@pytest.mark.parametrize("dtype", ["bool", "uint8", "int32", "int64", "float16", "bfloat16", "float32", "complex64"])
+def test_index_put_accumulate_duplicates(dtype):
+    t, v = make_pair((4, 2), dtype, seed=10)
+    tval, vval = make_pair((5, 2), dtype, seed=11)
+    ti, vi = torch.tensor([0, 0, 2, -1, 0]), vt.tensor([0, 0, 2, -1, 0])
+    assert_same(v.index_put_((vi,), vval, accumulate=True), t.index_put_((ti,), tval, accumulate=True))
 
 
 # -- random index expressions --------------------------------------------------------------------------------------

@@ -86,7 +86,8 @@ def test_promote_types():
 def test_can_cast():
     for a in DTYPES:
         for b in DTYPES:
-            assert vt.can_cast(_dtype(vt, a), _dtype(vt, b)) == torch.can_cast(_dtype(torch, a), _dtype(torch, b)), (a, b)
+            ours = vt.can_cast(_dtype(vt, a), _dtype(vt, b))
+            assert ours == torch.can_cast(_dtype(torch, a), _dtype(torch, b)), (a, b)
 
 
 def test_result_type_tensors(default_dtype):

@@ -16,10 +16,6 @@ from oracle import assert_same, make_pair, to_numpy
 LAYOUTS = ["contiguous", "transposed", "strided", "expanded"]
 
 
-def _lib_dtype(lib, name):
-    return getattr(lib, name)
-
-
 # (name, fn(lib, x), input shape, dtype); x is laid out in each of LAYOUTS
 VIEWS = [
     ("view -1", lambda lib, x: x.view(-1), (2, 3, 4), "float32"),
@@ -291,6 +287,15 @@ def test_version_counter_shared():
         z[0, 0] = 3
     assert_same(v, t)
     assert v._version.value == t._version == v.view(-1)._version.value == 3
+
+
+def test_real_imag_setters():
+    for dtype in ("complex64", "float32"):
+        t, v = make_pair((2, 3), dtype, "transposed", seed=5)
+        for fn in (lambda lib, x: setattr(x, "real", lib.ones(2, 3)), lambda lib, x: setattr(x, "imag", lib.ones(3))):
+            run_both(lambda lib, x: (fn(lib, x), x)[1], t, v)
+        assert_same(v, t)
+        assert v._version.value == t._version
 
 
 INPLACE = [

@@ -129,7 +129,9 @@ def memoize_binary(spec_of):
 
     def meta(a, b):
         if (a.__class__ is int and a not in _INT_RANGE) or (b.__class__ is int and b not in _INT_RANGE):
-            check_number("", a, "input", 1) if a.__class__ is int else check_number("", b)
+            for x in (a, b):
+                if x.__class__ is int:
+                    check_number("", x)
         return cached(a, b)
     meta.uncached = spec_of
     return meta
@@ -621,6 +623,7 @@ lerp = _declare("lerp", _lerp_meta, _LERP["tensor"], 3)
 
 
 def _nan_to_num_meta(a, nan=None, posinf=None, neginf=None):
+    """nan_to_num(a, nan, posinf, neginf): None means 0 / the dtype's largest / its lowest finite value."""
     if not isinstance(a, Tensor):
         raise _not_tensor("nan_to_num", a, "input", 1)
     for arg, x in (("nan", nan), ("posinf", posinf), ("neginf", neginf)):
@@ -631,7 +634,7 @@ def _nan_to_num_meta(a, nan=None, posinf=None, neginf=None):
 
 nan_to_num = _declare("nan_to_num", _nan_to_num_meta, table(), 1,
                       exact_out("nan_to_num: dtype of out: {out} should be same as input: {result}"),
-                      overlap_ok=lambda spec: spec.dtype.category < 2)  # integers: a plain copy        # nan_to_num(a, nan, posinf, neginf)
+                      overlap_ok=lambda spec: spec.dtype.category < 2)  # integers: a plain copy
 
 # -- comparisons, predicates -----------------------------------------------------------------------------------
 eq = binary("eq", result=TO_BOOL, complex32=True)

@@ -3,39 +3,36 @@
 _TYPES = ("cpu", "cuda", "meta")
 
 
+_interned = {}
+
+
 class device:
+    """Devices are interned: equal devices are the same object, so hashing is identity (cheap on
+    every op's hot path) and `is` comparisons are exact."""
     __slots__ = ("type", "index")
 
-    def __init__(self, type, index=None):
+    def __new__(cls, type, index=None):
         if isinstance(type, device):
-            self.type, self.index = type.type, type.index
-            return
-        if isinstance(type, int) and not isinstance(type, bool):  # torch.device(0) is cuda:0
-            type, index = "cuda", type
-        if not isinstance(type, str):
-            raise TypeError(f"device() received an invalid combination of arguments - got ({type!r})")
-        name, sep, ordinal = type.partition(":")
-        if name not in _TYPES:
-            raise RuntimeError(f"Expected one of {', '.join(_TYPES)} device type at start of device string: {type}")
-        if sep:
-            if index is not None:
-                raise RuntimeError(f"type (string) must not include an index because index was passed explicitly: {type}")
-            if not ordinal.isdigit():
-                raise RuntimeError(f"Invalid device string: '{type}'")
-            index = int(ordinal)
-        if index is not None and (not isinstance(index, int) or index < 0):
-            raise RuntimeError(f"Device index must not be negative, got {index}")
-        if name == "cpu" and index not in (None, 0):
-            raise RuntimeError(f"CPU device index must be -1 or zero, got {index}")
-        self.type, self.index = name, index
+            return type
+        key = (type, index) if isinstance(type, str) else None  # raw strings cached too: hot in factories
+        d = _interned.get(key)
+        if d is None:
+            name, index = _parse(type, index)
+            d = _interned.get((name, index))
+            if d is None:
+                d = object.__new__(cls)
+                d.type, d.index = name, index
+                _interned[(name, index)] = d
+            if key is not None:
+                _interned[key] = d
+        return d
 
     def __eq__(self, other):
         if isinstance(other, str):
             other = device(other)
-        return isinstance(other, device) and self.type == other.type and self.index == other.index
+        return self is other
 
-    def __hash__(self):
-        return hash((self.type, self.index))
+    __hash__ = object.__hash__
 
     def __repr__(self):
         if self.index is None:
@@ -47,6 +44,28 @@ class device:
 
     def __reduce__(self):
         return (device, (self.type, self.index))
+
+
+def _parse(type, index):
+    """(type name, index) from torch.device's argument forms, with torch's errors."""
+    if isinstance(type, int) and not isinstance(type, bool):  # torch.device(0) is cuda:0
+        type, index = "cuda", type
+    if not isinstance(type, str):
+        raise TypeError(f"device() received an invalid combination of arguments - got ({type!r})")
+    name, sep, ordinal = type.partition(":")
+    if name not in _TYPES:
+        raise RuntimeError(f"Expected one of {', '.join(_TYPES)} device type at start of device string: {type}")
+    if sep:
+        if index is not None:
+            raise RuntimeError(f"type (string) must not include an index because index was passed explicitly: {type}")
+        if not ordinal.isdigit():
+            raise RuntimeError(f"Invalid device string: '{type}'")
+        index = int(ordinal)
+    if index is not None and (not isinstance(index, int) or index < 0):
+        raise RuntimeError(f"Device index must not be negative, got {index}")
+    if name == "cpu" and index not in (None, 0):
+        raise RuntimeError(f"CPU device index must be -1 or zero, got {index}")
+    return name, index
 
 
 CPU = device("cpu")

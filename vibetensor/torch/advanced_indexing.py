@@ -80,9 +80,16 @@ def _indices(indices):
     return list(indices)
 
 
+def _values(values, op):
+    if not isinstance(values, Tensor):
+        raise TypeError(f"{op}(): argument 'values' (position 2) must be Tensor, not {type(values).__name__}")
+    return values
+
+
 def index_put_(input, indices, values, accumulate=False):
-    return index_ops.index_put_(input, _indices(indices), values, bool(accumulate))
+    return index_ops.index_put_(input, _indices(indices), _values(values, "index_put_"), bool(accumulate))
 
 
 def index_put(input, indices, values, accumulate=False):
-    return index_ops.index_put_(creation.clone(input), _indices(indices), values, bool(accumulate))
+    indices, values = _indices(indices), _values(values, "index_put")
+    return index_ops.index_put_(creation.clone(input), indices, values, bool(accumulate))

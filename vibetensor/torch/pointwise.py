@@ -1,4 +1,5 @@
-"""torch.* elementwise functions, Tensor operators and methods: argument parsing and defaults, then one call into the op.
+"""torch.* elementwise functions, Tensor operators and methods: argument parsing and defaults, then
+one call into the op.
 
 Each function is the user-facing signature of one op (torch's names and defaults); the op itself
 takes normalised positional arguments and validates them (see vibetensor/ops/elementwise.py).

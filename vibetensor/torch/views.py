@@ -31,6 +31,11 @@ def _int(x):
     return operator.index(x)
 
 
+def _no_other_kwargs(op, kwargs):
+    if kwargs:
+        raise TypeError(f"{op}() got an unexpected keyword argument '{next(iter(kwargs))}'")
+
+
 # -- reshaping ------------------------------------------------------------------------------------------------
 
 @method
@@ -42,11 +47,12 @@ def view(self, *shape, dtype=None, size=None):
     try:
         if not shape:
             raise TypeError
-        return v.view(self, sh.as_shape(shape, "view"))
+        shape = sh.as_shape(shape, "view")
     except TypeError:
         raise TypeError(f"view() received an invalid combination of arguments - got "
                         f"({', '.join(type(s).__name__ for s in shape)}), but expected one of:\n"
                         " * (torch.dtype dtype)\n * (tuple of ints size)") from None
+    return v.view(self, shape)
 
 
 @method
@@ -58,7 +64,10 @@ def reshape(input, shape):
     return v.reshape(input, sh.as_shape((shape,), "reshape"))
 
 
-def _reshape_method(self, *shape):
+def _reshape_method(self, *shape, **kwargs):
+    if "shape" in kwargs:
+        shape = (kwargs.pop("shape"),)
+    _no_other_kwargs("reshape", kwargs)
     if not shape:
         raise TypeError('reshape() missing 1 required positional arguments: "shape"')
     return v.reshape(self, sh.as_shape(shape, "reshape"))
@@ -96,7 +105,10 @@ def permute(input, dims):
     return v.permute(input, _dims((dims,), "permute"))
 
 
-def _permute_method(self, *dims):
+def _permute_method(self, *dims, **kwargs):
+    if "dims" in kwargs:
+        dims = (kwargs.pop("dims"),)
+    _no_other_kwargs("permute", kwargs)
     if not dims:
         raise TypeError('permute() missing 1 required positional arguments: "dims"')
     return v.permute(self, _dims(dims, "permute"))
@@ -185,7 +197,10 @@ Tensor.mH = property(_mH)
 
 # -- broadcasting ----------------------------------------------------------------------------------------------
 
-def _expand_method(self, *sizes):
+def _expand_method(self, *sizes, **kwargs):
+    if "size" in kwargs:
+        sizes = (kwargs.pop("size"),)
+    _no_other_kwargs("expand", kwargs)
     if not sizes:
         raise TypeError('expand() missing 1 required positional arguments: "size"')
     return v.expand(self, sh.as_shape(sizes, "expand"))
@@ -311,8 +326,16 @@ def imag(input):
     return v.select(v.view_as_real(input), -1, 1)
 
 
-Tensor.real = property(real)
-Tensor.imag = property(imag)
+def _set_part(part):
+    """x.real = y / x.imag = y copy y into that view of x."""
+    def setter(self, value):
+        from vibetensor.ops import creation
+        creation.copy_(part(self), value)
+    return setter
+
+
+Tensor.real = property(real, _set_part(real))
+Tensor.imag = property(imag, _set_part(imag))
 
 
 # -- at least n dims ------------------------------------------------------------------------------------------

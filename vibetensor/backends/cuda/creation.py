@@ -23,10 +23,14 @@ MAX_DIMS = 4
 
 
 @triton.jit
-def _fill_kernel(out_ptr, value, n, BLOCK: tl.constexpr):
+def _fill_kernel(out_ptr, bits, n, IS_FLOAT: tl.constexpr, BLOCK: tl.constexpr):
+    """out[:] = value, where `bits` is the value as int64, or a float64's bit pattern (exact for
+    every dtype: Triton would pass a Python float as float32)."""
     offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < n
-    tl.store(out_ptr + offs, tl.full((BLOCK,), value, tl.float64).to(out_ptr.dtype.element_ty), mask=mask)
+    v = tl.full((BLOCK,), bits, tl.int64)
+    if IS_FLOAT:
+        v = v.to(tl.float64, bitcast=True)
+    tl.store(out_ptr + offs, v.to(out_ptr.dtype.element_ty), mask=offs < n)
 
 
 @triton.jit
@@ -53,12 +57,15 @@ def _grid(n):
 
 
 def full(shape, value, dtype, device=None):
-    t = empty(shape, dtype, device)
-    n = t.numel()
+    c.full_meta(shape, value, dtype)  # torch's overflow check, before anything is allocated
     if dtype.is_complex:
         raise NotImplementedError("full: complex tensors on CUDA are not supported yet")
+    t = empty(shape, dtype, device)
+    n = t.numel()
     if n:
-        fill_kernel(_grid(n), t, float(value), n, BLOCK=BLOCK)
+        is_float = isinstance(value, float) or dtype.is_floating_point
+        bits = int(np.float64(value).view(np.int64)) if is_float else int(value)
+        fill_kernel(_grid(n), t, bits, n, IS_FLOAT=is_float, BLOCK=BLOCK)
     return t
 
 
