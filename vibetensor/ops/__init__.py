@@ -1,3 +1,4 @@
 """Operator declarations: one module per family. Importing this package declares every op."""
 from vibetensor.ops import (  # noqa: F401
-    conv, creation, elementwise, indexing, joining, linalg, nn, random, reduction, scans, sorting, views)
+    conv, creation, elementwise, indexing, joining, linalg, nn, random, reduction, scans, scatter, shape_ops,
+    sorting, views)

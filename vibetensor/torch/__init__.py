@@ -26,6 +26,8 @@ from vibetensor.torch.matmul import *  # noqa: F401,F403
 from vibetensor.torch.joining import *  # noqa: F401,F403
 from vibetensor.torch.random import *  # noqa: F401,F403
 from vibetensor.torch.sorting import *  # noqa: F401,F403
+from vibetensor.torch.scatter import *  # noqa: F401,F403
+from vibetensor.torch.shape_ops import *  # noqa: F401,F403
 
 from vibetensor import dispatch as _dispatch  # noqa: E402
 from vibetensor.torch import cuda  # noqa: F401,E402

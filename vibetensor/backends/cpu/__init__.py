@@ -33,4 +33,5 @@ def operand(x, ct):
 
 
 from vibetensor.backends.cpu import (  # noqa: E402,F401  (importing registers the kernels)
-    conv, creation, elementwise, indexing, joining, linalg, nn, random, reduction, scans, sorting)
+    conv, creation, elementwise, indexing, joining, linalg, nn, random, reduction, scans, scatter, shape_ops,
+    sorting)

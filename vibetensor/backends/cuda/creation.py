@@ -57,7 +57,7 @@ def _grid(n):
 
 
 def full(shape, value, dtype, device=None):
-    c.full_meta(shape, value, dtype)  # torch's overflow check, before anything is allocated
+    value = c.full_meta(shape, value, dtype)  # torch's overflow check and conversion, before allocating
     if dtype.is_complex:
         raise NotImplementedError("full: complex tensors on CUDA are not supported yet")
     t = empty(shape, dtype, device)

@@ -1,0 +1,1 @@
+"""CPU kernels of the scatter ops, on NumPy."""

@@ -1,0 +1,1 @@
+"""CPU kernels of the shape_ops ops, on NumPy."""

@@ -1,0 +1,1 @@
+"""scatter operators: declarations and derivatives (see ops/elementwise.py for the pattern)."""

@@ -1,0 +1,3 @@
+"""Front door: scatter functions and methods."""
+
+__all__ = []

@@ -1,0 +1,3 @@
+"""Front door: shape_ops functions and methods."""
+
+__all__ = []
