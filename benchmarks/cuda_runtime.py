@@ -76,21 +76,22 @@ def main():
     n = 1024
     xa, ya = rng.standard_normal(n).astype(np.float32), rng.standard_normal(n).astype(np.float32)
     x, y, out = device_array(xa), device_array(ya), device_array(np.full(n, np.nan, np.float32))
-    add = launcher.Kernel(add_kernel)
+    add = launcher.Kernel(add_kernel, BLOCK=1024)
     grid = (triton.cdiv(n, 1024),)
-    add(grid, x, y, out, n, BLOCK=1024)
+    add(grid, x, y, out, n)
     streams.synchronize()
     assert np.array_equal(to_host(out, n), xa + ya), "Triton add through our launcher is wrong"
-    results["fast_launch_us"] = host_time(lambda: add(grid, x, y, out, n, BLOCK=1024)) * 1e6
+    results["fast_launch_us"] = host_time(lambda: add(grid, x, y, out, n)) * 1e6
     results["triton_jit_launch_us"] = host_time(lambda: add_kernel[grid](x, y, out, n, BLOCK=1024)) * 1e6
     # where the fast path's time goes: building the key vs the bare C launch
-    entry = next(iter(add.cache.values()))
-    launch, function, packed, coop, pdl = entry
+    fast, launch, function, a, b, c = next(iter(add.cache.values()))
     s0 = streams.current_stream().cuda_stream
     results["specialize_us"] = host_time(lambda: launcher.specialize((x, y, out, n)), calls=20000) * 1e6
+    results["lean_c_launcher"] = fast
     results["c_launch_only_us"] = host_time(
-        lambda: launch(1, 1, 1, s0, function, coop, pdl, None, None, packed, None, None, None,
-                       x.ptr, y.ptr, out.ptr, n, 1024)) * 1e6
+        (lambda: launch(function, 1, 1, 1, b, c, s0, a, x.ptr, y.ptr, out.ptr, n, 1024)) if fast else
+        (lambda: launch(1, 1, 1, s0, function, b, c, None, None, a, None, None, None, x.ptr, y.ptr, out.ptr, n,
+                        1024))) * 1e6
     results["current_stream_us"] = host_time(lambda: streams.current_stream(), calls=20000) * 1e6
 
     # graph: 100 dependent launches (out = out + y) captured, replay equals eager
@@ -100,12 +101,12 @@ def main():
     bx, by = device_array(ba), device_array(bb)
     g = graphs.CUDAGraph()
     side = streams.Stream()
-    add((big // 1024,), bx, by, bx, big, BLOCK=1024, stream=side)  # compile outside the capture
+    add((big // 1024,), bx, by, bx, big, stream=side)  # compile outside the capture
     side.synchronize()
     drv.call(drv._driver().cuMemcpyHtoD, bx.ptr, ba.ctypes.data, ba.nbytes)
     with graphs.graph(g, stream=side):
         for _ in range(100):
-            add((big // 1024,), bx, by, bx, big, BLOCK=1024)
+            add((big // 1024,), bx, by, bx, big)
     g.replay(side)
     side.synchronize()
     expect = ba.copy()
@@ -154,6 +155,7 @@ def main():
              results["torch_graph_replay_us_per_kernel"])]
     for name, ours, theirs in rows:
         print(f"{name:<34} {ours:>11.2f} {theirs:>13.2f} {ours / theirs:>6.2f}")
+    print(f"lean C launcher in use: {results['lean_c_launcher']}")
     print("fast-path parts (us): " + ", ".join(f"{k}={results[k]:.2f}" for k in
                                              ("specialize_us", "c_launch_only_us", "current_stream_us")))
     if args.json:

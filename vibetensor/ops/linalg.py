@@ -326,3 +326,75 @@ def _linear(input, weight, bias=None):
 matmul = _declare("matmul", composite=_matmul)      # matmul(a, b)
 outer = _declare("outer", composite=_outer)         # outer(a, b)
 linear = _declare("linear", composite=_linear)      # linear(input, weight, bias=None)
+
+
+# -- derivatives (autograd) -----------------------------------------------------------------------------------
+# torch's derivatives.yaml formulas with ops, so they differentiate again. Composites (matmul,
+# outer, linear) have none: autograd records the mm/bmm/mv/dot and views they are made of.
+from vibetensor.autograd.derivatives import conj as _conj, derivative as _derivative  # noqa: E402
+
+
+def _needs(ctx, i):
+    n = ctx.needs_input_grad
+    return i < len(n) and n[i]
+
+
+def _mH(t):
+    return _conj(_mT(t))
+
+
+def _scaled(t, s):
+    """t * conj(s), skipping the multiplication for s == 1 (torch's maybe_multiply)."""
+    return t if s == 1 else ew.mul(t, _conj(s))
+
+
+@_derivative(mm, save=(0, 1))
+def _mm_derivative(ctx, grad, a, b):
+    return (mm(grad, _mH(b)) if _needs(ctx, 0) else None,
+            mm(_mH(a), grad) if _needs(ctx, 1) else None)
+
+
+@_derivative(bmm, save=(0, 1))
+def _bmm_derivative(ctx, grad, a, b):
+    return (bmm(grad, _mH(b)) if _needs(ctx, 0) else None,
+            bmm(_mH(a), grad) if _needs(ctx, 1) else None)
+
+
+@_derivative(addmm, save=(1, 2))
+def _addmm_derivative(ctx, grad, input, m1, m2, beta=1, alpha=1):
+    return (_scaled(grad, beta) if _needs(ctx, 0) else None,
+            _scaled(mm(grad, _mH(m2)), alpha) if _needs(ctx, 1) else None,
+            _scaled(mm(_mH(m1), grad), alpha) if _needs(ctx, 2) else None)
+
+
+@_derivative(addmv, save=(1, 2))
+def _addmv_derivative(ctx, grad, input, mat, vec, beta=1, alpha=1):
+    return (_scaled(grad, beta) if _needs(ctx, 0) else None,
+            _scaled(outer(grad, _conj(vec)), alpha) if _needs(ctx, 1) else None,
+            _scaled(mv(_mH(mat), grad), alpha) if _needs(ctx, 2) else None)
+
+
+@_derivative(mv, save=(0, 1))
+def _mv_derivative(ctx, grad, mat, vec):
+    return (outer(grad, _conj(vec)) if _needs(ctx, 0) else None,
+            mv(_mH(mat), grad) if _needs(ctx, 1) else None)
+
+
+@_derivative(dot, save=(0, 1))
+def _dot_derivative(ctx, grad, a, b):
+    return (ew.mul(grad, _conj(b)) if _needs(ctx, 0) else None,
+            ew.mul(grad, _conj(a)) if _needs(ctx, 1) else None)
+
+
+@_derivative(vdot, save=(0, 1))
+def _vdot_derivative(ctx, grad, a, b):
+    return (ew.mul(_conj(grad), b) if _needs(ctx, 0) else None,
+            ew.mul(grad, a) if _needs(ctx, 1) else None)
+
+
+@_derivative(matrix_norm, save=(0, "result"), name="LinalgMatrixNormBackward0")
+def _matrix_norm_derivative(ctx, grad, a, ord, dim=(-2, -1), keepdim=False, dtype=None):
+    dims = tuple(sorted(sh.wrap_dim(d, a.ndim) for d in dim))
+    if ord == "fro":
+        return r.norm_backward(grad, a, 2, ctx.result, dims, keepdim)
+    raise NotImplementedError(f"the derivative of linalg.matrix_norm with ord={ord!r} is not implemented")

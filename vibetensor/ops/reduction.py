@@ -344,3 +344,245 @@ vector_norm = _declare("vector_norm", _vector_norm_meta)     # vector_norm(a, or
 any = _declare("any", _any_like("any"))                      # any(a, dim, keepdim)
 all = _declare("all", _any_like("all"))
 count_nonzero = _declare("count_nonzero", _count_nonzero_meta)  # count_nonzero(a, dim)
+
+
+# -- derivatives (autograd) -----------------------------------------------------------------------------------
+# torch's derivatives.yaml formulas, written with ops so they differentiate again (create_graph).
+# A reduction's gradient is the output gradient with the reduced dims put back (restore) and
+# broadcast over them (expand); the value-selecting ones (amax, max, ...) route it through a mask.
+import math as _math  # noqa: E402
+
+from vibetensor.autograd.derivatives import conj as _conj, derivative as _derivative, \
+    nondifferentiable as _nondifferentiable, zeros_like as _zeros_like  # noqa: E402
+from vibetensor.ops import creation as _c, elementwise as _ew, views as _views  # noqa: E402
+
+
+def _restore(grad, x, dims, keepdim):
+    """grad with the reduced dims back as size-1 dims (torch's restore_reduced_dims)."""
+    if keepdim or x.ndim == 0:
+        return grad
+    for d in dims:  # ascending, so each lands where it was
+        grad = _views.unsqueeze(grad, d)
+    return grad
+
+
+def _sum_backward(grad, x, dims, keepdim):
+    return _views.expand(_restore(grad, x, dims, keepdim), tuple(x._shape))
+
+
+def _count(x, dims):
+    return _math.prod(x._shape[d] for d in dims)
+
+
+def _by_count(grad, mask, dims):
+    """The gradient split evenly among the selected elements (torch's scale_grad_by_count)."""
+    return _ew.mul(_ew.div(grad, sum(mask, dims, True)), mask)
+
+
+def _is_value(x, value):
+    """Where x equals a selected value; NaN counts as equal to NaN (max/min propagate it)."""
+    return _ew.logical_or(_ew.eq(x, value), _ew.logical_and(_ew.isnan(x), _ew.isnan(value)))
+
+
+@_derivative(sum, name=lambda a, dim=None, *rest, **kw: "SumBackward0" if dim is None else "SumBackward1")
+def _sum_derivative(ctx, grad, a, dim=None, keepdim=False, dtype=None):
+    return _sum_backward(grad, a, reduce_dims(a, dim), keepdim)
+
+
+@_derivative(nansum, save=0)
+def _nansum_derivative(ctx, grad, a, dim=None, keepdim=False, dtype=None):
+    # a product, not a where: an inf/NaN gradient meets a NaN input as NaN, as in torch
+    return _ew.mul(_sum_backward(grad, a, reduce_dims(a, dim), keepdim), _ew.logical_not(_ew.isnan(a)))
+
+
+@_derivative(mean)
+def _mean_derivative(ctx, grad, a, dim=None, keepdim=False, dtype=None):
+    dims = reduce_dims(a, dim)
+    return _ew.div(_sum_backward(grad, a, dims, keepdim), _count(a, dims) or 1)  # an empty input: no division
+
+
+@_derivative(nanmean, save=0)
+def _nanmean_derivative(ctx, grad, a, dim=None, keepdim=False, dtype=None):
+    """nanmean = nansum / (number of non-NaN): the count is a constant (0 for an all-NaN slice,
+    whose gradient is then NaN, as in torch)."""
+    dims = reduce_dims(a, dim)
+    valid = _ew.logical_not(_ew.isnan(a))
+    per_slice = _ew.div(_restore(grad, a, dims, keepdim), sum(valid, dims, True))
+    return _ew.mul(_views.expand(per_slice, tuple(a._shape)), valid)
+
+
+def _prod_name(a, dim=None, *rest, **kw):
+    return "ProdBackward0" if dim is None else "ProdBackward1"
+
+
+@_derivative(prod, save=(0, "result"), name=_prod_name)
+def _prod_derivative(ctx, grad, a, dim=None, keepdim=False, dtype=None):
+    if a.ndim == 0:
+        return grad
+    dims = reduce_dims(a, dim)
+    grad, result = _restore(grad, a, dims, keepdim), _restore(ctx.result, a, dims, keepdim)
+    if not bool(any(_ew.eq(a, 0))):  # one host check, as torch
+        return _ew.mul(grad, _conj(_ew.div(result, a)))
+    if dim is None:  # the product of all elements: one flat slice
+        others = _views.reshape(_product_of_others(_views.reshape(a, (a.numel(),)), 0), tuple(a._shape))
+    else:
+        others = _product_of_others(a, dims[0])
+    return _ew.mul(grad, _conj(others))
+
+
+# Above this many elements the product of others would take too much memory (n^2 per slice).
+_PROD_OTHERS_LIMIT = 1 << 24
+
+
+def _product_of_others(x, d):
+    """y[..., i, ...] = prod_{j != i} x[..., j, ...] along dim d, exact with zeros in x and
+    differentiable again: x broadcast to (..., n_i, n_j, ...) with its diagonal set to 1."""
+    n = x._shape[d]
+    if x.numel() * n > _PROD_OTHERS_LIMIT:
+        raise NotImplementedError(f"prod backward: the input holds zeros and its reduced dim has {n} elements; "
+                                  "vibetensor computes that gradient in O(n^2) memory and refuses this size")
+    spread = _views.expand(_views.unsqueeze(x, d), x._shape[:d] + (n,) + x._shape[d:])  # (..., n_i, n_j, ...)
+    eye = _views.view(_c.eye(n, n, dt.bool_, x._device), (n, n) + (1,) * (x.ndim - d - 1))
+    return prod(_ew.where(eye, 1.0, spread), d + 1, False)
+
+
+def _amax_derivative(op):
+    @_derivative(op, save=(0, "result"))
+    def formula(ctx, grad, a, dim=None, keepdim=False):
+        dims = reduce_dims(a, dim)
+        mask = _ew.eq(a, _restore(ctx.result, a, dims, keepdim))  # NaN never equals: NaN gradients, as torch
+        return _by_count(_restore(grad, a, dims, keepdim), mask, dims)
+    return formula
+
+
+_amax_derivative(amax)
+_amax_derivative(amin)
+
+
+def _max_all_derivative(op, name):
+    @_derivative(op, save=(0, "result"), name=name)
+    def formula(ctx, grad, a):
+        """The gradient split evenly among all elements equal to the result (torch's
+        evenly_distribute_backward)."""
+        mask = _is_value(a, ctx.result)
+        return _ew.mul(mask, _ew.div(grad, sum(mask, None, False)))
+    return formula
+
+
+_max_all_derivative(max, "MaxBackward1")
+_max_all_derivative(min, "MinBackward1")
+
+
+def _select_backward(grad, x, dim, indices, keepdim):
+    """The gradient of the element an index names (torch's value_selecting_reduction_backward):
+    a scatter of grad into zeros, written as a where over positions along dim."""
+    if x.ndim == 0:
+        return grad
+    d = sh.wrap_dim(dim, x.ndim)
+    grad, indices = _restore(grad, x, (d,), keepdim), _restore(indices, x, (d,), keepdim)
+    n = x._shape[d]
+    positions = _views.view(_c.arange(0, n, 1, dt.int64, device=x._device), (n,) + (1,) * (x.ndim - d - 1))
+    return _ew.where(_ew.eq(positions, indices), grad, 0.0)
+
+
+def _max_dim_derivative(op, name):
+    @_derivative(op, save=("result",), name=name)
+    def formula(ctx, grads, a, dim, keepdim=False):
+        return _select_backward(grads[0], a, dim, ctx.result[1], keepdim)
+    return formula
+
+
+_max_dim_derivative(max_dim, "MaxBackward0")
+_max_dim_derivative(min_dim, "MinBackward0")
+
+
+@_derivative(aminmax, save=(0, "result"))
+def _aminmax_derivative(ctx, grads, a, dim=None, keepdim=False):
+    dims = reduce_dims(a, dim)
+    lo, hi = (_restore(v, a, dims, keepdim) for v in ctx.result)
+    g_lo, g_hi = (_restore(g, a, dims, keepdim) for g in grads)
+    return _ew.add(_by_count(g_lo, _ew.eq(a, lo), dims), _by_count(g_hi, _ew.eq(a, hi), dims))
+
+
+# -- statistics
+
+
+def _var_backward(grad, x, dims, correction, keepdim):
+    """2 / (N - correction) * grad * (x - mean): torch's var_backward (a float division, so
+    N == correction gives inf like C++; no conjugate: the variance is real)."""
+    n = _count(x, dims) - correction
+    scale = 2.0 / n if n else _math.copysign(_math.inf, n)
+    centred = _ew.sub(x, mean(x, dims, True))
+    return _ew.mul(_ew.mul(scale, _restore(grad, x, dims, keepdim)), centred)
+
+
+def _std_grad(grad, std, x, dims, keepdim):
+    """d std = d var / (2 std), 0 where std == 0 (torch's std_backward)."""
+    return _ew.where(_ew.eq(std, 0), 0.0, _ew.div(grad, _ew.mul(std, 2)))
+
+
+def _mean_backward(grad, x, dims, keepdim):
+    return _ew.div(_sum_backward(grad, x, dims, keepdim), _count(x, dims) or 1)
+
+
+@_derivative(var, save=0)
+def _var_derivative(ctx, grad, a, dim=None, correction=1, keepdim=False):
+    return _var_backward(grad, a, reduce_dims(a, dim), correction, keepdim)
+
+
+@_derivative(std, save=(0, "result"))
+def _std_derivative(ctx, grad, a, dim=None, correction=1, keepdim=False):
+    dims = reduce_dims(a, dim)
+    return _var_backward(_std_grad(grad, ctx.result, a, dims, keepdim), a, dims, correction, keepdim)
+
+
+@_derivative(var_mean, save=0)
+def _var_mean_derivative(ctx, grads, a, dim=None, correction=1, keepdim=False):
+    dims = reduce_dims(a, dim)
+    return _ew.add(_var_backward(grads[0], a, dims, correction, keepdim), _mean_backward(grads[1], a, dims, keepdim))
+
+
+@_derivative(std_mean, save=(0, "result"))
+def _std_mean_derivative(ctx, grads, a, dim=None, correction=1, keepdim=False):
+    dims = reduce_dims(a, dim)
+    g_var = _std_grad(grads[0], ctx.result[0], a, dims, keepdim)
+    return _ew.add(_var_backward(g_var, a, dims, correction, keepdim), _mean_backward(grads[1], a, dims, keepdim))
+
+
+@_derivative(logsumexp, save=(0, "result"))
+def _logsumexp_derivative(ctx, grad, a, dim, keepdim=False):
+    dims = reduce_dims(a, dim)
+    result = _restore(ctx.result, a, dims, keepdim)
+    return _ew.mul(_restore(grad, a, dims, keepdim), _conj(_ew.exp(_ew.sub(a, result))))
+
+
+def norm_backward(grad, x, p, norm, dims, keepdim):
+    """The gradient of the p-norm over dims (torch's norm_backward): sgn(x) |x|^(p-1) / norm^(p-1),
+    with torch's subgradient 0 where the norm is 0."""
+    grad, norm = _restore(grad, x, dims, keepdim), _restore(norm, x, dims, keepdim)
+    p = float(p)
+    if p == 0:  # piecewise constant: no gradient at all (torch leaves .grad unset)
+        return None
+    if p == 1:
+        return _ew.mul(_ew.sgn(x), grad)
+    if p == 2:
+        return _ew.mul(grad, _ew.where(_ew.eq(norm, 0), 0.0, _ew.div(x, norm)))
+    if _math.isinf(p):  # the gradient of amax(|x|), respecting NaN
+        mag = _ew.abs(x)
+        mask = _ew.logical_or(_ew.eq(mag, norm), _ew.isnan(mag))
+        return _ew.mul(_ew.sgn(x), _by_count(grad, mask, dims))
+    if p < 1:
+        scaled = _ew.mul(_ew.sgn(x), _ew.where(_ew.eq(x, 0), 0.0, _ew.pow(_ew.abs(x), p - 1)))
+        return _ew.mul(_ew.mul(scaled, grad), _ew.pow(norm, 1 - p))
+    scaled = _ew.mul(_ew.sgn(x), _ew.pow(_ew.abs(x), p - 1)) if p < 2 else _ew.mul(x, _ew.pow(_ew.abs(x), p - 2))
+    scale = _ew.where(_ew.eq(norm, 0), 0.0, _ew.div(grad, _ew.pow(norm, p - 1)))
+    return _ew.mul(scaled, scale)
+
+
+@_derivative(vector_norm, save=(0, "result"), name="LinalgVectorNormBackward0")
+def _vector_norm_derivative(ctx, grad, a, ord=2, dim=None, keepdim=False, dtype=None):
+    return norm_backward(grad, a, ord, ctx.result, reduce_dims(a, dim), keepdim)
+
+
+for _op in (argmax, argmin, any, all, count_nonzero):
+    _nondifferentiable(_op)

@@ -48,8 +48,9 @@ def _copy_kernel(src, dst, n, n1, n2, n3, s0, s1, s2, s3, d0, d1, d2, d3, BLOCK:
     tl.store(dst + i0 * d0 + i1 * d1 + i2 * d2 + i3 * d3, v.to(dst.dtype.element_ty), mask=mask)
 
 
-fill_kernel = launcher.Kernel(_fill_kernel)
-copy_kernel = launcher.Kernel(_copy_kernel)
+fill_float = launcher.Kernel(_fill_kernel, IS_FLOAT=True, BLOCK=BLOCK)
+fill_int = launcher.Kernel(_fill_kernel, IS_FLOAT=False, BLOCK=BLOCK)
+copy_kernel = launcher.Kernel(_copy_kernel, BLOCK=BLOCK)
 
 
 def _grid(n):
@@ -65,7 +66,7 @@ def full(shape, value, dtype, device=None):
     if n:
         is_float = isinstance(value, float) or dtype.is_floating_point
         bits = int(np.float64(value).view(np.int64)) if is_float else int(value)
-        fill_kernel(_grid(n), t, bits, n, IS_FLOAT=is_float, BLOCK=BLOCK)
+        (fill_float if is_float else fill_int)(_grid(n), t, bits, n)
     return t
 
 
@@ -90,8 +91,7 @@ def _device_copy(dst, src):
         raise NotImplementedError(f"copy_: more than {MAX_DIMS} non-mergeable dims on CUDA")
     pad = MAX_DIMS - len(shape)
     shape, ss, ds = (1,) * pad + shape, (0,) * pad + ss, (0,) * pad + ds
-    copy_kernel(_grid(n), _elem_ptr(src), _elem_ptr(dst), n, shape[1], shape[2], shape[3], *ss, *ds,
-                BLOCK=BLOCK)
+    copy_kernel(_grid(n), _elem_ptr(src), _elem_ptr(dst), n, shape[1], shape[2], shape[3], *ss, *ds)
 
 
 class _ElemPtr:

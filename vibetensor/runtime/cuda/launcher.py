@@ -13,6 +13,7 @@ floats by type only; constexprs by value.
 import threading
 
 from vibetensor.runtime.cuda import driver as drv
+from vibetensor.runtime.cuda import fastlaunch
 from vibetensor.runtime.cuda import stream as streams
 
 _installed = threading.Lock()
@@ -84,46 +85,59 @@ def specialize(args):
 
 
 class Kernel:
-    """A cached, fast-launching wrapper of a @triton.jit function.
+    """A cached, fast-launching wrapper of a @triton.jit function, with its constexprs bound:
 
-        add = Kernel(add_kernel)                # add_kernel(x_ptr, y_ptr, out_ptr, n, BLOCK: tl.constexpr)
-        add((grid,), x, y, out, n, BLOCK=1024)  # constexprs by keyword
+        add = Kernel(add_kernel, BLOCK=1024)    # add_kernel(x_ptr, y_ptr, out_ptr, n, BLOCK: tl.constexpr)
+        add((grid,), x, y, out, n)              # runtime arguments only
+
+    Binding constexprs once keeps them off the per-call path; make one Kernel per variant.
     """
 
-    def __init__(self, jit_fn):
+    def __init__(self, jit_fn, **constexprs):
         self.fn = jit_fn
-        self.cache = {}  # (arg keys, constexprs, device) -> (launch, function, packed_metadata, coop, pdl)
+        self.cache = {}  # (arg keys, constexprs, device) -> (is_ours, launch, function, 3 launch settings)
         params = list(jit_fn.params)
         first = next((i for i, p in enumerate(params) if p.is_constexpr), len(params))
         if any(not p.is_constexpr for p in params[first:]):
             raise TypeError(f"{jit_fn.__name__}: declare constexpr parameters after all runtime parameters")
-        self.constexprs = {p.name: p.default for p in params[first:]}  # declared order, with defaults
-        self.defaults = tuple(self.constexprs.values())
+        unknown = set(constexprs) - {p.name for p in params[first:]}
+        if unknown:
+            raise TypeError(f"{jit_fn.__name__}: unknown constexpr(s) {sorted(unknown)}")
+        self.constexprs = {p.name: constexprs.get(p.name, p.default) for p in params[first:]}  # declared order
+        self.tail = tuple(self.constexprs.values())
 
-    def __call__(self, grid, *args, stream=None, **constexprs):
-        device = drv.current_device()
-        tail = tuple(constexprs.get(n, d) for n, d in self.constexprs.items()) if constexprs else self.defaults
+    def __call__(self, grid, *args, stream=None):
+        device = getattr(drv._current, "index", 0)  # drv.current_device(), inlined: this is the hot path
         arg_key, raw = specialize(args)
-        key = (arg_key, tail, device)
+        key = (arg_key, device)
         entry = self.cache.get(key)
-        s = (stream or streams.current_stream(device)).cuda_stream
+        s = stream.cuda_stream if stream is not None else streams.current_stream_handle(device)
         if entry is None:
-            self._compile_and_launch(key, grid, args, constexprs)
+            self._compile_and_launch(key, grid, args)
             return
-        launch, function, packed, coop, pdl = entry
         gx = grid[0]
         gy = grid[1] if len(grid) > 1 else 1
         gz = grid[2] if len(grid) > 2 else 1
-        # constexpr arguments occupy their positions in the C launcher's argument list too
-        launch(gx, gy, gz, s, function, coop, pdl, None, None, packed, None, None, None,
-               *raw, *tail)
+        fast, launch, function, a, b, c = entry
+        # constexpr arguments keep their positions in the argument list (the launcher skips them)
+        if fast:  # ours: (kinds, block_x, shared)
+            launch(function, gx, gy, gz, b, c, s, a, *raw, *self.tail)
+        else:  # Triton's: (packed_metadata, cooperative, pdl)
+            launch(gx, gy, gz, s, function, b, c, None, None, a, None, None, None, *raw, *self.tail)
 
-    def _compile_and_launch(self, key, grid, args, constexprs):
+    def _compile_and_launch(self, key, grid, args):
         install_triton_driver()
         drv.ensure_context()
-        compiled = self.fn[grid](*args, **constexprs)  # Triton's JIT path: compiles, then launches
+        compiled = self.fn[grid](*args, **self.constexprs)  # Triton's JIT path: compiles, then launches
         run = compiled.run
         if run.global_scratch_size or run.profile_scratch_size:
             return  # kernels needing scratch memory keep Triton's own path (none of ours do)
-        self.cache[key] = (run.launch, compiled.function, compiled.packed_metadata,
-                           run.launch_cooperative_grid, run.launch_pdl)
+        num_warps, num_ctas, shared = compiled.packed_metadata
+        kinds = fastlaunch.kinds_of(list(compiled.src.signature.values()))
+        plain = num_ctas == 1 and not run.launch_cooperative_grid and not run.launch_pdl
+        lean = fastlaunch.module() if kinds is not None and plain else None
+        if lean is not None:
+            self.cache[key] = (True, lean.launch, int(compiled.function), kinds, 32 * num_warps, shared)
+        else:
+            self.cache[key] = (False, run.launch, compiled.function, compiled.packed_metadata,
+                               run.launch_cooperative_grid, run.launch_pdl)

@@ -169,7 +169,16 @@ def set_stream(stream):
     streams = getattr(_local, "streams", None)
     if streams is None:
         streams = _local.streams = {}
+        _local.handles = {}
     streams[stream.device_index] = stream
+    _local.handles[stream.device_index] = stream.cuda_stream  # what launches read: one dict lookup
+
+
+def current_stream_handle(device_index):
+    """The raw handle of this thread's current stream on a device (0: the NULL stream). The
+    launch path's version of current_stream(), without building objects."""
+    handles = getattr(_local, "handles", None)
+    return handles.get(device_index, 0) if handles else 0
 
 
 class stream:
