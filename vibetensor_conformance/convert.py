@@ -61,6 +61,7 @@ class Converter:
         self.device = device
         self.requires_grad = requires_grad
         self.storages = {}  # (torch storage address, dtype) -> our flat tensor over the same bytes
+        self.seen = {}      # id(torch tensor) -> ours: a tensor passed twice is one tensor (one leaf) for us
         self.leaves = []    # [(torch tensor, our tensor)] that require grad
 
     def __call__(self, x):
@@ -103,6 +104,12 @@ class Converter:
         raise Unsupported(f"memory_format {f}")
 
     def tensor(self, t):
+        ours = self.seen.get(id(t))
+        if ours is None:
+            ours = self.seen[id(t)] = self._tensor(t)
+        return ours
+
+    def _tensor(self, t):
         if t.layout != torch.strided:
             raise Unsupported(f"layout {t.layout}")
         if t.is_quantized or t.is_nested:
@@ -162,24 +169,28 @@ class Namespace:
         return value
 
 
-def _wrapper_set_seed(op, *args, **kwargs):
-    """OpInfo's wrapper_set_seed, for us: random ops draw from a fixed seed."""
-    vt.manual_seed(42)
+def _call(op, *args, **kwargs):
+    """Stands in for OpInfo's wrapper_set_seed, which reseeds torch with 42 on every call: the runner
+    seeds both libraries itself, so that repeated draws of a random op differ."""
     return op(*args, **kwargs)
 
 
 _lambda_globals = {}
 
 
-def rebind(fn):
-    """fn (a function defined in torch's OpInfo files) with `torch` meaning vibetensor.torch."""
+def rebind(fn, ours=True):
+    """fn (a function from torch's OpInfo files) with `torch` meaning vibetensor.torch (ours=True)
+    or still torch (ours=False), and wrapper_set_seed not reseeding."""
     if not isinstance(fn, types.FunctionType):
         return fn
-    g = _lambda_globals.get(id(fn.__globals__))
+    key = (id(fn.__globals__), ours)
+    g = _lambda_globals.get(key)
     if g is None:
         g = dict(fn.__globals__)
-        g.update(torch=Namespace(vt, "torch"), wrapper_set_seed=_wrapper_set_seed)
-        _lambda_globals[id(fn.__globals__)] = g
+        g["wrapper_set_seed"] = _call
+        if ours:
+            g["torch"] = Namespace(vt, "torch")
+        _lambda_globals[key] = g
     return types.FunctionType(fn.__code__, g, fn.__name__, fn.__defaults__, fn.__closure__)
 
 

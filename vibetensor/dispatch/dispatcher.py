@@ -62,20 +62,7 @@ class Op:
 
     # -- unboxed path: a direct call with the op's own signature -----------------------------------
     def __call__(self, *args, **kwargs):
-        device_type, grad = None, False
-        for a in args:
-            if isinstance(a, Tensor):
-                if device_type is None:
-                    device_type = a._device.type
-                if a._requires_grad:
-                    grad = True
-            elif type(a) is list or type(a) is tuple:
-                for b in a:
-                    if isinstance(b, Tensor):
-                        if device_type is None:
-                            device_type = b._device.type
-                        if b._requires_grad:
-                            grad = True
+        device_type, grad = _scan(args)
         if _active_wrappers:
             return self._call_wrapped(args, kwargs, device_type, grad)
         table = self.table
@@ -141,16 +128,24 @@ def _device_type_of(d):
     return d.type if not isinstance(d, str) else d.partition(":")[0]
 
 
-def device_key(args, kwargs=None):
-    """The device key of a call: the first tensor argument's device, else `device=`, else CPU."""
+def _scan(args, device_type=None, grad=False):
+    """(device type of the first tensor, whether any tensor requires grad), looking one level into
+    lists and tuples (cat, stack, index take tensor lists). The one pass every call makes."""
     for a in args:
         if isinstance(a, Tensor):
-            return _KEY_OF_DEVICE[a._device.type]
-        if type(a) is list or type(a) is tuple:
-            for b in a:
-                if isinstance(b, Tensor):
-                    return _KEY_OF_DEVICE[b._device.type]
-    return _KEY_OF_DEVICE[_device_type_of((kwargs or {}).get("device"))]
+            if device_type is None:
+                device_type = a._device.type
+            if a._requires_grad:
+                grad = True
+        elif type(a) is list or type(a) is tuple:
+            device_type, grad = _scan(a, device_type, grad)
+    return device_type, grad
+
+
+def device_key(args, kwargs=None):
+    """The device key of a call: the first tensor argument's device, else `device=`, else CPU."""
+    device_type = _scan(args)[0] or _device_type_of((kwargs or {}).get("device"))
+    return _KEY_OF_DEVICE[device_type]
 
 
 # -- the registry -------------------------------------------------------------------------------------

@@ -45,13 +45,7 @@ class Stream:
 
     def query(self):
         """True when all work queued on the stream has finished."""
-        cu = drv._driver()
-        err, = cu.cuStreamQuery(self.handle)
-        if int(err) == int(cu.CUresult.CUDA_ERROR_NOT_READY):
-            return False
-        if int(err) != 0:
-            raise drv._error("cuStreamQuery", err)
-        return True
+        return _query(drv._driver().cuStreamQuery, self.handle)
 
     def synchronize(self):
         drv.call(drv._driver().cuStreamSynchronize, self.handle)
@@ -109,13 +103,8 @@ class Event:
         (stream or current_stream()).wait_event(self)
 
     def query(self):
-        cu = drv._driver()
-        err, = cu.cuEventQuery(self.handle)
-        if int(err) == int(cu.CUresult.CUDA_ERROR_NOT_READY):
-            return False
-        if int(err) != 0:
-            raise drv._error("cuEventQuery", err)
-        return True
+        """True when the work before the recorded point has finished."""
+        return _query(drv._driver().cuEventQuery, self.handle)
 
     def synchronize(self):
         drv.call(drv._driver().cuEventSynchronize, self.handle)
@@ -132,6 +121,16 @@ class Event:
             drv._driver().cuEventDestroy(self.handle)
         except Exception:
             pass
+
+
+def _query(fn, handle):
+    """A stream/event query: True done, False still running, CudaError on a real failure."""
+    err, = fn(handle)
+    if int(err) == int(drv._driver().CUresult.CUDA_ERROR_NOT_READY):
+        return False
+    if int(err) != 0:
+        raise drv._error(fn.__name__, err)
+    return True
 
 
 def _index(device):
