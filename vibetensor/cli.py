@@ -2,6 +2,7 @@
 
     vibetensor ops [--family F] [--keys]   which ops the dispatcher holds, and their kernels' keys
     vibetensor demo [--steps N]             the main job: train a small network on CPU, end to end
+    vibetensor conformance [options]        which ops pass PyTorch's OpInfo samples (needs torch; --help)
 """
 import argparse
 import sys
@@ -67,6 +68,12 @@ def cmd_demo(args):
     return 0 if acc > 0.9 else 1
 
 
+def cmd_conformance(args):
+    """Forwards the remaining arguments; the package imports torch (the oracle), so only when run."""
+    import vibetensor_conformance
+    return vibetensor_conformance.main(args.rest)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="vibetensor", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -79,7 +86,13 @@ def main(argv=None):
     p.add_argument("--steps", type=int, default=500)
     p.add_argument("--lr", type=float, default=0.5)
     p.set_defaults(fn=cmd_demo)
-    args = ap.parse_args(argv)
+    p = sub.add_parser("conformance", add_help=False,  # its own parser reads the rest, --help included
+                       help="run PyTorch's OpInfo samples through vibetensor and compare with torch")
+    p.set_defaults(fn=cmd_conformance)
+    args, rest = ap.parse_known_args(argv)
+    if args.cmd != "conformance" and rest:
+        ap.error(f"unrecognized arguments: {' '.join(rest)}")
+    args.rest = rest
     return args.fn(args) or 0
 
 

@@ -46,10 +46,10 @@ def vt_to_numpy(t):
 
 
 def torch_from_numpy(a):
-    a = np.ascontiguousarray(a)
+    a = np.array(a, order="C", copy=True)  # (not ascontiguousarray: it turns 0-d into 1-d)
     if a.dtype == ml_dtypes.bfloat16:
-        return torch.from_numpy(a.view(np.int16).copy()).view(torch.bfloat16)
-    return torch.from_numpy(a.copy())
+        return torch.from_numpy(a.view(np.int16)).view(torch.bfloat16)
+    return torch.from_numpy(a)
 
 
 class Converter:
@@ -181,7 +181,7 @@ _lambda_globals = {}
 def rebind(fn, ours=True):
     """fn (a function from torch's OpInfo files) with `torch` meaning vibetensor.torch (ours=True)
     or still torch (ours=False), and wrapper_set_seed not reseeding."""
-    if not isinstance(fn, types.FunctionType):
+    if not isinstance(fn, types.FunctionType) or not (fn.__module__ or "").startswith("torch.testing"):
         return fn
     key = (id(fn.__globals__), ours)
     g = _lambda_globals.get(key)
@@ -191,17 +191,21 @@ def rebind(fn, ours=True):
         if ours:
             g["torch"] = Namespace(vt, "torch")
         _lambda_globals[key] = g
-    return types.FunctionType(fn.__code__, g, fn.__name__, fn.__defaults__, fn.__closure__)
+    new = types.FunctionType(fn.__code__, g, fn.__name__, fn.__defaults__, fn.__closure__)
+    new.__kwdefaults__ = fn.__kwdefaults__
+    return new
 
 
 def lookup(path):
     """vibetensor.torch's object at a dotted path ("nn.functional.relu"); Missing if absent."""
     obj = vt
-    for i, part in enumerate(path.split(".")):
+    parts = path.split(".")
+    for i, part in enumerate(parts):
         try:
             obj = getattr(obj, part)
         except AttributeError:
-            raise Missing("torch." + ".".join(path.split(".")[:i + 1])) from None
+            where = "" if i == len(parts) - 1 else f" (no torch.{'.'.join(parts[:i + 1])})"
+            raise Missing(f"torch.{path}{where}") from None
     return obj
 
 

@@ -1,6 +1,8 @@
 """Reverse-mode automatic differentiation: graph nodes and edges (graph.py), the engine
 (engine.py), derivative declarations beside each op (derivatives.py), custom Functions
-(function.py), grad modes (grad_mode.py), gradcheck (gradcheck.py), anomaly detection (anomaly.py).
+(function.py), views and in-place writes through them (view_history.py: CopySlices, regenerated
+view histories, Tensor.grad_fn/requires_grad), grad modes (grad_mode.py), gradcheck (gradcheck.py),
+anomaly detection (anomaly.py).
 
 This package sits below ops/ (ops import `derivative` from here) and never imports ops at import
 time; the engine looks up the few ops it needs (add, full, clone, sum, to) when it first runs.

@@ -31,10 +31,15 @@ save: positions of arguments the formula reads (ints) and/or "result" for the op
       fn(*args, **kwargs) -> such a tuple, to decide per call (pow saves its result only when the
       exponent is a tensor).
 name: the node's name (default: 'MulBackward0' from 'mul'), or fn(*args, **kwargs) -> name.
+inplace: the op writes its first argument and returns it (copy_, index_put_), like an out=self call.
+geometry: positions of unsaved tensors whose strides and storage offset the formula reads (they come
+      back as a TensorGeometry: TensorMeta plus .stride() and .storage_offset()).
 
 In-place (the op called with out=<its first argument>) is handled here for every op: torch's
-leaf checks, history rebased onto the new node, and an argument 0 the formula saves is
-snapshotted before it is overwritten. Other out= calls refuse inputs that require grad.
+leaf and view checks, history rebased onto the new node (for a view: its base's history goes
+through CopySlices, see view_history.py), and an argument 0 the formula saves is snapshotted
+before it is overwritten. Other out= calls refuse inputs that require grad. An output that shares
+memory with an input is recorded as a view of it.
 
 `nondifferentiable(op)`: outputs never require grad (random sampling from a tensor's shape...).
 `install_fallbacks()`: every op with neither gets a kernel that, when an input requires grad,
@@ -45,8 +50,9 @@ an error at backward time, never a silently wrong gradient.
 from vibetensor import dispatch
 from vibetensor.autograd import anomaly, engine
 from vibetensor.autograd.graph import (
-    GraphError, Node, SavedVariable, TensorMeta, alias_of, check_inplace,
-    gradient_edge, rebase_history, record_creation, record_view_history, view_inplace_unsupported)
+    RAW_GRAD_FN, GraphError, Node, SavedVariable, TensorGeometry, TensorMeta, alias_of, gradient_edge, record_creation,
+    requires_grad)
+from vibetensor.autograd.view_history import MULTI_OUTPUT_NODE, DEFAULT, check_inplace, rebase_history, record_view
 from vibetensor.dispatch import DispatchKey, local
 from vibetensor.tensor.tensor import Tensor
 
@@ -151,10 +157,12 @@ def _flatten(layout, res):
 class Derivative:
     """What `derivative(...)` registered for one op."""
 
-    def __init__(self, op, formula, save, name):
+    def __init__(self, op, formula, save, name, inplace=False, geometry=()):
         self.op, self.formula = op, formula
         self.short = op.name.split("::")[-1]
         self.name = name or default_name(self.short)
+        self.inplace = inplace                # the op writes its first argument and returns it (copy_)
+        self.geometry = frozenset(geometry)   # positions whose strides/offset the formula reads
         self._classes = {}
         self._save_fn = save if callable(save) else None
         self._static = None if callable(save) else self._parse(save)
@@ -189,10 +197,10 @@ def default_name(short):
     return "".join(part.capitalize() for part in short.strip("_").split("_")) + "Backward0"
 
 
-def derivative(op, save=(), name=None):
+def derivative(op, save=(), name=None, inplace=False, geometry=()):
     """Decorator: `formula` is op's derivative (see the module docstring)."""
     def register(formula):
-        spec = Derivative(op, formula, save, name)
+        spec = Derivative(op, formula, save, name, inplace, geometry)
         op.derivative = spec
         op.register(DispatchKey.Autograd, _autograd_kernel(spec))
         return formula
@@ -210,7 +218,7 @@ def _collect(args):
         if isinstance(a, Tensor):
             layout.append(True)
             metas.append(TensorMeta(a))
-            if a._requires_grad:
+            if requires_grad(a):
                 edges.append(gradient_edge(a))
                 wanted = True
             else:
@@ -222,7 +230,7 @@ def _collect(args):
                 flags.append(is_t)
                 if is_t:
                     metas.append(TensorMeta(b))
-                    if b._requires_grad:
+                    if requires_grad(b):
                         edges.append(gradient_edge(b))
                         wanted = True
                     else:
@@ -233,7 +241,7 @@ def _collect(args):
     return (edges if wanted else None), metas, layout
 
 
-def _inputs(args, save, snapshot_self=False):
+def _inputs(args, save, snapshot_self=False, geometry=()):
     """One pass over an op's positional arguments: (edges | None when no tensor requires grad,
     TensorMeta per tensor, layout, what the node keeps of each argument: a SavedVariable where the
     formula reads the tensor (positions in `save`), its TensorMeta otherwise, non-tensors as they are)."""
@@ -244,7 +252,7 @@ def _inputs(args, save, snapshot_self=False):
             meta = TensorMeta(a)
             metas.append(meta)
             layout.append(True)
-            if a._requires_grad:
+            if requires_grad(a):
                 edges.append(gradient_edge(a))
                 wanted = True
             else:
@@ -252,7 +260,7 @@ def _inputs(args, save, snapshot_self=False):
             if i in save:
                 kept.append(SavedVariable(_snapshot(a) if (i == 0 and snapshot_self) else a))
             else:
-                kept.append(meta)
+                kept.append(TensorGeometry(a) if i in geometry else meta)
         elif (type(a) is list or type(a) is tuple) and any(isinstance(b, Tensor) for b in a):
             flags, items = [], []
             for b in a:
@@ -261,7 +269,7 @@ def _inputs(args, save, snapshot_self=False):
                 if is_t:
                     meta = TensorMeta(b)
                     metas.append(meta)
-                    if b._requires_grad:
+                    if requires_grad(b):
                         edges.append(gradient_edge(b))
                         wanted = True
                     else:
@@ -304,7 +312,7 @@ def _make_node(spec, args, kwargs, edges, metas, layout, saved):
 
 def _mark_outputs(save_result, node, result, args, inplace_self=None):
     """Point the op's outputs at node; returns the result (an output that is an input object is
-    replaced by an alias first, so the input's own history is left alone)."""
+    replaced by a view of it first, so the input's own history is left alone)."""
     single = isinstance(result, Tensor)
     outs = [result] if single else list(result)
     node._n_grads = len(outs)
@@ -318,17 +326,47 @@ def _mark_outputs(save_result, node, result, args, inplace_self=None):
             rebase_history(o, node)
             continue
         if any(o is a for a in args):
-            o = outs[k] = alias_of(o)
+            o = outs[k] = _view_of(o)
             replaced = True
         o.grad_fn, o._output_nr, o._requires_grad = node, k, True
         if o._base is not None:
-            record_view_history(o)
+            _record_view(node, o, k, single, args)
     if save_result:
         saved = tuple(SavedVariable(o, True) if isinstance(o, Tensor) else None for o in outs)
         node._result = saved[0] if single else saved
     if replaced:
         return outs[0] if single else type(result)(outs)
     return result
+
+
+def _view_of(t):
+    v = alias_of(t)
+    v._base = t if t._base is None else t._base
+    return v
+
+
+def _record_view(node, view, k, single, args):
+    """An output sharing memory with an input is a view of it (several from one op may not be
+    modified in place); one of a temporary the op made is not (torch's `_base` is None there)."""
+    root = view._base
+    parent = args[0] if args and isinstance(args[0], Tensor) else None
+    if parent is None or (parent._base if parent._base is not None else parent) is not root:
+        parent = next((a for a in args if isinstance(a, Tensor) and (a._base if a._base is not None else a) is root),
+                      None)
+        if parent is None:
+            view._base = None
+            return
+    replay = None
+    if view._dtype is not root._dtype:  # as_strided can't rebuild it from the base: keep a replay
+        replay = _replay(node._spec.op, args[1:], node._kwargs or {}, None if single else k)
+    record_view(view, parent, DEFAULT if single else MULTI_OUTPUT_NODE, replay)
+
+
+def _replay(op, rest, kwargs, k):
+    """x -> the op redone on x (the step of a view chain's replay)."""
+    if k is None:
+        return lambda x: op(x, *rest, **kwargs)
+    return lambda x: op(x, *rest, **kwargs)[k]
 
 
 def _autograd_kernel(spec):
@@ -339,8 +377,10 @@ def _autograd_kernel(spec):
             return _call_with_out(spec, args, kwargs, out)
         if not local.grad_enabled:
             return op.redispatch(None, *args, **kwargs)
+        if spec.inplace:
+            return _call_inplace(spec, args, kwargs, args[0], None)
         save, save_result = spec.saves(args, kwargs)
-        edges, metas, layout, saved = _inputs(args, save)
+        edges, metas, layout, saved = _inputs(args, save, geometry=spec.geometry)
         if edges is None:
             return op.redispatch(None, *args, **kwargs)
         local.grad_enabled = False
@@ -361,10 +401,10 @@ def _out_error(short):
 
 def _any_requires_grad(args):
     for a in args:
-        if isinstance(a, Tensor) and a._requires_grad:
+        if isinstance(a, Tensor) and requires_grad(a):
             return True
         if type(a) is list or type(a) is tuple:
-            if any(isinstance(b, Tensor) and b._requires_grad for b in a):
+            if any(isinstance(b, Tensor) and requires_grad(b) for b in a):
                 return True
     return False
 
@@ -373,24 +413,33 @@ def _call_with_out(spec, args, kwargs, out):
     op = spec.op
     grad_on = local.grad_enabled
     if not args or out is not args[0]:  # a true out= call
-        if grad_on and (_any_requires_grad(args) or out._requires_grad):
+        if grad_on and (_any_requires_grad(args) or requires_grad(out)):
             raise _out_error(spec.short)
         return op.redispatch(None, *args, out=out, **kwargs)
     if not grad_on:
         return op.redispatch(None, *args, out=out, **kwargs)
-    check_inplace(out)
+    return _call_inplace(spec, args, kwargs, out, out)
+
+
+def _call_inplace(spec, args, kwargs, target, out):
+    """An op writing args[0] (`target`) in place, with grad mode on: torch's checks, then the node,
+    which becomes target's history (through CopySlices into its base when target is a view)."""
+    op = spec.op
+    if out is not None:
+        kwargs = dict(kwargs, out=out)
     if not _any_requires_grad(args):
-        return op.redispatch(None, *args, out=out, **kwargs)
-    view_inplace_unsupported(out, spec.short + "_")
+        return op.redispatch(None, *args, **kwargs)
+    check_inplace(target)
     save, save_result = spec.saves(args, kwargs)
-    edges, metas, layout, saved = _inputs(args, save, snapshot_self=True)
+    edges, metas, layout, saved = _inputs(args, save, snapshot_self=True, geometry=spec.geometry)
     local.grad_enabled = False
     try:
-        result = op.redispatch(None, *args, out=out, **kwargs)
+        result = op.redispatch(None, *args, **kwargs)
     finally:
         local.grad_enabled = True
+    kwargs.pop("out", None)
     node = _make_node(spec, args, kwargs, edges, metas, layout, saved)
-    return _mark_outputs(save_result, node, result, args, inplace_self=out)
+    return _mark_outputs(save_result, node, result, args, inplace_self=target)
 
 
 # -- ops without a derivative -----------------------------------------------------------------------------
@@ -416,20 +465,18 @@ def _not_implemented_kernel(op):
 
     def kernel(*args, out=None, **kwargs):
         if out is not None and (not args or out is not args[0]):
-            if local.grad_enabled and (_any_requires_grad(args) or out._requires_grad):
+            if local.grad_enabled and (_any_requires_grad(args) or requires_grad(out)):
                 raise _out_error(short)
             return op.redispatch(None, *args, out=out, **kwargs)
         if out is not None:
             kwargs["out"] = out
         target = out if out is not None else (args[0] if writes_arg0 and args else None)
-        if target is not None and local.grad_enabled:
-            check_inplace(target)
-        edges, metas, _ = _collect(args)
-        if edges is None:
+        if not _any_requires_grad(args):
             return op.redispatch(None, *args, **kwargs)
         if target is not None:
-            view_inplace_unsupported(target, short)
-            before = target.grad_fn
+            check_inplace(target)
+            before = RAW_GRAD_FN.__get__(target)
+        edges, metas, _ = _collect(args)
         result = op.redispatch(None, *args, **kwargs)  # grad mode stays on: composites are traced
         outs = [result] if isinstance(result, Tensor) else \
             [o for o in result if isinstance(o, Tensor)] if isinstance(result, (tuple, list)) else []
@@ -437,10 +484,10 @@ def _not_implemented_kernel(op):
             if o._dtype.category < 2:
                 continue
             if o is target:
-                if o.grad_fn is before:  # the write was not traced: its derivative is unknown
+                if RAW_GRAD_FN.__get__(o) is before:  # the write was not traced: its derivative is unknown
                     rebase_history(o, GraphError(message, tuple(edges), tuple(metas), NotImplementedError,
                                                  "NotImplemented"))
-            elif not o._requires_grad and not any(o is a for a in args):
+            elif not requires_grad(o) and not any(o is a for a in args):
                 o.grad_fn = GraphError(message, tuple(edges), tuple(metas), NotImplementedError, "NotImplemented")
                 o._output_nr, o._requires_grad = 0, True
         return result

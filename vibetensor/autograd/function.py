@@ -19,8 +19,9 @@ import functools
 from vibetensor.autograd import anomaly, engine
 from vibetensor.autograd.grad_mode import no_grad
 from vibetensor.autograd.graph import (
-    ERR_BACKWARD_TWICE, GraphError, Node, SavedVariable, TensorMeta, alias_of, check_inplace, gradient_edge,
-    rebase_history, record_creation, view_inplace_unsupported)
+    ERR_BACKWARD_TWICE, GraphError, Node, SavedVariable, TensorMeta, alias_of, gradient_edge, record_creation,
+    requires_grad)
+from vibetensor.autograd.view_history import check_inplace, mark_custom_function_view, rebase_history
 from vibetensor.dispatch import local
 from vibetensor.tensor.tensor import Tensor
 
@@ -149,7 +150,7 @@ class Function(metaclass=FunctionMeta):
     def apply(cls, *args, **kwargs):
         ctx = cls._backward_cls()
         grad_on = local.grad_enabled
-        ctx.needs_input_grad = tuple(isinstance(a, Tensor) and a._requires_grad and grad_on for a in args)
+        ctx.needs_input_grad = tuple(isinstance(a, Tensor) and grad_on and requires_grad(a) for a in args)
         ctx._arg_is_tensor = tuple(isinstance(a, Tensor) for a in args)
         with no_grad():
             if cls.setup_context is not Function.setup_context:
@@ -167,7 +168,7 @@ def _connect(ctx, args, output):
     edges, metas = [], []
     for a in args:
         if isinstance(a, Tensor):
-            edges.append(gradient_edge(a) if a._requires_grad else _NO_EDGE)
+            edges.append(gradient_edge(a) if requires_grad(a) else _NO_EDGE)
             metas.append(TensorMeta(a))
     ctx.next_functions, ctx._in_meta = tuple(edges), tuple(metas)
     if anomaly._enabled:
@@ -186,17 +187,30 @@ def _connect(ctx, args, output):
             continue
         if any(o is t for t in dirty):
             check_inplace(o, "a leaf Variable that requires grad has been used in an in-place operation.")
-            view_inplace_unsupported(o, ctx.name())
+            if o._base is not None and len(outs) > 1:
+                raise RuntimeError(_DIRTY_VIEW_MSG)
             rebase_history(o, ctx)
-            o._output_nr = k
+            if o._base is None:
+                o._output_nr = k
             continue
         if any(o is a for a in args):  # an input returned as is: the output is a new view of it
             o = outs[k] = _view_of(o)
         if o._dtype.category >= 2:
             o.grad_fn, o._output_nr, o._requires_grad = ctx, k, True
+            if o._base is not None:
+                mark_custom_function_view(o)
     ctx._saved = tuple(_save(t, ctx, outs) for t in ctx._to_save)
     ctx._to_save = ()
     return outs[0] if single else tuple(outs)
+
+
+_DIRTY_VIEW_MSG = (
+    "If your Function modifies inplace an input that is a view of another Tensor, your Function cannot return "
+    "more than one Tensor. This is not supported by the current autograd engine. You should either make sure the "
+    "input is not a view (using .clone() for example) or make your Function only return one Tensor (potentially "
+    "splitting it into two Functions: one doing the inplace that returns a single Tensor and a second one that does "
+    "the other operations). You can ask on the forum https://discuss.pytorch.org/ if you need help to do this "
+    "change.")
 
 
 def _view_of(t):

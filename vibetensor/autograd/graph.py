@@ -21,6 +21,7 @@ from vibetensor.tensor.shape import Size
 from vibetensor.tensor.tensor import Tensor, make_tensor
 
 GRAD = Tensor.__dict__["grad"]  # the raw slot; the front door wraps Tensor.grad in a checking property
+RAW_GRAD_FN = Tensor.__dict__["grad_fn"]  # the raw slot; view_history.py wraps Tensor.grad_fn for views
 
 
 def raw_grad(t):
@@ -61,6 +62,22 @@ class TensorMeta:
 
     def __repr__(self):
         return f"TensorMeta(shape={list(self._shape)}, dtype={self._dtype})"
+
+
+class TensorGeometry(TensorMeta):
+    """TensorMeta plus strides and storage offset, for formulas that rebuild a tensor's memory layout
+    (as_strided's backward, CopySlices)."""
+    __slots__ = ("_stride", "_offset")
+
+    def __init__(self, t):
+        super().__init__(t)
+        self._stride, self._offset = t._stride, t._offset
+
+    def stride(self, dim=None):
+        return self._stride if dim is None else self._stride[dim]
+
+    def storage_offset(self):
+        return self._offset
 
 
 class RemovableHandle:
@@ -283,29 +300,25 @@ def existing_grad_accumulator(leaf):
 
 
 def gradient_edge(t):
-    """The edge a gradient for tensor t flows along: its grad_fn, or its leaf accumulator."""
+    """The edge a gradient for tensor t flows along: its grad_fn (for a view: regenerated when stale,
+    see view_history.py), or its leaf accumulator. A view made in no_grad mode of a base that requires
+    grad has neither: torch's invalid edge, (None, 0)."""
     fn = t.grad_fn
     if fn is not None:
-        if t._base is not None:
-            check_view_history(t)
         return (fn, t._output_nr)
+    base = t._base
+    if base is not None and base._requires_grad:
+        return (None, 0)
     return (grad_accumulator(t), 0)
 
 
-def record_view_history(view):
-    """A differentiable view remembers its base's grad_fn when it was made."""
-    view.__dict__["_base_grad_fn"] = view._base.grad_fn
-
-
-def check_view_history(view):
-    """torch regenerates a view's grad_fn when its base was modified in place after the view was
-    taken; vibetensor does not yet, so it refuses rather than return a wrong gradient."""
-    recorded = view.__dict__.get("_base_grad_fn", view)
-    if recorded is not view and recorded is not view._base.grad_fn:
-        raise NotImplementedError(
-            "a view is used after its base was modified by an in-place operation; torch would regenerate the "
-            "view's grad_fn here, which vibetensor's autograd does not support yet. Take the view again after the "
-            "in-place operation.")
+def requires_grad(t):
+    """torch's requires_grad(): a view also requires grad when its base does (even one taken in
+    no_grad mode, or before the base was given a history by an in-place op)."""
+    if t._requires_grad:
+        return True
+    base = t._base
+    return base is not None and base._requires_grad
 
 
 def is_differentiable(t):
@@ -336,8 +349,9 @@ def rebase_history(t, node):
     """t was modified in place by the op `node` differentiates: t's gradient now flows into node.
     Hooks registered before stay with the old node (they see the pre-modification gradient);
     retain_grad moves to the new one, as in torch."""
-    old, old_nr = t.grad_fn, t._output_nr
-    t.grad_fn, t._output_nr, t._requires_grad = node, 0, True
+    old, old_nr = RAW_GRAD_FN.__get__(t), t._output_nr
+    RAW_GRAD_FN.__set__(t, node)
+    t._output_nr, t._requires_grad = 0, True
     t._hooks = None
     if t._retains_grad and old is not None and old._retains_grad_hooks:
         fn = old._retains_grad_hooks.pop(old_nr, None)
@@ -352,22 +366,5 @@ def alias_of(t):
     return make_tensor(t._storage, t._shape, t._stride, t._offset, t._dtype, t._version, t._base)
 
 
-def check_inplace(t, leaf_msg="a leaf Variable that requires grad is being used in an in-place operation."):
-    """torch's checks before an in-place write recorded by autograd."""
-    if t._requires_grad and t.grad_fn is None and t._base is None:
-        raise RuntimeError(leaf_msg)
-    base = t._base
-    if base is not None and base._requires_grad and base.grad_fn is None:
-        raise RuntimeError("a view of a leaf Variable that requires grad is being used in an in-place operation.")
-
-
-def view_inplace_unsupported(t, opname):
-    if t._base is not None:
-        raise NotImplementedError(
-            f"{opname}: an in-place operation on a view whose base or value requires grad is not supported by "
-            "vibetensor's autograd yet (torch rebases the base's history with CopySlices). Apply the op "
-            "out of place, or to the base tensor.")
-
-
 __all__ = ["Node", "AccumulateGrad", "SavedVariable", "TensorMeta", "RemovableHandle", "gradient_edge",
-           "grad_accumulator"]
+           "grad_accumulator", "requires_grad"]

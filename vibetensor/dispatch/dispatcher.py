@@ -135,8 +135,8 @@ def _scan(args, device_type=None, grad=False):
         if isinstance(a, Tensor):
             if device_type is None:
                 device_type = a._device.type
-            if a._requires_grad:
-                grad = True
+            if a._requires_grad or (a._base is not None and a._base._requires_grad):  # a view requires grad
+                grad = True                                                             # when its base does
         elif type(a) is list or type(a) is tuple:
             device_type, grad = _scan(a, device_type, grad)
     return device_type, grad

@@ -49,7 +49,7 @@ def check_dtype(kernel, t, allowed):
 
 
 _NOT_BOOL = tuple(d for d in dt.ALL if d is not dt.bool_)
-_REAL = tuple(d for d in dt.ALL if d.category in (1, 2))
+REAL = tuple(d for d in dt.ALL if d.category in (1, 2))
 
 
 def _declare(name, meta=None, composite=None):
@@ -238,7 +238,7 @@ def _max_pool_meta(input, kernel_size, stride, padding, dilation, ceil_mode):
     check_tensor("max_pool", "input", 1, input)
     nsp = len(kernel_size)
     out, batched = _pool_meta(f"max_pool{nsp}d", input, kernel_size, stride, padding, dilation, ceil_mode)
-    check_dtype(f"max_pool{nsp}d", input, _REAL)
+    check_dtype(f"max_pool{nsp}d", input, REAL)
     return PoolSpec(input._shape[:-nsp] + out, input._dtype, input._device, out, batched)
 
 
@@ -248,7 +248,11 @@ def _avg_pool_meta(input, kernel_size, stride, padding, ceil_mode, count_include
     if divisor_override is not None and divisor_override == 0:
         raise RuntimeError("divisor must be not zero")
     out, batched = _pool_meta(f"avg_pool{nsp}d", input, kernel_size, stride, padding, (1,) * nsp, ceil_mode)
-    check_dtype(f"avg_pool{nsp}d", input, _REAL)
+    if nsp == 3 and any(i < k for i, k in zip(input._shape[-3:], kernel_size)):
+        t, h, w = input._shape[-3:]
+        raise RuntimeError(f"input image (T: {t} H: {h} W: {w}) smaller than kernel size (kT: {kernel_size[0]} kH: "
+                           f"{kernel_size[1]} kW: {kernel_size[2]})")
+    check_dtype(f"avg_pool{nsp}d", input, REAL)
     return PoolSpec(input._shape[:-nsp] + out, input._dtype, input._device, out, batched)
 
 
@@ -258,7 +262,7 @@ def _avg_pool_backward_meta(grad, input_size, kernel_size, stride, padding, ceil
     return PoolSpec(tuple(input_size), grad._dtype, grad._device, tuple(grad._shape[-nsp:]), len(input_size) == nsp + 2)
 
 
-def _adaptive_meta(name, input, output_size, dtypes):
+def check_adaptive(name, input, output_size, dtypes):
     check_tensor(name, "input", 1, input)
     nsp = len(output_size)
     if input.ndim not in (nsp + 1, nsp + 2):
@@ -276,17 +280,17 @@ def _adaptive_meta(name, input, output_size, dtypes):
 
 def _adaptive_max_pool_meta(input, output_size):
     nsp = len(output_size)
-    shape = _adaptive_meta(f"adaptive_max_pool{nsp}d", input, output_size, FLOATS)
+    shape = check_adaptive(f"adaptive_max_pool{nsp}d", input, output_size, FLOATS)
     return PoolSpec(shape, input._dtype, input._device, tuple(output_size), input.ndim == nsp + 2)
 
 
-def _spatial_gather_meta(input, indices):
-    """input (..., *S) and flat indices (..., *O) into S: input's spatial dims are those indices lacks
-    beyond the shared leading ones."""
+def _spatial_gather_meta(input, indices, nsp):
+    """input (..., *S) with nsp spatial dims, flat indices into S shaped (..., *O) -> (..., *O)."""
     return Spec(tuple(indices._shape), input._dtype, input._device)
 
 
-def _spatial_scatter_add_meta(grad, indices, input_size):
+def _spatial_scatter_add_meta(grad, indices, input_size, nsp):
+    """The adjoint of spatial_gather: grad (..., *O) added at flat indices into zeros of input_size."""
     return Spec(tuple(input_size), grad._dtype, grad._device)
 
 
@@ -334,13 +338,12 @@ def _constant_pad_meta(input, pad, value=0):
     shape = list(input._shape)
     for j in range(len(pad) // 2):
         i = input.ndim - 1 - j
-        new = shape[i] + pad[2 * j] + pad[2 * j + 1]
-        if new < 0:
+        lo, hi = pad[2 * j], pad[2 * j + 1]
+        kept = shape[i] + min(lo, 0)  # torch narrows the input by the negative pads, one side at a time
+        if kept < 0 or kept + min(hi, 0) < 0:
             raise RuntimeError("narrow(): length must be non-negative.")
-        shape[i] = new
-    if input._dtype.category < 2 and isinstance(value, float) and value != int(value) and input._dtype is dt.bool_:
-        pass  # torch casts the value to the input's dtype
-    return Spec(tuple(shape), input._dtype, input._device)
+        shape[i] += lo + hi
+    return Spec(tuple(shape), input._dtype, input._device)  # (the value is cast to the input's dtype)
 
 
 constant_pad_nd = _declare("constant_pad_nd", _constant_pad_meta)
@@ -360,7 +363,7 @@ def _fold_params_check(kernel_size, dilation, padding, stride):
             raise RuntimeError(f"{what} should be {ok}, but got {got}")
 
 
-def _blocks(spatial, kernel_size, dilation, padding, stride):
+def sliding_blocks(spatial, kernel_size, dilation, padding, stride):
     return tuple((i + 2 * p - (d * (k - 1) + 1)) // s + 1
                  for i, k, d, p, s in zip(spatial, kernel_size, dilation, padding, stride))
 
@@ -375,12 +378,12 @@ def _im2col_meta(input, kernel_size, dilation, padding, stride):
     if input.ndim not in (3, 4) or 0 in input._shape[input.ndim - 3:]:
         raise RuntimeError("Expected 3D or 4D (batch mode) tensor for input with possibly 0 batch size and non-zero "
                            f"dimensions for input, but got: {sizes(input._shape)}")
-    blocks = _blocks(input._shape[-2:], kernel_size, dilation, padding, stride)
+    blocks = sliding_blocks(input._shape[-2:], kernel_size, dilation, padding, stride)
     if any(b < 1 for b in blocks):
         raise RuntimeError(f"Given input with spatial size {_tuple_str(input._shape[-2:])}, kernel_size="
-                           f"{_tuple_str(kernel_size)}, dilation={_tuple_str(dilation)}, padding={_tuple_str(padding)}, "
-                           f"calculated shape of the array of sliding blocks as {_tuple_str(blocks)}, but its components "
-                           "must be at least one.")
+                           f"{_tuple_str(kernel_size)}, dilation={_tuple_str(dilation)}, padding="
+                           f"{_tuple_str(padding)}, calculated shape of the array of sliding blocks as "
+                           f"{_tuple_str(blocks)}, but its components must be at least one.")
     check_dtype("im2col_out_cpu", input, FLOATS + (dt.complex64, dt.complex128, dt.bool_))
     c = input._shape[-3] * math.prod(kernel_size)
     return Spec(input._shape[:-3] + (c, math.prod(blocks)), input._dtype, input._device)
@@ -396,7 +399,7 @@ def _col2im_meta(input, output_size, kernel_size, dilation, padding, stride):
     if input._shape[-2] % kprod:
         raise RuntimeError(f"Expected size of input's dimension 1 to be divisible by the product of kernel_size, but "
                            f"got input.size(1)={input._shape[-2]} and kernel_size={_tuple_str(kernel_size)}.")
-    blocks = _blocks(output_size, kernel_size, dilation, padding, stride)
+    blocks = sliding_blocks(output_size, kernel_size, dilation, padding, stride)
     if any(b < 1 for b in blocks):
         raise RuntimeError(f"Given output_size={_tuple_str(output_size)}, kernel_size={_tuple_str(kernel_size)}, "
                            f"dilation={_tuple_str(dilation)}, padding={_tuple_str(padding)}, stride="
@@ -478,8 +481,7 @@ def _grid_sampler_meta(input, grid, mode, padding_mode, align_corners):
     check_tensor("grid_sampler", "input", 1, input)
     check_tensor("grid_sampler", "grid", 2, grid)
     if input._dtype is not grid._dtype:
-        raise RuntimeError(f"grid_sampler(): expected input and grid to have same dtype, but input has "
-                           f"{CPP_NAMES[input._dtype]} and grid has {CPP_NAMES[grid._dtype]}")
+        raise RuntimeError(f"expected scalar type {_NAMES[input._dtype]} but found {_NAMES[grid._dtype]}")
     nd = input.ndim
     if nd not in (4, 5) or grid.ndim != nd:
         raise RuntimeError(f"grid_sampler(): expected 4D or 5D input and grid with same number of dimensions, but "
@@ -496,7 +498,7 @@ def _grid_sampler_meta(input, grid, mode, padding_mode, align_corners):
                                f"sizes {sizes(input._shape)} with dimension {i} being empty")
     if mode == "bicubic" and nd != 4:
         raise RuntimeError("grid_sampler(): bicubic interpolation only supports 4D input")
-    check_dtype(f"grid_sampler_{nd - 2}d_cpu", input, FLOATS)
+    check_dtype(f"grid_sampler_{nd - 2}d_cpu_kernel_impl", input, FLOATS)
     device = m.common_device("grid_sampler", (input, grid))
     return Spec(input._shape[:2] + grid._shape[1:-1], input._dtype, device)
 
@@ -548,7 +550,8 @@ def _sdpa_meta(query, key, value, attn_mask, dropout_mask, scale, is_causal, ena
     if key._shape[-2] != value._shape[-2]:
         raise RuntimeError(f"Expected key and value to have the same sequence length, got {key._shape[-2]} and "
                            f"{value._shape[-2]}")
-    check_dtype("scaled_dot_product_attention", query, FLOATS)
+    if query._dtype not in FLOATS:
+        raise RuntimeError(f"expected scalar type Float but found {_NAMES[query._dtype]}")
     kshape = gqa_shape(query, key, enable_gqa)
     vshape = kshape[:-1] + (value._shape[-1],)
     from vibetensor.tensor import shape as sh
@@ -638,27 +641,27 @@ def _convolution_weight_grad_backward(ctx, grad, input, grad_output, weight_size
     return gx, ggy
 
 
-@_derivative(max_pool, save=("result",))
-def _max_pool_backward(ctx, grad, input, *params):
-    return spatial_scatter_add(grad[0], ctx.result[1], input._shape)
+@_derivative(max_pool, save=("result",), name=lambda x, k, *a: f"MaxPool{len(k)}DWithIndicesBackward0")
+def _max_pool_backward(ctx, grad, input, kernel_size, *params):
+    return spatial_scatter_add(grad[0], ctx.result[1], input._shape, len(kernel_size))
 
 
-@_derivative(adaptive_max_pool, save=("result",))
+@_derivative(adaptive_max_pool, save=("result",), name=lambda x, o: f"AdaptiveMaxPool{len(o)}DBackward0")
 def _adaptive_max_pool_backward(ctx, grad, input, output_size):
-    return spatial_scatter_add(grad[0], ctx.result[1], input._shape)
+    return spatial_scatter_add(grad[0], ctx.result[1], input._shape, len(output_size))
 
 
 @_derivative(spatial_scatter_add, save=(1,))
-def _spatial_scatter_add_backward(ctx, grad, g, indices, input_size):
-    return spatial_gather(grad, indices), None
+def _spatial_scatter_add_backward(ctx, grad, g, indices, input_size, nsp):
+    return spatial_gather(grad, indices, nsp), None
 
 
 @_derivative(spatial_gather, save=(1,))
-def _spatial_gather_backward(ctx, grad, input, indices):
-    return spatial_scatter_add(grad, indices, input._shape), None
+def _spatial_gather_backward(ctx, grad, input, indices, nsp):
+    return spatial_scatter_add(grad, indices, input._shape, nsp), None
 
 
-@_derivative(avg_pool)
+@_derivative(avg_pool, name=lambda x, k, *a: f"AvgPool{len(k)}DBackward0")
 def _avg_pool_derivative(ctx, grad, input, *params):
     return avg_pool_backward(grad, input._shape, *params)
 
@@ -668,9 +671,21 @@ def _avg_pool_backward_derivative(ctx, grad, g, input_size, *params):
     return avg_pool(grad, *params)
 
 
-@_derivative(resample)
+@_derivative(resample, name=lambda x, maps: _resample_node_name(maps))
 def _resample_derivative(ctx, grad, input, maps):
     return resample_backward(grad, maps)
+
+
+_RESAMPLE_NODES = {"adaptive": "AdaptiveAvgPool{n}D", "reflect": "ReflectionPad{n}D", "replicate": "ReplicationPad{n}D",
+                   "circular": "CircularPad{n}D", "nearest": "UpsampleNearest{n}D",
+                   "nearest-exact": "UpsampleNearestExact{n}D", "cubic": "UpsampleBicubic{n}D"}
+_LINEAR_NODES = {1: "UpsampleLinear1D", 2: "UpsampleBilinear2D", 3: "UpsampleTrilinear3D"}
+
+
+def _resample_node_name(maps):
+    """torch's node name for what the maps do (AdaptiveAvgPool2DBackward0, UpsampleBilinear2DBackward0...)."""
+    n, kind = len(maps), maps[0][0]
+    return (_LINEAR_NODES[n] if kind == "linear" else _RESAMPLE_NODES[kind].format(n=n)) + "Backward0"
 
 
 @_derivative(resample_backward)
@@ -683,12 +698,12 @@ def _constant_pad_nd_backward(ctx, grad, input, pad, value=0):
     return constant_pad_nd(grad, tuple(-v for v in pad), 0)
 
 
-@_derivative(im2col)
+@_derivative(im2col, name="Im2ColBackward0")
 def _im2col_backward(ctx, grad, input, kernel_size, dilation, padding, stride):
     return col2im(grad, tuple(input._shape[-2:]), kernel_size, dilation, padding, stride)
 
 
-@_derivative(col2im)
+@_derivative(col2im, name="Col2ImBackward0")
 def _col2im_backward(ctx, grad, input, output_size, kernel_size, dilation, padding, stride):
     return im2col(grad, kernel_size, dilation, padding, stride)
 
@@ -708,7 +723,7 @@ def _channel_shuffle_backward(ctx, grad, input, groups):
     return channel_shuffle(grad, input._shape[1] // groups)
 
 
-@_derivative(grid_sampler, save=(0, 1))
+@_derivative(grid_sampler, save=(0, 1), name=lambda x, *a: f"GridSampler{x.ndim - 2}DBackward0")
 def _grid_sampler_derivative(ctx, grad, input, grid, mode, padding_mode, align_corners):
     return grid_sampler_backward(grad, input, grid, mode, padding_mode, align_corners)
 
@@ -739,14 +754,14 @@ def _sum_heads(g, hk):
     if hq == hk:
         return g
     lead = tuple(g._shape[:-3])
-    return _r.sum(_v.reshape(g, lead + (hk, hq // hk) + tuple(g._shape[-2:])), (g.ndim - 3,), False)
+    return _r.sum(_v.reshape(g, lead + (hk, hq // hk) + tuple(g._shape[-2:])), (-3,), False)  # over the group
 
 
 def _mT(t):
     return _v.transpose(t, -2, -1)
 
 
-@_derivative(sdpa_math, save=(0, 1, 2, 4, "result"))
+@_derivative(sdpa_math, save=(0, 1, 2, 4, "result"), name="ScaledDotProductAttentionMathBackward0")
 def _sdpa_backward(ctx, grad, query, key, value, attn_mask, dropout_mask, scale, is_causal, enable_gqa):
     """out = dropout(softmax(q k^T * scale + mask)) v, with P the softmax (the op's second output)."""
     g_out, g_attn = grad

@@ -229,3 +229,60 @@ clone = declare("clone", composite=_clone, family="creation")
 contiguous = declare("contiguous", composite=_contiguous, family="creation")
 to = declare("to", composite=_to, family="creation")
 empty_like = _empty_like
+
+
+# -- derivatives (autograd) ---------------------------------------------------------------------------------------
+# Copies pass the gradient back unchanged, cast to the source's dtype and moved to its device. The factories
+# make tensors from numbers: nothing to differentiate.
+
+from vibetensor.autograd import derivative as _derivative, nondifferentiable as _nondifferentiable  # noqa: E402
+from vibetensor.dispatch import DispatchKey as _DispatchKey  # noqa: E402
+
+
+def _back_to(grad, meta):
+    """The gradient in the input's dtype and on its device (a complex gradient of a real input keeps
+    its real part)."""
+    if grad._dtype is meta._dtype and grad._device == meta._device:
+        return grad
+    return to(grad, meta._dtype, meta._device)
+
+
+@_derivative(copy_, inplace=True, name="torch::autograd::CopyBackwards")
+def _copy_backward(ctx, grad, self, src):
+    # self's old value is overwritten: it gets no gradient (zeros, as torch)
+    return full(tuple(grad._shape), 0, grad._dtype, device=grad._device), _back_to(grad, src)
+
+
+@_derivative(clone)
+def _clone_backward(ctx, grad, self):
+    return grad
+
+
+@_derivative(contiguous, name="CloneBackward0")
+def _contiguous_backward(ctx, grad, self):
+    return grad
+
+
+@_derivative(to, name="ToCopyBackward0")
+def _to_backward(ctx, grad, self, dtype, device, copy=False):
+    return _back_to(grad, self)
+
+
+def _returns_self_when(op, unchanged):
+    """torch returns the input itself from contiguous()/to() when nothing changes: no node then."""
+    recorded = op.table[_DispatchKey.Autograd]
+
+    def kernel(self, *args, **kwargs):
+        if unchanged(self, *args, **kwargs):
+            return self
+        return recorded(self, *args, **kwargs)
+    kernel.__name__ = recorded.__name__
+    op.register(_DispatchKey.Autograd, kernel)
+
+
+_returns_self_when(contiguous, lambda self: self.is_contiguous())
+_returns_self_when(to, lambda self, dtype, device, copy=False: dtype is self._dtype and device == self._device
+                   and not copy)
+
+for _op in (empty, full, arange, linspace, logspace, eye):
+    _nondifferentiable(_op)

@@ -687,6 +687,95 @@ bitwise_left_shift = binary("bitwise_left_shift", refused=missing("lshift_cpu", 
 bitwise_right_shift = binary("bitwise_right_shift", refused=missing("rshift_cpu", BOOL + FLOATS + COMPLEX),
                              scalars=EITHER)
 
+# -- special functions (torch.special and their torch.* names) --------------------------------------------------
+HALVES = (dt.float16, dt.bfloat16)
+
+erfinv = unary("erfinv", TO_FLOAT, missing("erfinv_vml_cpu", COMPLEX))
+lgamma = unary("lgamma", TO_FLOAT, missing("lgamma_vml_cpu", COMPLEX))
+digamma = unary("digamma", TO_FLOAT, missing("digamma", COMPLEX))
+i0 = unary("i0", TO_FLOAT, missing("i0_vml_cpu", COMPLEX))
+special_i0e = unary("special_i0e", TO_FLOAT, missing("i0e_cpu", COMPLEX))
+special_i1 = unary("special_i1", TO_FLOAT, missing("i1_cpu", COMPLEX))
+special_i1e = unary("special_i1e", TO_FLOAT, missing("i1e_cpu", COMPLEX))
+special_entr = unary("special_entr", TO_FLOAT, missing("entr_cpu", COMPLEX))
+special_erfcx = unary("special_erfcx", TO_FLOAT, missing("erfcx_cpu", HALVES + COMPLEX))
+special_ndtri = unary("special_ndtri", TO_FLOAT, missing("ndtri_cpu", HALVES + COMPLEX))
+special_log_ndtr = unary("special_log_ndtr", TO_FLOAT, missing("log_ndtr_cpu", HALVES + COMPLEX))
+sinc = unary("sinc", TO_FLOAT)
+special_xlog1py = binary("special_xlog1py", TO_FLOAT, missing("xlog1py_cpu", COMPLEX), scalars=EITHER)
+special_zeta = binary("special_zeta", TO_FLOAT, missing("zeta_cpu", HALVES + COMPLEX), scalars=EITHER)
+nextafter = binary("nextafter", refused=missing("nextafter_cpu", NOT_FLOAT), scalars=NONE)
+
+
+def _check_int(name, value, arg, pos):
+    """An int argument (bools refused, as torch's parser does)."""
+    if value.__class__ is not int and (isinstance(value, bool) or not isinstance(value, int)):
+        raise TypeError(f"{name}(): argument '{arg}' (position {pos}) must be int, not {type(value).__name__}")
+
+
+# polygamma(n, x) computes digamma for n = 0 and trigamma for n = 1: torch names those kernels
+_POLYGAMMA = [table(TO_FLOAT, refused=missing(kernel, COMPLEX)) for kernel in ("digamma", "trigamma", "polygamma")]
+
+
+def _polygamma_meta(a, n):
+    """polygamma(a, n): the n-th derivative of digamma (torch.polygamma(n, a); the tensor comes first
+    here, as the in-place form writes into it)."""
+    _check_int("polygamma", n, "n", 1)
+    if not isinstance(a, Tensor):
+        raise _not_tensor("polygamma", a, "input", 2)
+    if n < 0:
+        raise RuntimeError("polygamma(n, x) does not support negative n.")
+    r, c = lookup(_POLYGAMMA[min(n, 2)], a._dtype)
+    return Spec(a._shape, r, a._device, c)
+
+
+polygamma = _declare("polygamma", _polygamma_meta, _POLYGAMMA[2], 1)
+
+
+_LDEXP = table(refused=missing("ldexp_cpu", NOT_FLOAT))
+
+
+def _ldexp_meta(a, e):
+    """ldexp(a, e) = a * 2^e for a floating tensor and an integral one, exact (std::ldexp in double,
+    rounded once to a's dtype; e wraps to a C int). The front door sends any other operands to
+    a * pow(2.0, e), as torch does."""
+    if not isinstance(a, Tensor):
+        raise _not_tensor("ldexp", a, "input", 1)
+    if not isinstance(e, Tensor):
+        raise _not_tensor("ldexp", e, "other", 2)
+    if e._dtype.category != 1:
+        raise NotImplementedError(f"\"ldexp_cpu_exp\" not implemented for '{_NAMES[e._dtype]}'")
+    shape, _, device = binary_geometry("ldexp", a, e)
+    r, c = lookup(_LDEXP, a._dtype)
+    return Spec(shape, r, device, c)
+
+
+ldexp = _declare("ldexp", _ldexp_meta, _LDEXP, 2)
+
+
+def _frexp_meta(a, out=None):
+    """frexp(a) -> (mantissa, exponent): a = mantissa * 2^exponent, |mantissa| in [0.5, 1), int32
+    exponents; out=(mantissa, exponent) must have exactly those dtypes."""
+    if not isinstance(a, Tensor):
+        raise _not_tensor("frexp", a, "input", 1)
+    if a._dtype.category != 2:
+        raise RuntimeError("torch.frexp() only supports floating-point dtypes")
+    if out is not None:
+        if not (isinstance(out, (tuple, list)) and len(out) == 2 and all(isinstance(o, Tensor) for o in out)):
+            raise TypeError("frexp(): argument 'out' must be tuple of Tensors")
+        if out[0]._dtype is not a._dtype:
+            raise RuntimeError(f"torch.frexp() expects mantissa to have dtype {_C_NAMES[a._dtype]} but got "
+                               f"{_C_NAMES[out[0]._dtype]}")
+        if out[1]._dtype is not dt.int32:
+            raise RuntimeError(f"torch.frexp() expects exponent to have int dtype but got "
+                               f"{_CPP_TYPE_NAMES[out[1]._dtype]}")
+    return Spec(a._shape, a._dtype, a._device, a._dtype)
+
+
+_CPP_TYPE_NAMES = {**_C_NAMES, dt.int64: "long int", dt.int16: "short int", dt.uint8: "unsigned char",
+                   dt.int8: "signed char"}
+frexp = declare("frexp", meta=_frexp_meta, family="elementwise")   # frexp(a) -> (mantissa, exponent)
+
 
 # -- derivatives (autograd) -----------------------------------------------------------------------------------
 # One formula per differentiable op, following torch's derivatives.yaml; the contract is in
@@ -950,3 +1039,89 @@ def _lerp_backward(ctx, grad, a, b, weight):
     return (mul(grad, _conj(sub(1, weight))) if _needs(ctx, 0) else None,
             mul(grad, _conj(weight)) if _needs(ctx, 1) else None,
             mul(grad, _conj(sub(b, a))) if _needs(ctx, 2) else None)
+
+
+# special functions
+from vibetensor.ops.reduction import _return_type  # noqa: E402  (reduction imports this module: import late)
+
+frexp_result = _return_type("frexp", "mantissa exponent")   # torch.return_types.frexp
+_SQRT_PI, _SQRT_2PI = _math.sqrt(_math.pi), _math.sqrt(2 * _math.pi)
+
+
+def _where_tiny(x, value, otherwise):
+    """where(|x| > eps(x), otherwise(x'), value), with x' = x off the tiny values (torch's i1 backward:
+    the formulas divide by x, and where differentiates both branches)."""
+    eps = _FINFO_EPS[x._dtype]
+    big = gt(abs(x), eps)
+    return where(big, otherwise(where(big, x, eps)), value)
+
+
+_FINFO_EPS = {dt.float16: 2.0 ** -10, dt.bfloat16: 2.0 ** -7, dt.float32: 2.0 ** -23, dt.float64: 2.0 ** -52}
+
+_SPECIAL_DERIVATIVES = [
+    (erfinv, "result", lambda g, x, y: mul(mul(0.5 * _SQRT_PI, exp(pow(y, 2))), g)),
+    (lgamma, 0, lambda g, x, y: mul(g, digamma(x))),
+    (digamma, 0, lambda g, x, y: mul(g, polygamma(x, 1))),
+    (i0, 0, lambda g, x, y: mul(g, special_i1(x))),
+    (special_i0e, (0, "result"), lambda g, x, y: mul(g, sub(special_i1e(x), mul(sgn(x), y)))),
+    (special_i1, (0, "result"), lambda g, x, y: mul(g, _where_tiny(x, 0.5, lambda s: sub(i0(s), div(y, s))))),
+    (special_i1e, (0, "result"), lambda g, x, y: mul(g, _where_tiny(
+        x, 0.5, lambda s: sub(special_i0e(s), mul(y, add(sgn(s), reciprocal(s))))))),
+    (special_erfcx, (0, "result"), lambda g, x, y: mul(sub(mul(mul(2.0, x), y), 2.0 / _SQRT_PI), g)),
+    (special_ndtri, "result", lambda g, x, y: mul(mul(g, _SQRT_2PI), exp(div(pow(y, 2), 2)))),
+    (special_log_ndtr, (0, "result"), lambda g, x, y: mul(div(g, _SQRT_2PI), exp(neg(add(y, div(pow(x, 2), 2)))))),
+    (special_entr, 0, lambda g, x, y: mul(g, neg(add(log(x), 1)))),
+    (sinc, 0, lambda g, x, y: _sinc_backward(g, x)),
+]
+
+
+def _sinc_backward(grad, x):
+    """(pi x cos(pi x) - sin(pi x)) / (pi x^2), 0 at x = 0."""
+    x_pi = mul(x, _math.pi)
+    x_sq_pi = mul(mul(x, x), _math.pi)
+    out = div(mul(grad, _conj(sub(mul(x_pi, cos(x_pi)), sin(x_pi)))), _conj(x_sq_pi))
+    return where(eq(x_sq_pi, 0.0), 0.0, out)
+
+
+for _op, _save, _fn in _SPECIAL_DERIVATIVES:
+    _unary_derivative(_op, _save, _fn)
+
+
+@_derivative(polygamma, save=0)
+def _polygamma_backward(ctx, grad, x, n):
+    return mul(grad, polygamma(x, n + 1)), None
+
+
+@_derivative(special_xlog1py, save=(0, 1))
+def _xlog1py_backward(ctx, grad, a, b):
+    ga = gb = None
+    if _needs(ctx, 0):
+        ga = special_xlog1py(grad, b)
+        if isinstance(b, Tensor):  # torch: 0 where a == 0 and b <= -1 (log1p(b) is -inf or NaN there)
+            ga = where(logical_and(eq(a, 0.0), le(b, -1.0)), 0.0, ga)
+    if _needs(ctx, 1):
+        gb = div(mul(grad, a), add(b, 1))
+    return ga, gb
+
+
+@_derivative(special_zeta, save=(0, 1))
+def _zeta_backward(ctx, grad, s, q):
+    if _needs(ctx, 0):
+        raise NotImplementedError("the derivative for 'zeta' is not implemented.")
+    return None, (mul(grad, mul(neg(s), special_zeta(add(s, 1), q))) if _needs(ctx, 1) else None)
+
+
+@_derivative(nextafter)
+def _nextafter_backward(ctx, grad, a, b):
+    """torch: the step is locally the identity in a, constant in b."""
+    return grad, (_zeros_like(grad) if _needs(ctx, 1) else None)
+
+
+@_derivative(ldexp)
+def _ldexp_backward(ctx, grad, a, e):
+    return ldexp(grad, e), None
+
+
+@_derivative(frexp, save=("result",))
+def _frexp_backward(ctx, grad, a):
+    return ldexp(grad[0], neg(ctx.result[1]))   # grad / 2^exponent, exactly

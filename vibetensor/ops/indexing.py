@@ -190,3 +190,28 @@ def assert_no_partial_overlap(a, b):
 
 index = declare("index", family="indexing")            # index(self, indices) -> Tensor
 index_put_ = declare("index_put_", family="indexing")  # index_put_(self, indices, values, accumulate=False) -> self
+
+
+# -- derivatives (autograd) ---------------------------------------------------------------------------------------
+# A gather's gradient is a scatter-add into zeros, and a scatter's is a gather (torch's IndexBackward0 and
+# IndexPutBackward0). Index tensors are saved: changing them before backward is a version error, as in torch.
+
+from vibetensor.autograd import derivative as _derivative  # noqa: E402
+from vibetensor.ops import creation as _creation  # noqa: E402
+
+
+@_derivative(index, save=(1,))
+def _index_backward(ctx, grad, self, indices):
+    z = _creation.full(tuple(self._shape), 0, grad._dtype, device=grad._device)
+    return index_put_(z, list(indices), grad, True), None
+
+
+@_derivative(index_put_, save=(1,), inplace=True)
+def _index_put_backward(ctx, grad, self, indices, values, accumulate=False):
+    indices = list(indices)
+    if accumulate:
+        grad_self = grad
+    else:  # the written places lose their old values
+        zeros = _creation.full(tuple(values._shape), 0, grad._dtype, device=grad._device)
+        grad_self = index_put_(_creation.clone(grad), indices, zeros, False)
+    return grad_self, None, index(grad, indices)

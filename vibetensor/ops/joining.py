@@ -124,7 +124,7 @@ def _stack(tensors, dim=0, out=None):
         result_shape = first._shape[:d] + (len(tensors),) + first._shape[d:]
         cat_shape = first._shape[:d] + (first._shape[d] * len(tensors),) + first._shape[d + 1:]
         if out is None:
-            return views.view(cat(tensors, d), result_shape)
+            return views._unsafe_view(cat(tensors, d), result_shape)  # not a view: no one else sees the cat
         output("stack", out, result_shape, out._dtype, out._device)
         if sh.view_strides(out._shape, out._stride, cat_shape) is not None:
             cat(tensors, d, out=views.view(out, cat_shape))
@@ -134,3 +134,30 @@ def _stack(tensors, dim=0, out=None):
 
 cat = declare("cat", meta=cat_meta, family="joining")  # cat(tensors, dim=0, out=None): device kernels
 stack = declare("stack", composite=_stack, family="joining")
+
+
+# -- derivatives (autograd) ---------------------------------------------------------------------------------------
+# cat's gradient is the gradient cut back into the pieces (each cast back to its input's dtype by the engine);
+# stack's is the gradient unbound along the new dim.
+
+from vibetensor.autograd import derivative as _derivative  # noqa: E402
+
+
+@_derivative(cat)
+def _cat_backward(ctx, grad, tensors, dim=0):
+    grads, start = [], 0
+    d = None
+    for t in tensors:
+        if _skipped(t):  # (0,)-shaped inputs took no part
+            grads.append(creation.full((0,), 0, grad._dtype, device=grad._device))
+            continue
+        d = sh.wrap_dim(dim, t.ndim) if d is None else d
+        n = t._shape[d]
+        grads.append(views.narrow(grad, d, start, n))
+        start += n
+    return grads, None
+
+
+@_derivative(stack)
+def _stack_backward(ctx, grad, tensors, dim=0):
+    return list(views.unbind(grad, sh.wrap_dim(dim, grad.ndim))), None

@@ -72,7 +72,7 @@ def activation(name, table, check=None):
 
 
 def _hardtanh_check(x, lo, hi):
-    if x._dtype is dt.uint8 and (lo < 0 or hi < 0):
+    if x._dtype is dt.uint8 and (int(lo) < 0 or int(hi) < 0):  # the limits as the input's type
         raise RuntimeError("cannot do hardtanh on an unsigned type with negative limits")
 
 
@@ -83,17 +83,15 @@ def _softshrink_check(x, lambd):
                            f"{lambd:g}")
 
 
+def _threshold_check(x, threshold_, value):
+    """Both numbers must fit the input's dtype (torch's checked Scalar conversion)."""
+    for v in (threshold_, value):
+        ew.check_scalar(v, x._dtype)
+
+
 def _gelu_check(x, approximate):
     if approximate not in ("none", "tanh"):
         raise RuntimeError("approximate argument must be either none or tanh.")
-
-
-def _glu_check(x, dim):
-    if x.ndim == 0:
-        raise RuntimeError("glu does not support scalars because halving size must be even")
-    d = sh.wrap_dim(dim, x.ndim)
-    if x._shape[d] % 2:
-        raise RuntimeError(f"Halving dimension must be even, but dimension {d} is size {x._shape[d]}")
 
 
 _CLAMP_LIKE = {**ew.refuse(ew.COMPLEX, NotImplementedError, "clamp is not supported for complex types")}
@@ -109,21 +107,61 @@ hardshrink = activation("hardshrink", _float_only("hardshrink_cpu"))    # hardsh
 softshrink = activation("softshrink", _float_only("softshrink_check"), _softshrink_check)  # softshrink(x, lambd)
 hardsigmoid = activation("hardsigmoid", _float_only("hardsigmoid_cpu"))
 hardswish = activation("hardswish", _float_only("hardswish_cpu"))
-threshold = activation("threshold", ew.table(refused=ew.missing("threshold_cpu", ew.BOOL + ew.COMPLEX)))
+threshold = activation("threshold", ew.table(refused=ew.missing("threshold_cpu", ew.BOOL + ew.COMPLEX)),
+                       _threshold_check)                                 # threshold(x, threshold, value)
 log_sigmoid = activation("log_sigmoid", _float_only("log_sigmoid_cpu"))
 
 
+def _activation_backward_meta(grad, x, name, params):
+    return Spec(grad._shape, grad._dtype, grad._device, grad._dtype)
+
+
+# grad * activation'(x) in one kernel: the plain-backward path of the activations on the hot path
+activation_backward = _declare("activation_backward", _activation_backward_meta)  # (grad, x, name, params)
+
+
 def _glu_meta(x, dim):
+    """glu(x, dim): x split in halves a, b along dim; a * sigmoid(b)."""
     _check_tensor("glu", x)
     r, c = ew.lookup(_GLU, x._dtype)
-    _glu_check(x, dim)
+    if x.ndim == 0:
+        raise RuntimeError("glu does not support scalars because halving size must be even")
     d = sh.wrap_dim(dim, x.ndim)
+    if x._shape[d] % 2:
+        raise RuntimeError(f"Halving dimension must be even, but dimension {d} is size {x._shape[d]}")
     shape = x._shape[:d] + (x._shape[d] // 2,) + x._shape[d + 1:]
     return Spec(shape, r, x._device, c)
 
 
 _GLU = _float_only("glu_cpu")
 glu = _declare("glu", _glu_meta)                                         # glu(x, dim)
+
+
+def _prelu_meta(x, weight):
+    """weight: one slope, or one per channel (dim 1; a 1-D input has one channel)."""
+    _check_tensor("prelu", x)
+    _check_tensor("prelu", weight, "weight", 2)
+    if x._dtype is not weight._dtype:
+        raise RuntimeError(f"prelu: Type promoting not supported. Got {_NAMES[x._dtype]} and {_NAMES[weight._dtype]}")
+    if weight.numel() != 1:
+        if x.ndim == 0:
+            raise RuntimeError("Not allow zero-dim input tensor.")
+        channels = x._shape[1] if x.ndim > 1 else 1
+        if channels != weight.numel():
+            raise RuntimeError(f"Mismatch of parameter numbers and input channel size. Found parameter numbers = "
+                               f"{weight.numel()} and channel size = {channels}.")
+    if weight.ndim > 1:
+        raise RuntimeError(f"prelu: Expected `weight` to be a scalar or 1D tensor, but got: ndim = {weight.ndim}")
+    _check_float("prelu_cpu", x)
+    return Spec(x._shape, x._dtype, m.common_device("prelu", (x, weight)), x._dtype)
+
+
+def prelu_weight_shape(x, weight):
+    """The shape that lines weight up with x's channel dim."""
+    return (weight.numel(),) + (1,) * (x.ndim - 2) if x.ndim >= 2 else (weight.numel(),) * min(x.ndim, 1)
+
+
+prelu = _declare("prelu", _prelu_meta)                                   # prelu(x, weight)
 
 # -- softmax -------------------------------------------------------------------------------------------------
 DimSpec = collections.namedtuple("DimSpec", "shape dtype device dim")
@@ -135,7 +173,7 @@ def _softmax_meta(name):
         _check_tensor(name, x)
         d = sh.wrap_dim(dim, x.ndim)
         d_out = dtype or x._dtype
-        if d_out.category != 2:
+        if d_out.category != 2 and x.numel():  # an empty input never reaches torch's kernel
             last = d == max(x.ndim - 1, 0)
             raise _missing(f"{name}_lastdim_kernel_impl" if last else f"{name}_kernel_impl", d_out)
         return DimSpec(x._shape, d_out, x._device, d)
@@ -160,21 +198,17 @@ def _check_reduction(reduction):
         raise ValueError(f"{reduction} is not a valid value for reduction")
 
 
-def _check_class_weight(weight, x, n_classes, prefix=""):
+def _check_class_weight(weight, x, n_classes):
     if weight is None:
         return
     if weight.ndim != 1 or weight.numel() != n_classes:
-        raise RuntimeError(f"{prefix}weight tensor should be defined either for all {n_classes} classes or no classes "
+        raise RuntimeError(f"weight tensor should be defined either for all {n_classes} classes or no classes "
                            f"but got weight tensor of shape: {_fmt(weight._shape)}")
     if weight._dtype is not x._dtype:
-        raise RuntimeError(f"expected scalar type {r_cpp(x._dtype)} but found {r_cpp(weight._dtype)}")
+        raise RuntimeError(f"expected scalar type {_NAMES[x._dtype]} but found {_NAMES[weight._dtype]}")
 
 
-def r_cpp(d):
-    return {dt.float32: "Float", dt.float64: "Double", dt.float16: "Half", dt.bfloat16: "BFloat16"}.get(d, _NAMES[d])
-
-
-def nll_spec(op, x, target, weight, reduction, ignore_index, kernel="nll_loss_out_frame"):
+def nll_spec(op, x, target, weight, reduction, ignore_index):
     """torch's nll_loss_nd checks, in its order; the loss shape is target's for reduction='none'."""
     _check_tensor(op, x)
     _check_tensor(op, target, "target", 2)
@@ -187,7 +221,7 @@ def nll_spec(op, x, target, weight, reduction, ignore_index, kernel="nll_loss_ou
     if target._dtype not in (dt.int64, dt.uint8):
         raise RuntimeError(f"expected target dtype to be Long or Byte, but got {_NAMES[target._dtype]}")
     if x._dtype.category != 2:
-        raise _missing(kernel, x._dtype)
+        raise _missing("nll_loss_out_frame", x._dtype)
     if x.ndim <= 2:
         if target.ndim > 1:
             raise RuntimeError("0D or 1D target tensor expected, multi-target not supported")
@@ -242,7 +276,8 @@ def _binary_cross_entropy_meta(x, target, weight):
 
 
 nll_loss = _declare("nll_loss", _nll_meta)              # nll_loss(x, target, weight, reduction, ignore_index)
-nll_loss_backward = _declare("nll_loss_backward", _nll_backward_meta)  # (grad, target, weight, reduction, ignore, shape)
+nll_loss_backward = _declare("nll_loss_backward", _nll_backward_meta)  # (grad, target, weight, reduction, ignore,
+#                                                                          input shape)
 cross_entropy = _declare("cross_entropy", _cross_entropy_meta)  # (x, target, weight, reduction, ignore, smoothing)
 cross_entropy_backward = _declare("cross_entropy_backward", _cross_entropy_backward_meta)  # (grad, x, target, ...)
 binary_cross_entropy = _declare("binary_cross_entropy", _binary_cross_entropy_meta)  # (x, target, weight)
@@ -271,7 +306,7 @@ def _check_params_dtype(x, *params):
     """torch's CPU norms take parameters of the input's dtype, or float32 ones with a half input."""
     for p in params:
         if p is not None and p._dtype is not x._dtype and not (x._dtype.itemsize == 2 and p._dtype is dt.float32):
-            raise RuntimeError(f"mixed dtype (CPU): expect parameter to have scalar type of {r_cpp(x._dtype)}")
+            raise RuntimeError(f"mixed dtype (CPU): expect parameter to have scalar type of {_NAMES[x._dtype]}")
 
 
 def _layer_norm_meta(x, normalized_shape, weight=None, bias=None, eps=1e-5):
@@ -285,7 +320,8 @@ def _layer_norm_meta(x, normalized_shape, weight=None, bias=None, eps=1e-5):
 def _rms_norm_meta(x, normalized_shape, weight=None, eps=None):
     _check_tensor("rms_norm", x)
     axes = _check_normalized_shape(x, normalized_shape, weight, None, star="")
-    _check_float("rms_norm", x)
+    if x._dtype.category < 2:  # floating and complex types
+        raise _missing("rms_norm", x._dtype)
     return NormSpec(x._shape, x._dtype, m.common_device("rms_norm", (x, weight)), axes)
 
 
@@ -377,12 +413,12 @@ def _one_hot_meta(x, num_classes=-1):
     _check_tensor("one_hot", x, "self")
     if x._dtype is not dt.int64:
         raise RuntimeError("one_hot is only applicable to index tensor of type LongTensor.")
-    if num_classes == -1 and x.numel() == 0:
+    if num_classes <= 0 and x.numel() == 0:
         raise RuntimeError("Can not infer total number of classes from empty tensor.")
     return Spec(None, dt.int64, x._device, dt.int64)  # the class count may depend on the values
 
 
-embedding = _declare("embedding", _embedding_meta)            # embedding(weight, indices, padding_idx, scale_grad_by_freq)
+embedding = _declare("embedding", _embedding_meta)   # embedding(weight, indices, padding_idx, scale_grad_by_freq)
 embedding_dense_backward = _declare("embedding_dense_backward", _embedding_backward_meta)
 embedding_renorm_ = _declare("embedding_renorm_", _embedding_renorm_meta)  # (weight, indices, max_norm, norm_type)
 one_hot = _declare("one_hot", _one_hot_meta)                  # one_hot(x, num_classes=-1)
@@ -394,7 +430,7 @@ one_hot = _declare("one_hot", _one_hot_meta)                  # one_hot(x, num_c
 # create_graph=True (grad mode on inside the formula) the formula differentiates a composite of
 # differentiable ops that computes the same forward (`_retrace`).
 from vibetensor.autograd import engine as _engine  # noqa: E402
-from vibetensor.autograd.derivatives import derivative as _derivative, \
+from vibetensor.autograd.derivatives import conj as _conj, derivative as _derivative, \
     nondifferentiable as _nondifferentiable  # noqa: E402
 from vibetensor.ops import creation as _c, joining as _j, reduction as _r, views as _v  # noqa: E402
 
@@ -428,23 +464,38 @@ def _fused(ctx):
     return not local.grad_enabled
 
 
+def _fused_activation(name):
+    """Plain backward runs activation_backward's single kernel; create_graph the formula below."""
+    def wrap(formula):
+        def derivative(ctx, grad, x, *params):
+            if _fused(ctx):
+                return activation_backward(grad, x, name, params)
+            return formula(ctx, grad, x, *params)
+        derivative.__name__ = formula.__name__
+        return derivative
+    return wrap
+
+
 @_derivative(hardtanh, save=0)
 def _hardtanh_backward(ctx, grad, x, lo, hi):
     return _where(ew.logical_or(ew.le(x, lo), ew.ge(x, hi)), 0.0, grad)
 
 
 @_derivative(leaky_relu, save=0)
+@_fused_activation("leaky_relu")
 def _leaky_relu_backward(ctx, grad, x, slope):
     return _where(ew.gt(x, 0), grad, _mul(grad, slope))
 
 
 @_derivative(elu, save=0)
+@_fused_activation("elu")
 def _elu_backward(ctx, grad, x, alpha, scale, input_scale):
     negative = _mul(grad, _mul(ew.exp(_mul(x, input_scale)), alpha * scale * input_scale))
     return _where(ew.le(x, 0), negative, _mul(grad, scale))
 
 
 @_derivative(gelu, save=0)
+@_fused_activation("gelu")
 def _gelu_backward(ctx, grad, x, approximate):
     if approximate == "tanh":
         x2 = _mul(x, x)
@@ -460,18 +511,21 @@ def _gelu_backward(ctx, grad, x, approximate):
 
 
 @_derivative(silu, save=0)
+@_fused_activation("silu")
 def _silu_backward(ctx, grad, x):
     s = ew.sigmoid(x)
-    return _mul(grad, _mul(s, _add(_mul(x, _sub(1.0, s)), 1.0)))
+    return _mul(grad, _conj(_mul(s, _add(_mul(x, _sub(1.0, s)), 1.0))))
 
 
 @_derivative(mish, save=0)
+@_fused_activation("mish")
 def _mish_backward(ctx, grad, x):
     t = ew.tanh(softplus(x, 1, 20))
     return _mul(grad, _add(t, _mul(_mul(x, ew.sigmoid(x)), _sub(1.0, _mul(t, t)))))
 
 
 @_derivative(softplus, save=0)
+@_fused_activation("softplus")
 def _softplus_backward(ctx, grad, x, beta, threshold_):
     bx = _mul(x, beta)
     return _where(ew.gt(bx, threshold_), grad, _mul(grad, ew.sigmoid(bx)))
@@ -491,6 +545,7 @@ def _hardsigmoid_backward(ctx, grad, x):
 
 
 @_derivative(hardswish, save=0)
+@_fused_activation("hardswish")
 def _hardswish_backward(ctx, grad, x):
     middle = _mul(grad, _add(_div(x, 3.0), 0.5))
     return _where(ew.lt(x, -3.0), 0.0, _where(ew.le(x, 3.0), middle, grad))
@@ -502,6 +557,7 @@ def _threshold_backward(ctx, grad, x, threshold_, value):
 
 
 @_derivative(log_sigmoid, save=0)
+@_fused_activation("log_sigmoid")
 def _log_sigmoid_backward(ctx, grad, x):
     return _mul(grad, ew.sigmoid(ew.neg(x)))
 
@@ -515,6 +571,21 @@ def _glu_backward(ctx, grad, x, dim):
     ga = _mul(grad, s)
     gb = _mul(_mul(ga, a), _sub(1.0, s))
     return _j.cat([ga, gb], d)
+
+
+@_derivative(prelu, save=(0, 1))
+def _prelu_backward(ctx, grad, x, weight):
+    positive = ew.gt(x, 0)
+    gx = gw = None
+    if _needs(ctx, 0):
+        gx = _where(positive, grad, _mul(grad, _v.reshape(weight, prelu_weight_shape(x, weight))))
+    if _needs(ctx, 1):
+        gxw = _where(positive, 0.0, _mul(grad, x))
+        if weight.numel() == 1 or x.ndim < 2:
+            gw = _v.reshape(_r.sum(gxw), weight._shape)
+        else:
+            gw = _r.sum(gxw, (0,) + tuple(range(2, x.ndim)))
+    return gx, gw
 
 
 # softmax family: torch's formulas; the backward ops are differentiable too
@@ -549,12 +620,12 @@ def _log_softmax_backward_data_backward(ctx, gg, grad, y, dim):
 
 
 # losses
-@_derivative(nll_loss)
+@_derivative(nll_loss, save=(1, 2))
 def _nll_loss_backward(ctx, grad, x, target, weight, reduction, ignore_index):
     return nll_loss_backward(grad, target, weight, reduction, ignore_index, tuple(x.shape))
 
 
-@_derivative(nll_loss_backward)
+@_derivative(nll_loss_backward, save=(1, 2))
 def _nll_loss_backward_backward(ctx, gg, grad, target, weight, reduction, ignore_index, shape):
     return nll_loss(gg, target, weight, reduction, ignore_index)  # linear in grad: its transpose is the loss
 
@@ -636,7 +707,7 @@ def rms_eps(x, eps):
     """torch's default eps: the machine epsilon of the compute dtype (float32 for half types)."""
     if eps is not None:
         return eps
-    return 2.0 ** -52 if x._dtype is dt.float64 else 2.0 ** -23
+    return 2.0 ** -52 if x._dtype in (dt.float64, dt.complex128) else 2.0 ** -23
 
 
 def group_norm_composite(x, num_groups, weight, bias, eps):
@@ -662,6 +733,8 @@ def _norm_derivative(op, backward_op, composite, params, save=None):
     (batch_norm saves its running statistics only in evaluation: training updates them in place.)"""
     @_derivative(op, save=save or (0,) + params)
     def formula(ctx, grad, x, *args):
+        if x._dtype.is_complex:
+            raise NotImplementedError(f"the derivative of {op.name[4:]} for complex inputs is not implemented")
         if _fused(ctx):
             needs = (_needs(ctx, 0),) + tuple(_needs(ctx, p) for p in params)
             gx, *gp = backward_op(grad, x, *args, needs)
@@ -719,6 +792,6 @@ def _embedding_dense_backward_backward(ctx, gg, grad, indices, num_weights, padd
     return g, None
 
 
-for _op in (one_hot, embedding_renorm_, cross_entropy_backward, layer_norm_backward, rms_norm_backward,
-            group_norm_backward, batch_norm_backward):
+for _op in (activation_backward, one_hot, embedding_renorm_, cross_entropy_backward, layer_norm_backward,
+            rms_norm_backward, group_norm_backward, batch_norm_backward):
     _nondifferentiable(_op)

@@ -354,6 +354,7 @@ import math as _math  # noqa: E402
 
 from vibetensor.autograd.derivatives import conj as _conj, derivative as _derivative, \
     nondifferentiable as _nondifferentiable, zeros_like as _zeros_like  # noqa: E402
+from vibetensor.dispatch import get  # noqa: E402  (ops of families declared after this one)
 from vibetensor.ops import creation as _c, elementwise as _ew, views as _views  # noqa: E402
 
 
@@ -430,20 +431,19 @@ def _prod_derivative(ctx, grad, a, dim=None, keepdim=False, dtype=None):
     return _ew.mul(grad, _conj(others))
 
 
-# Above this many elements the product of others would take too much memory (n^2 per slice).
-_PROD_OTHERS_LIMIT = 1 << 24
-
-
 def _product_of_others(x, d):
-    """y[..., i, ...] = prod_{j != i} x[..., j, ...] along dim d, exact with zeros in x and
-    differentiable again: x broadcast to (..., n_i, n_j, ...) with its diagonal set to 1."""
+    """y[..., i, ...] = prod_{j != i} x[..., j, ...] along dim d, exact with zeros in x: the product
+    of the exclusive cumulative products from both ends (torch's prod_safe_zeros_backward)."""
     n = x._shape[d]
-    if x.numel() * n > _PROD_OTHERS_LIMIT:
-        raise NotImplementedError(f"prod backward: the input holds zeros and its reduced dim has {n} elements; "
-                                  "vibetensor computes that gradient in O(n^2) memory and refuses this size")
-    spread = _views.expand(_views.unsqueeze(x, d), x._shape[:d] + (n,) + x._shape[d:])  # (..., n_i, n_j, ...)
-    eye = _views.view(_c.eye(n, n, dt.bool_, x._device), (n, n) + (1,) * (x.ndim - d - 1))
-    return prod(_ew.where(eye, 1.0, spread), d + 1, False)
+    if x.numel() == 0:
+        return x
+    cat, cumprod, index_select = (get(name) for name in ("cat", "cumprod", "index_select"))
+    ones = _c.full(x._shape[:d] + (1,) + x._shape[d + 1:], 1, x._dtype, device=x._device)
+    reverse = _c.arange(n - 2, -1, -1, dt.int64, device=x._device)  # flips the n - 1 trailing elements
+    before = cumprod(cat([ones, _views.narrow(x, d, 0, n - 1)], d), d)  # x[0] * ... * x[i-1]
+    after = cumprod(cat([ones, index_select(_views.narrow(x, d, 1, n - 1), d, reverse)], d), d)
+    after = index_select(after, d, _c.arange(n - 1, -1, -1, dt.int64, device=x._device))  # x[i+1] * ... * x[n-1]
+    return _ew.mul(before, after)
 
 
 def _amax_derivative(op):

@@ -72,6 +72,8 @@ def _cumulative_meta(op):
             result = out._dtype  # torch converts the input to out's dtype first
         else:
             result = dt.int64 if a._dtype.category < 2 else a._dtype
+        if result is dt.bool_ and a.numel():
+            raise NotImplementedError(f'"{op}_out_cpu" not implemented for \'Bool\'')
         return Spec(tuple(a._shape), result, a._device, d, result)
     return meta
 
@@ -79,9 +81,11 @@ def _cumulative_meta(op):
 def _cummaxmin_meta(op):
     def meta(a, dim, out=None):
         check_input(op, a)
-        d = scan_dim(op, a, dim)
         values, indices = out_pair(op, out)
-        if a._dtype.is_complex:
+        if a.numel() == 0:  # torch returns empty results before checking dim or dtype
+            return Spec(tuple(a._shape), a._dtype, a._device, 0, a._dtype)
+        d = scan_dim(op, a, dim)
+        if a._dtype.is_complex and a.ndim:  # a 0-d input is copied without a kernel
             raise NotImplementedError(f'"{op}_cpu" not implemented for \'{_NAMES[a._dtype]}\'')
         check_out_exact(values, a._dtype)
         check_out_exact(indices, dt.int64)
@@ -113,8 +117,12 @@ logcumsumexp = _declare("logcumsumexp", _logcumsumexp_meta)       # logcumsumexp
 
 # -- derivatives (autograd) -----------------------------------------------------------------------------------
 # torch's formulas (derivatives.yaml / FunctionsManual.cpp), written with ops so they differentiate again.
+from vibetensor.autograd import grad_mode as _grad_mode  # noqa: E402
 from vibetensor.autograd.derivatives import conj as _conj, derivative as _derivative  # noqa: E402
+from vibetensor.ops import creation as _creation  # noqa: E402
 from vibetensor.ops import elementwise as _ew  # noqa: E402
+from vibetensor.ops import reduction as _reduction  # noqa: E402
+from vibetensor.ops import views as _views  # noqa: E402
 
 
 @_derivative(cumsum)
@@ -133,6 +141,8 @@ def _cumprod_backward(ctx, grad, a, dim, dtype=None):
     if a.ndim == 0 or a.numel() <= 1:
         return grad
     d = sh.wrap_dim(dim, a.ndim)
+    if _grad_mode.is_grad_enabled() and bool(_reduction.any(_ew.eq(a, 0)).item()):
+        return _cumprod_backward_leave_one_out(grad, a, d)
     w = _ew.mul(grad, _conj(y))
     zeros_seen = cumsum(_ew.eq(a, 0), d)                               # zeros up to and including k
     before = _ew.eq(zeros_seen, 0)                                     # k < z
@@ -142,6 +152,17 @@ def _cumprod_backward(ctx, grad, a, dim, dtype=None):
     y_skip = cumprod(_ew.where(first, 1, a), d)                        # the products with a_z left out
     g_first = cumsum(_ew.mul(grad, _conj(y_skip)), d, None, True)
     return _ew.where(before, g_before, _ew.where(first, g_first, 0))
+
+
+def _cumprod_backward_leave_one_out(grad, a, d):
+    """The same gradient, O(n^2), for create_graph=True: past the first zero the gradient is 0 but its
+    derivative is not, so each k gets its own scan with a_k replaced by 1 (torch does the same)."""
+    n = a.shape[d]
+    mask_shape = (n,) + tuple(n if i == d else 1 for i in range(a.ndim))
+    leave_out = _views.reshape(_creation.eye(n, n, dt.bool_, a.device), mask_shape)   # (n, 1.., n, ..1)
+    skipped = cumprod(_ew.where(leave_out, 1, a), d + 1)       # [k, ..j..] = prod_{i<=j, i!=k} a_i
+    per_k = cumsum(_ew.mul(grad, _conj(skipped)), d + 1, None, True)
+    return _reduction.sum(_ew.where(leave_out, per_k, 0), 0)
 
 
 @_derivative(logcumsumexp, save=(0, "result"))

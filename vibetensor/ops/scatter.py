@@ -15,6 +15,8 @@ data (dtypes, shapes, dims) live here as torch orders and words them; checks tha
 (bounds) are the kernels' part and happen before anything is written, so a failed op leaves its
 inputs unchanged. The derivatives, written with these ops, are at the end.
 """
+import warnings
+
 from vibetensor.dispatch import declare
 from vibetensor.ops import meta as m
 from vibetensor.ops.reduction import CPP_NAMES, check_out_dtype
@@ -45,8 +47,13 @@ def result(op, out, shape, dtype, device, self=None):
     if out is not None and out is not self:
         check_out_dtype(out, dtype)
     if out is not None and out is self:
-        from vibetensor.ops.indexing import assert_no_internal_overlap
-        assert_no_internal_overlap(self)
+        from vibetensor.ops.indexing import assert_no_internal_overlap, has_internal_overlap
+        if op == "masked_fill" and has_internal_overlap(self):  # torch only warns here
+            warnings.warn("Use of masked_fill_ on expanded tensors is deprecated. Please clone() the tensor before "
+                          "performing this operation. This also applies to advanced indexing e.g. tensor[mask] = "
+                          "scalar", UserWarning, stacklevel=5)
+        else:
+            assert_no_internal_overlap(self)
     return m.output(op, out, shape, dtype, device, inplace=out is not None and out is self)
 
 
@@ -62,6 +69,8 @@ def gather_meta(self, dim, index):
     """The wrapped dim; index must have self's rank and fit inside self apart from dim."""
     _tensor("gather", index, "index", 3)
     dim = sh.wrap_dim(dim, self.ndim)
+    if index.numel() == 0:  # torch checks nothing more: the result is empty whatever index is
+        return dim
     if index._dtype not in LONG_OR_INT:
         raise RuntimeError("gather(): Expected dtype int32/int64 for index")
     if nd(index) != nd(self):
@@ -76,20 +85,19 @@ def gather_meta(self, dim, index):
 def scatter_meta(self, dim, index, src, reduce=None, reduces=None):
     """The wrapped dim of scatter/scatter_add/scatter_reduce (src a tensor, or a number for scatter)."""
     _tensor("scatter", index, "index", 3)
-    if reduce is not None and reduce not in reduces:
-        if reduces is LEGACY_REDUCES:
-            raise RuntimeError("reduce argument must be either add or multiply.")
+    if reduces is not None and reduce not in reduces:
         raise RuntimeError(f"reduce argument must be either sum, prod, mean, amax or amin, got {reduce}")
     dim = sh.wrap_dim(dim, self.ndim)
-    if index._dtype not in LONG_OR_INT:
+    empty = index.numel() == 0  # an empty index writes nothing: torch skips the index checks
+    if not empty and index._dtype not in LONG_OR_INT:
         raise RuntimeError("scatter(): Expected dtype int32/int64 for index")
     has_src = isinstance(src, Tensor)
     if has_src and src._dtype is not self._dtype:
         raise RuntimeError("scatter(): Expected self.dtype to be equal to src.dtype")
+    if empty:
+        return dim
     if has_src and index.ndim != src.ndim:
         raise RuntimeError("Index tensor must have the same number of dimensions as src tensor")
-    if index.numel() == 0:
-        return dim
     if nd(index) != nd(self):
         raise RuntimeError("Index tensor must have the same number of dimensions as self tensor")
     wrong = any(d != dim and size(index, d) > size(self, d) for d in range(nd(self)))
@@ -200,10 +208,19 @@ def index_fill_meta(self, dim, index, value):
     return dim
 
 
-def index_reduce_meta(self, dim, index, source, reduce):
+def index_reduce_meta(self, dim, index, source, reduce, include_self=True):
     if reduce not in INDEX_REDUCES:
         raise RuntimeError(f"index_reduce(): Expected reduce to be one of prod, mean, amax or amin but got {reduce}.")
-    return index_func_meta("index_reduce", self, dim, index, source)
+    dim = index_func_meta("index_reduce", self, dim, index, source)
+    d = self._dtype
+    if (d is dt.bool_ or d.is_complex) and not include_self:
+        raise NotImplementedError(f'"index_reduce_func_exclude_input_init" not implemented for \'{NAMES[d]}\'')
+    if d is dt.bool_ and reduce == "mean":
+        raise NotImplementedError('"div_floor_cpu" not implemented for \'Bool\'')
+    if d.is_complex and reduce in ("amax", "amin"):
+        kernel = "maximum_cpu" if reduce == "amax" else "minimum_cpu"
+        raise NotImplementedError(f'"{kernel}" not implemented for \'{NAMES[d]}\'')
+    return dim
 
 
 # -- masks -------------------------------------------------------------------------------------------------
@@ -292,6 +309,11 @@ def _needs(ctx, i):
     return i < len(n) and n[i]
 
 
+def _is_tensor(x):
+    """A tensor argument as the formula sees it: a saved Tensor or a TensorMeta (numbers are neither)."""
+    return hasattr(x, "_shape")
+
+
 def _ops():
     """The elementwise/reduction/view ops the formulas use (imported on first backward)."""
     from vibetensor.ops import elementwise, joining, reduction, views
@@ -328,7 +350,7 @@ def _scatter_backward(ctx, grad, self, dim, index, src, reduce=None):
     if reduce is not None:
         raise NotImplementedError("the derivative for 'scatter' with reduce= is not implemented.")
     g_self = scatter(grad, dim, index, 0) if _needs(ctx, 0) else None
-    g_src = _pad_to(gather(grad, dim, index), src._shape) if isinstance(src, Tensor) and _needs(ctx, 3) else None
+    g_src = _pad_to(gather(grad, dim, index), src._shape) if _is_tensor(src) and _needs(ctx, 3) else None
     return g_self, None, None, g_src
 
 
@@ -429,7 +451,7 @@ def _index_fill_backward(ctx, grad, self, dim, index, value):
     ew, _, _, _ = _ops()
     g_self = index_fill(grad, dim, index, 0)
     g_value = None
-    if isinstance(value, Tensor) and _needs(ctx, 3):  # what was filled, each position once (repeats too)
+    if _is_tensor(value) and _needs(ctx, 3):  # what was filled, each position once (repeats too)
         g_value = _sum_all(ew.sub(grad, g_self))
     return g_self, None, None, g_value
 
@@ -463,7 +485,7 @@ def _masked_fill_backward(ctx, grad, self, mask, value):
     ew, _, _, _ = _ops()
     g_self = masked_fill(grad, mask, 0) if _needs(ctx, 0) else None
     g_value = None
-    if isinstance(value, Tensor) and _needs(ctx, 2):
+    if _is_tensor(value) and _needs(ctx, 2):
         g_value = _sum_all(masked_fill(grad, ew.logical_not(mask), 0))
     return g_self, None, g_value
 
@@ -504,3 +526,102 @@ def _put_backward(ctx, grad, self, index, source, accumulate=False):
 
 
 _nondifferentiable(nonzero)
+
+
+# -- composites: segment_reduce, _unsafe_masked_index(_put_accumulate) ----------------------------------------------
+
+def segment_ids_meta(bounds, size, from_lengths, unsafe):
+    if bounds._dtype not in LONG_OR_INT:
+        kernel = "_segment_reduce_lengths_cpu_kernel1" if from_lengths else "_segment_reduce_offsets_cpu_kernel1"
+        raise NotImplementedError(f'"{kernel}" not implemented for \'{NAMES[bounds._dtype]}\'')
+
+
+# segment_ids(bounds, size, from_lengths, unsafe) -> int64 (..., size): the segment of each position
+# along the reduced axis (lengths or offsets per row); positions in no segment get the id S (one past
+# the last segment). Reads the bounds' values; checks negative lengths and, unless unsafe, their sums.
+segment_ids = declare("segment_ids", meta=segment_ids_meta, family="scatter")
+_nondifferentiable(segment_ids)
+
+_SEGMENT_REDUCES = {"sum": "sum", "prod": "prod", "mean": "mean", "max": "amax", "min": "amin"}
+
+
+def _segment_reduce(data, reduce, lengths=None, indices=None, offsets=None, axis=0, unsafe=False, initial=None):
+    """torch.segment_reduce: reduce runs of data along axis; it is scatter_reduce over segment ids,
+    with one extra segment collecting what no segment covers (dropped at the end)."""
+    ew, _, views, _ = _ops()
+    from vibetensor.ops import creation
+    if reduce not in _SEGMENT_REDUCES:
+        raise RuntimeError(f"reduce argument must be either sum, prod, mean, amax or amin, got {reduce}")
+    if indices is not None:
+        raise RuntimeError("segment_reduce(): indices based reduction is not supported yet.")
+    if lengths is None and offsets is None:
+        raise RuntimeError("segment_reduce(): Either lengths or offsets must be defined.")
+    axis = sh.wrap_dim(axis, data.ndim, "segment_reduce")
+    bounds = lengths if lengths is not None else offsets
+    if data._dtype.category != 2:
+        raise NotImplementedError(f'"_segment_reduce_cpu" not implemented for \'{NAMES[data._dtype]}\'')
+    if axis != bounds.ndim - 1:
+        raise RuntimeError(f"segment_reduce(): Expected axis to be the last dimension of lengths but got {axis}.")
+    ids = segment_ids(bounds, data._shape[axis], lengths is not None, unsafe)  # data.shape[:axis+1]
+    ids = creation.contiguous(views.expand(views.reshape(ids, ids._shape + (1,) * (data.ndim - axis - 1)),
+                                           data._shape))
+    n_segments = bounds._shape[-1] - (0 if lengths is not None else 1)
+    shape = data._shape[:axis] + (n_segments + 1,) + data._shape[axis + 1:]
+    if reduce == "mean":
+        total = scatter_reduce(creation.full(shape, 0, data._dtype, device=data._device), axis, ids, data, "sum")
+        count = scatter_add(creation.full(shape, 0, data._dtype, device=data._device), axis, ids,
+                            creation.full(data._shape, 1, data._dtype, device=data._device))
+        if initial is not None:
+            total = ew.add(total, initial)
+            count = masked_fill(count, ew.eq(count, 0), 1)
+        reduced = ew.div(total, count)
+    else:
+        start = initial if initial is not None else {"sum": 0, "prod": 1, "max": float("-inf"),
+                                                     "min": float("inf")}[reduce]
+        reduced = scatter_reduce(creation.full(shape, start, data._dtype, device=data._device), axis, ids, data,
+                                 _SEGMENT_REDUCES[reduce])
+    from vibetensor.ops.shape_ops import contiguous_copy
+    return contiguous_copy(views.narrow(reduced, axis, 0, n_segments))
+
+
+segment_reduce = declare("segment_reduce", composite=_segment_reduce, family="scatter")
+
+
+def _clamped(self, indices):
+    """torch's eager rule: each index clamped to [-size, size - 1] (never checked), int/long only."""
+    ew, _, _, _ = _ops()
+    out = []
+    for i, n in zip(indices, self._shape):
+        if i is not None and i._dtype not in LONG_OR_INT:
+            raise RuntimeError(f"_unsafe_masked_index found unexpected index type {NAMES[i._dtype]}")
+        out.append(None if i is None else ew.clamp(i, -n, n - 1))
+    return out
+
+
+def _unsafe_masked_index(self, mask, indices, fill):
+    """self[indices] where mask is true, `fill` elsewhere (mask false may hide bad indices)."""
+    ew, _, _, _ = _ops()
+    from vibetensor.ops import creation, indexing
+    clamped = _clamped(self, indices)
+    if self.numel() == 0:  # torch indexes a tensor of fills sized like this (dims past the indices: 0)
+        shape = tuple((1 if indices[d] is not None and n == 0 else n) if d < len(indices) else 0
+                      for d, n in enumerate(self._shape))
+        filled = creation.full(shape, creation.scalar_to(fill, self._dtype), self._dtype, device=self._device)
+        return indexing.index(filled, clamped)
+    return masked_fill(indexing.index(self, clamped), ew.logical_not(mask), fill)
+
+
+def _unsafe_masked_index_put_accumulate(self, mask, indices, values):
+    """A copy of self with values (where mask is true) added at indices (clamped, never checked)."""
+    ew, _, _, _ = _ops()
+    from vibetensor.ops import creation, indexing
+    if self.numel() == 0:
+        return creation.clone(self)
+    clamped = _clamped(self, indices)
+    masked_values = masked_fill(values, ew.logical_not(mask), 0)
+    return indexing.index_put_(creation.clone(self), clamped, masked_values, True)
+
+
+unsafe_masked_index = declare("_unsafe_masked_index", composite=_unsafe_masked_index, family="scatter")
+unsafe_masked_index_put_accumulate = declare("_unsafe_masked_index_put_accumulate",
+                                             composite=_unsafe_masked_index_put_accumulate, family="scatter")

@@ -12,13 +12,10 @@
     bincount(a, weights, minlength)
     quantile(a, q, dim, keepdim, interpolation, ignore_nan)   composite of sort and gathers
 
-Two helper ops carry the derivatives of every op that selects input elements by index, and are each
-other's derivative (so gradients differentiate again):
-    select_along_dim(x, dim, index, keepdim)                          x gathered at index along dim
-    value_selecting_reduction_backward(grad, dim, index, sizes, keepdim)  zeros(sizes), grad added at index
+The ops that pick input elements by index send each gradient back to the element it was picked from
+with scatter_add (ops/scatter.py), whose derivative is gather, so gradients differentiate again.
 Meta functions validate everything and return a Spec; kernels are in backends/<device>/sorting.py.
 """
-import collections
 import math
 import types
 
@@ -27,13 +24,13 @@ from vibetensor.ops import creation as _creation
 from vibetensor.ops import elementwise as _ew
 from vibetensor.ops import meta as m
 from vibetensor.ops import reduction as r
+from vibetensor.ops import scatter as _scatter
 from vibetensor.ops import views as _views
-from vibetensor.ops.scans import check_input, out_pair, scan_dim
+from vibetensor.ops.scans import Spec, check_input, out_pair, scan_dim
 from vibetensor.tensor import dtype as dt
 from vibetensor.tensor import shape as sh
 from vibetensor.tensor.tensor import Tensor
 
-Spec = collections.namedtuple("Spec", "shape dtype device dim compute")
 _NAMES = m.TYPE_NAMES
 
 # torch.return_types: the reductions' ones plus ours (values, indices)
@@ -61,29 +58,6 @@ def _not_implemented(kernel, d):
 def _check_nonempty(op, a, d):
     if a.numel() == 0 and a.ndim and a._shape[d] == 0:
         raise IndexError(f"{op}(): Expected reduction dim {d} to have non-zero size.")
-
-
-# -- gather / scatter-add along one dim: the derivatives of the ops below ------------------------------
-
-def _index_meta(op, x_shape, dim, index, keepdim):
-    d = sh.wrap_dim(dim, len(x_shape), op)
-    if not isinstance(index, Tensor) or index._dtype is not dt.int64:
-        raise RuntimeError(f"{op}(): expected an int64 index tensor")
-    full = index._shape if keepdim or not x_shape else index._shape[:d] + (1,) + index._shape[d:]
-    if len(full) != max(len(x_shape), 0) or any(i != d and full[i] != s for i, s in enumerate(x_shape)):
-        raise RuntimeError(f"{op}(): index of shape {list(index._shape)} does not fit a tensor of shape "
-                           f"{list(x_shape)} along dim {d}")
-    return d
-
-
-def _select_along_dim_meta(x, dim, index, keepdim=True):
-    d = _index_meta("select_along_dim", tuple(x._shape), dim, index, keepdim)
-    return Spec(tuple(index._shape), x._dtype, x._device, d, x._dtype)
-
-
-def _value_selecting_meta(grad, dim, index, sizes, keepdim=True):
-    d = _index_meta("value_selecting_reduction_backward", tuple(sizes), dim, index, keepdim)
-    return Spec(tuple(sizes), grad._dtype, grad._device, d, grad._dtype)
 
 
 # -- sort, topk, kthvalue, median, mode ---------------------------------------------------------------------
@@ -122,7 +96,7 @@ def _kthvalue_meta(a, k, dim=-1, keepdim=False, out=None):
     _check_nonempty("kthvalue", a, d)
     if not 1 <= k <= _size(a, d):
         raise RuntimeError(f"kthvalue(): selected number k out of range for dimension {d}")
-    if a._dtype is dt.bool_ or a._dtype.is_complex:
+    if (a._dtype is dt.bool_ or a._dtype.is_complex) and a.ndim:  # a 0-d input is copied without a kernel
         raise _not_implemented("kthvalue_cpu", a._dtype)
     if values is not None and values._dtype is not a._dtype:
         raise RuntimeError("output values must be of same type as input")
@@ -134,7 +108,7 @@ def _kthvalue_meta(a, k, dim=-1, keepdim=False, out=None):
 def _median_all_meta(op):
     def meta(a):
         check_input(op, a)
-        if a._dtype is dt.bool_ or a._dtype.is_complex:
+        if (a._dtype is dt.bool_ or a._dtype.is_complex) and a.numel():  # empty: NaN, cast, without a kernel
             raise _not_implemented("median_cpu", a._dtype)
         return Spec((), a._dtype, a._device, None, a._dtype)
     return meta
@@ -164,7 +138,7 @@ def _mode_meta(a, dim=-1, keepdim=False, out=None):
     d = scan_dim("mode", a, dim)
     values, indices = out_pair("mode", out)
     _check_nonempty("mode", a, d)
-    if a._dtype.is_complex:
+    if a._dtype.is_complex and a.ndim:
         raise _not_implemented("mode_cpu", a._dtype)
     for o, want, what in ((values, a._dtype, "values"), (indices, dt.int64, "indices")):
         if o is not None and o._dtype is not want:
@@ -186,20 +160,21 @@ def _unique_dim(op, a, dim):
     return d
 
 
-def _unique_meta(a, sorted=True, return_inverse=False, return_counts=False, dim=None):
-    check_input("unique", a)
-    d = _unique_dim("unique", a, dim)
+def _unique_spec(op, a, dim):
+    """The result shapes depend on the data: the kernel sizes them (shape None here)."""
+    check_input(op, a)
+    d = _unique_dim(op, a, dim)
     if a._dtype.is_complex:
-        raise _not_implemented("unique", a._dtype)
+        raise _not_implemented(op, a._dtype)
     return Spec(None, a._dtype, a._device, d, a._dtype)
+
+
+def _unique_meta(a, sorted=True, return_inverse=False, return_counts=False, dim=None):
+    return _unique_spec("unique", a, dim)
 
 
 def _unique_consecutive_meta(a, return_inverse=False, return_counts=False, dim=None):
-    check_input("unique_consecutive", a)
-    d = _unique_dim("unique_consecutive", a, dim)
-    if a._dtype.is_complex:
-        raise _not_implemented("unique_consecutive", a._dtype)
-    return Spec(None, a._dtype, a._device, d, a._dtype)
+    return _unique_spec("unique_consecutive", a, dim)
 
 
 # -- searchsorted, bucketize, isin ---------------------------------------------------------------------------
@@ -215,12 +190,13 @@ def _check_index_out(out, out_int32):
 
 def _search_spec(op, seq, values, out_int32, out):
     """Shape (of values), index dtype, and the dtype both sides are compared in."""
-    for t in (seq, values):
-        if isinstance(t, Tensor) and (t._dtype is dt.bool_ or t._dtype.is_complex):
-            raise _not_implemented("searchsorted_out_cpu", t._dtype)
+    common = dt.result_type(seq, values)  # both sides are compared in it
+    if common is dt.bool_ or common.is_complex:
+        raise _not_implemented("searchsorted_out_cpu", common)
+    device = m.common_device(op, (seq, values))
     want = _check_index_out(out, out_int32)
     shape = tuple(values._shape) if isinstance(values, Tensor) else ()
-    return Spec(shape, want, seq._device, None, dt.result_type(seq, values))
+    return Spec(shape, want, device, None, common)
 
 
 def _searchsorted_meta(seq, values, out_int32=False, right=False, sorter=None, out=None):
@@ -308,8 +284,6 @@ def _declare(name, meta):
     return declare(name, meta=meta, family="sorting")
 
 
-select_along_dim = _declare("select_along_dim", _select_along_dim_meta)
-value_selecting_reduction_backward = _declare("value_selecting_reduction_backward", _value_selecting_meta)
 sort = _declare("sort", _sort_meta)                         # sort(a, dim, descending, stable) -> (values, indices)
 topk = _declare("topk", _topk_meta)                         # topk(a, k, dim, largest, sorted)
 kthvalue = _declare("kthvalue", _kthvalue_meta)             # kthvalue(a, k, dim, keepdim)
@@ -327,7 +301,7 @@ histc = _declare("histc", _histc_meta)                      # histc(a, bins, min
 bincount = _declare("bincount", _bincount_meta)             # bincount(a, weights, minlength)
 
 
-# -- quantile: a composite of sort and select_along_dim (torch's quantile_impl), so it differentiates --------
+# -- quantile: a composite of sort and gather (torch's quantile_impl), so it differentiates ------------------
 
 INTERPOLATIONS = ("linear", "lower", "higher", "midpoint", "nearest")
 
@@ -385,10 +359,10 @@ def _quantile(a, q, dim=None, keepdim=False, interpolation="linear", ignore_nan=
         ranks = _ew.where(r.any(nan, d, True), last, _ew.mul(qs, last))
     ranks = {"lower": _ew.floor, "higher": _ew.ceil, "nearest": _ew.round}.get(interpolation, lambda t: t)(ranks)
     below = _creation.to(ranks, dt.int64, a._device)
-    result = select_along_dim(values, d, below, True)
+    result = _scatter.gather(values, d, below)
     if interpolation in ("linear", "midpoint"):
         weights = 0.5 if interpolation == "midpoint" else _ew.sub(ranks, below)
-        above = select_along_dim(values, d, _creation.to(_ew.ceil(ranks), dt.int64, a._device), True)
+        above = _scatter.gather(values, d, _creation.to(_ew.ceil(ranks), dt.int64, a._device))
         result = _ew.lerp(result, above, weights)
     if isinstance(q, Tensor) and q.ndim == 1:
         result = _views.movedim(result, (d,), (0,))
@@ -420,22 +394,18 @@ from vibetensor.autograd.derivatives import derivative as _derivative, nondiffer
 from vibetensor.ops import scans as _scans  # noqa: E402
 
 
-@_derivative(select_along_dim, save=(2,))
-def _select_along_dim_backward(ctx, grad, x, dim, index, keepdim=True):
-    return value_selecting_reduction_backward(grad, dim, index, tuple(x.shape), keepdim), None, None, None
-
-
-@_derivative(value_selecting_reduction_backward, save=(2,))
-def _value_selecting_backward(ctx, grad, g, dim, index, sizes, keepdim=True):
-    return select_along_dim(grad, dim, index, keepdim), None, None, None, None
-
-
 def _picked(ctx, grad, a, dim, keepdim):
-    """Each picked value's gradient goes back to the element it was picked from."""
-    return value_selecting_reduction_backward(grad[0], dim, ctx.result[1], tuple(a.shape), keepdim)
+    """torch's value_selecting_reduction_backward: each picked value's gradient goes back to the
+    element it was picked from (added up: cummax picks one element for several outputs)."""
+    g, indices = grad[0], ctx.result[1]
+    if not keepdim and a.ndim:
+        d = sh.wrap_dim(dim, a.ndim)
+        g, indices = _views.unsqueeze(g, d), _views.unsqueeze(indices, d)
+    return _scatter.scatter_add(_creation.full(tuple(a.shape), 0, g._dtype, g._device), dim, indices, g)
 
 
-@_derivative(sort, save=("result",))
+@_derivative(sort, save=("result",), name=lambda a, dim=-1, descending=False, stable=False:
+             "SortBackward1" if stable else "SortBackward0")  # torch's sort.stable overload
 def _sort_backward(ctx, grad, a, dim=-1, descending=False, stable=False):
     return _picked(ctx, grad, a, dim, True)
 
@@ -463,7 +433,7 @@ def _cummaxmin_backward(ctx, grad, a, dim):
     """Each running extreme's gradient goes to the element it came from (several outputs may share one)."""
     if a.numel() == 0:
         return grad[0]
-    return value_selecting_reduction_backward(grad[0], dim, ctx.result[1], tuple(a.shape), True)
+    return _picked(ctx, grad, a, dim, True)
 
 
 _derivative(_scans.cummax, save=("result",))(_cummaxmin_backward)

@@ -13,12 +13,13 @@ messages are torch's.
 The layout helper at the end (TensorIterator's output strides) is shared with the ops that
 allocate their results in torch's memory layout (index).
 """
-from vibetensor.dispatch import declare
+from vibetensor.autograd.view_history import note_untracked_view
+from vibetensor.dispatch import declare, local
 from vibetensor.ops.creation import is_non_overlapping_and_dense
 from vibetensor.ops.meta import TYPE_NAMES, legacy_type_name
 from vibetensor.tensor import dtype as dt
 from vibetensor.tensor import shape as sh
-from vibetensor.tensor.tensor import alias as _alias
+from vibetensor.tensor.tensor import alias as _tensor_alias
 from vibetensor.tensor.tensor import check_in_bounds, make_tensor
 
 
@@ -26,11 +27,23 @@ def _fmt(shape):
     return "[" + ", ".join(map(str, shape)) + "]"
 
 
+def _alias(t, shape, stride, offset):
+    """A view of t. Autograd records the views it sees; those made with grad mode off (or of a view
+    it already knows) are noted here, so an in-place write through them is checked as torch does."""
+    v = _tensor_alias(t, shape, stride, offset)
+    if not local.grad_enabled or t._view_info is not None:
+        note_untracked_view(t, v)
+    return v
+
+
 def _retyped(t, shape, stride, offset, dtype, is_view=True):
     """A view of t's bytes as another dtype (view(dtype), view_as_real/complex): same storage and
     version counter. torch does not record view(dtype) as an autograd view (its _base is None)."""
     base = (t._base if t._base is not None else t) if is_view else None
-    return make_tensor(t._storage, tuple(shape), tuple(stride), offset, dtype, t._version, base)
+    v = make_tensor(t._storage, tuple(shape), tuple(stride), offset, dtype, t._version, base)
+    if is_view and (not local.grad_enabled or t._view_info is not None):
+        note_untracked_view(t, v)
+    return v
 
 
 def infer_size(shape, numel):
@@ -140,6 +153,13 @@ def _transpose(self, dim0, dim1):
     shape[d0], shape[d1] = shape[d1], shape[d0]
     stride[d0], stride[d1] = stride[d1], stride[d0]
     return _alias(self, tuple(shape), tuple(stride), self._offset)
+
+
+def _t(self):
+    """transpose(0, 1) of a matrix; vectors and scalars as they are (torch.t, its own node TBackward0)."""
+    if self.ndim > 2:
+        raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {self.ndim}D")
+    return _transpose(self, 0, 0 if self.ndim < 2 else 1)
 
 
 def _expand(self, shape):
@@ -282,10 +302,18 @@ def _alias_op(self):
     return _alias(self, self._shape, self._stride, self._offset)
 
 
+def _unsafe_view_op(self, shape):
+    """view() of a tensor nobody else sees (reshape's fresh copy): the result is not a view (torch's
+    _unsafe_view), so in-place writes to it need no CopySlices."""
+    v = _view(self, shape)
+    return make_tensor(v._storage, v._shape, v._stride, v._offset, v._dtype, v._version, None)
+
+
 view = declare("view", composite=_view, family="views")
 view_dtype = declare("view_dtype", composite=_view_dtype, family="views")
 permute = declare("permute", composite=_permute, family="views")
 transpose = declare("transpose", composite=_transpose, family="views")
+t = declare("t", composite=_t, family="views")
 expand = declare("expand", composite=_expand, family="views")
 squeeze = declare("squeeze", composite=_squeeze, family="views")
 unsqueeze = declare("unsqueeze", composite=_unsqueeze, family="views")
@@ -297,6 +325,7 @@ diagonal = declare("diagonal", composite=_diagonal, family="views")
 view_as_real = declare("view_as_real", composite=_view_as_real, family="views")
 view_as_complex = declare("view_as_complex", composite=_view_as_complex, family="views")
 alias = declare("alias", composite=_alias_op, family="views")
+_unsafe_view = declare("_unsafe_view", composite=_unsafe_view_op, family="views")
 
 
 # -- composites (differentiable through the primitives they call) ---------------------------------------------
@@ -307,7 +336,7 @@ def _reshape(self, shape):
     if sh.view_strides(self._shape, self._stride, shape) is not None:
         return view(self, shape)
     from vibetensor.ops import creation
-    return view(creation.contiguous(self), shape)  # no view exists, so this copies
+    return _unsafe_view(creation.contiguous(self), shape)  # no view exists, so this copies
 
 
 def _narrow(self, dim, start, length):
@@ -462,3 +491,212 @@ def iterator_strides(shape, operands):
         out[d] = acc
         acc *= shape[d]
     return tuple(out)
+
+
+# -- derivatives (autograd) ---------------------------------------------------------------------------------------
+# A view's gradient is the gradient of the part of its input it shows: reshaped or permuted back, summed over
+# broadcast dims, or written into zeros at the place it covers (select, slice, diagonal, unfold, as_strided).
+# The composites above are differentiable through these. Formulas use ops, so they differentiate again.
+
+from vibetensor.autograd import derivative as _derivative, nondifferentiable as _nondifferentiable  # noqa: E402
+from vibetensor.autograd.engine import sum_to as _sum_to  # noqa: E402
+from vibetensor.ops import creation as _creation  # noqa: E402
+
+
+def _zeros(meta, grad):
+    """Zeros shaped like the op's input, in the gradient's dtype and device."""
+    return _creation.full(tuple(meta._shape), 0, grad._dtype, device=grad._device)
+
+
+def _scatter_into_zeros(meta, grad, view_fn):
+    """zeros(input).view_fn() = grad: the gradient of a view that picks part of its input."""
+    z = _zeros(meta, grad)
+    _creation.copy_(view_fn(z), grad)
+    return z
+
+
+@_derivative(view)
+def _view_backward(ctx, grad, self, shape):
+    return reshape(grad, tuple(self._shape))
+
+
+@_derivative(_unsafe_view)
+def _unsafe_view_backward(ctx, grad, self, shape):
+    return reshape(grad, tuple(self._shape))
+
+
+@_derivative(alias)
+def _alias_backward(ctx, grad, self):
+    return grad
+
+
+@_derivative(permute)
+def _permute_backward(ctx, grad, self, dims):
+    nd = len(dims)
+    inverse = [0] * nd
+    for i, d in enumerate(dims):
+        inverse[sh.wrap_dim(d, nd)] = i
+    return permute(grad, tuple(inverse))
+
+
+@_derivative(transpose)
+def _transpose_backward(ctx, grad, self, dim0, dim1):
+    return transpose(grad, dim0, dim1)
+
+
+@_derivative(t)
+def _t_backward(ctx, grad, self):
+    return t(grad)
+
+
+@_derivative(expand)
+def _expand_backward(ctx, grad, self, shape):
+    return _sum_to(grad, tuple(self._shape))
+
+
+def _squeeze_name(self, dims=None):
+    return "SqueezeBackward0" if dims is None else "SqueezeBackward1" if isinstance(dims, int) else "SqueezeBackward2"
+
+
+@_derivative(squeeze, name=_squeeze_name)
+def _squeeze_backward(ctx, grad, self, dims=None):
+    return reshape(grad, tuple(self._shape))
+
+
+@_derivative(unsqueeze)
+def _unsqueeze_backward(ctx, grad, self, dim):
+    return squeeze(grad, (sh.wrap_dim(dim, len(self._shape) + 1),))
+
+
+@_derivative(select)
+def _select_backward(ctx, grad, self, dim, index):
+    return _scatter_into_zeros(self, grad, lambda z: select(z, dim, index))
+
+
+@_derivative(slice_)
+def _slice_backward(ctx, grad, self, dim, start=None, stop=None, step=1):
+    return _scatter_into_zeros(self, grad, lambda z: slice_(z, dim, start, stop, step))
+
+
+@_derivative(diagonal)
+def _diagonal_backward(ctx, grad, self, offset=0, dim1=0, dim2=1):
+    return _scatter_into_zeros(self, grad, lambda z: diagonal(z, offset, dim1, dim2))
+
+
+@_derivative(unfold)
+def _unfold_backward(ctx, grad, self, dimension, size, step):
+    """Each window element goes back to its place; overlapping windows (step < size) add up there."""
+    nd = len(self._shape)
+    if nd == 0:  # a 0-d input unfolds to (size,), size 0 or 1
+        return reshape(grad, ()) if size == 1 else _zeros(self, grad)
+    d = sh.wrap_dim(dimension, nd)
+    if step >= size:
+        return _scatter_into_zeros(self, grad, lambda z: unfold(z, d, size, step))
+    import numpy as np
+    from vibetensor.ops import indexing
+    from vibetensor.tensor.tensor import from_array
+    n = grad._shape[d]
+    where = (np.arange(n)[:, None] * step + np.arange(size)[None, :]).reshape(-1)  # (n * size,)
+    where = _creation.to(from_array(where), dt.int64, grad._device)
+    values = reshape(movedim(grad, (nd,), (d + 1,)), self._shape[:d] + (n * size,) + self._shape[d + 1:])
+    z = _zeros(self, grad)
+    return indexing.index_put_(z, [None] * d + [where], values, True)
+
+
+def _maybe_overlapping(sizes, strides):
+    """torch's _maybe_overlapping_memory: could two elements of this geometry share an address?"""
+    reach = 0
+    for i in sorted(range(len(sizes)), key=lambda i: strides[i]):
+        if strides[i] <= reach:
+            return True
+        reach += strides[i] * (sizes[i] - 1)
+    return False
+
+
+def _min_storage_size(sizes, strides, offset):
+    if 0 in sizes:
+        return offset
+    return offset + 1 + sum((n - 1) * st for n, st in zip(sizes, strides))
+
+
+@_derivative(as_strided, geometry=(0,))
+def _as_strided_backward(ctx, grad, self, size, stride, storage_offset=None):
+    """torch's as_strided_backward: scatter the gradient into a buffer laid out like the memory both
+    geometries read (adding where the output reads one element twice), divide where the input
+    reads one element several times, and read the input's geometry back out."""
+    from vibetensor.ops import elementwise as ew
+    from vibetensor.ops import indexing
+    reduction_sum = _sum_op()
+    offset = self._offset if storage_offset is None else storage_offset
+    out_sizes, out_strides = [], []
+    for i in range(len(size) - 1, -1, -1):  # size-1 dims drop out, broadcast dims sum up
+        if size[i] == 0:
+            return _zeros(self, grad)
+        if size[i] == 1:
+            grad = squeeze(grad, (i,))
+        elif stride[i] == 0:
+            grad = reduction_sum(grad, (i,), False)
+        else:
+            out_sizes.insert(0, size[i])
+            out_strides.insert(0, stride[i])
+    if 0 in self._shape:
+        return _zeros(self, grad)
+    keep = [i for i, n in enumerate(self._shape) if n != 1]
+    in_sizes, in_strides = [self._shape[i] for i in keep], [self._stride[i] for i in keep]
+    out_overlap, in_overlap = _maybe_overlapping(out_sizes, out_strides), _maybe_overlapping(in_sizes, in_strides)
+    shared = min(self._offset, offset)
+    in_offset, out_offset = self._offset - shared, offset - shared
+    n = max(_min_storage_size(in_sizes, in_strides, in_offset), _min_storage_size(out_sizes, out_strides, out_offset))
+    storage = _creation.full((n,), 0, grad._dtype, device=grad._device)
+    if in_overlap or out_overlap:
+        flat = _creation.arange(0, n, 1, dt.int64, device=grad._device)
+    if out_overlap:
+        where = reshape(as_strided(flat, tuple(out_sizes), tuple(out_strides), out_offset), (-1,))
+        storage = indexing.index_put_(storage, [where], reshape(grad, (-1,)), True)
+    else:
+        _creation.copy_(as_strided(storage, tuple(out_sizes), tuple(out_strides), out_offset), grad)
+    if in_overlap:
+        where = reshape(as_strided(flat, tuple(in_sizes), tuple(in_strides), in_offset), (-1,))
+        ones = _creation.full(tuple(where._shape), 1, grad._dtype, device=grad._device)
+        count = indexing.index_put_(_creation.full((n,), 0, grad._dtype, device=grad._device), [where], ones, True)
+        storage = ew.div(storage, count)  # nan where the input does not read: never read back
+    return as_strided(storage, tuple(self._shape), tuple(self._stride), in_offset)
+
+
+def _sum_op():
+    from vibetensor.dispatch import get
+    return get("sum")
+
+
+@_derivative(view_as_real)
+def _view_as_real_backward(ctx, grad, self):
+    return view_as_complex(_creation.contiguous(grad))
+
+
+@_derivative(view_as_complex)
+def _view_as_complex_backward(ctx, grad, self):
+    return view_as_real(_creation.contiguous(grad))
+
+
+def _cat(tensors, dim):
+    from vibetensor.ops import joining
+    return joining.cat(tensors, dim)
+
+
+@_derivative(split)
+def _split_backward(ctx, grads, self, split_size, dim=0):
+    return _cat(list(grads), dim)
+
+
+@_derivative(split_with_sizes)
+def _split_with_sizes_backward(ctx, grads, self, split_sizes, dim=0):
+    return _cat(list(grads), dim)
+
+
+@_derivative(unbind)
+def _unbind_backward(ctx, grads, self, dim=0):
+    from vibetensor.ops import joining
+    return joining.stack(list(grads), dim)
+
+
+_nondifferentiable(view_dtype)  # torch: view(dtype) never requires grad

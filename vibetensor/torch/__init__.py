@@ -60,3 +60,5 @@ from vibetensor.torch import autograd  # noqa: E402,F401  (torch.autograd; insta
 from vibetensor.torch.autograd import (  # noqa: E402,F401
     enable_grad, inference_mode, is_anomaly_check_nan_enabled, is_anomaly_enabled, is_grad_enabled,
     is_inference_mode_enabled, no_grad, set_grad_enabled)
+
+from vibetensor.torch import special  # noqa: E402,F401  (torch.special)

@@ -8,7 +8,9 @@ exactly where torch has them.
 """
 import numpy as np
 
+from vibetensor.ops import creation
 from vibetensor.ops import elementwise as ew
+from vibetensor.ops.meta import TYPE_NAMES
 from vibetensor.tensor import dtype as dt
 from vibetensor.tensor.tensor import Tensor
 from vibetensor.torch.tensor_methods import inplace, method
@@ -39,11 +41,11 @@ def _binary_fn(op, name):
 # -- the plain ops: torch.<name>(input[, other], *, out=None) ------------------------------------------------
 _UNARY = ("neg abs reciprocal sign sgn signbit floor ceil trunc frac exp exp2 expm1 log log2 log10 log1p sqrt "
           "rsqrt sin cos tan asin acos atan sinh cosh tanh asinh acosh atanh sigmoid erf erfc deg2rad rad2deg "
-          "isposinf isneginf logical_not bitwise_not").split()
+          "isposinf isneginf logical_not bitwise_not erfinv lgamma digamma i0 sinc").split()
 _UNARY_NO_OUT = "isnan isinf isfinite isreal".split()
 _BINARY = ("mul remainder fmod atan2 hypot logaddexp logaddexp2 xlogy copysign maximum minimum fmax "
            "fmin eq ne lt le gt ge logical_and logical_or logical_xor bitwise_and bitwise_or bitwise_xor "
-           "bitwise_left_shift bitwise_right_shift").split()
+           "bitwise_left_shift bitwise_right_shift nextafter").split()
 for _name in _UNARY:
     _unary_fn(getattr(ew, _name), _name)
 for _name in _UNARY_NO_OUT:
@@ -188,6 +190,40 @@ def _all(t):
     return bool(np.all(np.asarray(t.cpu())))
 
 
+@_export
+def polygamma(n, input, *, out=None):
+    """The n-th derivative of digamma (the op takes the tensor first)."""
+    return ew.polygamma(input, n, out=out)
+
+
+@_export
+def frexp(input, *, out=None):
+    """(mantissa, exponent) with input = mantissa * 2 ** exponent, |mantissa| in [0.5, 1), int32 exponents."""
+    return ew.frexp(input, out=out)
+
+
+@_export
+def ldexp(input, other, *, out=None):
+    """input * 2 ** other. torch's two routes: a floating input with integral exponents (and out=, if
+    any, of input's dtype) is the exact ldexp op; anything else is input * _pow2(input, other)."""
+    for pos, (arg, x) in enumerate((("input", input), ("other", other)), 1):
+        if not isinstance(x, Tensor):
+            raise TypeError(f"ldexp(): argument '{arg}' (position {pos}) must be Tensor, not {type(x).__name__}")
+    if isinstance(out, Tensor) and out._dtype.category < 2:
+        raise RuntimeError(f"ldexp can't be cast to the desired output type {TYPE_NAMES[out._dtype]}")
+    if other._dtype.category < 2 and input._dtype.category == 2 and (out is None or out._dtype is input._dtype):
+        return ew.ldexp(input, other, out=out)
+    return ew.mul(input, _pow2(input, other), out=out)
+
+
+def _pow2(input, other):
+    """2 ** other: float32 for integral and float32 inputs, else a 0-d 2.0 of input's dtype promoting
+    with other (torch's rule: a complex64 input and float16 exponents meet in complex32)."""
+    if input._dtype.category < 2 or input._dtype is dt.float32:
+        return ew.pow(2.0, other)
+    return ew.pow(creation.full((), 2.0, input._dtype, device=input._device), other)
+
+
 # -- aliases, as torch names them ------------------------------------------------------------------------------
 _ALIASES = {"subtract": sub, "multiply": globals()["mul"], "divide": div, "negative": globals()["neg"],
             "absolute": globals()["abs"], "fix": globals()["trunc"], "clip": clamp,
@@ -216,20 +252,22 @@ def _abs_(self):
 _INPLACE = {"abs": _abs_, "absolute": _abs_, "relu": lambda self: ew.relu(self, out=self)}
 _NO_INPLACE = {"rsub", "signbit", "logaddexp", "logaddexp2", "where", "maximum", "minimum", "fmax", "fmin",
                "positive", "isclose", "equal", "allclose", "isnan", "isinf", "isposinf", "isneginf", "isfinite",
-               "isreal"}
+               "isreal", "frexp", "polygamma"}
 for _name in list(__all__):
     _fn = globals()[_name]
-    if _name not in ("rsub", "where"):
+    if _name not in ("rsub", "where", "polygamma"):
         method(_fn, _name)
     if _name not in _NO_INPLACE:
         method(_INPLACE[_name] if _name in _INPLACE else inplace(_fn), _name + "_")
 method(lambda self, condition, other: ew.where(condition, self, other), "where")  # x.where(cond, y)
+method(lambda self, n: ew.polygamma(self, n), "polygamma")                    # x.polygamma(n)
+method(lambda self, n: ew.polygamma(self, n, out=self), "polygamma_")
 
 # torch.<name>_ module functions (torch.relu_(x), torch.exp_(x)...), for the names torch has them
 for _name in ("neg negative abs reciprocal square floor ceil round trunc fix frac exp exp2 expm1 log log2 log10 "
               "log1p sqrt rsqrt sin cos tan asin acos atan arcsin arccos arctan sinh cosh tanh asinh acosh atanh "
               "arcsinh arccosh arctanh sigmoid logit erf erfc clamp clip clamp_min clamp_max xlogy nan_to_num relu "
-              "deg2rad rad2deg").split():
+              "deg2rad rad2deg i0 sinc ldexp").split():
     globals()[_name + "_"] = getattr(Tensor, _name + "_")
     __all__.append(_name + "_")
 

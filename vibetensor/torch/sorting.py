@@ -13,17 +13,15 @@ return_types = so.return_types
 
 
 def _int(value, op, name, position):
-    """An int argument (k, bins...): bools and floats are refused as torch's parser does."""
-    if isinstance(value, bool) or not isinstance(value, int):
+    """An int argument (k, bins...): floats and bools are refused, as torch's parser does."""
+    if isinstance(value, Tensor) and value.ndim == 0 and value.dtype.category == 1:
+        return int(value)
+    if not isinstance(value, (bool, float, Tensor)):
         try:
-            if isinstance(value, Tensor) and value.ndim == 0 and value.dtype.category == 1:
-                return int(value)
-            if not isinstance(value, (bool, float)):
-                return operator.index(value)
+            return operator.index(value)
         except TypeError:
             pass
-        raise TypeError(f"{op}(): argument '{name}' (position {position}) must be int, not {type(value).__name__}")
-    return value
+    raise TypeError(f"{op}(): argument '{name}' (position {position}) must be int, not {type(value).__name__}")
 
 
 # -- scans ----------------------------------------------------------------------------------------------------
@@ -57,12 +55,23 @@ def _cumulative_(op):
 
 # -- sorting and selection -----------------------------------------------------------------------------------
 
-def sort(input, dim=-1, descending=False, *, stable=False, out=None):
-    return so.sort(input, dim, bool(descending), bool(stable), out=out)
+def _sort_args(name, args, dim, descending, stable):
+    """torch's two overloads: sort(input, dim=-1, descending=False) and sort(input, *, stable, dim=-1,
+    descending=False): with stable given, dim and descending are keyword-only."""
+    if args and (stable is not None or dim is not _MISSING or len(args) > 2 or len(args) == 2 and descending):
+        raise TypeError(f"{name}() received an invalid combination of arguments: with stable=, dim and descending "
+                        "are keyword-only, and at most dim and descending may be positional")
+    if args:
+        dim, descending = (tuple(args) + (descending,))[:2]
+    return (-1 if dim is _MISSING else dim), bool(descending), bool(stable)
 
 
-def argsort(input, dim=-1, descending=False, *, stable=False):
-    return so.sort(input, dim, bool(descending), bool(stable)).indices
+def sort(input, *args, dim=_MISSING, descending=False, stable=None, out=None):
+    return so.sort(input, *_sort_args("sort", args, dim, descending, stable), out=out)
+
+
+def argsort(input, *args, dim=_MISSING, descending=False, stable=None):
+    return so.sort(input, *_sort_args("argsort", args, dim, descending, stable)).indices
 
 
 def msort(input, *, out=None):

@@ -6,6 +6,7 @@ of vibetensor/ops/views.py; the result shares storage and the version counter wi
 import operator
 import warnings
 
+from vibetensor.autograd import view_history
 from vibetensor.ops import views as v
 from vibetensor.ops.meta import TYPE_NAMES, bump_version
 from vibetensor.tensor import dtype as dt
@@ -125,9 +126,7 @@ swapaxes = swapdims = transpose
 
 
 def t(input):
-    if input.ndim > 2:
-        raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {input.ndim}D")
-    return v.transpose(input, 0, 0 if input.ndim < 2 else 1)
+    return v.t(input)
 
 
 def movedim(input, source, destination):
@@ -375,8 +374,13 @@ def atleast_3d(*tensors):
 def _geometry_inplace(fn):
     def f_(self, *args, **kwargs):
         r = fn(self, *args, **kwargs)
+        node = r.grad_fn  # set when autograd recorded the view: it becomes self's history
+        if node is not None:
+            view_history.check_inplace(self)
         set_geometry(self, r._shape, r._stride, r._offset)
         bump_version(self)
+        if node is not None:
+            view_history.rebase_inplace_view(self, node)
         return self
     f_.__name__ = fn.__name__.lstrip("_") + "_"
     return f_

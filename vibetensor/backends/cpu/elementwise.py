@@ -9,6 +9,7 @@ import ml_dtypes
 import numpy as np
 
 from vibetensor.backends.cpu import np_compute, operand
+from vibetensor.backends.cpu import special as sp
 from vibetensor.dispatch import DispatchKey
 from vibetensor.ops import elementwise as ew
 from vibetensor.ops.meta import bump_version, output
@@ -275,26 +276,14 @@ def _logit(spec, out, a, eps=None):
     _put(out, np.log(z / (1 - z)))
 
 
-_special = None
+def _special(f):
+    """A function of special.py (computed in float64) as fn(x, out)."""
+    return lambda x, out: _put(out, f(x))
 
 
 def _scipy_special(name):
-    """erf/erfc: scipy.special when installed (vectorised), else math.erf per element."""
-    global _special
-    if _special is None:
-        try:
-            from scipy import special as _special
-        except ImportError:
-            import math
-            _special = type("MathSpecial", (), {"erf": np.vectorize(math.erf, otypes=[np.float64]),
-                                                "erfc": np.vectorize(math.erfc, otypes=[np.float64])})
-    return getattr(_special, name)
-
-
-def _erf(name):
-    def fn(x, out):
-        _put(out, _scipy_special(name)(x))
-    return fn
+    """The old name of a special function (erf, erfc, ...): now vibetensor's own, in special.py."""
+    return getattr(sp, name)
 
 
 def _nan_to_num(spec, out, a, nan=None, posinf=None, neginf=None):
@@ -408,6 +397,54 @@ def _equal_to(value):
     return lambda x, out: np.equal(x, value, out=out, casting="unsafe")
 
 
+# -- special functions ------------------------------------------------------------------------------------------
+
+def _sinc(x, out):
+    """sin(pi x) / (pi x), 1 at 0: torch's formula, in the compute dtype (so sinc(1) is ~1e-8 in float32)."""
+    product = x * np.array(np.pi, x.dtype)
+    _put(out, np.where(x == 0, 1, np.sin(product) / np.where(x == 0, 1, product)))
+
+
+def _entr(x, out):
+    """-x log x for x > 0, 0 at 0, -inf below (NaN stays)."""
+    positive = x > 0
+    _put(out, np.where(positive, -x * np.log(np.where(positive, x, 1)), np.where(x == 0, 0, np.where(x < 0, -_INF, x))))
+
+
+def _xlog1py(x, y, out):
+    r = np.where(x == 0, 0, x * np.log1p(y))
+    _put(out, np.where(np.isnan(y), np.nan, r))
+
+
+def _nextafter(spec, out, a, b):
+    """In the operands' own dtype (bfloat16 and float16 step by their own ulps: no float32 compute)."""
+    ct = spec.common.np
+    np.nextafter(operand(a, ct), operand(b, ct), out=out, casting="unsafe")
+
+
+def _polygamma(spec, out, a, n):
+    _put(out, sp.polygamma(n, array(a)))
+
+
+def _ldexp(spec, out, a, e):
+    """std::ldexp in double (exact, one rounding to the result dtype); exponents wrap to a C int."""
+    _put(out, np.ldexp(operand(a, np.float64), array(e).astype(np.int32)))
+
+
+def _frexp(a, out=None):
+    spec = ew.frexp.meta(a, out)
+    mantissa_out, exponent_out = out if out is not None else (None, None)
+    mantissa, exponent = np.frexp(operand(a, np_compute(spec.dtype)))  # half types are exact in float32
+    m = output("frexp", mantissa_out, spec.shape, spec.dtype, spec.device)
+    e = output("frexp", exponent_out, spec.shape, dt.int32, spec.device)
+    _put(array(m), mantissa)
+    _put(array(e), exponent)
+    if mantissa_out is not None:
+        bump_version(m)
+        bump_version(e)
+    return ew.frexp_result(m, e)
+
+
 # -- registration: one line per op -------------------------------------------------------------------------------
 _add(ew.add, np.add)
 _add(ew.sub, np.subtract)
@@ -439,8 +476,8 @@ _unary(ew.rad2deg, _times(180 / np.pi))
 _unary(ew.rsqrt, _rsqrt)
 _unary(ew.sigmoid, _sigmoid)
 _with_params(ew.logit, _logit)
-_unary(ew.erf, _erf("erf"))
-_unary(ew.erfc, _erf("erfc"))
+_unary(ew.erf, _special(sp.erf))
+_unary(ew.erfc, _special(sp.erfc))
 _unary(ew.relu, lambda x, out: np.maximum(x, 0, out=out, casting="unsafe"))
 _with_params(ew.nan_to_num, _nan_to_num)
 _binary(ew.atan2, _ufunc(np.arctan2))
@@ -480,3 +517,21 @@ _binary(ew.bitwise_xor, _ufunc(np.bitwise_xor))
 _unary(ew.bitwise_not, _ufunc(np.invert))
 _binary(ew.bitwise_left_shift, _shift(left=True))
 _binary(ew.bitwise_right_shift, _shift(left=False))
+_unary(ew.erfinv, _special(sp.erfinv))
+_unary(ew.lgamma, _special(sp.lgamma))
+_unary(ew.digamma, _special(sp.digamma))
+_with_params(ew.polygamma, _polygamma)
+_unary(ew.i0, _special(sp.i0))
+_unary(ew.special_i0e, _special(sp.i0e))
+_unary(ew.special_i1, _special(sp.i1))
+_unary(ew.special_i1e, _special(sp.i1e))
+_unary(ew.special_erfcx, _special(sp.erfcx))
+_unary(ew.special_ndtri, _special(sp.ndtri))
+_unary(ew.special_log_ndtr, _special(sp.log_ndtr))
+_unary(ew.special_entr, _entr)
+_unary(ew.sinc, _sinc)
+_binary(ew.special_xlog1py, _xlog1py)
+_binary(ew.special_zeta, lambda x, q, out: _put(out, sp.zeta(x, q)))
+_with_params(ew.nextafter, _nextafter)
+_with_params(ew.ldexp, _ldexp)
+ew.frexp.register(CPU, _frexp)

@@ -9,8 +9,8 @@ import math
 
 import numpy as np
 
-from vibetensor.backends.cpu import np_compute, operand
-from vibetensor.backends.cpu.elementwise import _scipy_special, _with_params
+from vibetensor.backends.cpu import np_compute, operand, special
+from vibetensor.backends.cpu.elementwise import _with_params
 from vibetensor.dispatch import DispatchKey
 from vibetensor.ops import nn
 from vibetensor.ops.meta import bump_version, output
@@ -52,7 +52,11 @@ def _gelu(x, approximate):
     if approximate == "tanh":
         inner = math.sqrt(2.0 / math.pi) * (x + 0.044715 * x * x * x)
         return 0.5 * x * (1 + np.tanh(inner))
-    return x * 0.5 * (1 + _scipy_special("erf")(x * (1 / math.sqrt(2.0))).astype(x.dtype))
+    return x * 0.5 * (1 + _erf(x * (1 / math.sqrt(2.0))))
+
+
+def _erf(x):
+    return special.erf(x).astype(x.dtype)
 
 
 def _softplus(x, beta, threshold):
@@ -95,6 +99,55 @@ _ACTIVATIONS = {
 }
 
 
+def _sigmoid_np(x):
+    return 1 / (1 + np.exp(-x))
+
+
+def _gelu_grad(x, approximate):
+    if approximate == "tanh":
+        k = math.sqrt(2.0 / math.pi)
+        x2 = x * x
+        t = np.tanh(k * x * (1 + 0.044715 * x2))
+        return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * k * (1 + 3 * 0.044715 * x2)
+    cdf = 0.5 * (1 + _erf(x * (1 / math.sqrt(2.0))))
+    return cdf + x * (np.exp(-0.5 * x * x) * (1 / math.sqrt(2 * math.pi)))
+
+
+def _silu_grad(x):
+    s = _sigmoid_np(x)
+    return s * (1 + x * (1 - s))
+
+
+def _mish_grad(x):
+    t = np.tanh(np.log1p(np.exp(x)))
+    return t + x * _sigmoid_np(x) * (1 - t * t)
+
+
+# d activation / dx, for the fused backward of the activations on training's hot path
+ACTIVATION_GRADS = {
+    "gelu": _gelu_grad,
+    "silu": _silu_grad,
+    "mish": _mish_grad,
+    "elu": lambda x, alpha, scale, input_scale: np.where(x <= 0, np.exp(x * input_scale) * (alpha * scale *
+                                                                                             input_scale), scale),
+    "leaky_relu": lambda x, slope: np.where(x > 0, 1, slope).astype(x.dtype),
+    "softplus": lambda x, beta, threshold: np.where(x * beta > threshold, 1, _sigmoid_np(x * beta)),
+    "log_sigmoid": lambda x: _sigmoid_np(-x),
+    "hardswish": lambda x: np.where(x < -3, 0, np.where(x <= 3, x / 3 + 0.5, 1)).astype(x.dtype),
+}
+
+
+def _activation_backward(grad, x, name, params):
+    spec = nn.activation_backward.meta(grad, x, name, params)
+    ct = np_compute(spec.dtype)
+    d = ACTIVATION_GRADS[name](operand(x, ct), *params)
+    g = operand(grad, ct) * (np.conj(d) if d.dtype.kind == "c" else d)  # torch's conjugate gradients
+    return _new(spec.shape, spec.dtype, spec.device, g)
+
+
+nn.activation_backward.register(CPU, _activation_backward)
+
+
 def _activation(fn):
     def kernel(spec, out, x, *params):
         np.copyto(out, fn(operand(x, np_compute(spec.common)), *params), casting="unsafe")
@@ -112,6 +165,17 @@ def _glu_kernel(x, dim):
 
 nn.glu.register(CPU, _glu_kernel)
 
+
+def _prelu(x, weight):
+    spec = nn.prelu.meta(x, weight)
+    ct = np_compute(spec.dtype)
+    xa = operand(x, ct)
+    w = operand(weight, ct).reshape(nn.prelu_weight_shape(x, weight))
+    return _new(spec.shape, spec.dtype, spec.device, np.where(xa > 0, xa, w * xa))
+
+
+nn.prelu.register(CPU, _prelu)
+
 # -- softmax -------------------------------------------------------------------------------------------------
 
 
@@ -123,9 +187,12 @@ def softmax_np(x, axis, log=False):
     if x.size == 0:
         return x.copy()
     z = x - np.max(x, axis, keepdims=True)
-    e = np.exp(z)
-    s = e.sum(axis, keepdims=True)
-    return z - np.log(s) if log else e / s
+    if log:
+        z -= np.log(np.exp(z).sum(axis, keepdims=True))
+        return z
+    e = np.exp(z, out=z)
+    e /= e.sum(axis, keepdims=True)
+    return e
 
 
 def _softmax(op, log):
@@ -200,7 +267,7 @@ def _nll_np(lsm_m, tg, reduction):
 
 
 def _targets(spec, x, target, weight, ignore_index, ct):
-    return _Targets(target.reshape(()) if x.ndim == 1 else target, weight, ignore_index, x._shape[spec.class_dim], ct)
+    return _Targets(target, weight, ignore_index, x._shape[spec.class_dim], ct)
 
 
 def _nll_loss(x, target, weight, reduction, ignore_index):
@@ -297,20 +364,26 @@ nn.binary_cross_entropy.register(CPU, _binary_cross_entropy)
 
 
 def _normalize(x, axes, eps, center=True):
-    """(x - mean) * rstd over axes, with rstd, mean and the biased variance (keepdims)."""
-    mean = x.mean(axes, keepdims=True) if center else np.zeros((1,) * x.ndim, x.dtype)
-    xc = x - mean
-    var = (xc * xc).mean(axes, keepdims=True)
+    """(x - mean) * rstd over axes, with rstd, mean and the biased variance (keepdims). In-place
+    steps on temporaries keep the passes over x few (these are the norms' hot loops)."""
+    mean = x.mean(axes, keepdims=True) if center else None
+    xc = x - mean if center else x
+    var = np.square(xc).mean(axes, keepdims=True)
     rstd = 1 / np.sqrt(var + eps)
-    return xc * rstd, rstd, mean, var
+    xhat = np.multiply(xc, rstd, out=xc) if center else xc * rstd
+    return xhat, rstd, mean, var
 
 
 def _normalized_grad(gxhat, xhat, rstd, axes, center=True):
-    """The gradient through x -> (x - mean) * rstd, given the gradient of the normalised values."""
-    proj = xhat * (gxhat * xhat).mean(axes, keepdims=True)
+    """The gradient through x -> (x - mean) * rstd, given the gradient of the normalised values:
+    rstd * (gxhat - mean(gxhat) - xhat * mean(gxhat * xhat))."""
+    proj = (gxhat * xhat).mean(axes, keepdims=True)
+    out = np.multiply(xhat, proj)
+    np.subtract(gxhat, out, out=out)
     if center:
-        return rstd * (gxhat - gxhat.mean(axes, keepdims=True) - proj)
-    return rstd * (gxhat - proj)
+        out -= gxhat.mean(axes, keepdims=True)
+    out *= rstd
+    return out
 
 
 def _affine_np(y, w, b, shape):

@@ -36,6 +36,14 @@ def back(y, dim, shape):
     return y.reshape(shape) if len(shape) == 0 else np.moveaxis(y, -1, dim)
 
 
+def write_pair(op, out, spec, values, indices):
+    """Write the (values, indices) of an op (in its result layout) into new tensors or out=(v, i)."""
+    values_out, indices_out = s.out_pair(op, out)
+    v = write(op, values_out, spec, values)
+    i = write(op, indices_out, spec._replace(dtype=dt.int64), indices)
+    return getattr(return_types, op)(v, i)
+
+
 def _scan(x, dim, ufunc, acc, reverse=False):
     """ufunc.accumulate along dim in dtype acc, from the end when reverse."""
     v = along_last(x, dim)
@@ -63,7 +71,7 @@ _cumulative_kernel(s.cumsum, np.add)
 _cumulative_kernel(s.cumprod, np.multiply)
 
 
-def _cummaxmin(op, ufunc, result):
+def _cummaxmin(op, ufunc):
     """Running extreme; torch's index is the latest element that won (ties go to the later one, so
     x >= best wins), and a NaN wins from where it appears until the next NaN."""
     meta = op.meta
@@ -79,15 +87,12 @@ def _cummaxmin(op, ufunc, result):
             won |= np.isnan(x)
         position = np.arange(x.shape[-1], dtype=np.int64)
         indices = np.maximum.accumulate(np.where(won, position, 0), axis=-1) if x.size else won.astype(np.int64)
-        values_out, indices_out = s.out_pair(name, out)
-        v = write(name, values_out, spec, back(values, spec.dim, a._shape))
-        i = write(name, indices_out, spec._replace(dtype=dt.int64), back(indices, spec.dim, a._shape))
-        return result(v, i)
+        return write_pair(name, out, spec, back(values, spec.dim, a._shape), back(indices, spec.dim, a._shape))
     op.register(CPU, kernel)
 
 
-_cummaxmin(s.cummax, np.maximum, return_types.cummax)
-_cummaxmin(s.cummin, np.minimum, return_types.cummin)
+_cummaxmin(s.cummax, np.maximum)
+_cummaxmin(s.cummin, np.minimum)
 
 
 def _complex_logaddexp(acc, x):

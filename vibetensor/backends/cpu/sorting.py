@@ -10,11 +10,10 @@ import numpy as np
 
 from vibetensor.backends.cpu import np_compute, operand
 from vibetensor.backends.cpu.reduction import write
-from vibetensor.backends.cpu.scans import along_last, back
+from vibetensor.backends.cpu.scans import along_last, back, write_pair
 from vibetensor.dispatch import DispatchKey
 from vibetensor.ops import sorting as s
 from vibetensor.ops.meta import output
-from vibetensor.tensor import dtype as dt
 from vibetensor.tensor.tensor import array, from_array
 
 CPU = DispatchKey.CPU
@@ -40,53 +39,9 @@ def argsort(key, descending=False):
     return (n - 1) - np.argsort(key[..., ::-1], axis=-1, kind="stable")[..., ::-1]
 
 
-def _pair(op, out, spec, values, indices, dim, shape):
+def _pair(op, out, spec, values, indices):
     """Write (values, indices), computed with the op's dim last, in the op's layout."""
-    values_out, indices_out = s.out_pair(op, out)
-    v = write(op, values_out, spec, back(values, dim, shape))
-    i = write(op, indices_out, spec._replace(dtype=dt.int64), back(indices, dim, shape))
-    return getattr(s.return_types, op)(v, i)
-
-
-def _reduced_shape(shape, dim, keepdim):
-    """The result layout of a one-dim reduction kept as size 1 (for `back`)."""
-    return tuple(1 if i == dim else n for i, n in enumerate(shape))
-
-
-# -- gather / scatter-add along a dim --------------------------------------------------------------------------
-
-def _full_index(index, dim, keepdim, ndim):
-    idx = array(index)
-    if ndim == 0:
-        return idx.reshape(())
-    return idx if keepdim else np.expand_dims(idx, dim)
-
-
-def _select_along_dim(x, dim, index, keepdim=True, out=None):
-    spec = s.select_along_dim.meta(x, dim, index, keepdim)
-    xa = array(x)
-    if x.ndim == 0:
-        return write("select_along_dim", out, spec, xa)
-    picked = np.take_along_axis(xa, _full_index(index, spec.dim, keepdim, x.ndim), spec.dim)
-    return write("select_along_dim", out, spec, picked.reshape(spec.shape) if not keepdim else picked)
-
-
-def _value_selecting_reduction_backward(grad, dim, index, sizes, keepdim=True, out=None):
-    spec = s.value_selecting_reduction_backward.meta(grad, dim, index, sizes, keepdim)
-    g = array(grad).astype(np_compute(grad._dtype), copy=False)
-    res = np.zeros(spec.shape, g.dtype)
-    if not spec.shape:
-        res[...] = g
-    else:
-        idx = _full_index(index, spec.dim, keepdim, len(spec.shape))
-        grid = list(np.ix_(*(np.arange(n) for n in idx.shape)))
-        grid[spec.dim] = idx
-        np.add.at(res, tuple(grid), g.reshape(idx.shape))  # add: cummax sends several outputs to one input
-    return write("value_selecting_reduction_backward", out, spec, res)
-
-
-s.select_along_dim.register(CPU, _select_along_dim)
-s.value_selecting_reduction_backward.register(CPU, _value_selecting_reduction_backward)
+    return write_pair(op, out, spec, back(values, spec.dim, spec.shape), back(indices, spec.dim, spec.shape))
 
 
 # -- sort, topk, kthvalue -----------------------------------------------------------------------------------
@@ -95,34 +50,42 @@ def _sort(a, dim=-1, descending=False, stable=False, out=None):
     spec = s.sort.meta(a, dim, descending, stable, out)
     x = along_last(array(a), spec.dim)
     order = argsort(_key(x), descending)
-    return _pair("sort", out, spec, np.take_along_axis(x, order, -1), order, spec.dim, a._shape)
+    return _pair("sort", out, spec, np.take_along_axis(x, order, -1), order)
+
+
+def _topk_order(key, k, largest):
+    """Positions of the k largest (smallest) along the last axis, best first; NaN counts as the
+    largest, as in torch. A small k partitions first, then sorts only the k candidates."""
+    n = key.shape[-1]
+    if k == 0 or 8 * k > n:
+        return argsort(key, largest)[..., :k]
+    part = np.argpartition(key, n - k if largest else k - 1, axis=-1)
+    candidates = np.sort(part[..., n - k:] if largest else part[..., :k], axis=-1)  # input order: stable ties
+    order = argsort(np.take_along_axis(key, candidates, -1), largest)
+    return np.take_along_axis(candidates, order, -1)
 
 
 def _topk(a, k, dim=-1, largest=True, sorted=True, out=None):
     spec = s.topk.meta(a, k, dim, largest, sorted, out)
     x = along_last(array(a), spec.dim)
-    order = argsort(_key(x), largest)[..., :k]  # NaN counts as the largest, as in torch
-    return _pair("topk", out, spec, np.take_along_axis(x, order, -1), order, spec.dim, spec.shape)
+    order = _topk_order(_key(x), k, largest)
+    return _pair("topk", out, spec, np.take_along_axis(x, order, -1), order)
 
 
-def _pick(op, out, spec, a, x, position, keepdim):
-    """(values, indices) at one sorted position per row: `position` is (..., 1) into the stable order."""
-    order = argsort(_key(x))
+def _pick(op, out, spec, a, x, position, order=None):
+    """(values, indices) at one position per row of the stable ascending order (`position` is (..., 1))."""
+    order = argsort(_key(x)) if order is None else order
     picked = np.take_along_axis(order, position, -1)
-    values = np.take_along_axis(x, picked, -1)
-    kept = _reduced_shape(a._shape, spec.dim, True)
-    v, i = back(values, spec.dim, kept), back(picked, spec.dim, kept)
-    values_out, indices_out = s.out_pair(op, out)
-    v = write(op, values_out, spec, v.reshape(spec.shape))
-    i = write(op, indices_out, spec._replace(dtype=dt.int64), i.reshape(spec.shape))
-    return getattr(s.return_types, op)(v, i)
+    kept = tuple(1 if i == spec.dim else n for i, n in enumerate(a._shape))  # the reduced dim kept as 1
+    values = back(np.take_along_axis(x, picked, -1), spec.dim, kept)
+    return write_pair(op, out, spec, values.reshape(spec.shape), back(picked, spec.dim, kept).reshape(spec.shape))
 
 
 def _kthvalue(a, k, dim=-1, keepdim=False, out=None):
     spec = s.kthvalue.meta(a, k, dim, keepdim, out)
     x = along_last(array(a), spec.dim)
     position = np.full(x.shape[:-1] + (1,), k - 1, np.int64)
-    return _pick("kthvalue", out, spec, a, x, position, keepdim)
+    return _pick("kthvalue", out, spec, a, x, position)
 
 
 s.sort.register(CPU, _sort)
@@ -150,7 +113,7 @@ def _median_dim_kernel(name, op, ignore_nan):
     def kernel(a, dim, keepdim=False, out=None):
         spec = op.meta(a, dim, keepdim, out)
         x = along_last(array(a), spec.dim)
-        return _pick(name, out, spec, a, x, _median_position(_key(x), ignore_nan), keepdim)
+        return _pick(name, out, spec, a, x, _median_position(_key(x), ignore_nan))
     op.register(CPU, kernel)
 
 
@@ -181,8 +144,9 @@ def _mode(a, dim=-1, keepdim=False, out=None):
     its run in the stable order (torch leaves which equal element unspecified). NaNs never match."""
     spec = s.mode.meta(a, dim, keepdim, out)
     x = along_last(array(a), spec.dim)
-    order = argsort(_key(x))
-    key = np.take_along_axis(_key(x), order, -1)
+    key = _key(x)
+    order = argsort(key)
+    key = np.take_along_axis(key, order, -1)
     n = key.shape[-1]
     starts = np.ones(key.shape, bool)
     starts[..., 1:] = key[..., 1:] != key[..., :-1]
@@ -192,7 +156,7 @@ def _mode(a, dim=-1, keepdim=False, out=None):
     run_start = np.maximum.accumulate(np.where(starts, position, 0), axis=-1)
     count = np.where(ends, position - run_start + 1, 0)
     best = np.argmax(count, axis=-1)[..., None]  # the first maximum: the smallest value
-    return _pick("mode", out, spec, a, x, best, keepdim)
+    return _pick("mode", out, spec, a, x, best, order)
 
 
 s.mode.register(CPU, _mode)
@@ -203,7 +167,11 @@ s.mode.register(CPU, _mode)
 def _rows(a, dim):
     """(x, key) as 2-D arrays of rows: the elements (dim None) or the slices along dim."""
     x = array(a)
-    x = x.reshape(-1, 1) if dim is None else np.moveaxis(x, dim, 0).reshape(a._shape[dim], -1)
+    if dim is None:
+        x = x.reshape(-1, 1)
+    else:
+        x = np.moveaxis(x, dim, 0)
+        x = x.reshape(x.shape[0], int(np.prod(x.shape[1:])))
     return x, _key(x)
 
 
@@ -228,7 +196,8 @@ def _unique_results(a, dim, x, first, order):
     else:
         rest = tuple(np.moveaxis(array(a), dim, 0).shape[1:])
         output_array = np.moveaxis(picked.reshape((picked.shape[0],) + rest), 0, dim)
-    return tuple(from_array(np.ascontiguousarray(v)) for v in (output_array, inverse, counts.astype(np.int64)))
+    return tuple(from_array(v if v.flags.c_contiguous else v.copy())  # (np.ascontiguousarray makes 0-d 1-d)
+                 for v in (output_array, inverse, counts.astype(np.int64)))
 
 
 def _unique(a, sorted=True, return_inverse=False, return_counts=False, dim=None):
@@ -275,6 +244,8 @@ def _binary_search(seq, values, right):
 def _search(op, spec, seq, values, right, sorter, out):
     s_arr, v_arr = _as(seq, spec.compute), _as(values, spec.compute)
     n = s_arr.shape[-1]
+    if n == 0 or v_arr.size == 0:
+        return write(op, out, spec, np.zeros(spec.shape, np.int64))
     rows = s_arr.reshape(-1, n)
     vals = v_arr.reshape(1, -1) if seq.ndim == 1 else v_arr.reshape(rows.shape[0], -1)
     if sorter is not None:

@@ -1,0 +1,173 @@
+"""The conformance command: conversion keeps layout, the runner counts pass/fail/unsupported (forward
+and gradient) honestly, random ops are checked by properties, and the report/JSON have their shape."""
+import copy
+import json
+import re
+
+import pytest
+import torch
+
+import vibetensor.torch as vt
+from vibetensor import cli
+from vibetensor_conformance import convert, main, report, runner
+
+
+@pytest.fixture(scope="module")
+def op_db():
+    return runner.load_op_db()
+
+
+def entry(op_db, name, variant=""):
+    return next(op for op in op_db if op.name == name and op.variant_test_name == variant)
+
+
+def run_one(op, dtype=torch.float32, **kw):
+    kw.setdefault("max_samples", 6)
+    return runner.run_entry(op, dtype, **kw)
+
+
+def renamed(op, name, fn=None):
+    """A copy of an OpInfo entry that resolves to vibetensor.torch.<name> (monkeypatched in by the test)."""
+    fake = copy.copy(op)
+    fake.name = name
+    return fake
+
+
+# -- conversion ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("make", [
+    lambda b: b,                         # contiguous
+    lambda b: b.t(),                     # transposed
+    lambda b: b[1:, ::2],                # offset and strided
+    lambda b: b[0].expand(3, 6),         # stride 0
+])
+def test_conversion_keeps_values_and_layout(make):
+    t = make(torch.arange(24.0).reshape(4, 6))
+    ours = convert.Converter()(t)
+    assert (tuple(ours.shape), ours.stride(), ours.storage_offset()) == (tuple(t.shape), t.stride(), t.storage_offset())
+    assert ours.dtype is vt.float32
+    assert (convert.vt_to_numpy(ours) == t.numpy()).all()
+
+
+def test_conversion_shares_storage_and_leaves():
+    base = torch.zeros(4, requires_grad=False)
+    a, b = base[:2], base[1:]
+    leaf = torch.ones(3, requires_grad=True)
+    conv = convert.Converter()
+    ours = conv({"x": [a, b], "w": leaf, "w again": leaf, "dtype": torch.float64, "size": torch.Size([2, 3]),
+                 "memory_format": torch.contiguous_format})
+    ours["x"][0][1] = 5.0  # one storage: the write shows through the other view, as in torch
+    assert ours["x"][1][0].item() == 5.0
+    assert ours["w"] is ours["w again"] and ours["w"].requires_grad and ours["w"].is_leaf
+    assert conv.leaves == [(leaf, ours["w"])]
+    assert ours["dtype"] is vt.float64 and tuple(ours["size"]) == (2, 3) and "memory_format" not in ours
+    with pytest.raises(convert.Unsupported):
+        conv(torch.channels_last)
+
+
+def test_missing_names_are_unsupported_with_the_name():
+    assert convert.classify(convert.Missing("torch.special.foo")) == ("unsupported", "missing: torch.special.foo")
+    assert convert.classify(NotImplementedError("no kernel\nmore"))[0] == "unsupported"
+    assert convert.classify(RuntimeError("boom\ndetail")) == ("failed", "RuntimeError: boom")
+
+
+# -- the runner ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["add", "abs", "nn.functional.relu", "__radd__"])
+def test_known_good_ops_pass_forward_and_grad(op_db, name):
+    r = run_one(entry(op_db, name))
+    assert r.samples > 0 and r.fully_passing, r.as_dict()
+    assert r.grad_passed > 0
+
+
+def test_broken_conversion_is_reported_as_failed(op_db, monkeypatch):
+    good = convert.to_numpy
+    monkeypatch.setattr(convert, "to_numpy", lambda t: good(t) + 1)  # our inputs are off by one
+    r = run_one(entry(op_db, "abs"))
+    assert r.failed == r.samples > 0 and not r.fully_passing
+    assert "values differ" in r.first_failure
+    assert r.reasons["wrong values"] == r.failed
+
+
+def test_missing_op_and_not_implemented_are_unsupported(op_db, monkeypatch):
+    r = run_one(renamed(entry(op_db, "abs"), "no_such_op"))
+    assert r.unsupported == r.samples > 0 and r.failed == 0
+    assert "missing: torch.no_such_op" in r.first_unsupported
+
+    def not_implemented(x):
+        raise NotImplementedError("abs_ni: not yet")
+    monkeypatch.setattr(vt, "abs_ni", not_implemented, raising=False)
+    r = run_one(renamed(entry(op_db, "abs"), "abs_ni"))
+    assert r.unsupported == r.samples > 0 and "NotImplementedError: abs_ni: not yet" in r.first_unsupported
+
+
+def test_our_exception_is_a_failure(op_db, monkeypatch):
+    def broken(x):
+        raise RuntimeError("abs_rt: broken kernel")
+    monkeypatch.setattr(vt, "abs_rt", broken, raising=False)
+    r = run_one(renamed(entry(op_db, "abs"), "abs_rt"))
+    assert r.failed == r.samples > 0 and "RuntimeError: abs_rt: broken kernel" in r.first_failure
+
+
+def test_wrong_gradient_is_a_grad_failure(op_db, monkeypatch):
+    # right values, zero gradient: forward passes, the gradient column fails
+    monkeypatch.setattr(vt, "abs_nograd", lambda x: x.detach().abs() + (x - x.detach()) * 0, raising=False)
+    r = run_one(renamed(entry(op_db, "abs"), "abs_nograd"))
+    assert r.forward_ok and r.grad_failed > 0 and not r.fully_passing
+    assert "grad of input 0" in r.first_grad_failure
+    r = run_one(renamed(entry(op_db, "abs"), "abs_nograd"), grad=False)
+    assert r.fully_passing and r.grad_passed == r.grad_failed == 0
+
+
+def test_random_ops_are_checked_by_properties(op_db, monkeypatch):
+    op = entry(op_db, "bernoulli")
+    assert runner.run_entry(op, torch.float32, grad=False).forward_ok
+    monkeypatch.setattr(vt, "bernoulli", lambda p, *a, **k: p * 0 + 0.5)  # right shape, impossible values
+    r = runner.run_entry(op, torch.float32, grad=False)
+    assert r.failed > 0 and "random: values outside" in r.first_failure
+
+
+@pytest.mark.parametrize("draws, ok", [
+    (lambda rng: rng.normal(0, 1, 4000), True),
+    (lambda rng: rng.normal(0.5, 1, 4000), False),   # shifted mean
+    (lambda rng: rng.normal(0, 3, 4000), False),     # wrong spread
+])
+def test_moment_check(draws, ok):
+    import numpy as np
+    from vibetensor_conformance.properties import compare_moments
+    rng = np.random.default_rng(0)
+    assert (compare_moments(draws(rng), rng.normal(0, 1, 4000)) is None) == ok
+
+
+# -- the command and its report ------------------------------------------------------------------------------
+
+def test_command_prints_table_totals_and_json(tmp_path, capsys):
+    path = tmp_path / "out.json"
+    assert main(["--op", "abs|nn\\.functional\\.relu|no_match", "--max-samples", "3", "--json", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^op\s+dtype\s+samples\s+pass\s+fail\s+unsup\s+grad ok", out, re.M)
+    assert re.search(r"^abs\s+float32\s+1\s+1\s+0\s+0", out, re.M)
+    assert re.search(r"^2 ops fully passing of 2 \(float32, cpu\)", out, re.M)
+    data = json.loads(path.read_text())
+    assert data["totals"]["float32"]["entries"] == 2 and data["totals"]["float32"]["fully_passing"] == 2
+    names = {e["name"] for e in data["entries"]}
+    assert names == {"abs", "nn.functional.relu"}
+    assert {"passed", "failed", "unsupported", "grad_passed", "grad_failed", "first_failure"} <= set(data["entries"][0])
+
+
+def test_backendbench_list_and_summary(op_db):
+    rows = report.backendbench_ops()
+    assert len(rows) == 297 and ("abs.default", ["abs"]) in rows
+    results = [run_one(entry(op_db, "abs")), run_one(renamed(entry(op_db, "abs"), "no_such_op"))]
+    results[1].name = "acos"  # stands for an entry that fails
+    s = report.backendbench_summary(results)["float32"]
+    assert s["overloads"]["abs.default"] == "pass" and s["overloads"]["acos.default"] == "fail"
+    assert (s["passing"], s["failing"], s["untested"], s["of"]) == (1, 1, 295, 297)
+
+
+def test_cli_forwards_to_the_command(capsys):
+    assert cli.main(["conformance", "--op", "abs", "--no-grad", "-q"]) == 0
+    out = capsys.readouterr().out
+    assert "1 ops fully passing of 1 (float32, cpu)" in out and "op  " not in out
+    with pytest.raises(SystemExit):
+        cli.main(["ops", "--op", "abs"])  # other commands still reject unknown options
