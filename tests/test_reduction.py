@@ -249,3 +249,16 @@ def test_error(name, shape, dtype, fn):
     with pytest.raises(exc_type) as got:
         fn(vt, v)
     assert str(got.value) == str(expected.value).split("\n")[0]
+
+
+def test_var_warns_about_degrees_of_freedom_like_torch():
+    for fn in (lambda lib: lib.var(lib.ones(1)), lambda lib: lib.std(lib.ones(3, 2), 1, correction=2),
+               lambda lib: lib.var_mean(lib.ones(2, 0), 1), lambda lib: lib.std_mean(lib.ones(4), correction=4),
+               lambda lib: lib.var(lib.ones(3, 1), 1, correction=0), lambda lib: lib.var(lib.ones(0, 3), 1)):
+        caught = []
+        for lib in (torch, vt):
+            with warnings.catch_warnings(record=True) as w:
+                warnings.simplefilter("always")
+                fn(lib)
+            caught.append([str(x.message).split(" (Triggered")[0] for x in w if "degrees of freedom" in str(x.message)])
+        assert caught[0] == caught[1]

@@ -225,8 +225,8 @@ def nll_spec(op, x, target, weight, reduction, ignore_index):
     if x.ndim <= 2:
         if target.ndim > 1:
             raise RuntimeError("0D or 1D target tensor expected, multi-target not supported")
-        if x.ndim == 1 and target.ndim == 1 and target._shape[0] != x._shape[0]:
-            raise RuntimeError(f"size mismatch (got input: {_fmt(x._shape)}, target: {_fmt(target._shape)})")
+        if x.ndim == 1 and target.ndim == 1 and target._shape[0] != 1:
+            raise ValueError(f"For 1D input, 1D target must have size 1, but got target size: {target._shape[0]}")
     elif x.ndim == 4 and target.ndim != 3:
         raise RuntimeError(f"only batches of spatial targets supported (3D tensors) but got targets of dimension: "
                            f"{target.ndim}")
@@ -255,7 +255,10 @@ def _cross_entropy_meta(x, target, weight, reduction, ignore_index, label_smooth
         raise _missing("log_softmax_lastdim_kernel_impl" if x.ndim <= 2 else "log_softmax_kernel_impl", x._dtype)
     if label_smoothing > 1.0:
         raise RuntimeError(f"label_smoothing must be between 0.0 and 1.0. Got: {label_smoothing:g}")
-    return nll_spec("cross_entropy", x, target, weight, reduction, ignore_index)
+    spec = nll_spec("cross_entropy", x, target, weight, reduction, ignore_index)
+    if label_smoothing > 0 and x.ndim == 1 and target.ndim == 1:  # torch masks a 0-d loss with a (1,) mask
+        raise RuntimeError("output with shape [] doesn't match the broadcast shape [1]")
+    return spec
 
 
 def _cross_entropy_backward_meta(grad, x, target, weight, reduction, ignore_index, label_smoothing):

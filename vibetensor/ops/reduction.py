@@ -12,6 +12,8 @@ Kernels (backends/<device>/reduction.py) have the op's signature plus out=None.
 """
 import builtins
 import collections
+import math
+import warnings
 
 from vibetensor.dispatch import declare
 from vibetensor.ops import meta as m
@@ -236,7 +238,11 @@ def _var_like(name, pair=False):
     def meta(a, dim=None, correction=1, keepdim=False, out=None):
         if a._dtype.category < 2:
             raise RuntimeError(f"{what} only support floating point and complex dtypes")
-        return _spec(name, a, dim, keepdim, a._dtype.to_real(), compute=a._dtype)
+        spec = _spec(name, a, dim, keepdim, a._dtype.to_real(), compute=a._dtype)
+        if math.prod(a._shape[d] for d in spec.dims) - correction <= 0:
+            warnings.warn(f"{name}(): degrees of freedom is <= 0. Correction should be strictly less than the "
+                          "reduction factor (input numel divided by output numel).", UserWarning, stacklevel=5)
+        return spec
     return meta
 
 

@@ -528,7 +528,10 @@ def _put_backward(ctx, grad, self, index, source, accumulate=False):
 _nondifferentiable(nonzero)
 
 
-# -- composites: segment_reduce, _unsafe_masked_index(_put_accumulate) ----------------------------------------------
+# -- segment_reduce: reductions over runs of data along an axis -------------------------------------------------
+
+SEGMENT_REDUCES = {"sum": "sum", "prod": "prod", "mean": "mean", "max": "amax", "min": "amin"}
+
 
 def segment_ids_meta(bounds, size, from_lengths, unsafe):
     if bounds._dtype not in LONG_OR_INT:
@@ -536,21 +539,9 @@ def segment_ids_meta(bounds, size, from_lengths, unsafe):
         raise NotImplementedError(f'"{kernel}" not implemented for \'{NAMES[bounds._dtype]}\'')
 
 
-# segment_ids(bounds, size, from_lengths, unsafe) -> int64 (..., size): the segment of each position
-# along the reduced axis (lengths or offsets per row); positions in no segment get the id S (one past
-# the last segment). Reads the bounds' values; checks negative lengths and, unless unsafe, their sums.
-segment_ids = declare("segment_ids", meta=segment_ids_meta, family="scatter")
-_nondifferentiable(segment_ids)
-
-_SEGMENT_REDUCES = {"sum": "sum", "prod": "prod", "mean": "mean", "max": "amax", "min": "amin"}
-
-
-def _segment_reduce(data, reduce, lengths=None, indices=None, offsets=None, axis=0, unsafe=False, initial=None):
-    """torch.segment_reduce: reduce runs of data along axis; it is scatter_reduce over segment ids,
-    with one extra segment collecting what no segment covers (dropped at the end)."""
-    ew, _, views, _ = _ops()
-    from vibetensor.ops import creation
-    if reduce not in _SEGMENT_REDUCES:
+def segment_reduce_meta(data, reduce, lengths=None, indices=None, offsets=None, axis=0, unsafe=False, initial=None):
+    """(wrapped axis, bounds tensor, whether it holds lengths, number of segments, result shape)."""
+    if reduce not in SEGMENT_REDUCES:
         raise RuntimeError(f"reduce argument must be either sum, prod, mean, amax or amin, got {reduce}")
     if indices is not None:
         raise RuntimeError("segment_reduce(): indices based reduction is not supported yet.")
@@ -562,29 +553,64 @@ def _segment_reduce(data, reduce, lengths=None, indices=None, offsets=None, axis
         raise NotImplementedError(f'"_segment_reduce_cpu" not implemented for \'{NAMES[data._dtype]}\'')
     if axis != bounds.ndim - 1:
         raise RuntimeError(f"segment_reduce(): Expected axis to be the last dimension of lengths but got {axis}.")
-    ids = segment_ids(bounds, data._shape[axis], lengths is not None, unsafe)  # data.shape[:axis+1]
-    ids = creation.contiguous(views.expand(views.reshape(ids, ids._shape + (1,) * (data.ndim - axis - 1)),
-                                           data._shape))
-    n_segments = bounds._shape[-1] - (0 if lengths is not None else 1)
-    shape = data._shape[:axis] + (n_segments + 1,) + data._shape[axis + 1:]
+    n = bounds._shape[-1] - (0 if lengths is not None else 1)
+    return axis, bounds, lengths is not None, n, data._shape[:axis] + (n,) + data._shape[axis + 1:]
+
+
+# segment_ids(bounds, size, from_lengths, unsafe) -> int64 (..., size): the segment of each position
+# along the reduced axis (lengths or offsets per row); positions in no segment get the id S (one past
+# the last segment). Reads the bounds' values; checks negative lengths and, unless unsafe, their sums.
+segment_ids = declare("segment_ids", meta=segment_ids_meta, family="scatter")
+# segment_reduce(data, reduce, lengths, indices, offsets, axis, unsafe, initial): torch's, accumulating in
+# data's own dtype from `initial` (or the reduction's identity), one element after the other, as torch does.
+segment_reduce = declare("segment_reduce", meta=segment_reduce_meta, family="scatter")
+_nondifferentiable(segment_ids)
+
+
+def _segment_positions(data, axis, bounds, from_lengths, unsafe):
+    """Segment ids spread over data's shape (contiguous int64), the id S marking positions in no segment."""
+    _, _, views, _ = _ops()
+    from vibetensor.ops import creation
+    ids = segment_ids(bounds, data._shape[axis], from_lengths, unsafe)  # data.shape[:axis + 1]
+    ids = views.reshape(ids, ids._shape + (1,) * (data.ndim - axis - 1))
+    return creation.contiguous(views.expand(ids, tuple(data._shape)))
+
+
+def _with_dump_segment(t, axis, value=0):
+    """t with one more segment along axis (what positions in no segment read in backward)."""
+    _, _, _, joining = _ops()
+    from vibetensor.ops import creation
+    extra = creation.full(t._shape[:axis] + (1,) + t._shape[axis + 1:], value, t._dtype, device=t._device)
+    return joining.cat([t, extra], axis)
+
+
+@_derivative(segment_reduce, save=lambda data, reduce, *a, **k: (0, 2, 4, "result"))
+def _segment_reduce_backward(ctx, grad, data, reduce, lengths=None, indices=None, offsets=None, axis=0,
+                             unsafe=False, initial=None):
+    """torch's _segment_reduce_backward: sum/mean spread the gradient, max/min split it among the
+    elements equal to the result, prod divides the result (products of the others for zeros)."""
+    ew, _, _, _ = _ops()
+    axis, bounds, from_lengths, n, _ = segment_reduce_meta(data, reduce, lengths, indices, offsets, axis, unsafe,
+                                                           initial)
+    ids = _segment_positions(data, axis, bounds, from_lengths, unsafe)
+    ones = full_like_grad(data, 1.0, grad._dtype)
+    count = scatter_add(_zeros(grad._shape[:axis] + (n + 1,) + grad._shape[axis + 1:], grad), axis, ids, ones)
+    g = _with_dump_segment(grad, axis)
+    if reduce == "sum":
+        return gather(g, axis, ids)
     if reduce == "mean":
-        total = scatter_reduce(creation.full(shape, 0, data._dtype, device=data._device), axis, ids, data, "sum")
-        count = scatter_add(creation.full(shape, 0, data._dtype, device=data._device), axis, ids,
-                            creation.full(data._shape, 1, data._dtype, device=data._device))
-        if initial is not None:
-            total = ew.add(total, initial)
-            count = masked_fill(count, ew.eq(count, 0), 1)
-        reduced = ew.div(total, count)
-    else:
-        start = initial if initial is not None else {"sum": 0, "prod": 1, "max": float("-inf"),
-                                                     "min": float("inf")}[reduce]
-        reduced = scatter_reduce(creation.full(shape, start, data._dtype, device=data._device), axis, ids, data,
-                                 _SEGMENT_REDUCES[reduce])
-    from vibetensor.ops.shape_ops import contiguous_copy
-    return contiguous_copy(views.narrow(reduced, axis, 0, n_segments))
-
-
-segment_reduce = declare("segment_reduce", composite=_segment_reduce, family="scatter")
+        return gather(ew.div(g, ew.clamp(count, 1, None)), axis, ids)
+    value = gather(_with_dump_segment(ctx.result, axis), axis, ids)
+    if reduce in ("max", "min"):
+        chosen = ew.logical_or(ew.eq(data, value), ew.logical_and(ew.isnan(data), ew.isnan(value)))
+        ties = scatter_add(_zeros(count._shape, grad), axis, ids, _as(chosen, grad))
+        return ew.mul(chosen, gather(ew.div(g, ew.clamp(ties, 1, None)), axis, ids))
+    bad = ew.logical_or(ew.eq(data, 0), ew.isnan(data))  # prod: torch multiplies out the others for these
+    bad_count = gather(scatter_add(_zeros(count._shape, grad), axis, ids, _as(bad, grad)), axis, ids)
+    others = segment_reduce(masked_fill(data, bad, 1), "prod", lengths, indices, offsets, axis, unsafe, initial)
+    others = gather(ew.mul(g, _with_dump_segment(others, axis)), axis, ids)
+    plain = ew.div(gather(ew.mul(g, _with_dump_segment(ctx.result, axis)), axis, ids), data)
+    return ew.where(bad, ew.where(ew.eq(bad_count, 1), others, 0.0), plain)
 
 
 def _clamped(self, indices):

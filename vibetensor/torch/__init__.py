@@ -55,6 +55,9 @@ def numel(input):
 
 
 from vibetensor.torch import linalg, nn  # noqa: E402,F401  (torch.linalg, torch.nn)
+from vibetensor.torch.nn import functional_conv as _functional_conv  # noqa: E402
+
+globals().update(_functional_conv.TORCH_FUNCTIONS)  # torch.conv2d, torch.pixel_shuffle, ... as torch has them
 
 from vibetensor.torch import autograd  # noqa: E402,F401  (torch.autograd; installs backward, detach, hooks on Tensor)
 from vibetensor.torch.autograd import (  # noqa: E402,F401

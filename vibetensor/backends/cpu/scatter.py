@@ -352,4 +352,30 @@ def segment_ids(bounds, size, from_lengths, unsafe):
     return res
 
 
+_SEGMENT_START = {"sum": 0, "mean": 0, "prod": 1, "max": -np.inf, "min": np.inf}
+
+
+def segment_reduce(data, reduce, lengths=None, indices=None, offsets=None, axis=0, unsafe=False, initial=None):
+    axis, bounds, from_lengths, n, shape = m.segment_reduce_meta(data, reduce, lengths, indices, offsets, axis,
+                                                                 unsafe, initial)
+    ids = array(segment_ids(bounds, data._shape[axis], from_lengths, unsafe))
+    ids = np.broadcast_to(ids.reshape(ids.shape + (1,) * (data.ndim - axis - 1)), data._shape)
+    npd = data._dtype.np
+    start = _SEGMENT_START[reduce] if initial is None else initial
+    work = np.full(shape[:axis] + (n + 1,) + shape[axis + 1:], start).astype(npd)  # + a segment for the rest
+    reduce_at(work, _along(ids, axis), array(data), m.SEGMENT_REDUCES[reduce] if reduce != "mean" else "sum",
+              opmath=False)
+    work = work[(slice(None),) * axis + (slice(0, n),)]
+    if reduce == "mean":
+        count = np.zeros(work.shape[:axis] + (n + 1,) + work.shape[axis + 1:], np.int64)
+        np.add.at(count, _along(ids, axis), 1)
+        count = count[(slice(None),) * axis + (slice(0, n),)]
+        empty_value = np.nan if initial is None else work  # torch leaves the initial value in empty segments
+        work = np.where(count > 0, np.divide(work, np.maximum(count, 1).astype(npd)), empty_value).astype(npd)
+    res = empty(shape, data._dtype, data._device)
+    np.copyto(array(res), work)
+    return res
+
+
 m.segment_ids.register(CPU, segment_ids)
+m.segment_reduce.register(CPU, segment_reduce)
