@@ -524,6 +524,9 @@ ERRORS = {
     "split_of_leaf": lambda lib: _data(lib, (4, 3))[0].split(2)[0].mul_(2),
     "chunk_output_copy": lambda lib: (_data(lib, (4, 3))[0] * 1).chunk(2)[1].copy_(lib.ones(2, 3,
                                                                                           dtype=lib.float64)),
+    "unbind_of_constant": lambda lib: lib.zeros(2, 3, dtype=lib.float64).unbind()[0].copy_(_data(lib, (3,))[0]),
+    "split_of_no_grad_view": lambda lib: _in_no_grad(lib, lambda: lib.zeros(4, 3)[1:]).split(1)[1].mul_(
+        _data(lib, (3,))[0].float()),
     "custom_function_view": lambda lib: _custom_view(lib, False).apply(_data(lib, (3,))[0] * 1).mul_(2),
     "custom_function_input": lambda lib: _custom_view(lib, True).apply(_data(lib, (3,))[0] * 1).mul_(2),
     "stale_unbind_output": _stale(lambda lib, y: y.unbind()),

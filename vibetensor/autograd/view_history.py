@@ -77,6 +77,15 @@ def note_untracked_view(parent, view):
     view._view_info = ViewInfo(view._version.value, meta, view_fn)
 
 
+def note_untracked_multi_output(parent, views):
+    """Views from one op returning several (split, unbind), made in grad mode below autograd: torch
+    forbids writing them in place all the same."""
+    info = parent._view_info
+    meta = MULTI_OUTPUT_NODE if info is None else propagate(info.creation_meta, MULTI_OUTPUT_NODE)
+    for v in views:
+        v._view_info = ViewInfo(v._version.value, meta, None)
+
+
 def record_view(view, parent, meta=DEFAULT, replay=None):
     """`view` (an output of a differentiable op) is a view of `parent`'s memory. A view whose dtype
     differs from its base's (view_as_real, view_as_complex) can't be rebuilt by as_strided: it keeps
@@ -289,5 +298,5 @@ class CopySlices(Node):
 
 
 __all__ = ["ViewInfo", "CopySlices", "check_inplace", "rebase_history", "rebase_inplace_view", "record_view",
-           "note_untracked_view",
+           "note_untracked_view", "note_untracked_multi_output",
            "mark_custom_function_view", "requires_grad"]

@@ -13,7 +13,7 @@ messages are torch's.
 The layout helper at the end (TensorIterator's output strides) is shared with the ops that
 allocate their results in torch's memory layout (index).
 """
-from vibetensor.autograd.view_history import note_untracked_view
+from vibetensor.autograd.view_history import note_untracked_multi_output, note_untracked_view
 from vibetensor.dispatch import declare, local
 from vibetensor.ops.creation import is_non_overlapping_and_dense
 from vibetensor.ops.meta import TYPE_NAMES, legacy_type_name
@@ -365,7 +365,8 @@ def _split(self, split_size, dim=0):
         raise RuntimeError(f"split_size can only be 0 if dimension size is 0, but got dimension size of {size}")
     n = max((size + split_size - 1) // split_size, 1) if split_size else 1
     last = split_size - (split_size * n - size)
-    return tuple(_narrow(self, dim, i * split_size, split_size if i < n - 1 else last) for i in range(n))
+    return _multi_output(self, tuple(_narrow(self, dim, i * split_size, split_size if i < n - 1 else last)
+                                     for i in range(n)))
 
 
 def _split_with_sizes(self, split_sizes, dim=0):
@@ -379,14 +380,22 @@ def _split_with_sizes(self, split_sizes, dim=0):
         raise RuntimeError(f"split_with_sizes expects split_sizes to sum exactly to {size} (input tensor's size at "
                            f"dimension {dim}), but got split_sizes={list(split_sizes)}")
     starts = [sum(split_sizes[:i]) for i in range(len(split_sizes))]
-    return tuple(slice_(self, dim, s, s + n, 1) for s, n in zip(starts, split_sizes))
+    return _multi_output(self, tuple(slice_(self, dim, s, s + n, 1) for s, n in zip(starts, split_sizes)))
 
 
 def _unbind(self, dim=0):
     if self.ndim == 0:
         raise IndexError(f"Dimension specified as {dim} but tensor has no dimensions")
     d = sh.wrap_dim(dim, self.ndim, "unbind")
-    return tuple(select(self, d, i) for i in range(self._shape[d]))
+    return _multi_output(self, tuple(select(self, d, i) for i in range(self._shape[d])))
+
+
+def _multi_output(self, views):
+    """Several views from one op may not be written in place (torch): autograd records that for the
+    views it sees; these were made in grad mode without it (with grad mode off they are no_grad views)."""
+    if local.grad_enabled:
+        note_untracked_multi_output(self, views)
+    return views
 
 
 def _movedim(self, source, destination):

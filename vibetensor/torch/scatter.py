@@ -162,11 +162,32 @@ def nonzero(input, *, out=None, as_tuple=False):
     return v.unbind(coords, 1)
 
 
+def nonzero_static(input, *, size, fill_value=-1, out=None):
+    """nonzero() cut or padded (with rows of fill_value) to exactly `size` rows."""
+    from vibetensor.ops import creation, joining
+    _tensor(input, "nonzero_static", "input", 1)
+    size = _int(size, "nonzero_static", "size", 2)
+    if size < 0:
+        raise RuntimeError("nonzero_static: 'size' must be an non-negative integer")
+    coords = s.nonzero(input)
+    n, nd = coords.shape
+    if n >= size:
+        result = creation.contiguous(v.narrow(coords, 0, 0, size))
+    else:
+        pad = creation.full((size - n, nd), _int(fill_value, "nonzero_static", "fill_value", 3), coords.dtype,
+                            device=coords.device)
+        result = joining.cat([coords, pad], 0)
+    if out is None:
+        return result
+    from vibetensor.torch.shape_ops import _into
+    return _into(out, result, "nonzero_static")
+
+
 def argwhere(input):
     return s.nonzero(_tensor(input, "argwhere", "input", 1))
 
 
-for _fn in (gather, index_select, masked_select, take, nonzero, argwhere):
+for _fn in (gather, index_select, masked_select, take, nonzero, nonzero_static, argwhere):
     _both(_fn, inplace=False)
 for _fn in (scatter, scatter_add, scatter_reduce, index_add, index_copy, index_fill, index_reduce, masked_fill,
             masked_scatter, put):
