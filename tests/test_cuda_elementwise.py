@@ -71,3 +71,4 @@ def test_mixed_devices_raise():
     with pytest.raises(RuntimeError, match="same device"):
         x + y
     assert (x + vt.tensor(2.0)).cpu().tolist() == [3.0, 3.0, 3.0]  # a CPU 0-d tensor may join
+    assert (vt.tensor(2.0) * x).device == vt.device("cuda", 0)

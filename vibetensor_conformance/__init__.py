@@ -32,8 +32,8 @@ def parser():
     ap.add_argument("--grad", action=argparse.BooleanOptionalAction, default=True,
                     help="also compare input gradients for differentiable samples (default: on)")
     ap.add_argument("--max-samples", type=int, default=None, metavar="N", help="at most N samples per entry")
-    ap.add_argument("--timeout", type=float, default=120.0, metavar="S",
-                    help="seconds one entry may run before its remaining samples are abandoned (default 120)")
+    ap.add_argument("--timeout", type=float, default=600.0, metavar="S",
+                    help="seconds one entry may run before its remaining samples are abandoned (default 600)")
     ap.add_argument("--failing", action="store_true", help="list only entries that do not fully pass")
     ap.add_argument("-q", "--quiet", action="store_true", help="print only the totals")
     return ap

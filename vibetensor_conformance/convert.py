@@ -249,6 +249,7 @@ def resolve(op):
 
         def absent(*args, **kwargs):
             raise Missing(missing)
+        absent.missing = missing  # the runner need not convert samples for it, nor run torch
         return absent, f"torch.{path}"
     return fn, f"torch.{path}"
 

@@ -20,7 +20,7 @@ import torch
 
 import vibetensor.torch as vt
 from vibetensor_conformance import properties
-from vibetensor_conformance.convert import (Converter, Unsupported, classify, first_line, rebind, resolve,
+from vibetensor_conformance.convert import (Converter, Missing, Unsupported, classify, first_line, rebind, resolve,
                                             torch_from_numpy, vt_dtype)
 
 _RANDOM_DRAWS = 2000  # elements drawn per random sample (over repeated calls) for the moment checks
@@ -146,6 +146,8 @@ def call(fn, sample_args, seed, lib):
 
 def run_sample(entry, ctx, s, index):
     sample = (s.input, s.args, s.kwargs)
+    if hasattr(ctx.ours, "missing"):
+        return entry.record("unsupported", index, f"missing: {ctx.ours.missing}")
     if ctx.random:
         pristine = clone_tree(sample)
         draws = [_try(call, ctx.theirs, clone_tree(pristine), 0, torch)]
@@ -188,7 +190,7 @@ def call_ours(ctx, conv, ours_args, sample):
     try:
         return call(ctx.ours, ours_args, 0, vt), None
     except Exception as e:
-        if not conv.leaves:
+        if not conv.leaves or isinstance(e, (Missing, Unsupported)):
             return e, None
         first = e
     plain = Converter(ctx.device, requires_grad=False)
@@ -402,7 +404,7 @@ def select(op_db, op_filter=None, names=None):
 
 
 def run(dtypes=("float32",), device="cpu", op_filter=None, names=None, grad=True, max_samples=None,
-        timeout=120.0, progress=None, op_db=None):
+        timeout=600.0, progress=None, op_db=None):
     """EntryResults for every selected entry that supports each dtype on CPU (in torch)."""
     op_db = load_op_db() if op_db is None else op_db
     chosen = select(op_db, op_filter, names)

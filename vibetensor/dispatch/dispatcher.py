@@ -129,11 +129,12 @@ def _device_type_of(d):
 
 
 def _scan(args, device_type=None, grad=False):
-    """(device type of the first tensor, whether any tensor requires grad), looking one level into
-    lists and tuples (cat, stack, index take tensor lists). The one pass every call makes."""
+    """(device type of the tensors, whether any tensor requires grad), looking one level into
+    lists and tuples (cat, stack, index take tensor lists). The one pass every call makes.
+    A CPU tensor yields to a GPU one: CPU 0-d tensors may join ops on other devices, as in torch."""
     for a in args:
         if isinstance(a, Tensor):
-            if device_type is None:
+            if device_type is None or device_type == "cpu":
                 device_type = a._device.type
             if a._requires_grad or (a._base is not None and a._base._requires_grad):  # a view requires grad
                 grad = True                                                             # when its base does

@@ -250,9 +250,15 @@ def launch(name, spec, a, b, res, alpha=1):
     if name == "bitwise_not" and spec.common is dt.bool_:
         name = "logical_not"  # bools are stored as bytes: ~1 would be -2, i.e. still True
     code, arity = CODE[name], (1 if b is None else 2)
+    if isinstance(a, Tensor) and a._device.type == "cpu":  # a CPU 0-d tensor joins as a number
+        a = a.item()
+    if isinstance(b, Tensor) and b._device.type == "cpu":
+        b = b.item()
     x_scalar, y_scalar = not isinstance(a, Tensor), arity == 2 and not isinstance(b, Tensor)
     scalar_float = spec.common.is_floating_point
     tensors = [t for t in (a, b) if isinstance(t, Tensor)]
+    if not tensors and b is not None:
+        raise NotImplementedError(f"{name}: both operands are numbers")
     contig = res.is_contiguous() and all(t._shape == res._shape and t.is_contiguous() for t in tensors)
     if contig:
         sizes, strides = (1, 1, 1), [(0,) * 4] * 3
