@@ -24,7 +24,7 @@ def _fn(name):
     return lambda lib, *xs: getattr(lib, name)(*xs)
 
 
-@pytest.mark.parametrize("name", cew.UNARY)
+@pytest.mark.parametrize("name", [n for n in cew.UNARY if n in cew.REGISTERED])
 def test_unary(name):
     positive = name in ("log", "log2", "log10", "sqrt", "rsqrt", "log1p", "acos", "asin")
     for dtype in FLOATS + [d for d in INTS if name in UNARY_INT_OK]:
@@ -35,7 +35,7 @@ def test_unary(name):
                                              special=not positive)))
 
 
-@pytest.mark.parametrize("name", [b for b in cew.BINARY])
+@pytest.mark.parametrize("name", [n for n in cew.BINARY if n in cew.REGISTERED])
 def test_binary(name):
     for dtype in FLOATS + [d for d in INTS if name in BINARY_INT_OK]:
         for sa, sb in (((33, 17), (33, 17)), ((5, 1, 4), (3, 1)), ((), (3,)), ((0, 4), (4,))):

@@ -420,7 +420,18 @@ def _augmented_assignment(lib):
     return names, leaf.grad, y.grad
 
 
-INPLACE = [_augmented_assignment, _write_through_real_view_of_complex_view, _write_through_real_view_of_complex_base, _inplace_mul_on_select, _copy_into_column, _mask_assign, _mask_assign_into_view, _view_of_view,
+def _write_through_untracked_real_view(lib):
+    x, = _data(lib, (2, 2))
+    c = lib.zeros(2, dtype=lib.complex128)
+    r = lib.view_as_real(c)  # taken while nothing required grad
+    r[:, 1].copy_(x[:, 0] * 3)
+    r[0].mul_(x[1])
+    names = _names(c, r)
+    (lib.view_as_real(c) * lib.tensor([1.0, 2.0], dtype=lib.float64)).sum().backward()
+    return names, x.grad
+
+
+INPLACE = [_write_through_untracked_real_view, _augmented_assignment, _write_through_real_view_of_complex_view, _write_through_real_view_of_complex_base, _inplace_mul_on_select, _copy_into_column, _mask_assign, _mask_assign_into_view, _view_of_view,
            _modified_view_used_again, _stale_view_after_base_write, _stale_view_after_sibling_write,
            _base_without_grad, _old_view_of_base_that_gained_history, _as_strided_and_diagonal_writes,
            _setitem_number, _write_under_no_grad, _double_backward_through_view_write, _retain_and_backward_twice,

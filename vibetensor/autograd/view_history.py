@@ -57,15 +57,17 @@ def propagate(previous, new):
 
 
 def _unknown_replay(base):
-    raise NotImplementedError("this view of a dtype-changing view (view_as_real/view_as_complex) was taken "
-                              "without autograd, so vibetensor cannot replay it from its base; take it with "
-                              "grad mode on and an input that requires grad")
+    raise NotImplementedError("vibetensor cannot replay this view of a dtype-changing view (view_as_real, "
+                              "view_as_complex) from its base, so it cannot be written in place while autograd "
+                              "records; write through a view taken with grad mode on")
 
 
 # -- recording views ------------------------------------------------------------------------------------------
 
-def note_untracked_view(parent, view):
-    """A view op ran below autograd (grad mode off, or no input requires grad): remember how."""
+def note_untracked_view(parent, view, replay=None):
+    """A view op ran below autograd (grad mode off, or no input requires grad): remember how.
+    replay(x) redoes the op on x (default: x.as_strided to the view's geometry, for ops that keep
+    the dtype)."""
     info = parent._view_info
     if local.grad_enabled:
         meta = DEFAULT
@@ -73,7 +75,9 @@ def note_untracked_view(parent, view):
         meta = INFERENCE_MODE if local.inference_mode else NO_GRAD_MODE
     if info is not None:
         meta = propagate(info.creation_meta, meta)
-    view_fn = _unknown_replay if view._dtype is not view._base._dtype else None
+    view_fn = None
+    if view._dtype is not view._base._dtype:
+        view_fn = _view_fn(view, parent, info, replay if replay is not None else _as_strided_fn(view))
     view._view_info = ViewInfo(view._version.value, meta, view_fn)
 
 
@@ -87,25 +91,30 @@ def note_untracked_multi_output(parent, views):
 
 
 def record_view(view, parent, meta=DEFAULT, replay=None):
-    """`view` (an output of a differentiable op) is a view of `parent`'s memory. A view whose dtype
-    differs from its base's (view_as_real, view_as_complex) can't be rebuilt by as_strided: it keeps
-    a replay of its chain from the base, replay(x) being the op redone on x."""
+    """`view` (an output of a differentiable op) is a view of `parent`'s memory; replay(x) redoes
+    the op on x, needed only when the view's dtype differs from its base's."""
     info = parent._view_info
     if info is not None:
         meta = propagate(info.creation_meta, meta)
-    root = view._base
-    view_fn = None
-    if view._dtype is not root._dtype:
-        if parent is root:
-            start = None
-        elif info is not None and info.view_fn is not None:
-            start = info.view_fn
-        elif parent._dtype is root._dtype:
-            start = _as_strided_fn(parent)
-        else:
-            start = _unknown_replay
-        view_fn = _unknown_replay if replay is None else replay if start is None else _chain(start, replay)
+    view_fn = _view_fn(view, parent, info, replay) if view._dtype is not view._base._dtype else None
     view._view_info = ViewInfo(view._version.value, meta, view_fn)
+
+
+def _view_fn(view, parent, info, replay):
+    """root base -> view, for a view whose dtype differs from its base's (view_as_real,
+    view_as_complex): as_strided can't rebuild it, so it replays the chain of view ops instead."""
+    root = view._base
+    if parent is root:
+        start = None
+    elif info is not None and info.view_fn is not None:
+        start = info.view_fn
+    elif parent._dtype is root._dtype:
+        start = _as_strided_fn(parent)
+    else:
+        return _unknown_replay
+    if replay is None:
+        return _unknown_replay
+    return replay if start is None else _chain(start, replay)
 
 
 def _chain(first, then):
@@ -113,8 +122,9 @@ def _chain(first, then):
 
 
 def _as_strided_fn(t):
+    """x -> x.as_strided to t's geometry."""
     shape, stride, offset = t._shape, t._stride, t._offset
-    return lambda root: dispatch.get("as_strided")(root, shape, stride, offset)
+    return lambda x: dispatch.get("as_strided")(x, shape, stride, offset)
 
 
 def mark_custom_function_view(view):
@@ -214,6 +224,8 @@ def check_inplace(t, leaf_msg=LEAF_MSG):
         info = t._view_info
         if info is not None and info.creation_meta != DEFAULT:
             raise RuntimeError(rebase_error(t, _raw_fn(t), info.creation_meta, indirect=False))
+        if info is not None and info.view_fn is _unknown_replay:
+            _unknown_replay(base)  # refuse before writing
         if requires_grad(t) and _raw_fn(base) is None:
             raise RuntimeError(VIEW_OF_LEAF_MSG)
     if requires_grad(t) and t.grad_fn is None:

@@ -1108,7 +1108,8 @@ def _xlog1py_backward(ctx, grad, a, b):
 def _zeta_backward(ctx, grad, s, q):
     if _needs(ctx, 0):
         raise NotImplementedError("the derivative for 'zeta' is not implemented.")
-    return None, (mul(grad, mul(neg(s), special_zeta(add(s, 1), q))) if _needs(ctx, 1) else None)
+    minus_s = neg(s) if isinstance(s, Tensor) else -s
+    return None, (mul(grad, mul(minus_s, special_zeta(add(s, 1), q))) if _needs(ctx, 1) else None)
 
 
 @_derivative(nextafter)
@@ -1117,7 +1118,7 @@ def _nextafter_backward(ctx, grad, a, b):
     return grad, (_zeros_like(grad) if _needs(ctx, 1) else None)
 
 
-@_derivative(ldexp)
+@_derivative(ldexp, save=(1,))
 def _ldexp_backward(ctx, grad, a, e):
     return ldexp(grad, e), None
 

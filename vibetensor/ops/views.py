@@ -41,8 +41,8 @@ def _retyped(t, shape, stride, offset, dtype, is_view=True):
     version counter. torch does not record view(dtype) as an autograd view (its _base is None)."""
     base = (t._base if t._base is not None else t) if is_view else None
     v = make_tensor(t._storage, tuple(shape), tuple(stride), offset, dtype, t._version, base)
-    if is_view and (not local.grad_enabled or t._view_info is not None):
-        note_untracked_view(t, v)
+    if is_view:
+        note_untracked_view(t, v, view_as_complex if dtype.is_complex else view_as_real)
     return v
 
 

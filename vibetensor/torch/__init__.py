@@ -58,6 +58,7 @@ from vibetensor.torch import linalg, nn  # noqa: E402,F401  (torch.linalg, torch
 from vibetensor.torch.nn import functional_conv as _functional_conv  # noqa: E402
 
 globals().update(_functional_conv.TORCH_FUNCTIONS)  # torch.conv2d, torch.pixel_shuffle, ... as torch has them
+globals().update(nn.functional.TORCH_FUNCTIONS)  # torch.softmax, torch.layer_norm, torch.embedding, ...
 
 from vibetensor.torch import autograd  # noqa: E402,F401  (torch.autograd; installs backward, detach, hooks on Tensor)
 from vibetensor.torch.autograd import (  # noqa: E402,F401
