@@ -186,7 +186,8 @@ def test_double_backward_matches_torch(name):
         rng = np.random.default_rng(5)
         firsts = lib.autograd.grad(outs, ins, [lib.tensor(rng.uniform(-1, 1, tuple(o.shape))) for o in outs],
                                    create_graph=True, allow_unused=True)
-        pairs = [(g, lib.tensor(rng.uniform(-1, 1, tuple(g.shape)))) for g in firsts if g is not None and g.requires_grad]
+        pairs = [(g, lib.tensor(rng.uniform(-1, 1, tuple(g.shape)))) for g in firsts
+                 if g is not None and g.requires_grad]
         return lib.autograd.grad([g for g, _ in pairs], ins, [v for _, v in pairs], allow_unused=True)
     both(second)
 
@@ -431,11 +432,12 @@ def _write_through_untracked_real_view(lib):
     return names, x.grad
 
 
-INPLACE = [_write_through_untracked_real_view, _augmented_assignment, _write_through_real_view_of_complex_view, _write_through_real_view_of_complex_base, _inplace_mul_on_select, _copy_into_column, _mask_assign, _mask_assign_into_view, _view_of_view,
-           _modified_view_used_again, _stale_view_after_base_write, _stale_view_after_sibling_write,
-           _base_without_grad, _old_view_of_base_that_gained_history, _as_strided_and_diagonal_writes,
-           _setitem_number, _write_under_no_grad, _double_backward_through_view_write, _retain_and_backward_twice,
-           _custom_function_marks_view_dirty]
+INPLACE = [_write_through_untracked_real_view, _augmented_assignment, _write_through_real_view_of_complex_view,
+           _write_through_real_view_of_complex_base, _inplace_mul_on_select, _copy_into_column, _mask_assign,
+           _mask_assign_into_view, _view_of_view, _modified_view_used_again, _stale_view_after_base_write,
+           _stale_view_after_sibling_write, _base_without_grad, _old_view_of_base_that_gained_history,
+           _as_strided_and_diagonal_writes, _setitem_number, _write_under_no_grad,
+           _double_backward_through_view_write, _retain_and_backward_twice, _custom_function_marks_view_dirty]
 
 
 @pytest.mark.parametrize("case", INPLACE, ids=[f.__name__.strip("_") for f in INPLACE])

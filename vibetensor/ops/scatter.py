@@ -225,15 +225,14 @@ def index_reduce_meta(self, dim, index, source, reduce, include_self=True):
 
 # -- masks -------------------------------------------------------------------------------------------------
 
-def check_mask(op, mask, message=None):
+def check_mask(op, mask, names=CPP_NAMES):
     _tensor(op, mask, "mask", 2)
     if mask._dtype is not dt.bool_:
-        raise RuntimeError(message or f"{op} only supports boolean masks, but got mask with dtype "
-                                      f"{CPP_NAMES[mask._dtype]}")
+        raise RuntimeError(f"{op} only supports boolean masks, but got mask with dtype {names[mask._dtype]}")
 
 
 def masked_fill_meta(self, mask, value):
-    """(result shape, the value as a Python number ready for self's dtype)."""
+    """The result shape: self and mask broadcast (in place, it must be self's shape)."""
     check_mask("masked_fill_", mask)
     if isinstance(value, Tensor):
         if value.ndim:
@@ -243,7 +242,10 @@ def masked_fill_meta(self, mask, value):
 
 
 def masked_scatter_meta(self, mask, source):
-    check_mask("masked_scatter_", mask)
+    if isinstance(mask, Tensor) and mask._dtype is dt.uint8:
+        warnings.warn("masked_scatter_ received a mask with dtype torch.uint8, this behavior is now deprecated,"
+                      "please use a mask with dtype torch.bool instead.", UserWarning, stacklevel=4)
+    check_mask("masked_scatter_", mask, NAMES)
     _tensor("masked_scatter", source, "source", 3)
     if self._dtype is not source._dtype:
         raise RuntimeError(f"masked_scatter: expected self and source to have same dtypes but got"
@@ -325,9 +327,14 @@ def _sum_all(t):
     return r.sum(t, None, False, None)
 
 
-def _zeros(shape, like):
+def _full(shape, value, like, dtype=None):
+    """A tensor of `value` on like's device, in like's dtype unless given."""
     from vibetensor.ops import creation
-    return creation.full(tuple(shape), 0, like._dtype, device=like._device)
+    return creation.full(tuple(shape), value, dtype or like._dtype, device=like._device)
+
+
+def _zeros(shape, like):
+    return _full(shape, 0, like)
 
 
 def _pad_to(g, shape):
@@ -336,7 +343,7 @@ def _pad_to(g, shape):
         return g
     from vibetensor.ops import shape_ops
     out = _zeros(shape, g)
-    return shape_ops.as_strided_scatter(out, g, tuple(g._shape), out.stride(), 0) if g.ndim else g
+    return shape_ops.as_strided_scatter(out, g, tuple(g._shape), out.stride(), 0)
 
 
 @_derivative(gather, save=(2,))
@@ -369,8 +376,8 @@ def _scatter_reduce_backward(ctx, grad, self, dim, index, src, reduce, include_s
     if reduce == "sum":
         g_self, g_src = grad, gather(grad, dim, index)
     elif reduce == "mean":
-        n = full_like_grad(grad, 1.0 if include_self else 0.0)
-        n = scatter_add(n, dim, index, full_like_grad(index, 1.0, grad._dtype))
+        n = _full(grad._shape, 1 if include_self else 0, grad)
+        n = scatter_add(n, dim, index, _full(index._shape, 1, grad))
         n = masked_fill(n, ew.eq(n, 0), 1)
         g_self = ew.div(grad, n)
         g_src = gather(g_self, dim, index)
@@ -386,17 +393,12 @@ def _scatter_reduce_backward(ctx, grad, self, dim, index, src, reduce, include_s
         g_src = ew.mul(src_is, gather(share, dim, index))
     if not include_self:
         g_self = scatter(g_self, dim, index, 0)
-    return g_self, None, None, _pad_to(g_src, src._shape) if src is not None else None
+    return g_self, None, None, _pad_to(g_src, src._shape)
 
 
 def _as(t, like):
     from vibetensor.ops import creation
     return creation.to(t, like._dtype, like._device)
-
-
-def full_like_grad(t, value, dtype=None):
-    from vibetensor.ops import creation
-    return creation.full(tuple(t._shape), value, dtype or t._dtype, device=t._device)
 
 
 def _scatter_prod_backward(grad, self, dim, index, src, include_self, result):
@@ -593,7 +595,7 @@ def _segment_reduce_backward(ctx, grad, data, reduce, lengths=None, indices=None
     axis, bounds, from_lengths, n, _ = segment_reduce_meta(data, reduce, lengths, indices, offsets, axis, unsafe,
                                                            initial)
     ids = _segment_positions(data, axis, bounds, from_lengths, unsafe)
-    ones = full_like_grad(data, 1.0, grad._dtype)
+    ones = _full(data._shape, 1, grad)
     count = scatter_add(_zeros(grad._shape[:axis] + (n + 1,) + grad._shape[axis + 1:], grad), axis, ids, ones)
     g = _with_dump_segment(grad, axis)
     if reduce == "sum":
