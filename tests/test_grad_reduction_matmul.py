@@ -168,6 +168,14 @@ CASES = [
     ("svd_square_full", lambda lib, a: [m.abs() for m in lib.linalg.svd(a)], [(3, 3)], D),
     ("svd_full_u", lambda lib, a: lib.linalg.svd(a)[0][:, :2].abs(), [(4, 2)], D),
     ("mvlgamma", lambda lib, a: lib.mvlgamma(a, 3), [(2, 3)], (3.0, 5.0)),
+    # in-place forms on non-leaves
+    ("addcmul_", lambda lib, c, a, b: (c * 1).addcmul_(a, b, value=2), [(2, 3), (3,), (2, 1)], D),
+    ("addcdiv_", lambda lib, c, a, b: (c * 1).addcdiv_(a, b), [(2, 3), (3,), (2, 1)], POS),
+    ("baddbmm_", lambda lib, c, a, b: (c * 1).baddbmm_(a, b, alpha=2), [(2, 4, 3), (2, 4, 5), (2, 5, 3)], D),
+    ("addbmm_", lambda lib, c, a, b: (c * 1).addbmm_(a, b, beta=3), [(4, 3), (2, 4, 5), (2, 5, 3)], D),
+    ("addr_", lambda lib, c, a, b: (c * 1).addr_(a, b), [(2, 3), (2,), (3,)], D),
+    ("renorm_", lambda lib, a: (a * 1).renorm_(2, 1, 1.0), [(3, 4)], D),
+    ("addmm_", lambda lib, c, a, b: (c * 1).addmm_(a, b, alpha=0.5), [(2, 4), (2, 3), (3, 4)], D),
 ]
 IDS = [c[0] for c in CASES]
 
@@ -236,6 +244,22 @@ def test_node_names():
                          "LogsumexpBackward0", "MeanBackward0", "MmBackward0"], lib
 
 
+def test_node_names_of_linalg_ops():
+    for lib in (torch, vt):
+        x = lib.ones(3, 3, requires_grad=True)
+        b = lib.ones(2, 3, 3, requires_grad=True)
+        v = lib.ones(3, requires_grad=True)
+        names = [y.grad_fn.name() for y in (lib.baddbmm(b, b, b), lib.addbmm(x, b, b), lib.addr(x, v, v),
+                                            lib.linalg.cross(x, x), lib.trace(x), lib.linalg.matrix_exp(x),
+                                            lib.renorm(x, 2, 0, 1.0), lib.dist(x, v), lib.addcmul(x, x, x),
+                                            lib.addcdiv(x, x, x), lib.linalg.vector_norm(x), lib.addmm(x, x, x),
+                                            lib.bmm(b, b), lib.mv(x, v), lib.dot(v, v), lib.linalg.svd(x)[1])]
+        assert names == ["BaddbmmBackward0", "AddbmmBackward0", "AddrBackward0", "LinalgCrossBackward0",
+                         "TraceBackward0", "LinalgMatrixExpBackward0", "RenormBackward0", "DistBackward0",
+                         "AddcmulBackward0", "AddcdivBackward0", "LinalgVectorNormBackward0", "AddmmBackward0",
+                         "BmmBackward0", "MvBackward0", "DotBackward0", "LinalgSvdBackward0"], lib
+
+
 def test_nondifferentiable_reductions():
     x = vt.tensor([[1.0, 2.0], [3.0, 0.0]], requires_grad=True)
     for y in (x.argmax(), x.argmin(1), x.any(), x.all(1), vt.count_nonzero(x), x.max(1).indices):
@@ -261,3 +285,13 @@ def test_addr_gradient_with_promotion():
         np.testing.assert_allclose(got.numpy(), expected.numpy(), rtol=1e-6)
     with pytest.raises(RuntimeError, match="addmv input tensors must have the same dtype"):
         _grads(torch, lambda lib, c, a, b: lib.addr(c, a.float(), b), arrays)
+
+
+@pytest.mark.parametrize("fn", [lambda lib, x: x.amax(1), lambda lib, x: x.max(), lambda lib, x: x.max(1)[0],
+                                lambda lib, x: x.norm(float("inf"), dim=1), lambda lib, x: lib.aminmax(x, dim=1),
+                                lambda lib, x: x.logsumexp(1), lambda lib, x: x.prod(1), lambda lib, x: x.var(1),
+                                lambda lib, x: x.nansum(1), lambda lib, x: x.norm(dim=0)])
+def test_nan_in_the_input_like_torch(fn):
+    """Where a NaN goes (and where it does not) follows torch's formulas exactly."""
+    arrays = [np.array([[1.0, np.nan, 2.0], [3.0, 3.0, 1.0]])]
+    assert_same(_grads(vt, fn, arrays), _grads(torch, fn, arrays))

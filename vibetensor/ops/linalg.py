@@ -1,7 +1,7 @@
 """The matmul family, linear algebra and norms: declarations, torch's checks, and the composites.
 
 Primitives with device kernels: mm, bmm, addmm, addmv, mv, dot, vdot, baddbmm, addbmm, addr,
-linalg_cross, trace, linalg_matrix_exp, linalg_svdvals, renorm, dist, and the fused multiply-add
+linalg_cross, trace, linalg_matrix_exp, linalg_svd, linalg_svdvals, renorm, dist, and the fused multiply-add
 family addcmul/addcdiv (elementwise, but kept with their addmm/addr relatives). Meta functions
 check in torch's order and with its messages, then return Spec(shape, dtype, device); out= must
 have the result dtype exactly, as torch's matmul kernels require (addr and addc* cast like

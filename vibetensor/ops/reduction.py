@@ -239,7 +239,8 @@ def _var_like(name, pair=False):
         if a._dtype.category < 2:
             raise RuntimeError(f"{what} only support floating point and complex dtypes")
         spec = _spec(name, a, dim, keepdim, a._dtype.to_real(), compute=a._dtype)
-        if math.prod(a._shape[d] for d in spec.dims) - correction <= 0:
+        out_numel = math.prod(spec.shape)
+        if (a.numel() // out_numel if out_numel else 0) - correction <= 0:  # torch's reduction factor
             warnings.warn(f"{name}(): degrees of freedom is <= 0. Correction should be strictly less than the "
                           "reduction factor (input numel divided by output numel).", UserWarning, stacklevel=5)
         return spec
@@ -359,7 +360,7 @@ count_nonzero = _declare("count_nonzero", _count_nonzero_meta)  # count_nonzero(
 import math as _math  # noqa: E402
 
 from vibetensor.autograd.derivatives import conj as _conj, derivative as _derivative, \
-    nondifferentiable as _nondifferentiable, zeros_like as _zeros_like  # noqa: E402
+    nondifferentiable as _nondifferentiable  # noqa: E402
 from vibetensor.dispatch import get  # noqa: E402  (ops of families declared after this one)
 from vibetensor.ops import creation as _c, elementwise as _ew, views as _views  # noqa: E402
 

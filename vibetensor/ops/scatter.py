@@ -5,10 +5,13 @@
     scatter_add(self, dim, index, src)               out[index[i][j]][j] += src[i][j]
     scatter_reduce(self, dim, index, src, reduce, include_self=True)    sum|prod|mean|amax|amin
     index_select(self, dim, index)                   whole slices along dim, by a vector of indices
-    index_add(self, dim, index, source, alpha=1) / index_copy / index_fill(value) / index_reduce
+    index_add(self, dim, index, source, alpha=1) / index_copy(self, dim, index, source)
+    index_fill(self, dim, index, value) / index_reduce(self, dim, index, source, reduce, include_self=True)
     masked_fill(self, mask, value) / masked_scatter(self, mask, source) / masked_select(self, mask)
     take(self, index) / put(self, index, source, accumulate=False)      on the flattened tensor
     nonzero(self)                                    (n, ndim) coordinates of the nonzero elements
+    segment_reduce(data, reduce, lengths|offsets, axis, unsafe, initial)   reductions over runs along axis
+    _unsafe_masked_index / _unsafe_masked_index_put_accumulate            (composites, for compilers' graphs)
 
 Every writing op takes out=; the in-place form is the op called with out=self. Checks that need no
 data (dtypes, shapes, dims) live here as torch orders and words them; checks that read index values
@@ -55,6 +58,17 @@ def result(op, out, shape, dtype, device, self=None):
         else:
             assert_no_internal_overlap(self)
     return m.output(op, out, shape, dtype, device, inplace=out is not None and out is self)
+
+
+def scalar_for(value, dtype):
+    """A fill value (Python number or 0-d tensor) as torch's Scalar.to<dtype>(): overflow is an
+    error, complex to real keeps the real part, and to bool means nonzero (2j is True)."""
+    from vibetensor.ops import creation
+    if isinstance(value, Tensor):
+        value = value.item()
+    if dtype is dt.bool_:
+        return bool(value)
+    return creation.scalar_to(value, dtype)
 
 
 def _tensor(op, x, arg, pos):
@@ -202,6 +216,8 @@ def index_fill_meta(self, dim, index, value):
                            f"{value.ndim} dimension(s).")
     if index._dtype is not dt.int64:
         raise IndexError("index_fill_(): Expected dtype int64 for index.")
+    if isinstance(value, complex) and not self._dtype.is_complex:
+        raise RuntimeError("index_fill_(): Converting complex Scalar to non-complex type is not supported")
     dim = sh.wrap_dim(dim, self.ndim)
     if index.ndim > 1:
         raise RuntimeError("Index has to be a vector/scalar")
@@ -238,7 +254,7 @@ def masked_fill_meta(self, mask, value):
         if value.ndim:
             raise RuntimeError(f"masked_fill_ only supports a 0-dimensional value tensor, but got tensor with "
                                f"{value.ndim} dimension(s).")
-    return sh.broadcast_shapes(self._shape, mask._shape)
+    return sh.broadcast_shapes(mask._shape, self._shape)
 
 
 def masked_scatter_meta(self, mask, source):
@@ -250,14 +266,14 @@ def masked_scatter_meta(self, mask, source):
     if self._dtype is not source._dtype:
         raise RuntimeError(f"masked_scatter: expected self and source to have same dtypes but got"
                            f"{NAMES[self._dtype]} and {NAMES[source._dtype]}")
-    return sh.broadcast_shapes(self._shape, mask._shape)
+    return sh.broadcast_shapes(mask._shape, self._shape)
 
 
 def masked_select_meta(self, mask):
     _tensor("masked_select", mask, "mask", 2)
     if mask._dtype is not dt.bool_:
         raise RuntimeError("masked_select: expected BoolTensor for mask")
-    return sh.broadcast_shapes(self._shape, mask._shape)
+    return sh.broadcast_shapes(mask._shape, self._shape)
 
 
 # -- take / put ------------------------------------------------------------------------------------------------
@@ -281,21 +297,22 @@ def put_meta(self, index, source):
                          f"source.numel() = {source.numel()}, index.numel() = {index.numel()}")
 
 
-gather = declare("gather", meta=gather_meta, family="scatter")                  # gather(self, dim, index, sparse_grad=False)
-scatter = declare("scatter", meta=scatter_meta, family="scatter")               # scatter(self, dim, index, src|value, reduce=None)
-scatter_add = declare("scatter_add", meta=scatter_meta, family="scatter")       # scatter_add(self, dim, index, src)
-scatter_reduce = declare("scatter_reduce", meta=scatter_meta, family="scatter")  # (self, dim, index, src, reduce, include_self=True)
-index_select = declare("index_select", meta=index_select_meta, family="scatter")  # index_select(self, dim, index)
-index_add = declare("index_add", meta=index_func_meta, family="scatter")        # index_add(self, dim, index, source, alpha=1)
-index_copy = declare("index_copy", meta=index_copy_meta, family="scatter")      # index_copy(self, dim, index, source)
-index_fill = declare("index_fill", meta=index_fill_meta, family="scatter")      # index_fill(self, dim, index, value)
-index_reduce = declare("index_reduce", meta=index_reduce_meta, family="scatter")  # (self, dim, index, source, reduce, include_self=True)
-masked_fill = declare("masked_fill", meta=masked_fill_meta, family="scatter")   # masked_fill(self, mask, value)
-masked_scatter = declare("masked_scatter", meta=masked_scatter_meta, family="scatter")  # masked_scatter(self, mask, source)
-masked_select = declare("masked_select", meta=masked_select_meta, family="scatter")     # masked_select(self, mask)
-take = declare("take", meta=take_meta, family="scatter")                        # take(self, index)
-put = declare("put", meta=put_meta, family="scatter")                           # put(self, index, source, accumulate=False)
-nonzero = declare("nonzero", family="scatter")                                  # nonzero(self) -> (n, ndim) int64
+# (signatures: see the module docstring; every writing op also takes out=)
+gather = declare("gather", meta=gather_meta, family="scatter")
+scatter = declare("scatter", meta=scatter_meta, family="scatter")
+scatter_add = declare("scatter_add", meta=scatter_meta, family="scatter")
+scatter_reduce = declare("scatter_reduce", meta=scatter_meta, family="scatter")
+index_select = declare("index_select", meta=index_select_meta, family="scatter")
+index_add = declare("index_add", meta=index_func_meta, family="scatter")
+index_copy = declare("index_copy", meta=index_copy_meta, family="scatter")
+index_fill = declare("index_fill", meta=index_fill_meta, family="scatter")
+index_reduce = declare("index_reduce", meta=index_reduce_meta, family="scatter")
+masked_fill = declare("masked_fill", meta=masked_fill_meta, family="scatter")
+masked_scatter = declare("masked_scatter", meta=masked_scatter_meta, family="scatter")
+masked_select = declare("masked_select", meta=masked_select_meta, family="scatter")
+take = declare("take", meta=take_meta, family="scatter")
+put = declare("put", meta=put_meta, family="scatter")
+nonzero = declare("nonzero", family="scatter")
 
 
 # -- derivatives (autograd) -----------------------------------------------------------------------------------
@@ -303,7 +320,6 @@ nonzero = declare("nonzero", family="scatter")                                  
 # differentiated again. Index and mask arguments are never differentiated.
 from vibetensor.autograd.derivatives import derivative as _derivative  # noqa: E402
 from vibetensor.autograd.derivatives import nondifferentiable as _nondifferentiable  # noqa: E402
-from vibetensor.autograd.derivatives import zeros_like as _zeros_like  # noqa: E402
 
 
 def _needs(ctx, i):

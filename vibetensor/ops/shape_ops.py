@@ -220,6 +220,9 @@ def _view_scatter_derivative(op, view_of):
 def _laid_out_like(grad, self):
     """grad's values in a fresh buffer with self's exact geometry (strides, offset, storage size),
     where as_strided with the op's raw storage positions finds them as the forward did."""
+    from vibetensor.ops.indexing import has_internal_overlap
+    if has_internal_overlap(self):  # the forward cloned such a self into a contiguous tensor
+        return creation.contiguous(creation.clone(grad)) if not grad.is_contiguous() else creation.clone(grad)
     buffer = creation.full((self._storage.nbytes // self.itemsize,), 0, grad._dtype, device=grad._device)
     view = make_tensor(buffer._storage, self._shape, self._stride, self._offset, grad._dtype)
     return creation.copy_(view, grad)

@@ -66,3 +66,5 @@ from vibetensor.torch.autograd import (  # noqa: E402,F401
     is_inference_mode_enabled, no_grad, set_grad_enabled)
 
 from vibetensor.torch import special  # noqa: E402,F401  (torch.special)
+
+from vibetensor.torch import optim  # noqa: E402,F401  (torch.optim)

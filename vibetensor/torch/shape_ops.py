@@ -151,7 +151,7 @@ def diagflat(input, offset=0):
     return s.diagflat(_tensor(input, "diagflat"), _int(offset, "diagflat", "offset", 2))
 
 
-# -- *_scatter ------------------------------------------------------------------------------------------------------
+# -- *_scatter -----------------------------------------------------------------------------------------------------
 
 def diagonal_scatter(input, src, offset=0, dim1=0, dim2=1):
     return s.diagonal_scatter(_tensor(input, "diagonal_scatter"), _tensor(src, "diagonal_scatter", "src", 2),
@@ -180,7 +180,7 @@ def as_strided_scatter(input, src, size, stride, storage_offset=None):
                                 _ints(stride, op, "stride", 4, False), storage_offset)
 
 
-# -- fill / zero_ -------------------------------------------------------------------------------------------------------
+# -- fill / zero_ --------------------------------------------------------------------------------------------------
 
 def _fill_value(value):
     return value if isinstance(value, Tensor) else ew.check_number("fill", value, "value", 2)
@@ -198,7 +198,7 @@ def zero_(input):
     return s.fill(_tensor(input, "zero_"), 0, out=input)
 
 
-# -- the *_copy forms: the view, then a contiguous copy (out= copies into out, resized as torch does) ---------------
+# -- the *_copy forms: the view, then a contiguous copy (out= copies into out, resized as torch does) --------------
 
 def _into(out, value, op):
     """out= of a composite: check out's dtype and device, resize it, copy the values in."""

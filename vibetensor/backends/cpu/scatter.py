@@ -28,11 +28,9 @@ def _a1(t):
     return a.reshape(1) if a.ndim == 0 else a
 
 
-def _fill_value(value, dtype):
+def fill_value(value, dtype):
     """A Python number or 0-d tensor as a NumPy scalar of dtype (torch's Scalar conversion)."""
-    if isinstance(value, Tensor):
-        value = value.item()
-    return np.array(creation.scalar_to(value, dtype)).astype(dtype.np)
+    return np.array(m.scalar_for(value, dtype)).astype(dtype.np)
 
 
 def _dst(op, self, out, shape=None, preserve=False):
@@ -120,7 +118,7 @@ def reduce_at(dst, key, values, reduce, include_self=True, opmath=True):
         np.copyto(dst, work, casting="unsafe")
 
 
-# -- gather / scatter ------------------------------------------------------------------------------------------------
+# -- gather / scatter ----------------------------------------------------------------------------------------------
 
 def gather(self, dim, index, sparse_grad=False, out=None):
     dim = m.gather_meta(self, dim, index)
@@ -139,7 +137,7 @@ def _scatter(op, self, dim, index, src, reduce, include_self, out, reduces):
         m.check_reduce_dtype("scatter_gather_tensor_cpu_reduce", reduce, self._dtype)
     idx = _a1(index)
     _check_nonneg_bounds(idx, self._shape[dim] if self.ndim else 1, dim)
-    fill = _fill_value(src, self._dtype) if not isinstance(src, Tensor) else None
+    fill = fill_value(src, self._dtype) if not isinstance(src, Tensor) else None
     res = _dst(op, self, out)
     if idx.size:
         values = np.broadcast_to(fill, idx.shape) if fill is not None else _corner(_a1(src), idx.shape)
@@ -167,7 +165,7 @@ def scatter_reduce(self, dim, index, src, reduce, include_self=True, out=None):
     return _scatter("scatter_reduce", self, dim, index, src, reduce, include_self, out, m.SCATTER_REDUCES)
 
 
-# -- index_* ------------------------------------------------------------------------------------------------------------
+# -- index_* -------------------------------------------------------------------------------------------------------
 
 def _slices(dim, idx):
     """The key of whole slices along dim: x[:, :, idx] for dim 2."""
@@ -190,23 +188,15 @@ def index_add(self, dim, index, source, alpha=1, out=None):
     dim = m.index_func_meta("index_add", self, dim, index, source)
     idx = array(index).reshape(-1)
     _check_nonneg_bounds(idx, self._shape[dim] if self.ndim else 1, dim)
+    alpha = m.scalar_for(alpha, self._dtype)
     res = _dst("index_add", self, out)
     if idx.size:
-        values = _a1(source)
-        if alpha != 1:
+        values = _a1(source).reshape(_key_shape(res, dim, idx))
+        if alpha != 1:  # torch scales in self's dtype (half types round the product), then adds
             ct = np_compute(self._dtype)
-            values = values.astype(ct) * np.array(_alpha(alpha, self._dtype)).astype(ct)
-        reduce_at(_a1(res), _slices(dim, idx), values.reshape(_key_shape(res, dim, idx)), "sum")
+            values = (values.astype(ct) * np.array(alpha).astype(ct)).astype(values.dtype)
+        reduce_at(_a1(res), _slices(dim, idx), values, "sum", opmath=alpha == 1)  # (as torch rounds)
     return _done(res, out)
-
-
-def _alpha(alpha, dtype):
-    """alpha in self's dtype, as torch converts the Scalar (integral self truncates a float alpha)."""
-    if dtype.category == 1:
-        return int(alpha.real if isinstance(alpha, complex) else alpha)
-    if dtype is dt.bool_:
-        return bool(alpha)
-    return alpha
 
 
 def _key_shape(res, dim, idx):
@@ -229,7 +219,7 @@ def index_fill(self, dim, index, value, out=None):
     dim = m.index_fill_meta(self, dim, index, value)
     idx = array(index).reshape(-1)
     _check_wrapped_bounds(idx, self._shape[dim] if self.ndim else 1, dim)
-    fill = _fill_value(value, self._dtype)
+    fill = fill_value(value, self._dtype)
     res = _dst("index_fill", self, out, preserve=True)
     if idx.size:
         _a1(res)[_slices(dim, idx)] = fill
@@ -249,11 +239,11 @@ def index_reduce(self, dim, index, source, reduce, include_self=True, out=None):
     return _done(res, out)
 
 
-# -- masks -----------------------------------------------------------------------------------------------------------
+# -- masks ---------------------------------------------------------------------------------------------------------
 
 def masked_fill(self, mask, value, out=None):
     shape = m.masked_fill_meta(self, mask, value)
-    fill = _fill_value(value, self._dtype)
+    fill = fill_value(value, self._dtype)
     res = _dst("masked_fill", self, out, shape)
     np.copyto(array(res), fill, where=np.broadcast_to(array(mask), shape))
     return _done(res, out)
@@ -281,7 +271,7 @@ def masked_select(self, mask, out=None):
     return _done(res, out)
 
 
-# -- take / put ------------------------------------------------------------------------------------------------------
+# -- take / put ----------------------------------------------------------------------------------------------------
 
 def _check_flat_bounds(idx, n, op):
     if idx.size and n == 0:

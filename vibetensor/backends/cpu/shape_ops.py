@@ -3,11 +3,12 @@ the input's bytes and copies it into a tensor laid out as torch lays it out."""
 import numpy as np
 
 from vibetensor.dispatch import DispatchKey
+from vibetensor.backends.cpu.scatter import fill_value
 from vibetensor.ops import creation, views
 from vibetensor.ops import shape_ops as s
 from vibetensor.ops.meta import bump_version, output
 from vibetensor.ops.reduction import check_out_dtype
-from vibetensor.tensor.tensor import Tensor, array, empty
+from vibetensor.tensor.tensor import array, empty
 
 CPU = DispatchKey.CPU
 
@@ -61,8 +62,7 @@ def diag_embed(self, offset=0, dim1=-2, dim2=-1):
 
 def fill(self, value, out=None):
     s.fill_meta(self, value)
-    v = value.item() if isinstance(value, Tensor) else value
-    v = np.array(creation.scalar_to(v, self._dtype)).astype(self._dtype.np)
+    v = fill_value(value, self._dtype)
     res = creation.empty_like(self) if out is None else \
         output("fill", out, self._shape, self._dtype, self._device, inplace=out is self)
     np.copyto(array(res), v)

@@ -100,8 +100,8 @@ def _unary_math(x, OP: tl.constexpr):
         r = libdevice.trunc(x)
     elif OP == 21:
         r = 1 / x
-    elif OP == 22:
-        r = tl.where(x > 0, x, 0)
+    elif OP == 22:  # relu keeps NaN, as torch's
+        r = tl.where(x < 0, 0, x)
     elif OP == 23:
         r = libdevice.asin(x)
     elif OP == 24:

@@ -4,7 +4,7 @@ from collections import OrderedDict
 from itertools import chain, islice
 
 from vibetensor.tensor.tensor import Tensor
-from vibetensor.torch.nn.modules.module import Module, _addindent
+from vibetensor.torch.nn.modules.module import Module, _addindent, typename
 from vibetensor.torch.nn.parameter import Parameter
 
 __all__ = ["Sequential", "ModuleList", "ModuleDict", "ParameterList", "ParameterDict"]
@@ -257,12 +257,13 @@ class ModuleDict(Module):
                 self[m[0]] = m[1]
 
 
-def _param_line(k, p):
+def _param_line(k, p, type_name=str):
+    """One line of ParameterList/Dict's repr (torch names the dtype in one, the tensor type in the other)."""
     if isinstance(p, Tensor):
         size_str = "x".join(str(s) for s in p.size())
         device_str = f" ({p.device})" if p.device.type == "cuda" else ""
         kind = "Parameter" if isinstance(p, Parameter) else "Tensor"
-        return f"  ({k}): {kind} containing: [{p.dtype} of size {size_str}{device_str}]"
+        return f"  ({k}): {kind} containing: [{type_name(p)} of size {size_str}{device_str}]"
     return f"  ({k}): Object of type: {type(p).__name__}"
 
 
@@ -316,7 +317,7 @@ class ParameterList(Module):
         return self
 
     def extra_repr(self):
-        return "\n".join(_param_line(k, p) for k, p in enumerate(self))
+        return "\n".join(_param_line(k, p, lambda t: t.dtype) for k, p in enumerate(self))
 
     def __call__(self, *args, **kwargs):
         raise RuntimeError("ParameterList should not be called.")
@@ -416,7 +417,7 @@ class ParameterDict(Module):
                 self[p[0]] = p[1]
 
     def extra_repr(self):
-        return "\n".join(_param_line(k, p) for k, p in self.items())
+        return "\n".join(_param_line(k, p, typename) for k, p in self.items())
 
     def __call__(self, input):
         raise RuntimeError("ParameterDict should not be called.")

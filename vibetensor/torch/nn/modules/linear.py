@@ -68,7 +68,8 @@ class Bilinear(Module):
 
     def forward(self, input1, input2):
         # y[..., o] = sum_ij x1[..., i] W[o, i, j] x2[..., j] + b[o]
-        y = torch.einsum("...i,oij,...j->...o", input1, self.weight, input2)
+        t = torch.matmul(input1.unsqueeze(-2).unsqueeze(-3), self.weight).squeeze(-2)  # (..., o, j)
+        y = (t * input2.unsqueeze(-2)).sum(-1)  # (..., o)
         return y + self.bias if self.bias is not None else y
 
     def extra_repr(self):
