@@ -391,11 +391,11 @@ def entry_name(op):
 
 
 def select(op_db, op_filter=None, names=None):
-    """Entries whose name (or name.variant) fully matches the regex, and whose name is in `names`."""
+    """Entries whose name (or name.variant) fully matches the regex, and whose name.variant is in `names`."""
     pattern = re.compile(op_filter) if op_filter else None
     chosen = []
     for op in op_db:
-        if names is not None and op.name not in names:
+        if names is not None and entry_name(op) not in names:
             continue
         if pattern and not (pattern.fullmatch(op.name) or pattern.fullmatch(entry_name(op))):
             continue

@@ -195,7 +195,8 @@ def index_add(self, dim, index, source, alpha=1, out=None):
         if alpha != 1:  # torch scales in self's dtype (half types round the product), then adds
             ct = np_compute(self._dtype)
             values = (values.astype(ct) * np.array(alpha).astype(ct)).astype(values.dtype)
-        reduce_at(_a1(res), _slices(dim, idx), values, "sum", opmath=alpha == 1)  # (as torch rounds)
+        # half types: torch rounds after each added slice, except with alpha 1 on a tensor of 2+ dims
+        reduce_at(_a1(res), _slices(dim, idx), values, "sum", opmath=alpha == 1 and self.ndim > 1)
     return _done(res, out)
 
 

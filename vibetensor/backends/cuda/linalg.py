@@ -1,0 +1,97 @@
+"""CUDA kernels of the matrix products: mm, bmm, addmm on cuBLAS (runtime/cuda/blas.py).
+
+matmul, linear and the other composites reach these. An operand whose last two dims are
+row-major, or row-major after a transpose (a `.T` / `.mT` view), goes to cuBLAS as it is, with the
+transpose flag; anything else is made contiguous first. float32 follows the TF32 switch
+(torch.backends.cuda.matmul.allow_tf32); half types accumulate in float32.
+"""
+from vibetensor.dispatch import DispatchKey
+from vibetensor.ops import creation, linalg as la, views
+from vibetensor.ops import elementwise as ew
+from vibetensor.ops.meta import bump_version, output
+from vibetensor.runtime.cuda import blas
+from vibetensor.tensor import dtype as dt
+
+CUDA = DispatchKey.CUDA
+_SUPPORTED = {dt.float16: "float16", dt.bfloat16: "bfloat16", dt.float32: "float32", dt.float64: "float64"}
+
+
+def _layout(t):
+    """(tensor, transposed, leading dim) for the last two dims of t as cuBLAS can read them."""
+    rows, cols = t._shape[-2], t._shape[-1]
+    rs, cs = t._stride[-2], t._stride[-1]
+    if cs == 1 and (rs >= max(cols, 1) or rows == 1):
+        return t, False, max(rs, cols, 1)
+    if rs == 1 and (cs >= max(rows, 1) or cols == 1):
+        return t, True, max(cs, rows, 1)
+    t = creation.contiguous(t)
+    return t, False, max(cols, 1)
+
+
+def _dtype_name(op, dtype):
+    name = _SUPPORTED.get(dtype)
+    if name is None:
+        raise NotImplementedError(f"{op}: {dtype} matrix products on CUDA are not supported yet")
+    return name
+
+
+def _gemm(op, a, b, res, beta=0.0, alpha=1.0):
+    """res (.., m, n) = alpha * a (.., m, k) @ b (.., k, n) + beta * res; batched when 3-D."""
+    name = _dtype_name(op, res._dtype)
+    m, n, k = res._shape[-2], res._shape[-1], a._shape[-1]
+    if m == 0 or n == 0:
+        return res
+    if k == 0:  # an empty sum: the product contributes nothing, leaving beta * res
+        if beta == 0:
+            creation.copy_(res, creation.full((), 0, res._dtype, device=res._device))
+        elif beta != 1:
+            ew.mul(res, beta, out=res)
+        return res
+    a, ta, lda = _layout(a)
+    b, tb, ldb = _layout(b)
+    batch = res._shape[0] if res.ndim == 3 else 1
+    blas.gemm(a.data_ptr(), b.data_ptr(), res.data_ptr(), m, n, k, name, res._device.index,
+              lda=lda, ldb=ldb, ldc=n, trans_a=ta, trans_b=tb, batch=batch,
+              stride_a=a._stride[0] if batch > 1 else 0, stride_b=b._stride[0] if batch > 1 else 0,
+              stride_c=m * n, alpha=alpha, beta=beta)
+    return res
+
+
+def mm(a, b, out=None):
+    spec = la.mm.meta(a, b, out)
+    res = output("mm", out, spec.shape, spec.dtype, spec.device)
+    target = res if res.is_contiguous() else output("mm", None, spec.shape, spec.dtype, spec.device)
+    _gemm("mm", a, b, target)
+    return _finish(res, target, out)
+
+
+def bmm(a, b, out=None):
+    spec = la.bmm.meta(a, b, out)
+    res = output("bmm", out, spec.shape, spec.dtype, spec.device)
+    target = res if res.is_contiguous() else output("bmm", None, spec.shape, spec.dtype, spec.device)
+    _gemm("bmm", a, b, target)
+    return _finish(res, target, out)
+
+
+def addmm(input, m1, m2, beta=1, alpha=1, out=None):
+    spec = la.addmm.meta(input, m1, m2, beta, alpha, out)
+    inplace = out is input
+    res = output("addmm", out, spec.shape, spec.dtype, spec.device, inplace=inplace)
+    target = res if res.is_contiguous() else output("addmm", None, spec.shape, spec.dtype, spec.device)
+    if beta != 0 and target is not input:
+        creation.copy_(target, views.expand(input, spec.shape))  # cuBLAS adds beta * C in place
+    _gemm("addmm", m1, m2, target, beta=float(beta) if beta != 0 else 0.0, alpha=float(alpha))
+    return _finish(res, target, out)
+
+
+def _finish(res, target, out):
+    if target is not res:
+        creation.copy_(res, target)
+    if out is not None:
+        bump_version(res)
+    return res
+
+
+la.mm.register(CUDA, mm)
+la.bmm.register(CUDA, bmm)
+la.addmm.register(CUDA, addmm)
