@@ -113,7 +113,10 @@ def reduce_at(dst, key, values, reduce, include_self=True, opmath=True):
             count[key] = 0
         np.add.at(count, key, 1)
         count = np.maximum(count, 1)
-        work = np.floor_divide(work, count) if ct.kind in "iu" else np.divide(work, count.astype(ct))
+        if ct.kind in "iu":
+            work = np.floor_divide(work, count)
+        else:  # torch divides the sum once it is stored in dst's dtype
+            work = np.divide(work.astype(dst.dtype), count.astype(dst.dtype))
     if work is not dst:
         np.copyto(dst, work, casting="unsafe")
 

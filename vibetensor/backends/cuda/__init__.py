@@ -2,4 +2,4 @@
 DispatchKey.CUDA. Imported on first CUDA use (`vibetensor.torch.cuda` or a tensor moved to a GPU),
 so the CPU path never imports Triton or the CUDA bindings.
 """
-from vibetensor.backends.cuda import creation, elementwise, linalg  # noqa: F401  (registers kernels)
+from vibetensor.backends.cuda import creation, elementwise, linalg, reduction  # noqa: F401  (registers kernels)
