@@ -36,10 +36,12 @@ def _combine(acc, v, OP: tl.constexpr):
 def _finish(acc, OP: tl.constexpr):
     if OP == 0:
         return tl.sum(acc, 0)
-    elif OP == 1:
-        return tl.max(acc, 0, propagate_nan=tl.PropagateNan.ALL)
+    # the lanes kept NaN (tl.maximum propagates it); tl.max/tl.min across lanes would drop it
+    if OP == 1:
+        r = tl.max(acc, 0)
     else:
-        return tl.min(acc, 0, propagate_nan=tl.PropagateNan.ALL)
+        r = tl.min(acc, 0)
+    return tl.where(tl.sum((acc != acc).to(tl.int32), 0) > 0, float("nan"), r)
 
 
 @triton.jit

@@ -520,9 +520,8 @@ class Module:
         for name, buf in self._buffers.items():
             if buf is not None and name not in self._non_persistent_buffers_set:
                 destination[prefix + name] = buf if keep_vars else buf.detach()
-        extra = self.get_extra_state
         if type(self).get_extra_state is not Module.get_extra_state:
-            destination[prefix + "_extra_state"] = extra()
+            destination[prefix + "_extra_state"] = self.get_extra_state()
 
     def state_dict(self, *args, destination=None, prefix="", keep_vars=False):
         if args:  # the deprecated positional form (destination, prefix, keep_vars)

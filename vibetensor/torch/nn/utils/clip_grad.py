@@ -11,8 +11,10 @@ def _tensor_list(tensors):
 
 
 def _check_foreach(foreach, tensors):
-    if foreach and any(t.device.type not in ("cuda",) for t in tensors):
-        bad = next(t.device.type for t in tensors if t.device.type != "cuda")
+    """foreach=True is honoured (as a plain loop) on the devices torch has foreach kernels for."""
+    bad = [t.device.type for t in tensors if t.device.type not in ("cpu", "cuda")]
+    if foreach and bad:
+        bad = bad[0]
         raise RuntimeError(f"foreach=True was passed, but can't use the foreach API on {bad} tensors")
 
 
