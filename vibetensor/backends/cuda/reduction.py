@@ -34,14 +34,17 @@ def _combine(acc, v, OP: tl.constexpr):
 
 @triton.jit
 def _finish(acc, OP: tl.constexpr):
+    # (exclusive branches: Triton compiles code after a constexpr-guarded return too)
     if OP == 0:
-        return tl.sum(acc, 0)
-    # the lanes kept NaN (tl.maximum propagates it); tl.max/tl.min across lanes would drop it
-    if OP == 1:
-        r = tl.max(acc, 0)
+        r = tl.sum(acc, 0)
     else:
-        r = tl.min(acc, 0)
-    return tl.where(tl.sum((acc != acc).to(tl.int32), 0) > 0, float("nan"), r)
+        if OP == 1:
+            r = tl.max(acc, 0)
+        else:
+            r = tl.min(acc, 0)
+        # lanes kept NaN (tl.maximum propagates it); tl.max/tl.min across lanes would drop it
+        r = tl.where(tl.sum((acc != acc).to(tl.int32), 0) > 0, float("nan"), r)
+    return r
 
 
 @triton.jit
