@@ -19,9 +19,13 @@ python3 -m pytest -q -m cuda -p no:cacheprovider tests -x -W ignore::Deprecation
 tests_rc=$?
 python3 benchmarks/cuda_runtime.py --json "$OUT/cuda_runtime.json" > "$OUT/bench_runtime.log" 2>&1
 bench_rc=$?
+python3 benchmarks/cuda_ops.py --json "$OUT/cuda_ops.json" > "$OUT/bench_ops.log" 2>&1
+ops_rc=$?
 
 echo "== GPU tests (pytest -m cuda) =="
 grep -E "^(FAILED|ERROR)|Error|passed|failed" "$OUT/tests.log" | tail -n 15
 echo "== CUDA runtime benchmark (vibetensor vs torch, same run) =="
 tail -n 8 "$OUT/bench_runtime.log"
-exit $(( tests_rc != 0 || bench_rc != 0 ))
+echo "== CUDA ops benchmark (vibetensor vs torch, same run) =="
+tail -n 12 "$OUT/bench_ops.log"
+exit $(( tests_rc != 0 || bench_rc != 0 || ops_rc != 0 ))

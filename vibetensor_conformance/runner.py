@@ -157,16 +157,12 @@ def run_sample(entry, ctx, s, index):
         return entry.record("unsupported", index, f"missing: {ctx.ours.missing}")
     if ctx.random:
         pristine = clone_tree(sample)
-        draws = [_try(call, ctx.theirs, clone_tree(pristine), 0, torch)]
-        if isinstance(draws[0], Exception):
+        draws = torch_draws(entry, ctx, pristine)
+        if draws is None:
             entry.skipped += 1
             return
-        if entry.name in properties.UNDEFINED_VALUES:
+        if len(draws) > 1:
             return run_random_sample(entry, ctx, pristine, draws, index)
-        for seed in range(1, _DETERMINISM_DRAWS):  # random unless every draw is the same
-            draws.append(call(ctx.theirs, clone_tree(pristine), seed, torch))
-            if not same(draws[0], draws[-1]):
-                return run_random_sample(entry, ctx, pristine, draws, index)
     conv = Converter(ctx.device, requires_grad=ctx.want_grad)
     try:
         ours_args = conv(sample)
@@ -193,6 +189,24 @@ def run_sample(entry, ctx, s, index):
     entry.record("passed", index)
     if ctx.want_grad and conv.leaves:
         check_grad(entry, ctx, s, expected, got, conv, grad_error, index)
+
+
+def torch_draws(entry, ctx, pristine):
+    """torch's results on fresh copies of a random op's sample, seeds 0, 1, ...: one result when every
+    draw is the same (the sample is deterministic, e.g. dropout with p=0: compare values), several
+    when they differ (compare properties); None when torch rejects the sample."""
+    draws = [_try(call, ctx.theirs, clone_tree(pristine), 0, torch)]
+    if isinstance(draws[0], Exception):
+        return None
+    if entry.name in properties.UNDEFINED_VALUES:
+        return draws * 2  # values undefined: never compared
+    for seed in range(1, _DETERMINISM_DRAWS):
+        draws.append(_try(call, ctx.theirs, clone_tree(pristine), seed, torch))
+        if isinstance(draws[-1], Exception):
+            return None
+        if not same(draws[0], draws[-1]):
+            return draws
+    return draws[:1]
 
 
 def call_ours(ctx, conv, ours_args, sample):

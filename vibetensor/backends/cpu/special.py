@@ -389,6 +389,25 @@ def trigamma(x):
     return out
 
 
+def trigamma_float32(x):
+    """torch's float32 trigamma, reproduced: its short series in float32 arithmetic, with sin(pi x)
+    rounded in float32 (so ~1e-5 relative next to the poles, and large finite values at the negative
+    integers). torch computes float32 and half types so; matching it there beats being exact."""
+    f = np.float32
+    x = np.asarray(x, dtype=f)
+    pi = f(np.pi)
+    reflect = x < f(0.5)
+    s = np.sin(pi * x)
+    result = np.where(reflect, -(pi * pi) / (s * s), f(0.0))
+    x = np.where(reflect, f(1.0) - x, x)
+    for _ in range(6):
+        result = result + f(1.0) / (x * x)
+        x = x + f(1.0)
+    ixx = f(1.0) / (x * x)
+    result = result + (f(1.0) + f(1.0) / (f(2.0) * x) + ixx * (f(1 / 6) - ixx * (f(1 / 30) - ixx * f(1 / 42)))) / x
+    return np.where(reflect, -result, result)
+
+
 # -- gamma function family ----------------------------------------------------------------------------------
 # lgamma(1 + z) = -gamma z + (z - log1p(z)) + S(z) and lgamma(2 + z) = (1 - gamma) z + S(z), for |z| <= 1/2,
 # with S(z) = sum_k>=2 (-1)^k (zeta(k) - 1) z^k / k (the rest of the series of lgamma(1 + z) in zeta(k))
