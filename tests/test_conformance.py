@@ -171,3 +171,15 @@ def test_cli_forwards_to_the_command(capsys):
     assert "1 ops fully passing of 1 (float32, cpu)" in out and "op  " not in out
     with pytest.raises(SystemExit):
         cli.main(["ops", "--op", "abs"])  # other commands still reject unknown options
+
+
+@pytest.mark.parametrize("outcome, reason, cat", [
+    ("unsupported", "missing: torch.special.erfcx (no torch.special)", "missing: torch.special.*"),
+    ("unsupported", "missing: torch.cdist", "missing: torch.cdist"),
+    ("failed", "result: values differ (Mismatched elements: 1 / 4)", "wrong values"),
+    ("failed", "result[1]: dtype torch.int32 != torch.int64", "wrong dtype"),
+    ("failed", "RuntimeError: boom", "failed: RuntimeError"),
+    ("failed", "random: mean 3 vs torch's 0", "random: wrong properties"),
+])
+def test_failure_categories(outcome, reason, cat):
+    assert runner.category(outcome, reason) == cat
