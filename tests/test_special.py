@@ -3,7 +3,6 @@ torch itself is inexact, against mpmath: dense accuracy sweeps over wide ranges 
 next to poles and zeros, large arguments, NaN/inf), torch's values at the special points, the
 front-door forms table-driven tests don't reach (torch.special out=, polygamma's and ldexp's
 routes, frexp's out tuple), and derivatives (gradients against torch, gradcheck in float64)."""
-import math
 
 import mpmath
 import numpy as np
@@ -53,9 +52,9 @@ SWEEPS = [
      2e-15),
     ("erfcx_negative", sp.erfcx, torch.special.erfcx, np.linspace(-26.6, 0, 2001), 1e-13),  # torch: ~5e-14 there
     ("erfinv", sp.erfinv, torch.erfinv, _grid(np.linspace(-0.999, 0.999, 4001), np.logspace(-300, -1, 200)), 2e-15),
-    ("lgamma_positive", sp.lgamma, torch.lgamma, _grid(np.linspace(0.01, 40, 4001), np.logspace(-300, 300, 400),
-                                                       1 + np.linspace(-1e-5, 1e-5, 101), 2 + np.linspace(-1e-5, 1e-5, 101)),
-     3e-15),
+    ("lgamma_positive", sp.lgamma, torch.lgamma,
+     _grid(np.linspace(0.01, 40, 4001), np.logspace(-300, 300, 400), 1 + np.linspace(-1e-5, 1e-5, 101),
+           2 + np.linspace(-1e-5, 1e-5, 101)), 3e-15),
     ("digamma", sp.digamma, torch.digamma, _grid(np.linspace(0.01, 40, 4001), np.logspace(-300, 300, 300)), 1e-14),
     ("polygamma2", lambda x: sp.polygamma(2, x), lambda t: torch.polygamma(2, t), np.linspace(0.01, 40, 2001), 5e-15),
     ("polygamma5", lambda x: sp.polygamma(5, x), lambda t: torch.polygamma(5, t), np.linspace(0.01, 40, 2001), 5e-15),

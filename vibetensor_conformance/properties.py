@@ -102,6 +102,12 @@ def compare_values(got, expected, tol, path):
     return None
 
 
+# Decompositions whose outputs are unique only up to signs or phases (singular and eigen vectors):
+# compared through the sample's output_process_fn_grad, which OpInfo writes to be gauge-invariant
+# (U @ Vh and S; |eigenvectors|) when the raw outputs differ.
+GAUGE_INVARIANT = {"svd", "linalg.svd", "linalg.eig", "linalg.eigh", "pca_lowrank", "svd_lowrank"}
+
+
 # -- random results: properties, not values -----------------------------------------------------------------
 
 # Entries whose values are undefined (only shape and dtype can be checked).

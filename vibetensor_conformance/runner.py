@@ -180,6 +180,10 @@ def run_sample(entry, ctx, s, index):
     if isinstance(got, BaseException):
         return entry.raised(index, got)
     reason = properties.compare(got, expected, ctx.tol)
+    if reason and entry.name in properties.GAUGE_INVARIANT:
+        invariant = _try(lambda: properties.compare(rebind(s.output_process_fn_grad)(got),
+                                                    s.output_process_fn_grad(expected), ctx.tol))
+        reason = reason if isinstance(invariant, Exception) else invariant
     if reason and ctx.dtype in _LOW_PRECISION:
         reference = _try(lambda: lower(call(ctx.theirs, upcast(sample, ctx.dtype), 0, torch), ctx.dtype))
         if not isinstance(reference, Exception) and properties.compare(got, reference, ctx.tol) is None:

@@ -731,7 +731,6 @@ def _polygamma_meta(a, n):
 
 polygamma = _declare("polygamma", _polygamma_meta, _POLYGAMMA[2], 1)
 
-
 _LDEXP = table(refused=missing("ldexp_cpu", NOT_FLOAT))
 
 
@@ -764,16 +763,14 @@ def _frexp_meta(a, out=None):
         if not (isinstance(out, (tuple, list)) and len(out) == 2 and all(isinstance(o, Tensor) for o in out)):
             raise TypeError("frexp(): argument 'out' must be tuple of Tensors")
         if out[0]._dtype is not a._dtype:
-            raise RuntimeError(f"torch.frexp() expects mantissa to have dtype {_C_NAMES[a._dtype]} but got "
-                               f"{_C_NAMES[out[0]._dtype]}")
+            raise RuntimeError(f"torch.frexp() expects mantissa to have dtype {_CPP_NAMES[a._dtype]} but got "
+                               f"{_CPP_NAMES[out[0]._dtype]}")
         if out[1]._dtype is not dt.int32:
             raise RuntimeError(f"torch.frexp() expects exponent to have int dtype but got "
-                               f"{_CPP_TYPE_NAMES[out[1]._dtype]}")
+                               f"{_CPP_NAMES[out[1]._dtype]}")
     return Spec(a._shape, a._dtype, a._device, a._dtype)
 
 
-_CPP_TYPE_NAMES = {**_C_NAMES, dt.int64: "long int", dt.int16: "short int", dt.uint8: "unsigned char",
-                   dt.int8: "signed char"}
 frexp = declare("frexp", meta=_frexp_meta, family="elementwise")   # frexp(a) -> (mantissa, exponent)
 
 
@@ -1042,7 +1039,7 @@ def _lerp_backward(ctx, grad, a, b, weight):
 
 
 # special functions
-from vibetensor.ops.reduction import _return_type  # noqa: E402  (reduction imports this module: import late)
+from vibetensor.ops.reduction import CPP_NAMES as _CPP_NAMES, _return_type  # noqa: E402  (it imports us: late)
 
 frexp_result = _return_type("frexp", "mantissa exponent")   # torch.return_types.frexp
 _SQRT_PI, _SQRT_2PI = _math.sqrt(_math.pi), _math.sqrt(2 * _math.pi)

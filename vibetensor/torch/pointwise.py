@@ -6,6 +6,8 @@ takes normalised positional arguments and validates them (see vibetensor/ops/ele
 Methods are the same functions; in-place methods (`x.exp_()`) call the op with out=self, and exist
 exactly where torch has them.
 """
+import operator
+
 import numpy as np
 
 from vibetensor.ops import creation
@@ -193,7 +195,18 @@ def _all(t):
 @_export
 def polygamma(n, input, *, out=None):
     """The n-th derivative of digamma (the op takes the tensor first)."""
-    return ew.polygamma(input, n, out=out)
+    return ew.polygamma(input, _int_arg(n), out=out)
+
+
+def _int_arg(n):
+    """An int argument as torch's parser reads it: NumPy integers count; bools and floats are left for
+    the op to refuse."""
+    if n.__class__ is int or isinstance(n, (bool, float)):
+        return n
+    try:
+        return operator.index(n)
+    except TypeError:
+        return n
 
 
 @_export
@@ -260,8 +273,8 @@ for _name in list(__all__):
     if _name not in _NO_INPLACE:
         method(_INPLACE[_name] if _name in _INPLACE else inplace(_fn), _name + "_")
 method(lambda self, condition, other: ew.where(condition, self, other), "where")  # x.where(cond, y)
-method(lambda self, n: ew.polygamma(self, n), "polygamma")                    # x.polygamma(n)
-method(lambda self, n: ew.polygamma(self, n, out=self), "polygamma_")
+method(lambda self, n: ew.polygamma(self, _int_arg(n)), "polygamma")           # x.polygamma(n)
+method(lambda self, n: ew.polygamma(self, _int_arg(n), out=self), "polygamma_")
 
 # torch.<name>_ module functions (torch.relu_(x), torch.exp_(x)...), for the names torch has them
 for _name in ("neg negative abs reciprocal square floor ceil round trunc fix frac exp exp2 expm1 log log2 log10 "

@@ -50,7 +50,7 @@ def ndtr(input, *, out=None):
 
 @_export
 def polygamma(n, input, *, out=None):
-    return ew.polygamma(input, n, out=out)
+    return _pw.polygamma(n, input, out=out)
 
 
 @_export

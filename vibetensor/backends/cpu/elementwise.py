@@ -281,11 +281,6 @@ def _special(f):
     return lambda x, out: _put(out, f(x))
 
 
-def _scipy_special(name):
-    """The old name of a special function (erf, erfc, ...): now vibetensor's own, in special.py."""
-    return getattr(sp, name)
-
-
 def _nan_to_num(spec, out, a, nan=None, posinf=None, neginf=None):
     x = array(a)
     if x.dtype.kind in "iub":

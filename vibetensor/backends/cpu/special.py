@@ -1,9 +1,10 @@
 """Special functions on NumPy arrays, vectorised, to float64 accuracy (no SciPy).
 
 Every public function takes array-likes (any real dtype), computes in float64 and returns a float64
-ndarray of the broadcast shape; the kernels cast to the op's result dtype. Each function works
-region by region on the elements that fall in it (boolean masks), so costly branches only see
-their own elements. Values at poles, infinities and NaN follow torch (noted where torch is odd).
+ndarray of the broadcast shape; the kernels cast to the op's result dtype. Arrays are processed in
+cache-sized blocks. Cheap piecewise forms compute every piece and pick (np.where); costly ones work
+region by region on the elements that fall in it (_fill, boolean masks). Values at poles,
+infinities and NaN follow torch (noted where torch is odd).
 
 Algorithms (all from the literature, written here for NumPy):
   erf, erfc, erfcx  W. J. Cody's rational Chebyshev approximations (Math. Comp. 23, 1969; netlib
@@ -15,7 +16,8 @@ Algorithms (all from the literature, written here for NumPy):
                     recurrence, Stirling's series from 10 on, reflection for x <= -0.5.
   digamma           recurrence to x >= 10 and the asymptotic series (torch's algorithm: Cephes).
   zeta, polygamma   Hurwitz zeta by direct summation and the Euler-Maclaurin tail;
-                    polygamma(n, x) = (-1)^(n+1) n! zeta(n + 1, x).
+                    polygamma(n, x) = (-1)^(n+1) n! zeta(n + 1, x); trigamma_float32 is torch's
+                    own float32 trigamma (inexact next to poles), so float32 results match it.
   i0, i0e, i1, i1e  power series for |x| <= 20, Hankel's asymptotic series beyond.
 """
 import math
@@ -23,7 +25,6 @@ from fractions import Fraction
 
 import numpy as np
 
-_EPS = 2.0 ** -53                 # unit roundoff of float64
 _INF, _NAN = float("inf"), float("nan")
 _EULER = 0.57721566490153286061   # Euler-Mascheroni constant
 _ONE_MINUS_EULER = 0.42278433509846713939
@@ -299,8 +300,13 @@ def _zeta_sum(s, q):
     tail = shift <= converged
     n = np.where(tail, shift, converged)
     total = np.zeros_like(q)
+    live = np.arange(q.size)
     for k in range(int(n.max(initial=0.0))):
-        total += np.where(n > k, power(q + k, 0), 0.0)
+        more = n[live] > k
+        if 2 * np.count_nonzero(more) < live.size:  # gather the few still summing (rarely pays otherwise)
+            live = live[more]
+            more = np.ones(live.size, bool)
+        total[live] += np.where(more, power(q[live] + k, 0, live), 0.0)
     i = np.nonzero(tail)[0]
     if i.size:
         si, wi = s[i], q[i] + n[i]
