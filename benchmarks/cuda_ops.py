@@ -11,27 +11,17 @@ A missing op prints n/a with the reason, never a number.
 import argparse
 import json
 import statistics
-import time
 
 import torch
+from timing import host_seconds
 
 import vibetensor.torch as vt
 
 MiB = 1 << 20
 
 
-def host_us(fn, sync, calls=1000, rounds=9):
-    for _ in range(50):
-        fn()
-    sync()
-    samples = []
-    for _ in range(rounds):
-        t0 = time.perf_counter()
-        for _ in range(calls):
-            fn()
-        samples.append((time.perf_counter() - t0) / calls)
-        sync()
-    return statistics.median(samples) * 1e6
+def host_us(fn, sync):
+    return host_seconds(fn, sync, calls=1000, rounds=9, warmup=50) * 1e6
 
 
 def device_ms(lib, fn, sets, reps=10):

@@ -12,7 +12,6 @@ import argparse
 import json
 import statistics
 import sys
-import time
 
 import numpy as np
 
@@ -23,6 +22,7 @@ import triton.language as tl  # noqa: E402
 
 from vibetensor.runtime.cuda import driver as drv  # noqa: E402
 from vibetensor.runtime.cuda import graphs, launcher, stream as streams  # noqa: E402
+from timing import host_seconds  # noqa: E402
 
 
 @triton.jit
@@ -51,16 +51,7 @@ def to_host(p, n):
 
 
 def host_time(fn, calls=2000, rounds=11):
-    for _ in range(100):
-        fn()
-    samples = []
-    for _ in range(rounds):
-        t0 = time.perf_counter()
-        for _ in range(calls):
-            fn()
-        samples.append((time.perf_counter() - t0) / calls)
-        streams.synchronize()
-    return statistics.median(samples)
+    return host_seconds(fn, streams.synchronize, calls, rounds)
 
 
 def main():

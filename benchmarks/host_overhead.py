@@ -8,11 +8,10 @@ of the mean time per call; ratio = vibetensor / torch (lower is better, target <
 """
 import argparse
 import json
-import statistics
-import time
 
 import numpy as np
 import torch
+from timing import host_seconds
 
 import vibetensor.torch as vt
 
@@ -28,16 +27,8 @@ CASES = [  # (name, fn(lib, x, y)) on two (1024,) float32 tensors
 ]
 
 
-def time_per_call(fn, x, y, calls=2000, rounds=15):
-    for _ in range(200):
-        fn(x, y)
-    samples = []
-    for _ in range(rounds):
-        t0 = time.perf_counter()
-        for _ in range(calls):
-            fn(x, y)
-        samples.append((time.perf_counter() - t0) / calls)
-    return statistics.median(samples)
+def time_per_call(fn, x, y):
+    return host_seconds(lambda: fn(x, y), calls=2000, rounds=15, warmup=200)
 
 
 def main():
