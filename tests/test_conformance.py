@@ -183,3 +183,17 @@ def test_cli_forwards_to_the_command(capsys):
 ])
 def test_failure_categories(outcome, reason, cat):
     assert runner.category(outcome, reason) == cat
+
+
+@pytest.mark.parametrize("ours, theirs, exact, ok", [
+    ([1.0, 2.0], [1.0, 2.0], [1.0, 2.0], True),
+    ([1.0, 2.0], [1.0, 2.5], [1.0, 2.0], True),           # torch is off, we are exact
+    ([1.0, 2.2], [1.0, 2.5], [1.0, 2.0], True),           # both off, we are closer
+    ([1.0, 2.9], [1.0, 2.5], [1.0, 2.0], False),          # we are farther from the exact result
+    ([1.0, 2.0], [1.0, float("nan")], [1.0, 2.0], True),  # torch overflowed to NaN, we did not
+    ([1.0, float("nan")], [1.0, 2.0], [1.0, 2.0], False),
+])
+def test_no_worse_than_torch(ours, theirs, exact, ok):
+    from vibetensor_conformance.properties import no_worse
+    reason = no_worse(vt.tensor(ours), torch.tensor(theirs), torch.tensor(exact, dtype=torch.float64), (1.3e-6, 1e-5))
+    assert (reason is None) == ok, reason

@@ -88,18 +88,20 @@ def backendbench_summary(results):
     by = {(r.full_name, r.dtype): r for r in results}
     out = {}
     for dtype in dict.fromkeys(r.dtype for r in results):
-        status = {}
+        status, with_grad = {}, 0
         for overload, entries in backendbench_ops():
             ran = [by[e, dtype] for e in entries if (e, dtype) in by]
             status[overload] = "untested" if not ran else ("pass" if all(r.forward_ok for r in ran) else "fail")
+            with_grad += bool(ran) and all(r.fully_passing for r in ran)
         counts = Counter(status.values())
         out[dtype] = {"passing": counts["pass"], "failing": counts["fail"], "untested": counts["untested"],
-                      "of": len(status), "overloads": status}
+                      "passing_with_grad": with_grad, "of": len(status), "overloads": status}
     return out
 
 
 def backendbench_lines(summary):
-    return [f"BackendBench: {s['passing']} of {s['of']} ATen overloads fully passing ({dtype}, forward)"
+    return [f"BackendBench: {s['passing']} of {s['of']} ATen overloads fully passing ({dtype}, forward; "
+            f"{s['passing_with_grad']} with gradients too)"
             + (f"; {s['untested']} untested" if s["untested"] else "") for dtype, s in summary.items()]
 
 

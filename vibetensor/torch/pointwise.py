@@ -20,24 +20,32 @@ from vibetensor.torch.tensor_methods import inplace, method
 __all__ = []
 
 
-def _export(fn, name=None):
-    name = name or fn.__name__
-    fn.__name__ = fn.__qualname__ = name
-    globals()[name] = fn
-    __all__.append(name)
-    return fn
+def _exporter(namespace):
+    """The @_export decorator of a front-door module (special.py uses it too): puts fn, under `name`,
+    into that module's namespace and its __all__."""
+    def export(fn, name=None):
+        name = name or fn.__name__
+        fn.__name__ = fn.__qualname__ = name
+        fn.__module__ = namespace["__name__"]  # special's functions are built here but live there
+        namespace[name] = fn
+        namespace["__all__"].append(name)
+        return fn
+    return export
 
 
-def _unary_fn(op, name):
+_export = _exporter(globals())
+
+
+def _unary_fn(op, name, export=_export):
     def fn(input, *, out=None):
         return op(input, out=out)
-    return _export(fn, name)
+    return export(fn, name)
 
 
-def _binary_fn(op, name):
+def _binary_fn(op, name, export=_export):
     def fn(input, other, *, out=None):
         return op(input, other, out=out)
-    return _export(fn, name)
+    return export(fn, name)
 
 
 # -- the plain ops: torch.<name>(input[, other], *, out=None) ------------------------------------------------

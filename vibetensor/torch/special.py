@@ -10,26 +10,15 @@ from vibetensor.ops import elementwise as ew
 from vibetensor.torch import pointwise as _pw
 
 __all__ = []
-
-
-def _export(fn, name=None):
-    name = name or fn.__name__
-    fn.__name__ = fn.__qualname__ = name
-    globals()[name] = fn
-    __all__.append(name)
-    return fn
+_export = _pw._exporter(globals())
 
 
 def _unary(op, name):
-    def fn(input, *, out=None):
-        return op(input, out=out)
-    return _export(fn, name)
+    return _pw._unary_fn(op, name, _export)
 
 
 def _binary(op, name):
-    def fn(input, other, *, out=None):
-        return op(input, other, out=out)
-    return _export(fn, name)
+    return _pw._binary_fn(op, name, _export)
 
 
 for _name, _op in (("erf", ew.erf), ("erfc", ew.erfc), ("erfinv", ew.erfinv), ("erfcx", ew.special_erfcx),

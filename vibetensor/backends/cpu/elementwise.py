@@ -53,6 +53,16 @@ def _write(spec, res, compute):
 _HALVES = (dt.float16, dt.bfloat16)
 
 
+def _result(op, name, spec, out, first, args, compute):
+    """compute(dst) into a fresh output, or into the user's out= tensor (`first` is the operand that
+    makes it in-place): the one ending of every kernel factory below."""
+    if out is None:
+        res = output(name, None, spec.shape, spec.dtype, spec.device)
+        compute(array(res))
+        return res
+    return _write(spec, _target(op, spec, out, first, args), compute)
+
+
 def _unary(op, fn):
     """Register fn(x, out_array) as the kernel of a one-tensor op: kernel(a, out=None)."""
     meta, name = op.meta, op.name[4:]
@@ -60,11 +70,7 @@ def _unary(op, fn):
     def kernel(a, out=None):
         spec = meta(a)
         x = operand(a, np_compute(spec.common))
-        if out is None:
-            res = output(name, None, spec.shape, spec.dtype, spec.device)
-            fn(x, array(res))
-            return res
-        return _write(spec, _target(op, spec, out, a, (a,)), lambda dst: fn(x, dst))
+        return _result(op, name, spec, out, a, (a,), lambda dst: fn(x, dst))
     op.register(CPU, kernel)
 
 
@@ -76,11 +82,7 @@ def _binary(op, fn):
         spec = meta(a, b)
         ct = np_compute(spec.common)
         x, y = operand(a, ct), operand(b, ct)
-        if out is None:
-            res = output(name, None, spec.shape, spec.dtype, spec.device)
-            fn(x, y, array(res))
-            return res
-        return _write(spec, _target(op, spec, out, a, (a, b)), lambda dst: fn(x, y, dst))
+        return _result(op, name, spec, out, a, (a, b), lambda dst: fn(x, y, dst))
     op.register(CPU, kernel)
 
 
@@ -91,11 +93,7 @@ def _with_params(op, fn):
 
     def kernel(*args, out=None, **params):
         spec = meta(*args, **params)
-        if out is None:
-            res = output(name, None, spec.shape, spec.dtype, spec.device)
-            fn(spec, array(res), *args, **params)
-            return res
-        return _write(spec, _target(op, spec, out, args[0], args), lambda dst: fn(spec, dst, *args, **params))
+        return _result(op, name, spec, out, args[0], args, lambda dst: fn(spec, dst, *args, **params))
     op.register(CPU, kernel)
 
 
@@ -124,12 +122,7 @@ def _add(op, ufunc):
         x, y = operand(a, ct), operand(b, ct)
         if not (alpha.__class__ is int and alpha == 1) or ct.kind == "c":  # torch: complex b is always
             y = np.multiply(y, operand(alpha, ct), dtype=ct)                 # scaled ((1+0j) * inf has a nan)
-        if out is None:
-            res = output(name, None, spec.shape, spec.dtype, spec.device)
-            ufunc(x, y, out=array(res), casting="unsafe")
-            return res
-        return _write(spec, _target(op, spec, out, a, (a, b)),
-                      lambda dst: ufunc(x, y, out=dst, casting="unsafe"))
+        return _result(op, name, spec, out, a, (a, b), lambda dst: ufunc(x, y, out=dst, casting="unsafe"))
     op.register(CPU, kernel)
 
 

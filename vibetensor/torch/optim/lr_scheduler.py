@@ -168,7 +168,10 @@ def _lambda_load(self, state_dict):
             self.lr_lambdas[idx].__dict__.update(fn)
 
 
-class LambdaLR(LRScheduler):
+class _LambdaScheduler(LRScheduler):
+    """LambdaLR and MultiplicativeLR: one lr_lambda per param group (state_dict keeps only the
+    __dict__ of callable objects, as torch does)."""
+
     def __init__(self, optimizer, lr_lambda, last_epoch=-1):
         self.optimizer = optimizer
         self.lr_lambdas = _lambdas(optimizer, lr_lambda, "lr_lambdas")
@@ -176,19 +179,14 @@ class LambdaLR(LRScheduler):
 
     state_dict, load_state_dict = _lambda_state, _lambda_load
 
+
+class LambdaLR(_LambdaScheduler):
     def get_lr(self):
         _warn_get_lr_called_within_step(self)
         return [base_lr * lmbda(self.last_epoch) for lmbda, base_lr in zip(self.lr_lambdas, self.base_lrs)]
 
 
-class MultiplicativeLR(LRScheduler):
-    def __init__(self, optimizer, lr_lambda, last_epoch=-1):
-        self.optimizer = optimizer
-        self.lr_lambdas = _lambdas(optimizer, lr_lambda, "lr_lambdas")
-        super().__init__(optimizer, last_epoch)
-
-    state_dict, load_state_dict = _lambda_state, _lambda_load
-
+class MultiplicativeLR(_LambdaScheduler):
     def get_lr(self):
         _warn_get_lr_called_within_step(self)
         if not self._is_initial:

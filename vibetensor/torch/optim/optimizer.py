@@ -96,18 +96,8 @@ class Optimizer:
         self.param_groups.append(param_group)
 
     def zero_grad(self, set_to_none=True):
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                if set_to_none:
-                    p.grad = None
-                else:
-                    if p.grad.grad_fn is not None:
-                        p.grad.detach_()
-                    else:
-                        p.grad.requires_grad_(False)
-                    p.grad.zero_()
+        from vibetensor.torch.nn.modules.module import _zero_grads
+        _zero_grads(chain.from_iterable(group["params"] for group in self.param_groups), set_to_none)
 
     # -- step -------------------------------------------------------------------------------------
 
@@ -133,16 +123,12 @@ class Optimizer:
         raise NotImplementedError(f"{type(self).__name__} does not implement step")
 
     def register_step_pre_hook(self, hook):
-        from vibetensor.torch.nn.modules.module import RemovableHandle
-        handle = RemovableHandle(self._optimizer_step_pre_hooks)
-        self._optimizer_step_pre_hooks[handle.id] = hook
-        return handle
+        from vibetensor.torch.nn.modules.module import _add_hook
+        return _add_hook(self._optimizer_step_pre_hooks, hook)
 
     def register_step_post_hook(self, hook):
-        from vibetensor.torch.nn.modules.module import RemovableHandle
-        handle = RemovableHandle(self._optimizer_step_post_hooks)
-        self._optimizer_step_post_hooks[handle.id] = hook
-        return handle
+        from vibetensor.torch.nn.modules.module import _add_hook
+        return _add_hook(self._optimizer_step_post_hooks, hook)
 
     # -- state_dict -------------------------------------------------------------------------------
 

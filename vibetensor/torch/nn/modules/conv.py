@@ -1,11 +1,7 @@
 """Conv1d/2d/3d and ConvTranspose1d/2d/3d, with torch's default initialisation."""
-import math
-
-import vibetensor.torch as torch
 from vibetensor.torch.nn import functional as F
-from vibetensor.torch.nn import init
+from vibetensor.torch.nn.modules.linear import _kaiming_reset, _weight_and_bias
 from vibetensor.torch.nn.modules.module import Module
-from vibetensor.torch.nn.parameter import Parameter
 
 __all__ = ["Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d"]
 
@@ -55,22 +51,12 @@ class _ConvNd(Module):
             self._reversed_padding_repeated_twice = pads
         else:
             self._reversed_padding_repeated_twice = [p for p in reversed(self.padding) for _ in range(2)]
-        kw = {"device": device, "dtype": dtype}
         shape = (in_channels, out_channels // groups) if self.transposed else (out_channels, in_channels // groups)
-        self.weight = Parameter(torch.empty(shape + self.kernel_size, **kw))
-        if bias:
-            self.bias = Parameter(torch.empty(out_channels, **kw))
-        else:
-            self.register_parameter("bias", None)
+        _weight_and_bias(self, shape + self.kernel_size, out_channels, bias, device, dtype)
         self.reset_parameters()
 
     def reset_parameters(self):
-        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        if self.bias is not None:
-            fan_in, _ = init._calculate_fan_in_and_fan_out(self.weight)
-            if fan_in != 0:
-                bound = 1 / math.sqrt(fan_in)
-                init.uniform_(self.bias, -bound, bound)
+        _kaiming_reset(self.weight, self.bias, skip_empty_bias=True)
 
     def extra_repr(self):
         s = "{in_channels}, {out_channels}, kernel_size={kernel_size}, stride={stride}"

@@ -10,6 +10,27 @@ from vibetensor.torch.nn.parameter import Parameter
 __all__ = ["Identity", "Linear", "Bilinear"]
 
 
+def _weight_and_bias(module, weight_shape, out_features, bias, device, dtype):
+    """module.weight of weight_shape and module.bias of (out_features,) or None, left for
+    reset_parameters to fill (Linear, Bilinear, Conv)."""
+    module.weight = Parameter(torch.empty(weight_shape, device=device, dtype=dtype))
+    if bias:
+        module.bias = Parameter(torch.empty(out_features, device=device, dtype=dtype))
+    else:
+        module.register_parameter("bias", None)
+
+
+def _kaiming_reset(weight, bias, skip_empty_bias=False):
+    """torch's default Linear/Conv initialisation: weight kaiming_uniform_(a=sqrt(5)), bias uniform in
+    +-1/sqrt(fan_in). With fan_in 0, Linear draws the bias from [0, 0]; Conv (skip_empty_bias) leaves it."""
+    init.kaiming_uniform_(weight, a=math.sqrt(5))
+    if bias is not None:
+        fan_in, _ = init._calculate_fan_in_and_fan_out(weight)
+        if fan_in != 0 or not skip_empty_bias:
+            bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
+            init.uniform_(bias, -bound, bound)
+
+
 class Identity(Module):
     def __init__(self, *args, **kwargs):
         super().__init__()
@@ -21,21 +42,12 @@ class Identity(Module):
 class Linear(Module):
     def __init__(self, in_features, out_features, bias=True, device=None, dtype=None):
         super().__init__()
-        kw = {"device": device, "dtype": dtype}
         self.in_features, self.out_features = in_features, out_features
-        self.weight = Parameter(torch.empty((out_features, in_features), **kw))
-        if bias:
-            self.bias = Parameter(torch.empty(out_features, **kw))
-        else:
-            self.register_parameter("bias", None)
+        _weight_and_bias(self, (out_features, in_features), out_features, bias, device, dtype)
         self.reset_parameters()
 
     def reset_parameters(self):
-        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        if self.bias is not None:
-            fan_in, _ = init._calculate_fan_in_and_fan_out(self.weight)
-            bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
-            init.uniform_(self.bias, -bound, bound)
+        _kaiming_reset(self.weight, self.bias)
 
     def forward(self, input):
         return F.linear(input, self.weight, self.bias)
@@ -51,13 +63,8 @@ class NonDynamicallyQuantizableLinear(Linear):
 class Bilinear(Module):
     def __init__(self, in1_features, in2_features, out_features, bias=True, device=None, dtype=None):
         super().__init__()
-        kw = {"device": device, "dtype": dtype}
         self.in1_features, self.in2_features, self.out_features = in1_features, in2_features, out_features
-        self.weight = Parameter(torch.empty((out_features, in1_features, in2_features), **kw))
-        if bias:
-            self.bias = Parameter(torch.empty(out_features, **kw))
-        else:
-            self.register_parameter("bias", None)
+        _weight_and_bias(self, (out_features, in1_features, in2_features), out_features, bias, device, dtype)
         self.reset_parameters()
 
     def reset_parameters(self):
