@@ -26,7 +26,7 @@ def run_one(op, dtype=torch.float32, **kw):
     return runner.run_entry(op, dtype, **kw)
 
 
-def renamed(op, name, fn=None):
+def renamed(op, name):
     """A copy of an OpInfo entry that resolves to vibetensor.torch.<name> (monkeypatched in by the test)."""
     fake = copy.copy(op)
     fake.name = name
@@ -47,6 +47,12 @@ def test_conversion_keeps_values_and_layout(make):
     assert (tuple(ours.shape), ours.stride(), ours.storage_offset()) == (tuple(t.shape), t.stride(), t.storage_offset())
     assert ours.dtype is vt.float32
     assert (convert.vt_to_numpy(ours) == t.numpy()).all()
+
+
+def test_conversion_materialises_conj_views():
+    t = torch.tensor([[1 + 2j, 3 - 1j], [0.5j, 2]], dtype=torch.complex64).t().conj()  # a lazy conj bit
+    ours = convert.Converter()(t)
+    assert ours.dtype is vt.complex64 and (convert.vt_to_numpy(ours) == t.resolve_conj().numpy()).all()
 
 
 def test_conversion_shares_storage_and_leaves():

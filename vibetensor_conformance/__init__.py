@@ -6,7 +6,7 @@ OpInfo sample inputs (torch.testing._internal.common_methods_invocations.op_db).
     vibetensor conformance --backendbench --json conformance.json
 
 This package imports torch (it is the oracle), so it lives beside vibetensor, never inside it; it
-needs the `test` extra (torch) installed. Importing this module itself does not import torch.
+needs torch installed (the `test` extra). Importing this module itself does not import torch.
 """
 import argparse
 import sys
@@ -20,11 +20,13 @@ def parser():
         prog="vibetensor conformance", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="An entry fully passes when every sample passes forward and every gradient checked passes. "
                "Random ops are checked by properties (shape, dtype, support, moments against torch's draws).")
-    ap.add_argument("--device", default="cpu", help="where our side runs: cpu or cuda (torch, the oracle, runs on CPU)")
+    ap.add_argument("--device", default="cpu",
+                    help="where our side runs: cpu or cuda (torch, the oracle, runs on CPU)")
     ap.add_argument("--dtype", action="append", dest="dtypes", metavar="DTYPE",
                     help="dtype to test (repeatable; default float32), e.g. float32, bfloat16, float64, int64")
     ap.add_argument("--op", dest="op_filter", metavar="REGEX",
-                    help="only entries whose name (or name.variant) fully matches REGEX, e.g. 'add|nn\\.functional\\..*'")
+                    help="only entries whose name (or name.variant) fully matches REGEX, "
+                         "e.g. 'add|nn\\.functional\\..*'")
     ap.add_argument("--backendbench", action="store_true",
                     help="only the OpInfo entries that exercise BackendBench's 297 ATen overloads, and print which "
                          "overloads fully pass")

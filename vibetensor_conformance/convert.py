@@ -114,11 +114,9 @@ class Converter:
             raise Unsupported(f"layout {t.layout}")
         if t.is_quantized or t.is_nested:
             raise Unsupported("quantized or nested tensor")
-        if t.dtype in (torch.complex32, torch.float8_e4m3fn, torch.float8_e5m2) or t.dtype.is_floating_point is None:
-            raise Unsupported(f"dtype {t.dtype}")
-        dtype = vt_dtype(t.dtype)
+        dtype = vt_dtype(t.dtype)  # Unsupported for dtypes we lack (complex32, float8, uint16...)
         if t.is_conj() or t.is_neg():  # lazy conj/neg bits: materialise (values are what count)
-            t0 = t.detach().resolve_conj().resolve_neg()
+            t0 = t.detach().resolve_conj().resolve_neg().contiguous()
             shape, stride, offset, flat = tuple(t0.shape), t0.stride(), 0, self._flat(t0, dtype, key=False)
         else:
             shape, stride, offset = tuple(t.shape), t.stride(), t.storage_offset()

@@ -68,3 +68,5 @@ from vibetensor.torch.autograd import (  # noqa: E402,F401
 from vibetensor.torch import special  # noqa: E402,F401  (torch.special)
 
 from vibetensor.torch import optim  # noqa: E402,F401  (torch.optim)
+
+from vibetensor.torch.tensor_methods import clone  # noqa: E402,F401  (torch.clone(input))

@@ -371,6 +371,8 @@ def arange(*args, start=None, end=None, step=None, out=None, dtype=None, layout=
     integer, else the default float dtype."""
     if len(args) == 1 and end is None:
         end, = args
+    elif len(args) == 1:  # arange(start, end=...)
+        start, = args
     elif len(args) in (2, 3):
         start, end = args[:2]
         step = args[2] if len(args) == 3 else step

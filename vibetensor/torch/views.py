@@ -252,6 +252,12 @@ def diagonal(input, offset=0, dim1=0, dim2=1):
     return v.diagonal(input, _int(offset), _int(dim1), _int(dim2))
 
 
+def unsafe_split(tensor, split_size_or_sections, dim=0):
+    """torch.unsafe_split: torch's split without its multi-output view checks. Ours returns split's
+    views (same values and aliasing); only writing into them in place under autograd is refused."""
+    return split(tensor, split_size_or_sections, dim)
+
+
 def split(tensor, split_size_or_sections, dim=0):
     if isinstance(split_size_or_sections, (list, tuple)):
         return v.split_with_sizes(tensor, sh.as_shape((split_size_or_sections,), "split"), _int(dim))
@@ -398,7 +404,7 @@ for _alias, _target in (("swapaxes", transpose), ("swapdims", transpose), ("move
     method(_target, _alias)
 
 
-__all__ = ["reshape", "flatten", "unflatten", "squeeze", "unsqueeze", "permute", "transpose", "swapaxes", "swapdims",
+__all__ = ["unsafe_split", "reshape", "flatten", "unflatten", "squeeze", "unsqueeze", "permute", "transpose", "swapaxes", "swapdims",
            "t", "movedim", "moveaxis", "adjoint", "broadcast_to", "broadcast_shapes", "broadcast_tensors", "narrow",
            "select", "as_strided", "diagonal", "split", "split_with_sizes", "chunk", "tensor_split", "unbind",
            "view_as_real", "view_as_complex", "real", "imag", "atleast_1d", "atleast_2d", "atleast_3d", "index_put"]
