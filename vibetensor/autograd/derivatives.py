@@ -209,36 +209,15 @@ def derivative(op, save=(), name=None, inplace=False, geometry=()):
 
 # -- the Autograd-key kernel ---------------------------------------------------------------------------
 
-def _collect(args):
-    """Edges, metadata and layout of an op's positional arguments; edges is None when no tensor
-    argument requires grad."""
-    edges, metas, layout = [], [], []
-    wanted = False
-    for a in args:
-        if isinstance(a, Tensor):
-            layout.append(True)
-            metas.append(TensorMeta(a))
-            if requires_grad(a):
-                edges.append(gradient_edge(a))
-                wanted = True
-            else:
-                edges.append(_NO_EDGE)
-        elif (type(a) is list or type(a) is tuple) and any(isinstance(b, Tensor) for b in a):
-            flags = []
-            for b in a:
-                is_t = isinstance(b, Tensor)
-                flags.append(is_t)
-                if is_t:
-                    metas.append(TensorMeta(b))
-                    if requires_grad(b):
-                        edges.append(gradient_edge(b))
-                        wanted = True
-                    else:
-                        edges.append(_NO_EDGE)
-            layout.append(tuple(flags))
-        else:
-            layout.append(None)
-    return (edges if wanted else None), metas, layout
+def _record(t, metas, edges):
+    """Append tensor t's TensorMeta and gradient edge; return (meta, whether t requires grad)."""
+    meta = TensorMeta(t)
+    metas.append(meta)
+    if requires_grad(t):
+        edges.append(gradient_edge(t))
+        return meta, True
+    edges.append(_NO_EDGE)
+    return meta, False
 
 
 def _inputs(args, save, snapshot_self=False, geometry=()):
@@ -249,14 +228,9 @@ def _inputs(args, save, snapshot_self=False, geometry=()):
     wanted = False
     for i, a in enumerate(args):
         if isinstance(a, Tensor):
-            meta = TensorMeta(a)
-            metas.append(meta)
+            meta, grad = _record(a, metas, edges)
+            wanted |= grad
             layout.append(True)
-            if requires_grad(a):
-                edges.append(gradient_edge(a))
-                wanted = True
-            else:
-                edges.append(_NO_EDGE)
             if i in save:
                 kept.append(SavedVariable(_snapshot(a) if (i == 0 and snapshot_self) else a))
             else:
@@ -267,13 +241,8 @@ def _inputs(args, save, snapshot_self=False, geometry=()):
                 is_t = isinstance(b, Tensor)
                 flags.append(is_t)
                 if is_t:
-                    meta = TensorMeta(b)
-                    metas.append(meta)
-                    if requires_grad(b):
-                        edges.append(gradient_edge(b))
-                        wanted = True
-                    else:
-                        edges.append(_NO_EDGE)
+                    meta, grad = _record(b, metas, edges)
+                    wanted |= grad
                     items.append(SavedVariable(b) if i in save else meta)
                 else:
                     items.append(b)
@@ -476,7 +445,7 @@ def _not_implemented_kernel(op):
         if target is not None:
             check_inplace(target)
             before = RAW_GRAD_FN.__get__(target)
-        edges, metas, _ = _collect(args)
+        edges, metas, _, _ = _inputs(args, ())
         result = op.redispatch(None, *args, **kwargs)  # grad mode stays on: composites are traced
         outs = [result] if isinstance(result, Tensor) else \
             [o for o in result if isinstance(o, Tensor)] if isinstance(result, (tuple, list)) else []

@@ -5,11 +5,10 @@ is imported only when a CUDA device is used, so the CPU path never needs the CUD
 """
 import numpy as np
 
-_cuda_index = 0
-
-
 def current_cuda_device_index():
-    return _cuda_index
+    """This thread's current CUDA device (the driver layer's; reading it imports no CUDA package)."""
+    from vibetensor.runtime.cuda import driver
+    return driver.current_device()
 
 
 def host_alloc(nbytes):

@@ -22,3 +22,11 @@ def collapse(shape, *strides):
             for st, s in zip(out_strides, strides):
                 st.append(s[i])
     return tuple(out_shape), [tuple(st) for st in out_strides]
+
+
+def broadcast_strides(shape, stride, to_shape):
+    """Strides of a (shape, stride) operand viewed at the broadcast shape `to_shape`: 0 along the
+    dims it is broadcast over (missing leading dims and size-1 dims that expand)."""
+    pad = len(to_shape) - len(shape)
+    sizes, strides = (1,) * pad + tuple(shape), (0,) * pad + tuple(stride)
+    return tuple(0 if n == 1 and m != 1 else st for n, m, st in zip(sizes, to_shape, strides))

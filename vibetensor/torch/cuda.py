@@ -31,8 +31,6 @@ def current_device():
 def set_device(device):
     index = device if isinstance(device, int) else getattr(device, "index", None)
     _drv.set_device(0 if index is None else index)
-    import vibetensor.runtime as rt
-    rt._cuda_index = _drv.current_device()
 
 
 class device:

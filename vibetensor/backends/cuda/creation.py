@@ -13,8 +13,7 @@ from vibetensor.ops import creation as c
 from vibetensor.ops.meta import bump_version
 from vibetensor.runtime.cuda import graphs, launcher, memory
 from vibetensor.runtime.cuda import stream as streams
-from vibetensor.tensor import dtype as dt
-from vibetensor.tensor.iterator import collapse
+from vibetensor.tensor.iterator import broadcast_strides, collapse
 from vibetensor.tensor.tensor import array, empty, empty_cpu
 
 CUDA = DispatchKey.CUDA
@@ -77,47 +76,22 @@ def _contiguous_same(dst, src):
 
 def _device_copy(dst, src):
     """Strided, casting copy between two CUDA tensors of the same shape (src may broadcast)."""
-    if dst._dtype.is_complex or src._dtype.is_complex:
-        if dst._dtype is not src._dtype:
-            raise NotImplementedError("copy_: casts involving complex dtypes are not supported on CUDA yet")
+    if dst._dtype.is_complex or src._dtype.is_complex:  # a same-dtype dense copy is a memcpy instead
+        raise NotImplementedError("copy_: strided or casting copies of complex tensors are not supported on "
+                                  "CUDA yet")
     n = dst.numel()
     if n == 0:
         return
-    src_stride = _broadcast_strides(src, dst._shape)
+    src_stride = broadcast_strides(src._shape, src._stride, dst._shape)
     shape, (ss, ds) = collapse(dst._shape, src_stride, dst._stride)
-    if dst._dtype.is_complex:  # same complex dtype: copy as pairs of reals
-        raise NotImplementedError("copy_: strided complex copies are not supported on CUDA yet")
     if len(shape) > MAX_DIMS:
         raise NotImplementedError(f"copy_: more than {MAX_DIMS} non-mergeable dims on CUDA")
     pad = MAX_DIMS - len(shape)
     shape, ss, ds = (1,) * pad + shape, (0,) * pad + ss, (0,) * pad + ds
-    copy_kernel(_grid(n), _elem_ptr(src), _elem_ptr(dst), n, shape[1], shape[2], shape[3], *ss, *ds)
+    copy_kernel(_grid(n), src, dst, n, shape[1], shape[2], shape[3], *ss, *ds)
 
 
-class _ElemPtr:
-    """A tensor's first-element pointer with its dtype, as Triton's launcher wants it."""
-    __slots__ = ("ptr", "dtype")
-
-    def __init__(self, t):
-        self.ptr, self.dtype = t.data_ptr(), t._dtype
-
-    def data_ptr(self):
-        return self.ptr
-
-
-def _elem_ptr(t):
-    return _ElemPtr(t)
-
-
-def _broadcast_strides(src, shape):
-    """src's strides viewed at `shape` (0 where src broadcasts)."""
-    pad = len(shape) - src.ndim
-    strides = (0,) * pad + tuple(src._stride)
-    sizes = (1,) * pad + tuple(src._shape)
-    return tuple(0 if n == 1 and m != 1 else st for n, m, st in zip(sizes, shape, strides))
-
-
-def copy_(dst, src, non_blocking=False):
+def copy_(dst, src):
     c.copy_meta(dst, src)
     stream = streams.current_stream(dst._device.index if dst.is_cuda else src._device.index)
     if dst.is_cuda and src.is_cuda:
@@ -128,16 +102,12 @@ def copy_(dst, src, non_blocking=False):
     elif dst.is_cuda:  # host -> device
         host = array(src)
         if not (_contiguous_same(dst, src) and host.flags.c_contiguous):
-            staged = np.ascontiguousarray(np.broadcast_to(host, dst._shape).astype(dst._dtype.np))
-            host, src_t = staged, None
-        pinned = memory.block_of(host) is not None
-        if dst.is_contiguous():
-            memory.copy_h2d(dst.data_ptr(), host.ctypes.data, host.nbytes, stream, blocking=not pinned)
-        else:
-            tmp = empty(dst._shape, dst._dtype, dst._device)
-            memory.copy_h2d(tmp.data_ptr(), host.ctypes.data, host.nbytes, stream, blocking=not pinned)
-            _device_copy(dst, tmp)
-        block = memory.block_of(host)
+            host = np.ascontiguousarray(np.broadcast_to(host, dst._shape).astype(dst._dtype.np))
+        block = memory.block_of(host)  # pinned memory: the copy may run asynchronously
+        target = dst if dst.is_contiguous() else empty(dst._shape, dst._dtype, dst._device)
+        memory.copy_h2d(target.data_ptr(), host.ctypes.data, host.nbytes, stream, blocking=block is None)
+        if target is not dst:
+            _device_copy(dst, target)
         if block is not None:
             block.record_stream(stream)
     else:  # device -> host: the host waits for the bytes, which a graph capture cannot do

@@ -18,7 +18,7 @@ from vibetensor.dispatch import DispatchKey, get, ops
 from vibetensor.ops.meta import bump_version, output
 from vibetensor.runtime.cuda import launcher
 from vibetensor.tensor import dtype as dt
-from vibetensor.tensor.iterator import collapse
+from vibetensor.tensor.iterator import broadcast_strides, collapse
 from vibetensor.tensor.tensor import Tensor
 
 CUDA = DispatchKey.CUDA
@@ -241,13 +241,6 @@ def _bits(value, is_float):
     return int(value)
 
 
-def _strides_at(t, shape):
-    """t's strides viewed at the broadcast `shape` (0 where t broadcasts)."""
-    pad = len(shape) - t.ndim
-    sizes, strides = (1,) * pad + t._shape, (0,) * pad + t._stride
-    return tuple(0 if n == 1 and m != 1 else st for n, m, st in zip(sizes, shape, strides))
-
-
 def launch(name, spec, a, b, res, alpha=1):
     """Compute op `name` of operands a (and b) into `res` (allocated by the caller)."""
     n = res.numel()
@@ -272,7 +265,7 @@ def launch(name, spec, a, b, res, alpha=1):
         raise NotImplementedError(f"{name}: both operands are numbers")
     contig = res.is_contiguous() and all(t._shape == res._shape and t.is_contiguous() for t in tensors)
     if not contig:
-        shape, strides = collapse(res._shape, *(_strides_at(t, res._shape) if isinstance(t, Tensor) else
+        shape, strides = collapse(res._shape, *(broadcast_strides(t._shape, t._stride, res._shape) if isinstance(t, Tensor) else
                                                 (0,) * res.ndim for t in (a, b if b is not None else a, res)))
         if len(shape) > MAX_DIMS:
             raise NotImplementedError(f"{name}: more than {MAX_DIMS} non-mergeable dims on CUDA")

@@ -745,6 +745,24 @@ class _Locked:
                 self._owner = None
             self._lock.release()
 
+    def free(self, handle, from_gc=False):
+        """Give the handle's memory back (PyTorch: the DataPtr deleter). Each backend says what its
+        handles hold (a Block, or a pointer) through `_free_block_of`."""
+        block = handle._block
+        if block is None:
+            return
+        handle._block = None
+        if block is _NO_BLOCK:
+            return
+        if from_gc and self._reentrant():
+            self._deferred.append(block)
+            return
+        self._enter()
+        try:
+            self._free_block_of(block)
+        finally:
+            self._exit()
+
     def _reentrant(self):
         return self._owner == threading.get_ident()
 
@@ -794,23 +812,6 @@ class CachingAllocator(_Locked):
         finally:
             self._exit()
         return Allocation(self, block, nbytes, stream, block.ptr, block.size)
-
-    def free(self, handle, from_gc=False):
-        """Give the handle's block back (PyTorch: the DataPtr deleter)."""
-        block = handle._block
-        if block is None:
-            return
-        handle._block = None
-        if block is _NO_BLOCK:
-            return
-        if from_gc and self._reentrant():
-            self._deferred.append(block)
-            return
-        self._enter()
-        try:
-            self._free_block_of(block)
-        finally:
-            self._exit()
 
     def _free_block_of(self, block):
         del self.allocated_blocks[block.ptr]
@@ -1418,22 +1419,6 @@ class MallocAsyncAllocator(_Locked):
             f"\nFree (according to CUDA): {format_size(free)}"
             f"\nPyTorch limit (set by user-supplied memory fraction)"
             f"\n                        : {format_size(limit)}")
-
-    def free(self, handle, from_gc=False):
-        ptr = handle._block
-        if ptr is None:
-            return
-        handle._block = None
-        if ptr is _NO_BLOCK:
-            return
-        if from_gc and self._reentrant():
-            self._deferred.append(ptr)
-            return
-        self._enter()
-        try:
-            self._free_block_of(ptr)
-        finally:
-            self._exit()
 
     def _free_block_of(self, ptr):
         size, stream, recorded, pool_id = self.usage.pop(ptr)
