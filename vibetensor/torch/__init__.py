@@ -70,3 +70,6 @@ from vibetensor.torch import special  # noqa: E402,F401  (torch.special)
 from vibetensor.torch import optim  # noqa: E402,F401  (torch.optim)
 
 from vibetensor.torch.tensor_methods import clone  # noqa: E402,F401  (torch.clone(input))
+
+from vibetensor.torch import amp, utils  # noqa: E402,F401  (torch.amp, torch.utils.data)
+from vibetensor.torch.serialization import *  # noqa: E402,F401,F403  (torch.save / torch.load)

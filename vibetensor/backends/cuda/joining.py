@@ -1,0 +1,1 @@
+"""CUDA kernels: joining (being written)."""

@@ -1,0 +1,1 @@
+"""CUDA kernels: nn (being written)."""

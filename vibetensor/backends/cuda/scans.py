@@ -1,0 +1,1 @@
+"""CUDA kernels: scans (being written)."""

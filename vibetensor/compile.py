@@ -1,0 +1,1 @@
+"""vibetensor.compile: whole-step CUDA graph capture (being written)."""

@@ -1,0 +1,2 @@
+"""torch.save / torch.load in the safetensors format (being written)."""
+__all__ = []

@@ -1,0 +1,2 @@
+"""torch.utils."""
+from vibetensor.torch.utils import data  # noqa: F401
