@@ -116,7 +116,10 @@ class Tensor:
         return self.numel() * self._dtype.itemsize
 
     def is_contiguous(self, memory_format=None):
-        return _shape.is_contiguous(self._shape, self._stride)
+        if memory_format is None:
+            return _shape.is_contiguous(self._shape, self._stride)
+        from vibetensor.tensor import memory_format as mf  # (a leaf module; imported late to keep this file's imports plain)
+        return mf.is_contiguous(self._shape, self._stride, memory_format)
 
     def data_ptr(self):
         return self._storage.data_ptr() + self._offset * self._dtype.itemsize
@@ -131,6 +134,21 @@ class Tensor:
 
     def __hash__(self):
         return id(self)
+
+    def __reduce_ex__(self, proto):
+        """Pickling (DataLoader workers send batches this way): a CPU tensor as its bytes, dtype and
+        shape; the copy is a fresh contiguous leaf, requires_grad kept (a non-leaf too), as torch."""
+        if self._device.type != "cpu":
+            raise NotImplementedError(f"pickling a {self._device.type} tensor: copy it to the CPU (tensor.cpu()) "
+                                      "first; only CPU tensors pickle in vibetensor")
+        data = np.ascontiguousarray(array(self)).tobytes()
+        return (_rebuild_tensor, (data, self._dtype, self._shape, self._requires_grad))
+
+
+def _rebuild_tensor(data, dtype, shape, requires_grad):
+    t = from_array(np.frombuffer(bytearray(data), dtype.np).reshape(shape))
+    t._requires_grad = requires_grad
+    return t
 
 
 def set_requires_grad(t, flag):

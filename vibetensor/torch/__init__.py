@@ -13,6 +13,8 @@ from vibetensor.tensor.dtype import bool_ as bool  # noqa: A001
 from vibetensor.tensor.dtype import dtype  # noqa: F401
 from vibetensor.tensor.device import device  # noqa: F401
 from vibetensor.tensor.shape import Size  # noqa: F401
+from vibetensor.tensor.memory_format import (  # noqa: F401
+    channels_last, channels_last_3d, contiguous_format, memory_format, preserve_format)
 from vibetensor.tensor.tensor import Tensor  # noqa: F401
 from vibetensor.torch import tensor_methods as _tensor_methods  # noqa: F401  (installs Tensor methods)
 from vibetensor.torch.creation import (  # noqa: F401
@@ -67,9 +69,12 @@ from vibetensor.torch.autograd import (  # noqa: E402,F401
 
 from vibetensor.torch import special  # noqa: E402,F401  (torch.special)
 
+from vibetensor.torch._foreach import *  # noqa: E402,F401,F403  (torch._foreach_*, torch._fused_*)
 from vibetensor.torch import optim  # noqa: E402,F401  (torch.optim)
 
 from vibetensor.torch.tensor_methods import clone  # noqa: E402,F401  (torch.clone(input))
 
 from vibetensor.torch import amp, utils  # noqa: E402,F401  (torch.amp, torch.utils.data)
+globals().update({n: getattr(amp, n) for n in amp.TORCH_FUNCTIONS}, cpu=amp.cpu)  # torch.autocast, torch.cpu...
+from vibetensor.torch.aten import *  # noqa: E402,F401,F403  (torch.native_layer_norm..., torch.ops.aten)
 from vibetensor.torch.serialization import *  # noqa: E402,F401,F403  (torch.save / torch.load)
