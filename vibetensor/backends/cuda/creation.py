@@ -13,6 +13,7 @@ from vibetensor.ops import creation as c
 from vibetensor.ops.meta import bump_version
 from vibetensor.runtime.cuda import graphs, launcher, memory
 from vibetensor.runtime.cuda import stream as streams
+from vibetensor.tensor import dtype as dt
 from vibetensor.tensor.iterator import broadcast_strides, collapse
 from vibetensor.tensor.tensor import array, empty, empty_cpu
 
@@ -93,6 +94,10 @@ def _device_copy(dst, src):
 
 def copy_(dst, src):
     c.copy_meta(dst, src)
+    if dst.is_cuda and src.is_cuda and dst._device.index != src._device.index:
+        _peer_copy(dst, src)
+        bump_version(dst)
+        return dst
     stream = streams.current_stream(dst._device.index if dst.is_cuda else src._device.index)
     if dst.is_cuda and src.is_cuda:
         if _contiguous_same(dst, src):
@@ -121,6 +126,38 @@ def copy_(dst, src):
     return dst
 
 
+def _peer_copy(dst, src):
+    """Between two GPUs, as torch does it: on the source's current stream, after the work already
+    queued on both devices' current streams, and before any work queued later on the destination's.
+    Strided or casting copies go through dense buffers on either side of one cuMemcpyPeerAsync."""
+    from vibetensor.runtime.cuda import driver as drv
+    si, di = src._device.index, dst._device.index
+    same_dtype = src._dtype is dst._dtype
+    with drv.device_guard(si):
+        dense_src = src if same_dtype and src.is_contiguous() and tuple(src._shape) == tuple(dst._shape) else \
+            _dense_broadcast(src, dst)
+    with drv.device_guard(di):
+        dst_stream = streams.current_stream(di)
+        target = dst if dst.is_contiguous() else empty(dst._shape, dst._dtype, dst._device)
+        ready = dst_stream.record_event()  # dst's memory may still be in use on its stream
+    with drv.device_guard(si):
+        src_stream = streams.current_stream(si)
+        src_stream.wait_event(ready)
+        memory.copy_peer(target.data_ptr(), di, dense_src.data_ptr(), si, dst.numel() * dst.itemsize, src_stream)
+        done = src_stream.record_event()
+    with drv.device_guard(di):
+        dst_stream.wait_event(done)
+        if target is not dst:
+            _device_copy(dst, target)
+
+
+def _dense_broadcast(src, dst):
+    """src broadcast to dst's shape, contiguous, in dst's dtype, on src's device."""
+    out = empty(dst._shape, dst._dtype, src._device)
+    _device_copy(out, src)
+    return out
+
+
 def _dense(src, dtype):
     """A contiguous CUDA copy of src in `dtype`."""
     out = empty(src._shape, dtype, src._device)
@@ -128,5 +165,113 @@ def _dense(src, dtype):
     return out
 
 
+# -- ranges: arange, linspace, eye -----------------------------------------------------------------------------------
+# Computed on the device (no host data copied: capturable), in the arithmetic torch's CUDA kernels use:
+# arange in accscalar_t (float32 for float32 and half types, double for float64, int64 for integers);
+# linspace two-sided, step in float for integer results and in the dtype otherwise.
+
+@triton.jit
+def _range_kernel(out_ptr, n, start_bits, end_bits, step_bits, steps, LINSPACE: tl.constexpr,
+                  ACC: tl.constexpr, INT: tl.constexpr, BLOCK: tl.constexpr):
+    i = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    mask = i < n
+    if INT and not LINSPACE:  # integer arange: exact int64 arithmetic
+        v = tl.full((BLOCK,), start_bits, tl.int64) + tl.full((BLOCK,), step_bits, tl.int64) * i
+    else:
+        start = tl.full((BLOCK,), start_bits, tl.int64).to(tl.float64, bitcast=True).to(ACC)
+        step = tl.full((BLOCK,), step_bits, tl.int64).to(tl.float64, bitcast=True).to(ACC)
+        if LINSPACE:
+            end = tl.full((BLOCK,), end_bits, tl.int64).to(tl.float64, bitcast=True).to(ACC)
+            back = (steps - 1 - i).to(ACC)
+            v = tl.where(i < steps // 2, start + step * i.to(ACC), end - step * back)
+        else:
+            v = start + step * i.to(ACC)
+    tl.store(out_ptr + i, v.to(out_ptr.dtype.element_ty), mask=mask)
+
+
+@triton.jit
+def _eye_kernel(out_ptr, n, cols, BLOCK: tl.constexpr):
+    i = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    tl.store(out_ptr + i, ((i // cols) == (i % cols)).to(tl.float32).to(out_ptr.dtype.element_ty), mask=i < n)
+
+
+_range_kernels = {}
+eye_kernel = launcher.Kernel(_eye_kernel, BLOCK=BLOCK)
+
+
+def _range_launch(res, n, start, end, step, steps, linspace):
+    d = res._dtype
+    if d.is_complex:
+        raise NotImplementedError(f"{'linspace' if linspace else 'arange'}: complex tensors on CUDA are not "
+                                  "supported yet")
+    integral = d.category < 2
+    acc = tl.float64 if d is dt.float64 else tl.float32
+    key = (linspace, acc, integral)
+    k = _range_kernels.get(key)
+    if k is None:
+        k = _range_kernels[key] = launcher.Kernel(_range_kernel, LINSPACE=linspace, ACC=acc, INT=integral,
+                                                  BLOCK=BLOCK)
+    target = res if res.is_contiguous() else empty(res._shape, d, res._device)
+    if integral and not linspace:
+        bits = (int(start), 0, int(step))
+    else:
+        bits = tuple(int(np.float64(v).view(np.int64)) for v in (start, end, step))
+    k(_grid(n), target, n, *bits, steps)
+    if target is not res:
+        copy_(res, target)
+
+
+def _device_of(device, out):
+    return out._device if device is None and out is not None else device
+
+
+def arange(start, end, step, dtype, device=None, out=None):
+    shape = c.arange_meta(start, end, step, dtype)
+    res = c.range_output("arange", out, shape, dtype, _device_of(device, out))
+    if shape[0]:
+        _range_launch(res, shape[0], start, 0, step, 0, False)
+    return _bumped(res, out)
+
+
+def linspace(start, end, steps, dtype, device=None, out=None):
+    shape = c.linspace_meta(start, end, steps, dtype)
+    res = c.range_output("linspace", out, shape, dtype, _device_of(device, out))
+    if steps == 1:  # the start alone (both ends equal, so either formula gives it)
+        _range_launch(res, 1, start, start, 0.0, 1, True)
+    elif steps:
+        if dtype.category < 2:  # torch: integer endpoints, a float step, the sum truncated
+            start, end = int(start), int(end)
+            step = float(np.float32(end - start) / np.float32(steps - 1))
+        elif dtype is dt.float64:
+            step = (float(end) - float(start)) / (steps - 1)
+        else:
+            step = float(np.float32(np.float32(end) - np.float32(start)) / np.float32(steps - 1))
+        _range_launch(res, steps, start, end, step, steps, True)
+    return _bumped(res, out)
+
+
+def eye(n, m, dtype, device=None, out=None):
+    shape = c.eye_meta(n, m, dtype)
+    res = c.range_output("eye", out, shape, dtype, _device_of(device, out))
+    count = n * m
+    if count:
+        if dtype.is_complex:
+            raise NotImplementedError("eye: complex tensors on CUDA are not supported yet")
+        target = res if res.is_contiguous() else empty(res._shape, dtype, res._device)
+        eye_kernel(_grid(count), target, count, m)
+        if target is not res:
+            copy_(res, target)
+    return _bumped(res, out)
+
+
+def _bumped(res, out):
+    if out is not None:
+        bump_version(res)
+    return res
+
+
 c.full.register(CUDA, full)
 c.copy_.register(CUDA, copy_)
+c.arange.register(CUDA, arange)
+c.linspace.register(CUDA, linspace)
+c.eye.register(CUDA, eye)

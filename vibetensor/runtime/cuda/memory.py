@@ -42,6 +42,14 @@ def copy_d2d(dst_ptr, src_ptr, nbytes, stream):
         drv.call(_cu().cuMemcpyAsync, dst_ptr, src_ptr, nbytes, stream.handle)
 
 
+def copy_peer(dst_ptr, dst_index, src_ptr, src_index, nbytes, stream):
+    """Device `src_index` -> device `dst_index` (cuMemcpyPeerAsync, between the two primary
+    contexts; the driver routes it over NVLink/PCIe, staging through the host without peer access)."""
+    if nbytes:
+        drv.call(_cu().cuMemcpyPeerAsync, dst_ptr, drv.context(dst_index), src_ptr, drv.context(src_index), nbytes,
+                 stream.handle)
+
+
 class PinnedBlock:
     """Page-locked host memory, returned to the cache when the last array over it dies.
     Ownership runs one way (array -> ctypes buffer -> block), so refcounting frees it."""

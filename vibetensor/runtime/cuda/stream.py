@@ -5,6 +5,7 @@ on it orders with everything. Capture into a CUDA graph needs another stream (`S
 """
 import threading
 
+from vibetensor.runtime.cuda import device_errors
 from vibetensor.runtime.cuda import driver as drv
 
 
@@ -49,6 +50,7 @@ class Stream:
 
     def synchronize(self):
         drv.call(drv._driver().cuStreamSynchronize, self.handle)
+        device_errors.check(self.device_index)  # a kernel's out-of-range index raises here
 
     def wait_event(self, event):
         drv.call(drv._driver().cuStreamWaitEvent, self.handle, event.handle, 0)
