@@ -21,6 +21,7 @@ python3 benchmarks/cuda_runtime.py --json "$OUT/cuda_runtime.json" > "$OUT/bench
 bench_rc=$?
 python3 benchmarks/cuda_ops.py --json "$OUT/cuda_ops.json" > "$OUT/bench_ops.log" 2>&1
 ops_rc=$?
+python3 benchmarks/cuda_optim.py --json "$OUT/cuda_optim.json" > "$OUT/bench_optim.log" 2>&1 || ops_rc=1
 
 echo "== GPU tests (pytest -m cuda) =="
 grep -E "^(FAILED|ERROR)|Error|passed|failed" "$OUT/tests.log" | tail -n 15
@@ -28,4 +29,6 @@ echo "== CUDA runtime benchmark (vibetensor vs torch, same run) =="
 tail -n 8 "$OUT/bench_runtime.log"
 echo "== CUDA ops benchmark (vibetensor vs torch, same run) =="
 tail -n 12 "$OUT/bench_ops.log"
+echo "== CUDA optimizer benchmark (AdamW over 100 params, vibetensor vs torch foreach/fused) =="
+tail -n 9 "$OUT/bench_optim.log"
 exit $(( tests_rc != 0 || bench_rc != 0 || ops_rc != 0 ))

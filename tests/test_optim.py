@@ -1,5 +1,7 @@
-"""torch.optim against torch: 20-step training runs per optimiser configuration (parameters and
-optimiser state equal torch's), state_dict format and resume, scheduler traces, gradient clipping."""
+"""torch.optim against torch: 20-step training runs per optimiser configuration (parameters equal
+torch's after every step, optimiser state at the end), state_dict format and resume in both directions
+(torch's state_dict continues in ours and ours in torch's), 50-step scheduler traces, gradient clipping."""
+import copy
 import math
 from collections import OrderedDict
 
@@ -40,16 +42,28 @@ def batches(n):
 
 
 def train(lib, model, opt, data):
+    """Steps over data; returns the parameters (NumPy copies) after every step."""
+    trace = []
     for x, y in data:
         opt.zero_grad()
         loss = ((model(lib.from_numpy(x.copy())) - lib.from_numpy(y.copy())) ** 2).mean()
         loss.backward()
         opt.step()
+        trace.append([to_np(p) for p in model.parameters()])
+    return trace
+
+
+def assert_traces_close(v_trace, t_trace, rtol=2e-4, atol=1e-5):
+    assert len(v_trace) == len(t_trace)
+    for step, (vs, ts) in enumerate(zip(v_trace, t_trace)):
+        for i, (v, t) in enumerate(zip(vs, ts)):
+            np.testing.assert_allclose(v, t, rtol=rtol, atol=atol, err_msg=f"step {step + 1}, parameter {i}")
 
 
 # (name, class name, kwargs, first group overrides)
 OPTIMS = [
     ("sgd", "SGD", {"lr": 0.1}, {}),
+    ("sgd_weight_decay", "SGD", {"lr": 0.1, "weight_decay": 0.05}, {"lr": 0.05}),
     ("sgd_momentum", "SGD", {"lr": 0.05, "momentum": 0.9}, {"lr": 0.02}),
     ("sgd_nesterov_wd", "SGD", {"lr": 0.05, "momentum": 0.9, "nesterov": True, "weight_decay": 0.01}, {}),
     ("sgd_dampening_maximize", "SGD", {"lr": 0.05, "momentum": 0.5, "dampening": 0.3, "maximize": True},
@@ -57,8 +71,11 @@ OPTIMS = [
     ("adam", "Adam", {"lr": 0.01}, {"lr": 0.003}),
     ("adam_amsgrad_wd", "Adam", {"lr": 0.01, "amsgrad": True, "weight_decay": 0.1, "betas": (0.8, 0.99)}, {}),
     ("adam_maximize_eps", "Adam", {"lr": 0.01, "maximize": True, "eps": 1e-3}, {}),
+    ("adam_amsgrad_maximize", "Adam", {"lr": 0.01, "amsgrad": True, "maximize": True}, {"lr": 0.005}),
     ("adamw", "AdamW", {"lr": 0.01}, {"weight_decay": 0.5}),
     ("adamw_amsgrad", "AdamW", {"lr": 0.01, "amsgrad": True, "weight_decay": 0.05}, {}),
+    ("adamw_maximize", "AdamW", {"lr": 0.01, "maximize": True}, {"lr": 0.02}),
+    ("adamw_amsgrad_maximize", "AdamW", {"lr": 0.01, "amsgrad": True, "maximize": True, "weight_decay": 0.2}, {}),
     ("rmsprop", "RMSprop", {"lr": 0.01}, {}),
     ("rmsprop_centered_momentum", "RMSprop", {"lr": 0.01, "centered": True, "momentum": 0.9, "alpha": 0.9,
                                               "weight_decay": 0.01}, {"lr": 0.005}),
@@ -89,37 +106,62 @@ def test_optimizer_20_steps(line):
     vopt = getattr(vt.optim, cls)(groups(vm, first), **kw)
     assert repr(vopt) == repr(topt)
     data = batches(20)
-    train(torch, tm, topt, data)
-    train(vt, vm, vopt, data)
-    for (k, tp), (k2, vp) in zip(tm.named_parameters(), vm.named_parameters()):
-        assert k == k2
-        np.testing.assert_allclose(to_np(vp), to_np(tp), rtol=2e-4, atol=1e-5, err_msg=k)
+    assert_traces_close(train(vt, vm, vopt, data), train(torch, tm, topt, data))
+    assert [k for k, _ in vm.named_parameters()] == [k for k, _ in tm.named_parameters()]
     _compare_state(topt, vopt)
 
 
-@pytest.mark.parametrize("cls,kw", [("Adam", {"lr": 0.01, "amsgrad": True}), ("SGD", {"lr": 0.1, "momentum": 0.9}),
-                                    ("RMSprop", {"lr": 0.01, "centered": True}), ("Adagrad", {"lr": 0.1})])
-def test_optimizer_state_dict_resume(cls, kw):
+def _state_to(lib, sd):
+    """An optimizer state_dict with its tensors converted to lib's (the format is the same)."""
+    conv = to_vt if lib is vt else (lambda t: torch.from_numpy(to_np(t)))
+    return {"state": {i: {k: conv(v) for k, v in s.items()} for i, s in sd["state"].items()},
+            "param_groups": copy.deepcopy(sd["param_groups"])}
+
+
+def _model_like(lib, src):
+    """A fresh model of lib holding src's current weights."""
+    m = make_models()[0 if lib is torch else 1]
+    conv = to_vt if lib is vt else (lambda t: torch.from_numpy(to_np(t)))
+    m.load_state_dict(OrderedDict((k, conv(v)) for k, v in src.state_dict().items()))
+    return m
+
+
+RESUME = [
+    ("Adam", {"lr": 0.01, "amsgrad": True}, {"lr": 0.003}),
+    ("AdamW", {"lr": 0.01, "maximize": True, "weight_decay": 0.1}, {}),
+    ("SGD", {"lr": 0.1, "momentum": 0.9, "nesterov": True}, {"lr": 0.05}),
+    ("SGD", {"lr": 0.1, "momentum": 0.9, "dampening": 0.2}, {}),
+    ("RMSprop", {"lr": 0.01, "centered": True, "momentum": 0.5}, {"lr": 0.02}),
+    ("Adagrad", {"lr": 0.1, "lr_decay": 0.01}, {"lr": 0.05}),
+]
+
+
+@pytest.mark.parametrize("cls,kw,first", RESUME, ids=[f"{r[0]}{i}" for i, r in enumerate(RESUME)])
+def test_optimizer_state_dict_resume(cls, kw, first):
+    """After 10 steps, a fresh optimiser loads a state_dict and the next 10 steps continue identically:
+    ours from ours, ours from torch's, and torch's from ours."""
     tm, vm = make_models()
-    topt = getattr(torch.optim, cls)(tm.parameters(), **kw)
-    vopt = getattr(vt.optim, cls)(vm.parameters(), **kw)
+    topt = getattr(torch.optim, cls)(groups(tm, first), **kw)
+    vopt = getattr(vt.optim, cls)(groups(vm, first), **kw)
     data = batches(20)
-    train(torch, tm, topt, data)
-    train(vt, vm, vopt, data[:10])
-    # a fresh optimiser resumes from the saved state (torch's format: integer ids)
-    saved = vopt.state_dict()
-    vopt2 = getattr(vt.optim, cls)(vm.parameters(), **kw)
-    vopt2.load_state_dict(saved)
-    train(vt, vm, vopt2, data[10:])
-    for tp, vp in zip(tm.parameters(), vm.parameters()):
-        np.testing.assert_allclose(to_np(vp), to_np(tp), rtol=2e-4, atol=1e-5)
-    _compare_state(topt, vopt2)
-    # torch's own state_dict loads into ours
-    vopt3 = getattr(vt.optim, cls)(vm.parameters(), **kw)
-    tsd = topt.state_dict()
-    vopt3.load_state_dict({"state": {i: {k: to_vt(v) for k, v in s.items()} for i, s in tsd["state"].items()},
-                           "param_groups": tsd["param_groups"]})
-    _compare_state(topt, vopt3, rtol=0, atol=0)
+    assert_traces_close(train(vt, vm, vopt, data[:10]), train(torch, tm, topt, data[:10]))
+    t_sd, v_sd = topt.state_dict(), vopt.state_dict()  # (their tensors are the live state, as torch's)
+    resumed = {}
+    for name, lib, src_model, sd in (("vt<-vt", vt, vm, copy.deepcopy(v_sd)), ("vt<-torch", vt, tm, _state_to(vt, t_sd)),
+                                      ("torch<-vt", torch, vm, _state_to(torch, v_sd))):
+        m = _model_like(lib, src_model)
+        opt = getattr(lib.optim, cls)(groups(m, first), **kw)
+        opt.load_state_dict(sd)
+        resumed[name] = (m, opt)
+    # the loaded state is exactly the saved one
+    _compare_state(topt, resumed["vt<-torch"][1], rtol=0, atol=0)
+    _compare_state(resumed["torch<-vt"][1], vopt, rtol=0, atol=0)
+    t_rest, v_rest = train(torch, tm, topt, data[10:]), train(vt, vm, vopt, data[10:])
+    assert_traces_close(v_rest, t_rest)
+    assert_traces_close(train(vt, *resumed["vt<-vt"], data[10:]), v_rest, rtol=0, atol=0)
+    assert_traces_close(train(vt, *resumed["vt<-torch"], data[10:]), t_rest)
+    assert_traces_close(v_rest, train(torch, *resumed["torch<-vt"], data[10:]))
+    _compare_state(topt, resumed["vt<-torch"][1])
 
 
 def test_optimizer_errors_match_torch():
@@ -170,7 +212,7 @@ def test_zero_grad_add_param_group_closure():
     opt.step()
 
 
-# -- schedulers: lr (and momentum) per step for 30 steps -------------------------------------------------------
+# -- schedulers: lr (and momentum) per step for 50 steps -------------------------------------------------------
 SCHEDS = [
     ("step", lambda S, o: S.StepLR(o, step_size=4, gamma=0.5)),
     ("multistep", lambda S, o: S.MultiStepLR(o, milestones=[3, 7, 7, 20], gamma=0.3)),
@@ -181,8 +223,8 @@ SCHEDS = [
     ("linear", lambda S, o: S.LinearLR(o, start_factor=0.1, total_iters=8)),
     ("constant", lambda S, o: S.ConstantLR(o, factor=0.5, total_iters=4)),
     ("polynomial", lambda S, o: S.PolynomialLR(o, total_iters=12, power=2.0)),
-    ("onecycle", lambda S, o: S.OneCycleLR(o, max_lr=[0.5, 1.0], total_steps=31)),
-    ("onecycle_linear_3phase", lambda S, o: S.OneCycleLR(o, max_lr=0.5, total_steps=40, anneal_strategy="linear",
+    ("onecycle", lambda S, o: S.OneCycleLR(o, max_lr=[0.5, 1.0], total_steps=51)),
+    ("onecycle_linear_3phase", lambda S, o: S.OneCycleLR(o, max_lr=0.5, total_steps=60, anneal_strategy="linear",
                                                          three_phase=True)),
     ("sequential", lambda S, o: S.SequentialLR(o, [S.LinearLR(o, start_factor=0.1, total_iters=5),
                                                    S.ExponentialLR(o, gamma=0.9)], milestones=[5])),
@@ -197,7 +239,7 @@ def _trace(lib, make, opt_cls):
                                       **({"momentum": 0.9} if opt_cls == "SGD" else {}))
     sched = make(lib.optim.lr_scheduler, opt)
     trace = [sched.get_last_lr()]
-    for _ in range(30):
+    for _ in range(50):
         opt.step()
         sched.step()
         trace.append(sched.get_last_lr() + [g.get("momentum", g.get("betas", (None,))[0]) for g in opt.param_groups])
@@ -227,7 +269,7 @@ def test_scheduler_state_dict_resume_and_epoch():
     opt = vt.optim.SGD([{"params": [p]}, {"params": [vt.nn.Parameter(vt.zeros(1))], "lr": 0.2}], lr=0.1)
     s2 = make(vt.optim.lr_scheduler, opt)
     s2.load_state_dict(saved)
-    assert s2.last_epoch == 30 and s2.get_last_lr() == v_sched.get_last_lr()
+    assert s2.last_epoch == 50 and s2.get_last_lr() == v_sched.get_last_lr()
     # step(epoch) uses the closed form, as torch
     for lib in (torch, vt):
         q = lib.nn.Parameter(lib.zeros(1))

@@ -1,6 +1,6 @@
 """Adagrad with lr decay, weight decay, initial accumulator value, maximize."""
 import vibetensor.torch as torch
-from vibetensor.torch.optim.optimizer import Optimizer, _check, _grad, _step_value
+from vibetensor.torch.optim.optimizer import Optimizer, _check, _grad, _host_value, _implementation, _step_value
 
 __all__ = ["Adagrad"]
 
@@ -27,13 +27,47 @@ class Adagrad(Optimizer):
                 state["step"] = torch.tensor(0.0, dtype=torch.float32)
                 state["sum"] = torch.full_like(p, group["initial_accumulator_value"])
 
+    def _init_state(self, p, state, group):
+        state["step"] = torch.tensor(0.0, dtype=torch.float32)
+        state["sum"] = torch.full_like(p, group["initial_accumulator_value"])
+
     def _update_group(self, group, params):
+        if _implementation(group, params, False) == "foreach":
+            self._foreach(group, params)
+        else:
+            self._single(group, params)
+
+    def _foreach(self, group, params):
+        """torch's _multi_tensor_adagrad."""
+        lr, lr_decay, eps, weight_decay = _host_value(group["lr"]), group["lr_decay"], group["eps"], \
+            group["weight_decay"]
+        sums, steps = self._state_lists(params, ("sum", "step"), lambda p, st: self._init_state(p, st, group))
+        grads = [p.grad for p in params]
+        if group["maximize"]:
+            grads = torch._foreach_neg(grads)
+        torch._foreach_add_(steps, 1)
+        if weight_decay != 0:
+            if group["maximize"]:
+                torch._foreach_add_(grads, params, alpha=weight_decay)
+            else:
+                grads = torch._foreach_add(grads, params, alpha=weight_decay)
+        minus_clr = [-lr / (1 + (_step_value(s) - 1) * lr_decay) for s in steps]
+        torch._foreach_addcmul_(sums, grads, grads, 1)
+        std = torch._foreach_sqrt(sums)
+        torch._foreach_add_(std, eps)
+        if weight_decay != 0 or group["maximize"]:
+            torch._foreach_mul_(grads, minus_clr)
+            numerator = grads
+        else:
+            numerator = torch._foreach_mul(grads, minus_clr)
+        torch._foreach_addcdiv_(params, numerator, std)
+
+    def _single(self, group, params):
         lr, lr_decay, eps, weight_decay = group["lr"], group["lr_decay"], group["eps"], group["weight_decay"]
         for p in params:
             state = self.state[p]
             if not state:  # a group added after construction
-                state["step"] = torch.tensor(0.0, dtype=torch.float32)
-                state["sum"] = torch.full_like(p, group["initial_accumulator_value"])
+                self._init_state(p, state, group)
             g = _grad(p, group["maximize"])
             state["step"].add_(1)
             step = _step_value(state["step"])

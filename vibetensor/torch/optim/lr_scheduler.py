@@ -26,8 +26,13 @@ def _group_values(optimizer, key):
 
 
 def _set_group_value(group, key, value):
+    """A tensor lr is written in place (a captured optimizer step reads it there), without a host
+    read: a tensor value is copied device-side, a number filled."""
     if isinstance(group[key], Tensor):
-        group[key].fill_(value.item() if isinstance(value, Tensor) else value)
+        if isinstance(value, Tensor):
+            group[key].copy_(value)
+        else:
+            group[key].fill_(value)
     else:
         group[key] = value
 

@@ -39,6 +39,7 @@ class Optimizer:
             raise TypeError("params argument given to the optimizer should be an iterable of Tensors or dicts, but "
                             "got " + _typename(params))
         self.state = defaultdict(dict)
+        self._lists = {}  # tuple(params) -> per-role state lists of the multi-tensor paths
         self.param_groups = []
         param_groups = list(params)
         if len(param_groups) == 0:
@@ -53,6 +54,7 @@ class Optimizer:
 
     def __setstate__(self, state):
         self.__dict__.update(state)
+        self.__dict__["_lists"] = {}
         self.__dict__.setdefault("_optimizer_step_pre_hooks", OrderedDict())
         self.__dict__.setdefault("_optimizer_step_post_hooks", OrderedDict())
 
@@ -122,6 +124,23 @@ class Optimizer:
     def _update_group(self, group, params):
         raise NotImplementedError(f"{type(self).__name__} does not implement step")
 
+    def _state_lists(self, params, roles, init):
+        """[state[p][role] for p in params] per role, cached per parameter tuple: the state tensors are
+        the optimiser's own and keep their identity from step to step (load_state_dict resets)."""
+        key = (tuple(params), roles)
+        lists = self._lists.get(key)
+        if lists is None:
+            states = []
+            for p in params:
+                st = self.state[p]
+                if not st:
+                    init(p, st)
+                states.append(st)
+            lists = self._lists[key] = tuple([st.get(r) for st in states] for r in roles)
+            if len(self._lists) > 64:
+                self._lists.clear()
+        return lists
+
     def register_step_pre_hook(self, hook):
         from vibetensor.torch.nn.modules.module import _add_hook
         return _add_hook(self._optimizer_step_pre_hooks, hook)
@@ -187,6 +206,51 @@ class Optimizer:
                 new_group["param_names"] = group["param_names"]
             new_groups.append(new_group)
         self.__setstate__({"state": state, "param_groups": new_groups})
+
+
+# -- the multi-tensor paths (shared by the optimisers) ------------------------------------------------
+
+FUSED_DEVICES = ("cuda", "cpu")
+
+
+def _implementation(group, params, has_fused):
+    """'fused', 'foreach' or 'single' for one step of a group, as torch chooses, except that on
+    CUDA the default (foreach=None, fused=None) is the fused multi-tensor kernel where the
+    optimiser has one: a constant number of launches for any number of parameters. Capturable
+    CUDA steps take it too (their step counts and lr are read on the device)."""
+    if group.get("fused"):
+        return "fused"
+    if group.get("differentiable"):
+        return "single"
+    on_cuda = params[0]._device.type == "cuda"
+    if on_cuda and has_fused and group.get("capturable"):
+        return "fused"
+    foreach = group.get("foreach")
+    if foreach:
+        return "foreach"
+    if on_cuda and foreach is None:
+        return "fused" if has_fused and group.get("fused") is None else "foreach"
+    return "single"
+
+
+def _check_fused_params(params):
+    for p in params:
+        if p._device.type not in FUSED_DEVICES or not p.dtype.is_floating_point:
+            raise RuntimeError("`fused=True` requires all the params to be floating point Tensors of supported "
+                               f"devices: {list(FUSED_DEVICES)} but {p.dtype} and {p._device.type}")
+
+
+def _check_tensor_lr(lr, foreach, capturable):
+    if isinstance(lr, Tensor):
+        if foreach and not capturable:
+            raise ValueError("lr as a Tensor is not supported for capturable=False and foreach=True")
+        if lr.numel() != 1:
+            raise ValueError("Tensor lr must be 1-element")
+
+
+def _host_value(x):
+    """A CPU tensor's value as a Python number (free); anything else as given."""
+    return x.item() if isinstance(x, Tensor) and x._device.type == "cpu" else x
 
 
 def _check(cond, message):

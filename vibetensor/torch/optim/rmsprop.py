@@ -1,6 +1,6 @@
 """RMSprop with centering, momentum, weight decay, maximize."""
 import vibetensor.torch as torch
-from vibetensor.torch.optim.optimizer import Optimizer, _check, _grad
+from vibetensor.torch.optim.optimizer import Optimizer, _check, _grad, _host_value, _implementation
 
 __all__ = ["RMSprop"]
 
@@ -30,6 +30,42 @@ class RMSprop(Optimizer):
         return state
 
     def _update_group(self, group, params):
+        if _implementation(group, params, False) == "foreach":
+            self._foreach(group, params)
+        else:
+            self._single(group, params)
+
+    def _foreach(self, group, params):
+        """torch's _multi_tensor_rmsprop: each formula step one launch per dtype group on CUDA."""
+        lr, alpha, eps, momentum = _host_value(group["lr"]), group["alpha"], group["eps"], group["momentum"]
+        square_avgs, grad_avgs, bufs, steps = self._state_lists(
+            params, ("square_avg", "grad_avg", "momentum_buffer", "step"), lambda p, st: self._init_state(p, group))
+        grads = [p.grad for p in params]
+        if group["maximize"]:
+            grads = torch._foreach_neg(grads)
+        torch._foreach_add_(steps, 1)
+        if group["weight_decay"] != 0:
+            if group["maximize"]:
+                torch._foreach_add_(grads, params, alpha=group["weight_decay"])
+            else:
+                grads = torch._foreach_add(grads, params, alpha=group["weight_decay"])
+        torch._foreach_mul_(square_avgs, alpha)
+        torch._foreach_addcmul_(square_avgs, grads, grads, 1 - alpha)
+        if group["centered"]:
+            torch._foreach_lerp_(grad_avgs, grads, 1 - alpha)
+            avg = torch._foreach_addcmul(square_avgs, grad_avgs, grad_avgs, -1)
+            torch._foreach_sqrt_(avg)
+        else:
+            avg = torch._foreach_sqrt(square_avgs)
+        torch._foreach_add_(avg, eps)
+        if momentum > 0:
+            torch._foreach_mul_(bufs, momentum)
+            torch._foreach_addcdiv_(bufs, grads, avg)
+            torch._foreach_add_(params, bufs, alpha=-lr)
+        else:
+            torch._foreach_addcdiv_(params, grads, avg, -lr)
+
+    def _single(self, group, params):
         lr, alpha, eps, momentum = group["lr"], group["alpha"], group["eps"], group["momentum"]
         for p in params:
             state = self._init_state(p, group)
