@@ -64,6 +64,29 @@ def test_replays_draw_fresh_numbers_equal_to_eager_draws():
     g.reset()
 
 
+@pytest.mark.parametrize("first_draw", [
+    lambda x: F.dropout((x * 2).sum(0), 0.5),            # a (64, 64) temporary freed before the draw
+    lambda x: (x + 1).mean() - 2 + vt.rand(8, device="cuda"),  # temporaries freed before the draw
+], ids=["dropout_after_temporary", "rand_after_temporary"])
+def test_replays_equal_eager_draws_after_freed_temporaries(first_draw):
+    """The graph's Philox (seed, offset) buffer is written before each replay, so no captured
+    kernel may use its memory. When it came from the graph's private pool it took the block of a
+    temporary freed earlier in the capture, and the replayed temporary overwrote seed and offset:
+    the training step's dropout masks (and so its losses) then differed from eager steps."""
+    x = vt.ones(64, 64, device="cuda")
+    vt.cuda.manual_seed(11)
+    eager = [np_of(first_draw(x)) for _ in range(4)]
+    vt.cuda.manual_seed(11)
+    first_draw(x)  # warm-up: draw 1
+    g = vt.cuda.CUDAGraph()
+    with vt.cuda.graph(g):
+        out = first_draw(x)
+    for k in (1, 2, 3):
+        g.replay()
+        np.testing.assert_array_equal(np_of(out), eager[k], err_msg=f"replay {k}")
+    g.reset()
+
+
 def test_dropout_under_capture_changes_per_replay():
     x = vt.ones(4096, device="cuda")
     y = vt.empty(4096, device="cuda")

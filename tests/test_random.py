@@ -199,8 +199,10 @@ def test_generator_type_and_device_checks():
 
 @pytest.mark.cuda
 def test_philox_matches_triton():
-    """Our NumPy stream is bit-exact with Triton's tl.randint4x (int64 offsets, beyond 2**32 too) and
-    tl.rand; tl.randn4x agrees to float32 rounding (libm vs CUDA math)."""
+    """Our NumPy stream is bit-exact with Triton's 32-bit Philox4x32-10 (tl.philox on uint32 counter
+    halves: counter c is (c mod 2**32, c >> 32, 0, 0), so offsets beyond 2**32 too) and tl.rand;
+    tl.randn4x agrees to float32 rounding (libm vs CUDA math). (tl.randint4x with an int64 offset
+    is Philox4x64 since Triton 3.x, another stream: our CUDA kernel runs its own 4x32 rounds.)"""
     import triton
     import triton.language as tl
 
@@ -208,12 +210,16 @@ def test_philox_matches_triton():
     def draw(words_ptr, uniform_ptr, normal_ptr, seed, base, n, BLOCK: tl.constexpr):
         i = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
         mask = i < n
-        r0, r1, r2, r3 = tl.randint4x(seed, base + i.to(tl.int64))
+        c = base.to(tl.uint64) + i.to(tl.uint64)
+        lo = c.to(tl.uint32)
+        hi = (c >> 32).to(tl.uint32)
+        zero = lo * 0
+        r0, r1, r2, r3 = tl.philox(seed, lo, hi, zero, zero)
         tl.store(words_ptr + 4 * i, r0.to(tl.int32, bitcast=True), mask=mask)
         tl.store(words_ptr + 4 * i + 1, r1.to(tl.int32, bitcast=True), mask=mask)
         tl.store(words_ptr + 4 * i + 2, r2.to(tl.int32, bitcast=True), mask=mask)
         tl.store(words_ptr + 4 * i + 3, r3.to(tl.int32, bitcast=True), mask=mask)
-        small = i.to(tl.uint32)  # tl.rand / randn4x take 32-bit offsets
+        small = i.to(tl.uint32)  # tl.rand / randn4x with 32-bit offsets: the 4x32 rounds
         tl.store(uniform_ptr + i, tl.rand(seed, small), mask=mask)
         n0, n1, n2, n3 = tl.randn4x(seed, small)
         tl.store(normal_ptr + 4 * i, n0, mask=mask)

@@ -6,8 +6,8 @@ offset by n. The op's values are then a pure function of (seed, offset, element 
 CPU kernels here (NumPy) and the CUDA kernels (Triton) compute the SAME numbers, and a CUDA graph
 can replay a captured op with a fresh offset.
 
-The algorithm (bit-exact with Triton's `tl.randint4x(seed, offset)` for int64 offsets)
--------------------------------------------------------------------------------------------
+The algorithm (bit-exact with Triton's 32-bit `tl.philox(seed, lo, hi, 0, 0)`, uint32 halves)
+---------------------------------------------------------------------------------------------
 Philox4x32 with 10 rounds. All arithmetic is on uint32 words, wrapping modulo 2**32.
 
     key     = (k0, k1) = (seed & 0xFFFFFFFF, seed >> 32)
@@ -57,9 +57,11 @@ Counters used = ceil(words / 4), words = n * k (rounded up to a whole pair for n
 words and uniforms are bit-exact across devices; results that pass through log/sin/cos/exp agree
 to the last few ulps (libm vs CUDA math).
 
-On CUDA, call `tl.randint4x(seed, offsets)` with int64/uint64 offsets (so c1 = offset >> 32) and
-apply the conversions above; `tl.rand`/`tl.randn4x` truncate offsets to 32 bits, so they agree
-only while offset < 2**32. (tests/test_random.py::test_philox_matches_triton checks this on a GPU.)
+On CUDA, our kernel (backends/cuda/random.py) runs these 4x32 rounds itself on the uint32 halves
+of the 64-bit counter. Triton's `tl.philox(seed, c & 0xFFFFFFFF, c >> 32, 0, 0)` with uint32
+counters is the same function; `tl.randint4x`/`tl.rand`/`tl.randn4x` agree only with uint32
+offsets (offset < 2**32): given int64 offsets, Triton 3.x runs Philox4x64, a different stream.
+(tests/test_random.py::test_philox_matches_triton checks this on a GPU.)
 
 CUDA graphs: a captured kernel must not bake the offset in as a constant. Capture should read
 (seed, offset) from a small device buffer that the graph's owner advances before each replay by the
@@ -97,7 +99,8 @@ def philox4x32(c0, c1, c2, c3, k0, k1, rounds=10):
 
 
 def randint4x(seed, offsets):
-    """Four uint32 words per offset: Triton's tl.randint4x(seed, offsets) for 64-bit offsets."""
+    """Four uint32 words per 64-bit offset: Philox4x32-10 of counter (lo, hi, 0, 0), as Triton's
+    tl.philox(seed, lo, hi, 0, 0) with uint32 halves (tl.randint4x only for offsets < 2**32)."""
     offsets = np.asarray(offsets, dtype=np.uint64)
     lo = (offsets & np.uint64(_U32)).astype(np.uint32)
     hi = (offsets >> _SHIFT).astype(np.uint32)

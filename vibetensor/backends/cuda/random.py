@@ -279,7 +279,7 @@ class CaptureRng:
 
     def __init__(self, gen, device):
         self.gen, self.counters = gen, 0
-        self.state = empty((2,), dt.int64, device)  # allocated on the capture stream: the graph's pool
+        self.state = _outside_graph_pool(device)
 
     def before_replay(self, stream):
         seed, offset = self.gen.reserve(self.counters)
@@ -289,6 +289,16 @@ class CaptureRng:
         else:
             with streams.stream(stream):  # (a first, compiling launch goes to the current stream)
                 _set_state((1,), *args)
+
+
+def _outside_graph_pool(device):
+    """The (2,) int64 state buffer, from the ordinary pool (allocated for the NULL stream, which no
+    capture allocates for), not from the graph's private pool. Its values are written BEFORE each
+    replay, so no kernel of the graph may touch its memory: a private-pool block could be one that
+    an earlier kernel of the same graph used for a temporary and freed, and that kernel would
+    overwrite the seed and offset on every replay (torch allocates these buffers before capture)."""
+    with streams.stream(streams.Stream.default(device.index or 0)):
+        return empty((2,), dt.int64, device)
 
 
 def philox_args(gen, counters, res):
