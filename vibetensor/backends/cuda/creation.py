@@ -275,3 +275,14 @@ c.copy_.register(CUDA, copy_)
 c.arange.register(CUDA, arange)
 c.linspace.register(CUDA, linspace)
 c.eye.register(CUDA, eye)
+
+
+def empty_outside_graph_pool(shape, dtype, device):
+    """A tensor from the ordinary pool (allocated for the NULL stream, which no capture allocates
+    for), never from a capturing graph's private pool. For buffers whose contents are written
+    outside the graph (before a replay): a private-pool block may be one that an earlier kernel of
+    the same graph used for a temporary and freed, and that kernel would overwrite the buffer on
+    every replay (torch allocates such buffers before capture)."""
+    with streams.stream(streams.Stream.default(device.index or 0)):
+        return empty(shape, dtype, device)
+

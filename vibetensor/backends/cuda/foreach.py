@@ -24,6 +24,7 @@ import triton
 import triton.language as tl
 from triton.language.extra import libdevice
 
+from vibetensor.backends.cuda.creation import empty_outside_graph_pool
 from vibetensor.dispatch import DispatchKey, get
 from vibetensor.ops import foreach as fe
 from vibetensor.ops.meta import bump_version
@@ -351,8 +352,9 @@ FIRST_CHUNKS = "first chunks"  # spare= value: each row's spare slot holds its f
 
 
 class Table:
-    """One dtype group's uploaded table: the device tensor, its pinned source, the program count."""
-    __slots__ = ("dev", "host", "base", "n_chunks", "rows", "dtype")
+    """One dtype group's uploaded table: the device tensor, the program count; `pending` is the
+    upload still owed when the table was built during a capture (else None)."""
+    __slots__ = ("dev", "base", "n_chunks", "rows", "dtype", "pending")
 
     def __init__(self, device, dtype, rows, numels, first_in_spare):
         counts = (numels + CHUNK - 1) // CHUNK
@@ -366,13 +368,38 @@ class Table:
         pairs[:, 0] = np.repeat(np.arange(len(numels)), counts)
         pairs[:, 1] = np.arange(total) - np.repeat(first, counts)
         flat = np.concatenate((rows.ravel(), pairs.ravel()))
-        self.host = memory.pinned_empty(flat.nbytes).view(np.int64)
-        self.host[:] = flat
-        self.dev = empty((flat.size,), dt.int64, device)
-        stream = streams.current_stream(device.index or 0)
-        memory.copy_h2d(self.dev.data_ptr(), self.host.ctypes.data, flat.nbytes, stream, blocking=False)
-        memory.block_of(self.host).record_stream(stream)
+        graph, self.pending = graphs.current_graph(), None
+        if graph is None:
+            self.dev = empty((flat.size,), dt.int64, device)
+            _upload(self.dev, flat, streams.current_stream(device.index or 0))
+        else:  # capturing: no pinned allocation or event now (the driver refuses both on a capturing
+            # stream); the table lives outside the graph's pool and the first replay uploads it
+            self.dev = empty_outside_graph_pool((flat.size,), dt.int64, device)
+            self.pending = _UploadOnce(self.dev, flat)
+            graph.add_replay_hook(self.pending)
         self.base, self.n_chunks, self.rows, self.dtype = rows.size, total, len(numels), dtype
+
+
+def _upload(dev, flat, stream):
+    """Copy the int64 array flat into dev asynchronously on stream, through pinned memory that is
+    reused only once the copy is done."""
+    host = memory.pinned_empty(flat.nbytes).view(np.int64)
+    host[:] = flat
+    memory.copy_h2d(dev.data_ptr(), host.ctypes.data, flat.nbytes, stream, blocking=False)
+    memory.block_of(host).record_stream(stream)
+
+
+class _UploadOnce:
+    """A replay hook: uploads a table built during capture before the graph's first replay."""
+    __slots__ = ("dev", "flat")
+
+    def __init__(self, dev, flat):
+        self.dev, self.flat = dev, flat
+
+    def __call__(self, stream):
+        if self.flat is not None:
+            _upload(self.dev, self.flat, stream)
+            self.flat = None
 
 
 class Entry:
@@ -466,6 +493,10 @@ def tables(tag, columns, spare=None, check=same_dense):
     if not entry.keep and graphs.is_capturing():
         entry.keep = True
         _kept.append(entry)
+    elif entry.keep:  # an eager call before the capturing graph's first replay: upload now
+        for table, _ in entry.groups:
+            if table.pending is not None and table.pending.flat is not None and not graphs.is_capturing():
+                table.pending(streams.current_stream(table.dev._device.index or 0))
     return entry.groups
 
 

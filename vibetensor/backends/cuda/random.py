@@ -27,6 +27,7 @@ import triton
 import triton.language as tl
 from triton.language.extra import libdevice
 
+from vibetensor.backends.cuda.creation import empty_outside_graph_pool
 from vibetensor.dispatch import DispatchKey, get
 from vibetensor.ops import random as r
 from vibetensor.ops.meta import bump_version, output
@@ -279,7 +280,7 @@ class CaptureRng:
 
     def __init__(self, gen, device):
         self.gen, self.counters = gen, 0
-        self.state = _outside_graph_pool(device)
+        self.state = empty_outside_graph_pool((2,), dt.int64, device)  # written before each replay
 
     def before_replay(self, stream):
         seed, offset = self.gen.reserve(self.counters)
@@ -289,16 +290,6 @@ class CaptureRng:
         else:
             with streams.stream(stream):  # (a first, compiling launch goes to the current stream)
                 _set_state((1,), *args)
-
-
-def _outside_graph_pool(device):
-    """The (2,) int64 state buffer, from the ordinary pool (allocated for the NULL stream, which no
-    capture allocates for), not from the graph's private pool. Its values are written BEFORE each
-    replay, so no kernel of the graph may touch its memory: a private-pool block could be one that
-    an earlier kernel of the same graph used for a temporary and freed, and that kernel would
-    overwrite the seed and offset on every replay (torch allocates these buffers before capture)."""
-    with streams.stream(streams.Stream.default(device.index or 0)):
-        return empty((2,), dt.int64, device)
 
 
 def philox_args(gen, counters, res):
