@@ -2,7 +2,6 @@
 torch's after every step, optimiser state at the end), state_dict format and resume in both directions
 (torch's state_dict continues in ours and ours in torch's), 50-step scheduler traces, gradient clipping."""
 import copy
-import math
 from collections import OrderedDict
 
 import numpy as np
@@ -10,6 +9,8 @@ import pytest
 import torch
 
 import vibetensor.torch as vt
+
+torch.set_num_threads(1)  # torch's thread pool spins on this shared machine: 1 thread is ~50x faster here
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 

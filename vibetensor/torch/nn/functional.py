@@ -19,6 +19,7 @@ from vibetensor.ops import random as _rand
 from vibetensor.ops import reduction as rd
 from vibetensor.ops import views as vw
 from vibetensor.tensor import dtype as dt
+from vibetensor.tensor import shape as sh
 from vibetensor.tensor.tensor import Tensor
 from vibetensor.torch.tensor_methods import method
 
@@ -454,6 +455,11 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
     if tuple(target._shape) != tuple(input._shape):
         raise ValueError(f"Using a target size ({_size(target)}) that is different to the input size ({_size(input)}) "
                          "is deprecated. Please ensure they have the same size.")
+    if weight is not None:  # torch's kernel multiplies the weight into the input-shaped loss, in its dtype
+        _check_expandable(weight, target._shape)
+        _check_inplace_broadcast(input._shape, input, weight)
+        if weight._dtype is not input._dtype and input._dtype.category == 2:
+            weight = _c.to(weight, input._dtype, weight._device)
     return _reduce(ops.binary_cross_entropy(input, target, weight), reduction)
 
 
@@ -467,12 +473,38 @@ def binary_cross_entropy_with_logits(input, target, weight=None, size_average=No
     if target._dtype.category != 2:
         raise RuntimeError(f"result type Float can't be cast to the desired output type "
                            f"{ops._NAMES[target._dtype]}")
+    # torch multiplies pos_weight and weight in place into input-shaped buffers: they may broadcast
+    # up to input's shape but not grow it, and the loss keeps target's dtype.
+    _check_inplace_broadcast(input._shape, pos_weight, target)
+    _check_inplace_broadcast(input._shape, input, weight)
     if pos_weight is not None:
         log_sig = ew.mul(log_sig, ew.add(ew.mul(ew.sub(pos_weight, 1), target), 1))
     loss = ew.sub(ew.mul(ew.sub(1, target), input), log_sig)
     if weight is not None:
         loss = ew.mul(loss, weight)
+    if loss._dtype is not target._dtype:
+        loss = _c.to(loss, target._dtype, loss._device)
     return _reduce(loss, reduction)
+
+
+def _check_expandable(t, shape):
+    """torch's error when t's trailing dims cannot broadcast against shape (F.binary_cross_entropy's weight)."""
+    for i in range(1, min(t.ndim, len(shape)) + 1):
+        if t._shape[-i] not in (1, shape[-i]):
+            raise RuntimeError(f"Attempting to broadcast a dimension of length {t._shape[-i]} at {-i}! Mismatching "
+                               f"argument at index 1 had torch.Size([{', '.join(map(str, t._shape))}]); but expected "
+                               f"shape should be broadcastable to [{', '.join(map(str, shape))}]")
+
+
+def _check_inplace_broadcast(out_shape, *operands):
+    """torch's errors for an in-place product of `operands` (broadcast in this order) into a buffer of
+    out_shape: they may not be broadcastable, or broadcast beyond out_shape. A None operand: no product."""
+    if any(o is None for o in operands):
+        return
+    shape = tuple(sh.broadcast_shapes(out_shape, sh.broadcast_shapes(*(o._shape for o in operands))))
+    if shape != tuple(out_shape):
+        raise RuntimeError(f"output with shape [{', '.join(map(str, out_shape))}] doesn't match the broadcast "
+                           f"shape [{', '.join(map(str, shape))}]")
 
 
 def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean"):
@@ -803,12 +835,14 @@ def _top_embedding_renorm_(input, indices, max_norm, norm_type):
 _REDUCTION_ENUM = ("none", "mean", "sum")
 
 
-def _top_bce_with_logits(input, target, weight=None, pos_weight=None, reduction=1):
+# torch's top-level loss bindings declare `int reduction=Mean` but their Python parser reads that default
+# as 0: torch.binary_cross_entropy_with_logits(x, t) and torch.kl_div(x, t) return the unreduced loss.
+def _top_bce_with_logits(input, target, weight=None, pos_weight=None, reduction=0):
     return binary_cross_entropy_with_logits(input, target, weight, reduction=_REDUCTION_ENUM[reduction],
                                             pos_weight=pos_weight)
 
 
-def _top_kl_div(input, target, reduction=1, *, log_target=False):
+def _top_kl_div(input, target, reduction=0, *, log_target=False):
     return _reduce(_kl_div_elements(input, target, log_target), _REDUCTION_ENUM[reduction])
 
 
