@@ -242,7 +242,7 @@ def test_copies_keep_dense_strides():
     x = vt.ones(3, 4).T  # (4, 3) with strides (1, 4)
     for y in (x.clone(), x.double(), x.to(vt.int32), vt.zeros_like(x), vt.empty_like(x), vt.rand_like(x)):
         assert y.stride() == (1, 4)
-    assert x.to(vt.float64, memory_format="contiguous_format").stride() == (3, 1)
+    assert x.to(vt.float64, memory_format=vt.contiguous_format).stride() == (3, 1)
 
 
 def test_from_numpy_shares_memory():

@@ -17,7 +17,6 @@ import torch
 
 import vibetensor.torch as vt
 
-torch.set_num_threads(1)  # torch's thread pool spins on this shared machine: 1 thread is ~50x faster here
 
 
 def to_np(t):

@@ -16,7 +16,6 @@ import torch
 
 import vibetensor.torch as vt
 
-torch.set_num_threads(1)  # torch's thread pool spins on this shared machine: 1 thread is ~50x faster here
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
