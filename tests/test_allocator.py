@@ -288,6 +288,44 @@ def test_peak_and_reset():
     del z
 
 
+def test_active_peak_rises_while_a_free_waits_on_an_event():
+    # a freed block pending on another stream stays active: the next malloc raises the active
+    # peaks (2 blocks, 2 KiB) though allocated ones stay at 1 block, 1 KiB
+    dev, a = make()
+    s0, s1 = dev.default_stream, dev.new_stream()
+    h = a.malloc(1000, s0)
+    s1.launch()
+    h.record_stream(s1)
+    del h
+    h2 = a.malloc(1000, s0)
+    check_stats(a, {"allocation.all.peak": 1, "allocated_bytes.all.peak": 1024,
+                    "active.all.peak": 2, "active_bytes.all.peak": 2048,
+                    "active.small_pool.peak": 2, "requested_bytes.all.peak": 2000,
+                    "allocation.all.allocated": 2, "active.all.freed": 0, "allocation.all.freed": 1})
+    s1.finish()
+    del h2
+    h3 = a.malloc(100)  # processes the event: both freed blocks complete
+    check_stats(a, {"active.all.freed": 2, "active.all.current": 1, "active.all.peak": 2})
+    del h3
+
+
+def test_storage_memory_follows_the_current_allocators():
+    # runtime.device_alloc remembers each device's malloc; replacing the allocators forgets it
+    from vibetensor import runtime
+    from vibetensor.tensor.device import device
+    cuda0 = device("cuda", 0)
+    try:
+        for capacity in (GiB, 2 * GiB):
+            cuda._reset(factory=lambda i, c=capacity: SimulatedDevice(c, index=i), config=AllocatorConfig())
+            h = runtime.device_alloc(4096, cuda0)
+            assert cuda.get_allocator(0).device.capacity == capacity
+            assert cuda.memory_allocated(0) == 4096
+            del h
+            assert cuda.memory_allocated(0) == 0
+    finally:
+        cuda._reset()
+
+
 def test_summary_table():
     _, a = make()
     h = a.malloc(3 * MiB)

@@ -23,8 +23,9 @@ from vibetensor.autograd import anomaly
 from vibetensor.autograd.graph import (
     GRAD, Node, TensorMeta, existing_grad_accumulator, grad_accumulator, gradient_edge, raw_grad)
 from vibetensor.dispatch import local
+from vibetensor.tensor import memory_format as mf
 from vibetensor.tensor import shape as sh
-from vibetensor.tensor.tensor import Tensor, array
+from vibetensor.tensor.tensor import Tensor, array, empty, make_tensor
 
 # -- stream hook points (set by the CUDA runtime; None on CPU) ------------------------------------------
 _stream_enter = None  # fn(stream) -> context manager making `stream` current while a node runs
@@ -151,21 +152,45 @@ _OWNED_REFS = 3
 
 def accumulate_into_grad(leaf, g):
     """leaf.grad += g, as torch's AccumulateGrad: the first gradient is stolen when no one else can
-    see it (else cloned), later ones are added in place (or out of place under create_graph)."""
+    see it and it obeys the layout contract (else copied into the leaf's layout), later ones are
+    added in place (or out of place under create_graph)."""
     grad = raw_grad(leaf)
     if grad is None:
         # Steal g when nothing else can see it (torch's use_count test). Under create_graph torch
         # clones instead; we keep g itself then too, so .grad stays differentiable through ops
         # that have derivatives (only its grad_fn's name differs from torch's CloneBackward0).
-        if (sys.getrefcount(g) <= _OWNED_REFS and g._base is None and g.is_contiguous() and g._offset == 0
-                and (g.grad_fn is None or local.grad_enabled)):
+        if (sys.getrefcount(g) <= _OWNED_REFS and g._base is None and g._offset == 0
+                and obeys_layout_contract(g, leaf) and (g.grad_fn is None or local.grad_enabled)):
             GRAD.__set__(leaf, g)
         else:
-            GRAD.__set__(leaf, _op("clone")(g))
+            GRAD.__set__(leaf, clone_obey_contract(g, leaf))
     elif not local.grad_enabled:
         _op("add")(grad, g, out=grad)
     else:
         GRAD.__set__(leaf, add(grad, g))
+
+
+def obeys_layout_contract(g, leaf):
+    """torch's Gradient Layout Contract: a dense leaf's .grad has the leaf's strides (size-1 dims
+    aside), any other leaf's .grad is contiguous. So a contiguous weight gets a contiguous grad even
+    when its gradient arrives transposed (mm's backward), and fused optimisers never copy."""
+    if not mf.is_non_overlapping_and_dense(leaf._shape, leaf._stride):
+        return g.is_contiguous()
+    for n, gs, ls in zip(g._shape, g._stride, leaf._stride):
+        if gs != ls if n != 1 else gs == 0:  # a 0 stride on a size-1 dim marks a view (cat's)
+            return False
+    return True
+
+
+def clone_obey_contract(g, leaf):
+    """A copy of g laid out as the contract asks (torch's clone_obey_contract): in the leaf's
+    strides when the leaf is dense, else contiguous. Differentiable under create_graph."""
+    if mf.is_non_overlapping_and_dense(leaf._shape, leaf._stride):
+        shape, stride = leaf._shape, leaf._stride
+        n = 1 + sum((s - 1) * st for s, st in zip(shape, stride)) if sh.numel(shape) else 0
+        dst = make_tensor(empty((n,), leaf._dtype, leaf._device)._storage, shape, stride, 0, leaf._dtype)
+        return _op("copy_")(dst, g)
+    return _op("clone")(g, memory_format=mf.contiguous_format)
 
 
 # -- running nodes -----------------------------------------------------------------------------------

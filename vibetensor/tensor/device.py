@@ -1,5 +1,7 @@
 """Device objects: `cpu`, `cuda`, `cuda:N`, with torch.device's parsing, equality and repr."""
 
+from vibetensor import runtime as _runtime  # the runtime is below us: allowed (and CUDA-free to import)
+
 _TYPES = ("cpu", "cuda", "meta")
 
 
@@ -86,5 +88,4 @@ def canonical(d):
 
 
 def _current_cuda_index():
-    from vibetensor.runtime import current_cuda_device_index  # the runtime is below us: allowed
-    return current_cuda_device_index()
+    return _runtime.current_cuda_device_index()

@@ -12,6 +12,8 @@ import itertools
 import sys
 import threading
 
+from vibetensor import runtime as _runtime
+from vibetensor.runtime.cuda import driver as _driver  # (CUDA-free until a driver call is made)
 from vibetensor.runtime.cuda.allocator import (  # noqa: F401  (re-exported)
     Allocation, AllocatorConfig, CachingAllocator, DeviceOutOfMemory, MallocAsyncAllocator,
     OutOfMemoryError, config_from_env, flatten_stats, format_size, format_summary, make_allocator,
@@ -35,14 +37,19 @@ def set_device_factory(factory):
     existing allocators, so call it before any CUDA memory is allocated."""
     with _lock:
         _state["factory"] = factory
-        _allocators.clear()
+        _forget_allocators()
 
 
 def _reset(factory=None, config=None):
     """Forget every allocator, the settings and the history configuration (tests)."""
     with _lock:
-        _allocators.clear()
+        _forget_allocators()
         _state.update(factory=factory, config=config, history=None)
+
+
+def _forget_allocators():
+    _allocators.clear()
+    _runtime._mallocs.clear()  # the cached bound mallocs of the old allocators
 
 
 def _config():
@@ -72,7 +79,7 @@ def _index(device):
 
 def get_allocator(device=None, create=True):
     """The allocator of `device` (created on first use), or None if not created and not `create`."""
-    index = _index(device)
+    index = _driver.current_device() if device is None else _index(device)
     a = _allocators.get(index)
     if a is None and create:
         with _lock:
@@ -96,6 +103,15 @@ def alloc(nbytes, device=None, stream=None):
     return get_allocator(device).malloc(nbytes, stream)
 
 
+def malloc_of(device):
+    """The bound malloc of a device's allocator (`malloc(nbytes, stream=None)`), remembered in
+    runtime._mallocs for device objects that name their index (storage allocation's fast path)."""
+    malloc = get_allocator(device).malloc
+    if getattr(device, "index", None) is not None and getattr(device, "type", None) == "cuda":
+        _runtime._mallocs[device] = malloc
+    return malloc
+
+
 def record_stream(allocation, stream):
     """Tensor.record_stream's runtime half: the memory's reuse waits for `stream`'s work."""
     _allocators[allocation.device_index].record_stream(allocation, stream)
@@ -106,9 +122,10 @@ def caching_allocator_alloc(size, device=None, stream=None):
 
 
 def caching_allocator_delete(mem_ptr):
-    for a in _initialized():
-        if mem_ptr in a._raw:
-            a.raw_delete(mem_ptr)
+    for a in tuple(_allocators.values()):
+        h = a._raw.pop(mem_ptr, None)
+        if h is not None:
+            h.free()
             return
     raise RuntimeError(f"invalid device pointer: {mem_ptr:#x}")
 

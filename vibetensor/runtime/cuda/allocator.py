@@ -354,8 +354,9 @@ class Stat:
 
 
 class DeviceStats:
-    """Each stat three times: [ALL], [SMALL] pool, [LARGE] pool. The on_* methods apply one
-    allocator event to every stat it touches, inline: they run on every malloc and free."""
+    """PyTorch's DeviceStats structure, for reporting: each stat three times ([ALL], [SMALL] pool,
+    [LARGE] pool) plus the counters. The caching allocator keeps running totals (Counters) and
+    builds one of these when asked; the cudaMallocAsync backend fills one directly."""
 
     def __init__(self, max_split_size=SIZE_MAX):
         for name in ARRAY_STATS:
@@ -366,88 +367,6 @@ class DeviceStats:
         # PyTorch stores SIZE_MAX in an int64: "no limit" reads -1
         self.max_split_size = -1 if max_split_size == SIZE_MAX else max_split_size
 
-    def on_alloc(self, k, size, requested, d_split, d_split_bytes):
-        """A block of `size` bytes for a `requested`-byte malloc left pool kind k."""
-        for t in (ALL, k):
-            s = self.allocation[t]
-            c = s.current = s.current + 1
-            s.allocated += 1
-            if c > s.peak:
-                s.peak = c
-            s = self.active[t]
-            c = s.current = s.current + 1
-            s.allocated += 1
-            if c > s.peak:
-                s.peak = c
-            s = self.allocated_bytes[t]
-            c = s.current = s.current + size
-            s.allocated += size
-            if c > s.peak:
-                s.peak = c
-            s = self.active_bytes[t]
-            c = s.current = s.current + size
-            s.allocated += size
-            if c > s.peak:
-                s.peak = c
-            s = self.requested_bytes[t]
-            c = s.current = s.current + requested
-            s.allocated += requested
-            if c > s.peak:
-                s.peak = c
-            if d_split:
-                self.inactive_split[t].add(d_split)
-            if d_split_bytes:
-                self.inactive_split_bytes[t].add(d_split_bytes)
-
-    def on_free(self, k, size):
-        """free() was called: the block is no longer allocated (it may stay active)."""
-        for t in (ALL, k):
-            s = self.allocation[t]
-            s.current -= 1
-            s.freed += 1
-            s = self.allocated_bytes[t]
-            s.current -= size
-            s.freed += size
-
-    def on_free_completed(self, k, size, requested, d_split, d_split_bytes):
-        """The block's uses are over: it is back in its pool, merged with free neighbours."""
-        for t in (ALL, k):
-            s = self.active[t]
-            s.current -= 1
-            s.freed += 1
-            s = self.active_bytes[t]
-            s.current -= size
-            s.freed += size
-            s = self.requested_bytes[t]
-            s.current -= requested
-            s.freed += requested
-            if d_split:
-                self.inactive_split[t].add(d_split)
-            if d_split_bytes:
-                self.inactive_split_bytes[t].add(d_split_bytes)
-
-    def on_segment(self, k, size, sign):
-        """A segment of `size` bytes was cudaMalloc'd (sign 1) or cudaFree'd (sign -1)."""
-        for t in (ALL, k):
-            self.segment[t].add(sign)
-            self.reserved_bytes[t].add(sign * size)
-
-    def each_stat(self):
-        for name in ARRAY_STATS:
-            yield from getattr(self, name)
-        yield self.oversize_allocations
-        yield self.oversize_segments
-
-    def reset_peak(self):
-        for s in self.each_stat():
-            s.peak = s.current
-
-    def reset_accumulated(self):
-        for s in self.each_stat():
-            s.allocated = s.freed = 0
-        for name in COUNTERS:
-            setattr(self, name, 0)
-
     def as_nested_dict(self):
         d = {name: getattr(self, name) for name in COUNTERS}
         d["max_split_size"] = self.max_split_size
@@ -456,6 +375,119 @@ class DeviceStats:
         d["oversize_allocations"] = self.oversize_allocations.as_dict()
         d["oversize_segments"] = self.oversize_segments.as_dict()
         return d
+
+
+class Counters:
+    """One pool's statistics (or all pools') as running totals, so that malloc and free add to a
+    few ints instead of updating nine Stats: a stat's current value is (total up) - (total down),
+    its `allocated`/`freed` the totals since the last reset, and only peaks are tracked as they go.
+
+        n, b, r     blocks, bytes and requested bytes handed out by malloc
+        nf, bf      blocks and bytes whose free was requested (allocation = n - nf)
+        nc, bc, rc  blocks, bytes, requested bytes whose free completed (active = n - nc)
+        sp, sm      inactive split blocks appearing / disappearing; sbp, sbm their bytes
+        seg, segf   segments cudaMalloc'd / cudaFree'd; rsv, rsvf their bytes
+        pk_*        peaks
+    """
+    __slots__ = ("n", "nf", "nc", "b", "bf", "bc", "r", "rc", "sp", "sm", "sbp", "sbm",
+                 "seg", "segf", "rsv", "rsvf", "pk_n", "pk_act", "pk_b", "pk_actb", "pk_r",
+                 "pk_s", "pk_sb", "pk_seg", "pk_rsv", "base")
+
+    # stat name -> (running total up, running total down, peak)
+    LAYOUT = {"allocation": ("n", "nf", "pk_n"), "segment": ("seg", "segf", "pk_seg"),
+              "active": ("n", "nc", "pk_act"), "inactive_split": ("sp", "sm", "pk_s"),
+              "allocated_bytes": ("b", "bf", "pk_b"), "reserved_bytes": ("rsv", "rsvf", "pk_rsv"),
+              "active_bytes": ("b", "bc", "pk_actb"), "inactive_split_bytes": ("sbp", "sbm", "pk_sb"),
+              "requested_bytes": ("r", "rc", "pk_r")}
+    TOTALS = ("n", "nf", "nc", "b", "bf", "bc", "r", "rc", "sp", "sm", "sbp", "sbm", "seg", "segf",
+              "rsv", "rsvf")
+
+    def __init__(self):
+        for name in self.__slots__:
+            setattr(self, name, 0)
+        self.base = dict.fromkeys(self.TOTALS, 0)  # the totals at the last reset_accumulated
+
+    def segment(self, size, sign):
+        if sign > 0:
+            self.seg += 1
+            self.rsv += size
+            if self.seg - self.segf > self.pk_seg:
+                self.pk_seg = self.seg - self.segf
+            if self.rsv - self.rsvf > self.pk_rsv:
+                self.pk_rsv = self.rsv - self.rsvf
+        else:
+            self.segf += 1
+            self.rsvf += size
+
+    def stat(self, name):
+        up, down, peak = self.LAYOUT[name]
+        s = Stat()
+        u, dn = getattr(self, up), getattr(self, down)
+        s.current, s.peak = u - dn, getattr(self, peak)
+        s.allocated, s.freed = u - self.base[up], dn - self.base[down]
+        return s
+
+    def reset_peak(self):
+        for up, down, peak in self.LAYOUT.values():
+            setattr(self, peak, getattr(self, up) - getattr(self, down))
+
+    def reset_accumulated(self):
+        self.base = {name: getattr(self, name) for name in self.TOTALS}
+
+
+class AllocatorStats:
+    """The caching allocator's statistics: Counters for all pools, the small and the large pool
+    (indexed ALL, SMALL, LARGE), the event counters and the oversize stats."""
+
+    def __init__(self, max_split_size=SIZE_MAX):
+        self.pools = (Counters(), Counters(), Counters())
+        for name in COUNTERS:
+            setattr(self, name, 0)
+        self.oversize_allocations, self.oversize_segments = Stat(), Stat()
+        self.max_split_size = -1 if max_split_size == SIZE_MAX else max_split_size
+
+    def on_free(self, k, size):
+        """free() was called: the block is no longer allocated (it may stay active)."""
+        for c in (self.pools[ALL], self.pools[k]):
+            c.nf += 1
+            c.bf += size
+
+    def on_segment(self, k, size, sign):
+        """A segment of `size` bytes was cudaMalloc'd (sign 1) or cudaFree'd (sign -1)."""
+        self.pools[ALL].segment(size, sign)
+        self.pools[k].segment(size, sign)
+
+    def current(self, name, k=ALL):
+        up, down, _ = Counters.LAYOUT[name]
+        c = self.pools[k]
+        return getattr(c, up) - getattr(c, down)
+
+    def peak(self, name, k=ALL):
+        return getattr(self.pools[k], Counters.LAYOUT[name][2])
+
+    def reset_peak(self):
+        for c in self.pools:
+            c.reset_peak()
+        for s in (self.oversize_allocations, self.oversize_segments):
+            s.peak = s.current
+
+    def reset_accumulated(self):
+        for c in self.pools:
+            c.reset_accumulated()
+        for s in (self.oversize_allocations, self.oversize_segments):
+            s.allocated = s.freed = 0
+        for name in COUNTERS:
+            setattr(self, name, 0)
+
+    def as_nested_dict(self):
+        d = DeviceStats()
+        for name in ARRAY_STATS:
+            setattr(d, name, tuple(c.stat(name) for c in self.pools))
+        for name in COUNTERS:
+            setattr(d, name, getattr(self, name))
+        d.oversize_allocations, d.oversize_segments = self.oversize_allocations, self.oversize_segments
+        d.max_split_size = self.max_split_size
+        return d.as_nested_dict()
 
 
 def flatten_stats(nested):
@@ -538,14 +570,11 @@ class Block:
     __slots__ = ("stream", "size", "requested_size", "ptr", "pool", "allocated", "prev", "next",
                  "stream_uses", "event_count", "gc_count_base", "frames", "segment_frames")
 
-    def __init__(self, stream, size, pool, ptr):
+    def __init__(self, stream, size, pool, ptr, prev=None, next=None, allocated=False, requested_size=0):
         self.stream, self.size, self.pool, self.ptr = stream, size, pool, ptr
-        self.requested_size = 0
-        self.allocated = False
-        self.prev = self.next = None
+        self.prev, self.next, self.allocated, self.requested_size = prev, next, allocated, requested_size
         self.stream_uses = None  # set of streams recorded by record_stream, or None
-        self.event_count = 0
-        self.gc_count_base = 0
+        self.event_count = self.gc_count_base = 0
         self.frames = self.segment_frames = None
 
     def is_split(self):
@@ -553,7 +582,8 @@ class Block:
 
 
 class BlockPool:
-    """Cached free blocks, per stream, each list sorted by (size, ptr): bisect finds the best fit."""
+    """Cached free blocks, per stream, each list sorted by (size, ptr): bisect finds the best fit
+    (PyTorch's std::set ordered by (stream, size, ptr))."""
     __slots__ = ("is_small", "owner", "by_stream", "get_free_blocks_call_count")
 
     def __init__(self, is_small, owner=None):
@@ -572,9 +602,7 @@ class BlockPool:
         lst = self.by_stream[block.stream]
         i = bisect_left(lst, (block.size, block.ptr))
         assert lst[i][2] is block, "allocator: block missing from its pool"
-        del lst[i]
-        if not lst:
-            del self.by_stream[block.stream]
+        del lst[i]  # (an emptied list stays: the stream will likely cache blocks again)
 
     def best_fit(self, stream, size):
         lst = self.by_stream.get(stream)
@@ -603,14 +631,27 @@ class PrivatePool:
 
 class Allocation:
     """What malloc returns: device memory at `.ptr` of `.size` requested bytes (`.allocated_size`
-    after rounding). Dropping the last reference frees it, gated by any recorded streams' events."""
-    __slots__ = ("ptr", "size", "allocated_size", "stream", "device_index", "_block", "_allocator",
-                 "__weakref__")
+    after rounding). Dropping the last reference frees it, gated by any recorded streams' events.
+    The native backend's handle holds its Block; rounding and stream are read from it."""
+    __slots__ = ("ptr", "size", "_block", "_allocator", "__weakref__")
 
-    def __init__(self, allocator, block, nbytes, stream, ptr, allocated_size):
-        self._allocator, self._block = allocator, block
-        self.ptr, self.size, self.allocated_size, self.stream = ptr, nbytes, allocated_size, stream
-        self.device_index = allocator.index
+    def __init__(self, allocator, block, nbytes, ptr):
+        self._allocator, self._block, self.ptr, self.size = allocator, block, ptr, nbytes
+
+    @property
+    def allocated_size(self):
+        b = self._block
+        return b.size if b is not None else 0
+
+    @property
+    def stream(self):
+        """The stream the memory was allocated on (None once freed)."""
+        b = self._block
+        return b.stream if b is not None else None
+
+    @property
+    def device_index(self):
+        return self._allocator.index
 
     def free(self):
         """Return the memory now (idempotent); normally the garbage of the last reference does it."""
@@ -627,13 +668,27 @@ class Allocation:
     def __del__(self):
         if self._block is not None:
             try:
-                self._allocator.free(self, from_gc=True)
+                self._allocator.free(self)
             except Exception:  # interpreter shutdown: the device may already be gone
                 pass
 
     def __repr__(self):
         state = "freed" if self._block is None else f"stream={stream_id(self.stream)}"
         return f"<Allocation ptr={self.ptr:#x} size={self.size} device={self.device_index} {state}>"
+
+
+class PlainAllocation(Allocation):
+    """A handle that stores its rounding and stream: 0-byte allocations (no block) and the
+    cudaMallocAsync backend's (whose `_block` is the pointer)."""
+    __slots__ = ("allocated_size", "stream", "_index")
+
+    def __init__(self, allocator, block, nbytes, stream, ptr, allocated_size):
+        self._allocator, self._block, self.ptr, self.size = allocator, block, ptr, nbytes
+        self.allocated_size, self.stream, self._index = allocated_size, stream, allocator.index
+
+    @property
+    def device_index(self):
+        return self._index
 
 
 _NO_BLOCK = object()  # the block of a 0-byte allocation: no memory, nothing to free
@@ -720,67 +775,73 @@ class _Params:
 
 class _Locked:
     """Per-device lock plus deferral of frees that arrive re-entrantly: a handle's __del__ can run
-    (through the cyclic GC) while this thread is inside the allocator; its free then waits for the
-    outer call to finish instead of mutating pools mid-operation."""
+    (by refcount or the cyclic GC) while this thread is inside the allocator; its free then waits
+    for the outer call to finish instead of mutating pools mid-operation."""
 
     def __init__(self):
         self._lock = threading.RLock()
-        self._owner = None
-        self._depth = 0
         self._deferred = []
 
     def _enter(self):
         self._lock.acquire()
-        self._depth += 1
-        self._owner = threading.get_ident()
 
     def _exit(self):
-        try:
-            if self._depth == 1:
-                while self._deferred:
-                    self._free_block_of(self._deferred.pop())
-        finally:
-            self._depth -= 1
-            if self._depth == 0:
-                self._owner = None
-            self._lock.release()
+        self._lock.release()
+        if self._deferred and not self._lock._is_owned():
+            self._drain_deferred()
+
+    def _drain_deferred(self):
+        with self._lock:
+            while self._deferred:
+                self._free_block_of(self._deferred.pop())
 
     def free(self, handle, from_gc=False):
         """Give the handle's memory back (PyTorch: the DataPtr deleter). Each backend says what its
-        handles hold (a Block, or a pointer) through `_free_block_of`."""
+        handles hold (a Block, or a pointer) through `_free_block_of`. (`from_gc` is accepted for
+        callers of the old signature: every free inside the allocator's own call is deferred.)"""
         block = handle._block
         if block is None:
             return
         handle._block = None
         if block is _NO_BLOCK:
             return
-        if from_gc and self._reentrant():
+        lock = self._lock
+        if lock._is_owned():  # this thread is inside the allocator: free after it leaves
             self._deferred.append(block)
             return
-        self._enter()
+        lock.acquire()
         try:
             self._free_block_of(block)
         finally:
-            self._exit()
+            lock.release()
+        if self._deferred:
+            self._drain_deferred()
 
     def _reentrant(self):
-        return self._owner == threading.get_ident()
+        return self._lock._is_owned()
 
 
 class CachingAllocator(_Locked):
-    """One device's caching allocator (PyTorch's DeviceCachingAllocator)."""
+    """One device's caching allocator (PyTorch's DeviceCachingAllocator).
+
+    Host time matters here: every tensor's malloc and free runs through it. The common case (a
+    small request on a stream that has a cached block big enough, no CUDA graph capture, no
+    cross-stream frees pending, no history recording) takes `malloc`'s fast path: one bisect in
+    the stream's free list, the split, and a few integer adds to the running-total statistics."""
     backend = "native"
 
     def __init__(self, device, config=None):
         super().__init__()
         self.device = device
         self.index = getattr(device, "index", 0)
+        self._current_stream = device.current_stream
         self.config = config if config is not None else AllocatorConfig()
-        self._plain_rounding = not any(self.config.roundup_power2_divisions)
-        self.stats = DeviceStats(self.config.max_split_size)
+        self.stats = AllocatorStats(self.config.max_split_size)
+        pools = self.stats.pools  # the Counters a block's pool kind updates, by pool.is_small
+        self._counters = ((pools[ALL], pools[LARGE]), (pools[ALL], pools[SMALL]))
         self.large_blocks, self.small_blocks = BlockPool(False), BlockPool(True)
+        self._small_free = self.small_blocks.by_stream  # stream -> [(size, ptr, block)], sorted
         self.active_blocks = set()          # allocated, or freed but waiting on events
-        self.allocated_blocks = {}          # ptr -> Block, for raw pointers
         self.cuda_events = {}               # stream -> deque[(event, block)]
         self.needs_events_deferred = []     # blocks freed with stream uses during capture
         self.captures_underway = []         # [(pool_id, filter(stream) -> bool)]
@@ -792,30 +853,59 @@ class CachingAllocator(_Locked):
         self.history = History()
         self._event_pool = []
         self._raw = {}                      # ptr -> Allocation handed out by raw_alloc
+        self._settings_changed()
         if self.config.per_process_memory_fraction is not None:
             self.set_memory_fraction(self.config.per_process_memory_fraction)
+
+    def _settings_changed(self):
+        """Cache what the hot paths would otherwise look up per call."""
+        cfg = self.config
+        self._plain_rounding = not any(cfg.roundup_power2_divisions)
+        self._max_split = cfg.max_split_size
+        # the fast path needs plain 512-byte rounding, no history, no garbage-collection ageing
+        self._fast = (self._plain_rounding and not self.history.enabled
+                      and not (self.set_fraction and cfg.garbage_collection_threshold > 0.0))
 
     # -- public API ------------------------------------------------------------------------------
     def malloc(self, nbytes, stream=None):
         """Memory for `nbytes` usable on `stream` (default: the device's current stream)."""
         if stream is None:
-            stream = self.device.current_stream()
+            stream = self._current_stream()
+        if 0 < nbytes <= K_SMALL_SIZE and self._fast:
+            # fast path: the smallest cached small block of this stream that fits
+            size = (nbytes + 511) & -512
+            lock = self._lock
+            lock.acquire()
+            try:
+                lst = self._small_free.get(stream)
+                if (lst and not (self.captures_underway or self.cuda_events or self.needs_events_deferred)
+                        and size <= lst[-1][0]):
+                    i = bisect_left(lst, (size,))
+                    block = self._take_block(lst.pop(i)[2], size, nbytes, None)
+                else:
+                    block = self._malloc(nbytes, stream, None)
+            finally:
+                lock.release()
+            if self._deferred:
+                self._drain_deferred()
+            return Allocation(self, block, nbytes, block.ptr)
         if nbytes == 0:
-            return Allocation(self, _NO_BLOCK, 0, stream, 0, 0)
+            return PlainAllocation(self, _NO_BLOCK, 0, stream, 0, 0)
         if nbytes >= ONE_EXA_BYTE:
             raise OutOfMemoryError("CUDA out of memory. Tried to allocate more than 1EB memory.")
         frames = gather_frames() if self.history.context else None
         self._enter()
         try:
             block = self._malloc(nbytes, stream, frames)
-            self.allocated_blocks[block.ptr] = block
         finally:
             self._exit()
-        return Allocation(self, block, nbytes, stream, block.ptr, block.size)
+        return Allocation(self, block, nbytes, block.ptr)
 
     def _free_block_of(self, block):
-        del self.allocated_blocks[block.ptr]
-        self._free(block, gather_frames() if self.history.context >= ALL_CONTEXT else None)
+        if block.stream_uses or self.history.enabled:
+            self._free(block, gather_frames() if self.history.context >= ALL_CONTEXT else None)
+        else:  # no other stream's work to wait for: back into the pool at once
+            self._free_block(block, None, True)
 
     def record_stream(self, handle, stream):
         """Mark the allocation as used on `stream`: its reuse after free waits for that stream."""
@@ -866,7 +956,7 @@ class CachingAllocator(_Locked):
         self._enter()
         try:
             self.config = config
-            self._plain_rounding = not any(config.roundup_power2_divisions)
+            self._settings_changed()
             self.stats.max_split_size = -1 if config.max_split_size == SIZE_MAX else config.max_split_size
         finally:
             self._exit()
@@ -875,6 +965,7 @@ class CachingAllocator(_Locked):
         _, total = self.device.mem_get_info()
         self.allowed_memory_maximum = int(fraction * total)
         self.set_fraction = True
+        self._settings_changed()
 
     def get_memory_fraction(self):
         if not self.set_fraction:
@@ -892,16 +983,16 @@ class CachingAllocator(_Locked):
         return flatten_stats(self.memory_stats_as_nested_dict())
 
     def memory_allocated(self):
-        return self.stats.allocated_bytes[ALL].current
+        return self.stats.current("allocated_bytes")
 
     def max_memory_allocated(self):
-        return self.stats.allocated_bytes[ALL].peak
+        return self.stats.peak("allocated_bytes")
 
     def memory_reserved(self):
-        return self.stats.reserved_bytes[ALL].current
+        return self.stats.current("reserved_bytes")
 
     def max_memory_reserved(self):
-        return self.stats.reserved_bytes[ALL].peak
+        return self.stats.peak("reserved_bytes")
 
     def reset_peak_memory_stats(self):
         self._enter()
@@ -925,6 +1016,7 @@ class CachingAllocator(_Locked):
         self._enter()
         try:
             self.history.configure(enabled, context, stacks, max_entries, clear_history)
+            self._settings_changed()
         finally:
             self._exit()
 
@@ -1047,7 +1139,7 @@ class CachingAllocator(_Locked):
                          and self._alloc_block(p, True, frames)))
         if not found:
             self._raise_oom(p, frames)
-        return self._alloc_found_block(p, orig_size, frames, self._should_split(p.block, size))
+        return self._take_block(p.block, size, orig_size, frames)
 
     def _get_pool(self, size, stream):
         for pool_id, wants in self.captures_underway:
@@ -1055,12 +1147,6 @@ class CachingAllocator(_Locked):
                 pp = self.graph_pools[pool_id]
                 return pp.small if size <= K_SMALL_SIZE else pp.large
         return self.small_blocks if size <= K_SMALL_SIZE else self.large_blocks
-
-    def _should_split(self, block, size):
-        remaining = block.size - size
-        if block.pool.is_small:
-            return remaining >= K_MIN_BLOCK_SIZE
-        return size < self.config.max_split_size and remaining > K_SMALL_SIZE
 
     def _get_free_block(self, p):
         pool, cfg = p.pool, self.config
@@ -1103,28 +1189,31 @@ class CachingAllocator(_Locked):
         p.block = block
         return True
 
-    def _alloc_found_block(self, p, orig_size, frames, split):
-        size, pool = p.size, p.pool
-        block = p.block
-        already_split = block.is_split()
+    def _take_block(self, block, size, orig_size, frames):
+        """Hand out `block` (just taken from its pool, or a new segment) for a request of `size`
+        rounded bytes, splitting the rest off into the pool when that is worth it (small pool: if
+        >= 512 bytes remain; large: if more than 1 MiB remains and the request may be split)."""
+        pool = block.pool
+        remaining = block.size - size
+        already_split = block.prev is not None or block.next is not None
         d_split = d_split_bytes = 0
-        if split:
-            remaining = block
-            block = Block(p.stream, size, pool, remaining.ptr)
-            block.prev = remaining.prev
-            if block.prev is not None:
-                block.prev.next = block
+        if (remaining >= K_MIN_BLOCK_SIZE if pool.is_small
+                else size < self._max_split and remaining > K_SMALL_SIZE):
+            rest = block
+            prev = rest.prev
+            block = Block(rest.stream, size, pool, rest.ptr, prev, rest)
+            if prev is not None:
+                prev.next = block
             else:  # the new block heads the segment now: it carries the segment's stack
-                block.segment_frames, remaining.segment_frames = remaining.segment_frames, None
-            block.next = remaining
-            remaining.prev = block
-            remaining.ptr += size
-            remaining.size -= size
-            pool.insert(remaining)
+                block.segment_frames, rest.segment_frames = rest.segment_frames, None
+            rest.prev = block
+            rest.ptr += size
+            rest.size = remaining
+            pool.insert(rest)
             if already_split:  # an inactive split block shrinks by `size`
                 d_split_bytes = -size
             else:  # a new inactive split block appears
-                d_split, d_split_bytes = 1, remaining.size
+                d_split, d_split_bytes = 1, remaining
         elif already_split:  # an inactive split block becomes active
             d_split, d_split_bytes = -1, -block.size
         block.allocated = True
@@ -1133,8 +1222,41 @@ class CachingAllocator(_Locked):
         if self.history.enabled:
             self.history.record("alloc", block.ptr, orig_size, block.stream, frames, self._pool_id(pool))
         self.active_blocks.add(block)
-        self.stats.on_alloc(p.kind, block.size, orig_size, d_split, d_split_bytes)
-        if block.size >= self.config.max_split_size:
+        size = block.size
+        # Active >= allocated always, and equal while no free waits on events: then a new active
+        # peak implies a new allocated peak, and the active check can hide behind that one.
+        pending = self.cuda_events or self.needs_events_deferred
+        for c in self._counters[pool.is_small]:  # self.stats.on_alloc, inline
+            n = c.n = c.n + 1
+            b = c.b = c.b + size
+            r = c.r = c.r + orig_size
+            if n - c.nf > c.pk_n:
+                c.pk_n = n - c.nf
+                if n - c.nc > c.pk_act:
+                    c.pk_act = n - c.nc
+            elif pending and n - c.nc > c.pk_act:
+                c.pk_act = n - c.nc
+            if b - c.bf > c.pk_b:
+                c.pk_b = b - c.bf
+                if b - c.bc > c.pk_actb:
+                    c.pk_actb = b - c.bc
+            elif pending and b - c.bc > c.pk_actb:
+                c.pk_actb = b - c.bc
+            if r - c.rc > c.pk_r:
+                c.pk_r = r - c.rc
+            if d_split > 0:  # c.split_delta, inline
+                c.sp += d_split
+                if c.sp - c.sm > c.pk_s:
+                    c.pk_s = c.sp - c.sm
+            elif d_split < 0:
+                c.sm -= d_split
+            if d_split_bytes > 0:
+                c.sbp += d_split_bytes
+                if c.sbp - c.sbm > c.pk_sb:
+                    c.pk_sb = c.sbp - c.sbm
+            elif d_split_bytes < 0:
+                c.sbm -= d_split_bytes
+        if size >= self._max_split:
             self.stats.oversize_allocations.add(1)
         return block
 
@@ -1144,7 +1266,7 @@ class CachingAllocator(_Locked):
             self.history.record("oom", free, p.size, p.stream, frames, self._pool_id(p.pool))
         st = self.stats
         st.num_ooms += 1
-        allocated, reserved = st.allocated_bytes[ALL].current, st.reserved_bytes[ALL].current
+        allocated, reserved = st.current("allocated_bytes"), st.current("reserved_bytes")
         in_private = sum(pp.large.total() + pp.small.total() for pp in self.graph_pools.values())
         allowed = f"{format_size(self.allowed_memory_maximum)} allowed; " if self.set_fraction else ""
         private = (f"with {format_size(in_private)} allocated in private pools (e.g., CUDA Graphs), "
@@ -1165,7 +1287,7 @@ class CachingAllocator(_Locked):
         if self.history.enabled:
             self.history.record("free_requested", block.ptr, block.requested_size, block.stream,
                                 frames or block.frames, self._pool_id(block.pool))
-        if block.size >= self.config.max_split_size:
+        if block.size >= self._max_split:
             st.oversize_allocations.add(-1)
         if block.stream_uses:
             if self.captures_underway:  # no event queries during capture: decide later
@@ -1175,31 +1297,57 @@ class CachingAllocator(_Locked):
         else:
             self._free_block(block, frames)
 
-    def _free_block(self, block, frames):
-        """Move a block whose uses are over into its pool, merging with free neighbours."""
+    def _free_block(self, block, frames, just_freed=False):
+        """Move a block whose uses are over into its pool, merging with free neighbours.
+        just_freed: free() was called just now (the free_requested half is counted here too)."""
         if self.history.enabled:
             self.history.record("free_completed", block.ptr, block.requested_size, block.stream,
                                 frames or block.frames, self._pool_id(block.pool))
+        block.allocated = False
         block.frames = None
-        orig_size, requested = block.size, block.requested_size
+        size, requested = block.size, block.requested_size
         pool = block.pool
-        net_blocks = net_bytes = 0
-        for cand in (block.prev, block.next):
-            subsumed = self._try_merge_blocks(block, cand, pool)
-            if subsumed:
-                net_blocks -= 1
-                net_bytes -= subsumed
+        d_split = d_split_bytes = 0
+        prev, nxt = block.prev, block.next
+        if prev is not None and not (prev.allocated or prev.event_count or prev.stream_uses):
+            d_split, d_split_bytes = -1, -self._merge(block, prev, pool)
+        if nxt is not None and not (nxt.allocated or nxt.event_count or nxt.stream_uses):
+            d_split -= 1
+            d_split_bytes -= self._merge(block, nxt, pool)
         self.active_blocks.discard(block)
-        pool.insert(block)
-        if block.is_split():
-            net_blocks += 1
-            net_bytes += block.size
-        self.stats.on_free_completed(SMALL if pool.is_small else LARGE, orig_size, requested,
-                                     net_blocks, net_bytes)
+        block.gc_count_base = pool.get_free_blocks_call_count  # pool.insert, inline
+        lst = pool.by_stream.get(block.stream)
+        if lst is None:
+            lst = pool.by_stream[block.stream] = []
+        insort(lst, (block.size, block.ptr, block))
+        if block.prev is not None or block.next is not None:  # it is an inactive split block now
+            d_split += 1
+            d_split_bytes += block.size
+        for c in self._counters[pool.is_small]:
+            if just_freed:  # st.on_free
+                c.nf += 1
+                c.bf += size
+            c.nc += 1  # the free completed: the block is no longer active
+            c.bc += size
+            c.rc += requested
+            if d_split > 0:  # c.split_delta, inline
+                c.sp += d_split
+                if c.sp - c.sm > c.pk_s:
+                    c.pk_s = c.sp - c.sm
+            elif d_split < 0:
+                c.sm -= d_split
+            if d_split_bytes > 0:
+                c.sbp += d_split_bytes
+                if c.sbp - c.sbm > c.pk_sb:
+                    c.pk_sb = c.sbp - c.sbm
+            elif d_split_bytes < 0:
+                c.sbm -= d_split_bytes
+        if just_freed and size >= self._max_split:
+            self.stats.oversize_allocations.add(-1)
 
-    def _try_merge_blocks(self, dst, src, pool):
-        if src is None or src.allocated or src.event_count > 0 or src.stream_uses:
-            return 0
+    @staticmethod
+    def _merge(dst, src, pool):
+        """Absorb the free neighbour `src` (taken out of its pool) into dst; returns its size."""
         pool.remove(src)
         if dst.prev is src:  # [src dst]
             dst.ptr = src.ptr
@@ -1380,7 +1528,7 @@ class MallocAsyncAllocator(_Locked):
         if stream is None:
             stream = self.device.current_stream()
         if nbytes == 0:
-            return Allocation(self, _NO_BLOCK, 0, stream, 0, 0)
+            return PlainAllocation(self, _NO_BLOCK, 0, stream, 0, 0)
         if nbytes >= ONE_EXA_BYTE:
             raise OutOfMemoryError("CUDA out of memory. Tried to allocate more than 1EB memory.")
         self._enter()
@@ -1391,7 +1539,7 @@ class MallocAsyncAllocator(_Locked):
             self.used_bytes += nbytes
         finally:
             self._exit()
-        return Allocation(self, ptr, nbytes, stream, ptr, nbytes)
+        return PlainAllocation(self, ptr, nbytes, stream, ptr, nbytes)
 
     def _malloc(self, nbytes, stream):
         if self.limit is not None and self.used_bytes + nbytes > self.limit:

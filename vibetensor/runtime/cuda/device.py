@@ -43,7 +43,14 @@ class CudaDevice:
         return streams.Event()
 
     def current_stream(self):
-        return streams.current_stream(self.index)
+        """This thread's current stream here: streams.current_stream(index) without its argument
+        parsing (the allocator asks on every malloc)."""
+        current = getattr(streams._local, "streams", None)
+        if current is not None:
+            s = current.get(self.index)
+            if s is not None:
+                return s
+        return streams.Stream.default(self.index)
 
     def stream_wait_event(self, stream, event):
         stream.wait_event(event)
