@@ -50,13 +50,15 @@ an error at backward time, never a silently wrong gradient.
 from vibetensor import dispatch
 from vibetensor.autograd import anomaly, engine
 from vibetensor.autograd.graph import (
-    RAW_GRAD_FN, GraphError, Node, SavedVariable, TensorGeometry, TensorMeta, alias_of, gradient_edge, record_creation,
-    requires_grad)
+    RAW_GRAD_FN, GraphError, Node, SavedVariable, TensorGeometry, TensorMeta, alias_of, grad_accumulator, gradient_edge,
+    record_creation, requires_grad)
 from vibetensor.autograd.view_history import MULTI_OUTPUT_NODE, DEFAULT, check_inplace, rebase_history, record_view
 from vibetensor.dispatch import DispatchKey, local
 from vibetensor.tensor.tensor import Tensor
 
 _NO_EDGE = (None, 0)
+_new_meta = TensorMeta.__new__
+_raw_grad_fn = RAW_GRAD_FN.__get__
 RESULT = "result"
 
 
@@ -166,6 +168,7 @@ class Derivative:
         self._classes = {}
         self._save_fn = save if callable(save) else None
         self._static = None if callable(save) else self._parse(save)
+        self._cls = self._make_class(self.name) if self.name.__class__ is str else None  # the usual case
 
     def _parse(self, save):
         save = (save,) if isinstance(save, (int, str)) else tuple(save)
@@ -181,9 +184,12 @@ class Derivative:
         return self._parse(self._save_fn(*args, **kwargs))
 
     def node_class(self, args, kwargs):
-        name = self.name
-        if name.__class__ is not str:
-            name = name(*args, **kwargs)
+        cls = self._cls
+        if cls is not None:
+            return cls
+        return self._make_class(self.name(*args, **kwargs))
+
+    def _make_class(self, name):
         cls = self._classes.get(name)
         if cls is None:
             cls = self._classes[name] = type(name, (OpNode,), {"__slots__": (), "__module__": "torch.autograd"})
@@ -227,9 +233,22 @@ def _inputs(args, save, snapshot_self=False, geometry=()):
     edges, metas, layout, kept = [], [], [], []
     wanted = False
     for i, a in enumerate(args):
-        if isinstance(a, Tensor):
-            meta, grad = _record(a, metas, edges)
-            wanted |= grad
+        if isinstance(a, Tensor):  # _record and gradient_edge, inlined for non-views (the hot path)
+            meta = _new_meta(TensorMeta)
+            meta._shape, meta._dtype, meta._device = a._shape, a._dtype, a._device
+            metas.append(meta)
+            if a._base is not None:
+                if a._requires_grad or a._base._requires_grad:
+                    edges.append(gradient_edge(a))
+                    wanted = True
+                else:
+                    edges.append(_NO_EDGE)
+            elif a._requires_grad:
+                fn = _raw_grad_fn(a)
+                edges.append((fn, a._output_nr) if fn is not None else (grad_accumulator(a), 0))
+                wanted = True
+            else:
+                edges.append(_NO_EDGE)
             layout.append(True)
             if i in save:
                 kept.append(SavedVariable(_snapshot(a) if (i == 0 and snapshot_self) else a))
@@ -282,6 +301,13 @@ def _make_node(spec, args, kwargs, edges, metas, layout, saved):
 def _mark_outputs(save_result, node, result, args, inplace_self=None):
     """Point the op's outputs at node; returns the result (an output that is an input object is
     replaced by a view of it first, so the input's own history is left alone)."""
+    if _fresh_float_output(result, args, inplace_self):  # the usual case, without the lists below
+        result.grad_fn, result._output_nr, result._requires_grad = node, 0, True
+        if result._base is not None:
+            _record_view(node, result, 0, True, args)
+        if save_result:
+            node._result = SavedVariable(result, True)
+        return result
     single = isinstance(result, Tensor)
     outs = [result] if single else list(result)
     node._n_grads = len(outs)
@@ -306,6 +332,16 @@ def _mark_outputs(save_result, node, result, args, inplace_self=None):
     if replaced:
         return outs[0] if single else type(result)(outs)
     return result
+
+
+def _fresh_float_output(result, args, inplace_self):
+    """One floating-point tensor output that is not one of the op's inputs."""
+    if inplace_self is not None or not isinstance(result, Tensor) or result._dtype.category < 2:
+        return False
+    for a in args:
+        if a is result:
+            return False
+    return True
 
 
 def _view_of(t):
@@ -339,7 +375,7 @@ def _replay(op, rest, kwargs, k):
 
 
 def _autograd_kernel(spec):
-    op = spec.op
+    op, static, geometry = spec.op, spec._static, spec.geometry
 
     def autograd_kernel(*args, out=None, **kwargs):
         if out is not None:
@@ -348,8 +384,8 @@ def _autograd_kernel(spec):
             return op.redispatch(None, *args, **kwargs)
         if spec.inplace:
             return _call_inplace(spec, args, kwargs, args[0], None)
-        save, save_result = spec.saves(args, kwargs)
-        edges, metas, layout, saved = _inputs(args, save, geometry=spec.geometry)
+        save, save_result = static if static is not None else spec.saves(args, kwargs)
+        edges, metas, layout, saved = _inputs(args, save, geometry=geometry)
         if edges is None:
             return op.redispatch(None, *args, **kwargs)
         local.grad_enabled = False
@@ -442,11 +478,14 @@ def _not_implemented_kernel(op):
         target = out if out is not None else (args[0] if writes_arg0 and args else None)
         if not _any_requires_grad(args):
             return op.redispatch(None, *args, **kwargs)
+        edges = None
         if target is not None:
             check_inplace(target)
             before = RAW_GRAD_FN.__get__(target)
-        edges, metas, _, _ = _inputs(args, ())
+            edges, metas, _, _ = _inputs(args, ())  # before the write changes target's history
         result = op.redispatch(None, *args, **kwargs)  # grad mode stays on: composites are traced
+        if isinstance(result, Tensor) and result is not target and requires_grad(result):
+            return result  # the usual composite: its parts recorded the history
         outs = [result] if isinstance(result, Tensor) else \
             [o for o in result if isinstance(o, Tensor)] if isinstance(result, (tuple, list)) else []
         for k, o in enumerate(outs):
@@ -457,6 +496,8 @@ def _not_implemented_kernel(op):
                     rebase_history(o, GraphError(message, tuple(edges), tuple(metas), NotImplementedError,
                                                  "NotImplemented"))
             elif not requires_grad(o) and not any(o is a for a in args):
+                if edges is None:  # inputs the op did not write: their edges are as they were before it
+                    edges, metas, _, _ = _inputs(args, ())
                 o.grad_fn = GraphError(message, tuple(edges), tuple(metas), NotImplementedError, "NotImplemented")
                 o._output_nr, o._requires_grad = 0, True
         return result

@@ -81,17 +81,22 @@ class TensorGeometry(TensorMeta):
 
 
 class RemovableHandle:
-    """Returned by every register_*hook: .remove() takes the hook out again."""
+    """torch.utils.hooks.RemovableHandle, returned by every register_*hook (tensors, nodes, modules,
+    optimizers): .remove() takes the hook out of its id -> hook dict (and its id out of the
+    extra dicts); a context manager. The dicts are held weakly: a handle never keeps them alive."""
     _ids = itertools.count()
 
-    def __init__(self, hooks):
-        self._hooks = weakref.ref(hooks)
+    def __init__(self, hooks_dict, *, extra_dict=None):
+        self.hooks_dict_ref = weakref.ref(hooks_dict)
         self.id = next(RemovableHandle._ids)
+        extras = extra_dict if isinstance(extra_dict, list) else [extra_dict] if extra_dict is not None else []
+        self.extra_dict_ref = tuple(weakref.ref(d) for d in extras)
 
     def remove(self):
-        hooks = self._hooks()
-        if hooks is not None:
-            hooks.pop(self.id, None)
+        for ref in (self.hooks_dict_ref,) + self.extra_dict_ref:
+            d = ref()
+            if d is not None:
+                d.pop(self.id, None)
 
     def __enter__(self):
         return self
@@ -251,9 +256,8 @@ class AccumulateGrad(Node):
     __slots__ = ("variable", "_lock")
 
     def __init__(self, variable):
-        super().__init__((), (), _LAST)
+        Node.__init__(self, (), (TensorMeta(variable),), _LAST)  # (not super(): made once per leaf per graph)
         self.variable = variable
-        self._in_meta = (TensorMeta(variable),)
         self._lock = threading.Lock()  # two threads may backward into the same parameter
 
     def name(self):
@@ -303,7 +307,7 @@ def gradient_edge(t):
     """The edge a gradient for tensor t flows along: its grad_fn (for a view: regenerated when stale,
     see view_history.py), or its leaf accumulator. A view made in no_grad mode of a base that requires
     grad has neither: torch's invalid edge, (None, 0)."""
-    fn = t.grad_fn
+    fn = RAW_GRAD_FN.__get__(t) if t._base is None else t.grad_fn  # only a view's grad_fn may be stale
     if fn is not None:
         return (fn, t._output_nr)
     base = t._base

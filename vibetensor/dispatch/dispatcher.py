@@ -48,31 +48,45 @@ _lazy_backends = {}  # device key -> loader() that imports (and so registers) th
 
 class Op:
     """One operator. `table` maps DispatchKey -> kernel and is never mutated, only replaced."""
-    __slots__ = ("name", "table", "meta", "derivative", "family", "doc", "__weakref__")
+    __slots__ = ("name", "table", "meta", "derivative", "family", "doc", "_autograd", "_by_type", "__weakref__")
 
     def __init__(self, name, meta=None, derivative=None, family=None, doc=None):
         self.name, self.meta, self.derivative, self.family, self.doc = name, meta, derivative, family, doc
         self.table = _EMPTY
+        self._autograd, self._by_type = None, {}
 
     def register(self, key, kernel):
         table = dict(self.table)
         table[DispatchKey(key)] = kernel
         self.table = types.MappingProxyType(table)  # copy-on-write: readers never see a half-built table
+        # the call path's view of the table, precomputed: device type string -> kernel, and the
+        # Autograd kernel (each a fresh object swapped in whole, like the table)
+        self._by_type = {typ: table[k] for typ, k in _KEY_OF_DEVICE.items() if k in table}
+        self._autograd = table.get(DispatchKey.Autograd)
         return kernel
 
     # -- unboxed path: a direct call with the op's own signature -----------------------------------
     def __call__(self, *args, **kwargs):
-        device_type, grad = _scan(args)
+        # _scan inlined for the top level (the hot path: one pass, no call): device type of the
+        # tensors (a CPU one yields to a GPU one) and whether any requires grad (a view: its base)
+        device_type, grad = None, False
+        for a in args:
+            if isinstance(a, Tensor):
+                if device_type is None or device_type == "cpu":
+                    device_type = a._device.type
+                if a._requires_grad or (a._base is not None and a._base._requires_grad):
+                    grad = True
+            elif type(a) is list or type(a) is tuple:
+                device_type, grad = _scan(a, device_type, grad)
         if _active_wrappers:
             return self._call_wrapped(args, kwargs, device_type, grad)
-        table = self.table
         if grad and local.grad_enabled:
-            kernel = table.get(DispatchKey.Autograd)
+            kernel = self._autograd
             if kernel is not None:
                 return kernel(*args, **kwargs)
         if device_type is None:
             device_type = _device_type_of(kwargs.get("device"))
-        kernel = table.get(_KEY_OF_DEVICE[device_type])
+        kernel = self._by_type.get(device_type)
         if kernel is None:
             kernel = self._load_backend(_KEY_OF_DEVICE[device_type])
         return kernel(*args, **kwargs)
@@ -93,10 +107,10 @@ class Op:
             kernel = self.table.get(key)
             if kernel is not None:
                 return kernel(*args, **kwargs)
-        key = device_key(args, kwargs)
-        kernel = self.table.get(key)
+        device_type = _scan(args)[0] or _device_type_of(kwargs.get("device"))
+        kernel = self._by_type.get(device_type)
         if kernel is None:
-            kernel = self._load_backend(key)
+            kernel = self._load_backend(_KEY_OF_DEVICE[device_type])
         return kernel(*args, **kwargs)
 
     # -- boxed path: a generic argument list, for code that handles every op alike --------------------

@@ -125,14 +125,25 @@ _INT_RANGE = range(-2 ** 63, 2 ** 64)  # Python ints torch accepts (int64 or uin
 def memoize_binary(spec_of):
     """m.memoize_spec for a binary op's spec: the cache key sees a number's type, not its value, so
     ints out of range are refused before it."""
-    cached = m.memoize_spec(spec_of)
+    cache = m.spec_cache()
 
-    def meta(a, b):
-        if (a.__class__ is int and a not in _INT_RANGE) or (b.__class__ is int and b not in _INT_RANGE):
-            for x in (a, b):
-                if x.__class__ is int:
-                    check_number("", x)
-        return cached(a, b)
+    def meta(a, b):  # m.memoize_spec's key, built inline for two operands (the hot path)
+        if isinstance(a, Tensor):
+            ka = (a._dtype, a._shape, a._device)
+        else:
+            if a.__class__ is int and a not in _INT_RANGE:
+                check_number("", a)
+            ka = type(a)
+        if isinstance(b, Tensor):
+            kb = (b._dtype, b._shape, b._device)
+        else:
+            if b.__class__ is int and b not in _INT_RANGE:
+                check_number("", b)
+            kb = type(b)
+        spec = cache.get((ka, kb))
+        if spec is None:
+            spec = m.remember(cache, (ka, kb), spec_of(a, b))
+        return spec
     meta.uncached = spec_of
     return meta
 

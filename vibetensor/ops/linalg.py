@@ -202,8 +202,20 @@ def _declare(name, meta=None, composite=None):
     return declare(name, meta=meta, composite=composite, family="linalg")
 
 
-mm = _declare("mm", _mm_meta)                      # mm(a, b)
-bmm = _declare("bmm", _bmm_meta)                   # bmm(a, b)
+def _memoized_product(meta):
+    """m.memoize_spec for the meta of a product of two tensors, for calls without out=."""
+    cached = m.memoize_spec(meta)
+
+    def meta_(a, b, out=None):
+        if out is not None or not isinstance(a, Tensor) or not isinstance(b, Tensor):
+            return meta(a, b, out)
+        return cached(a, b)
+    meta_.uncached = meta
+    return meta_
+
+
+mm = _declare("mm", _memoized_product(_mm_meta))     # mm(a, b)
+bmm = _declare("bmm", _memoized_product(_bmm_meta))  # bmm(a, b)
 addmm = _declare("addmm", _addmm_meta)             # addmm(input, m1, m2, beta, alpha)
 addmv = _declare("addmv", _addmv_meta)             # addmv(input, mat, vec, beta, alpha)
 mv = _declare("mv", _mv_meta)                      # mv(mat, vec)
@@ -324,6 +336,8 @@ def _linear(input, weight, bias=None):
                            f"{weight.ndim}D")
     if bias is not None and input.ndim == 2:
         return addmm(bias, input, _t(weight), 1, 1)
+    if bias is None and input.ndim == 2 and weight.ndim == 2:
+        return mm(input, _t(weight))  # what matmul would do, without its dispatch and checks
     if bias is not None and input.is_contiguous() and (input.ndim == 3 or bias.ndim == 1):
         lead = input._shape[:-1]
         result = addmm(bias, _reshape(input, (math.prod(lead), input._shape[-1])), _t(weight), 1, 1)

@@ -53,20 +53,40 @@ def signature(x):
 _spec_caches = []
 
 
-def memoize_spec(meta):
-    """Cache a meta function's result per operand signature. Validation and promotion depend only on
-    the signature, so a cache hit skips both (the hot path of a repeated op); failures are not cached."""
+def spec_cache():
+    """A new cache of meta results keyed by operand signatures, cleared when the default dtype changes."""
     cache = {}
     _spec_caches.append(cache)
+    return cache
+
+
+def remember(cache, key, spec):
+    if len(cache) > 4096:
+        cache.clear()
+    cache[key] = spec
+    return spec
+
+
+def memoize_spec(meta):
+    """Cache a meta function's result per operand signature. Validation and promotion depend only on
+    the signature, so a cache hit skips both (the hot path of a repeated op); failures are not cached.
+    The key is built inline (no per-operand call): a tensor's (dtype, shape, device), a number's type."""
+    cache = spec_cache()
 
     def cached(*operands):
-        key = tuple(map(signature, operands))
+        n = len(operands)
+        if n == 1:
+            a = operands[0]
+            key = (a._dtype, a._shape, a._device) if isinstance(a, Tensor) else type(a),
+        elif n == 2:
+            a, b = operands
+            key = ((a._dtype, a._shape, a._device) if isinstance(a, Tensor) else type(a),
+                   (b._dtype, b._shape, b._device) if isinstance(b, Tensor) else type(b))
+        else:
+            key = tuple([(x._dtype, x._shape, x._device) if isinstance(x, Tensor) else type(x) for x in operands])
         spec = cache.get(key)
         if spec is None:
-            spec = meta(*operands)
-            if len(cache) > 4096:
-                cache.clear()
-            cache[key] = spec
+            spec = remember(cache, key, meta(*operands))
         return spec
     cached.uncached = meta
     return cached
@@ -91,12 +111,12 @@ def output(op, out, shape, dtype, device, inplace=False):
         return empty(shape, dtype, device)
     if not isinstance(out, Tensor):
         raise TypeError(f"{op}(): argument 'out' must be Tensor, not {type(out).__name__}")
-    if out._device != device:
+    if out._device is not device and out._device != device:
         raise RuntimeError(f"Expected out tensor to have device {device}, but got {out._device} instead")
     if not dt.can_cast(dtype, out._dtype):
         raise RuntimeError(f"result type {TYPE_NAMES[dtype]} can't be cast to the desired output type "
                            f"{TYPE_NAMES[out._dtype]}")
-    if tuple(out._shape) != tuple(shape):
+    if out._shape != shape and tuple(out._shape) != tuple(shape):  # (shape may be a list)
         if inplace:
             raise RuntimeError(f"output with shape [{', '.join(map(str, out._shape))}] doesn't match the "
                                f"broadcast shape [{', '.join(map(str, shape))}]")

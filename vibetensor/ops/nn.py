@@ -184,8 +184,24 @@ def _backward_data_meta(grad, y, dim):
     return DimSpec(y._shape, y._dtype, y._device, sh.wrap_dim(dim, y.ndim))
 
 
-softmax = _declare("softmax", _softmax_meta("softmax"))                  # softmax(x, dim, dtype=None)
-log_softmax = _declare("log_softmax", _softmax_meta("log_softmax"))      # log_softmax(x, dim, dtype=None)
+def _memoized_softmax(meta):
+    """m.memoize_spec for a softmax meta: cached per (input signature, dim, dtype) for int dims."""
+    cache = m.spec_cache()
+
+    def cached(x, dim, dtype=None):
+        if dim.__class__ is not int or not isinstance(x, Tensor):
+            return meta(x, dim, dtype)
+        key = (x._dtype, x._shape, x._device, dim, dtype)
+        spec = cache.get(key)
+        if spec is None:
+            spec = m.remember(cache, key, meta(x, dim, dtype))
+        return spec
+    cached.uncached = meta
+    return cached
+
+
+softmax = _declare("softmax", _memoized_softmax(_softmax_meta("softmax")))              # softmax(x, dim, dtype=None)
+log_softmax = _declare("log_softmax", _memoized_softmax(_softmax_meta("log_softmax")))  # log_softmax(x, dim, dtype=None)
 softmax_backward_data = _declare("softmax_backward_data", _backward_data_meta)          # (grad, y, dim)
 log_softmax_backward_data = _declare("log_softmax_backward_data", _backward_data_meta)  # (grad, y, dim)
 

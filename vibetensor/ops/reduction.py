@@ -328,10 +328,28 @@ def _declare(name, meta):
     return declare(name, meta=meta, family="reduction")
 
 
-sum = _declare("sum", _sum_like("sum"))                      # sum(a, dim, keepdim, dtype)
-nansum = _declare("nansum", _sum_like("nansum", nan=True))
-prod = _declare("prod", _sum_like("prod", one_dim=True))     # prod(a, dim: int|None, keepdim, dtype)
-mean = _declare("mean", _mean_like("mean"))
+def _memoized(meta):
+    """m.memoize_spec for sum/mean-like metas: the spec depends only on the input's signature and on
+    dim, keepdim and dtype, so calls without out= (and with plain ints for dims) are cached."""
+    cache = m.spec_cache()
+
+    def cached(a, dim=None, keepdim=False, dtype=None, out=None):
+        if out is not None or not isinstance(a, Tensor) or keepdim.__class__ is not bool or not (
+                dim is None or dim.__class__ is int or (dim.__class__ is tuple and builtins.all(d.__class__ is int for d in dim))):
+            return meta(a, dim, keepdim, dtype, out)
+        key = (a._dtype, a._shape, a._device, dim, keepdim, dtype)
+        spec = cache.get(key)
+        if spec is None:
+            spec = m.remember(cache, key, meta(a, dim, keepdim, dtype))
+        return spec
+    cached.uncached = meta
+    return cached
+
+
+sum = _declare("sum", _memoized(_sum_like("sum")))           # sum(a, dim, keepdim, dtype)
+nansum = _declare("nansum", _memoized(_sum_like("nansum", nan=True)))
+prod = _declare("prod", _memoized(_sum_like("prod", one_dim=True)))  # prod(a, dim: int|None, keepdim, dtype)
+mean = _declare("mean", _memoized(_mean_like("mean")))
 nanmean = _declare("nanmean", _mean_like("nanmean", nan=True))
 amax = _declare("amax", _amax_like("amax", "max_values_cpu"))  # amax(a, dim, keepdim)
 amin = _declare("amin", _amax_like("amin", "min_values_cpu"))

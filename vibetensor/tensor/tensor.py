@@ -8,6 +8,9 @@ import numpy as np
 
 from vibetensor.tensor import shape as _shape
 from vibetensor.tensor.device import CPU
+from vibetensor.runtime import device_alloc as _device_alloc  # (the ground floor: CUDA-free to import)
+
+_contiguous_strides = _shape.contiguous_strides
 
 
 class Storage:
@@ -42,8 +45,13 @@ class VersionCounter:
 
 class Tensor:
     __slots__ = ("_storage", "_shape", "_stride", "_offset", "_dtype", "_device", "_version",
-                 "_base", "_np", "_requires_grad", "grad", "grad_fn", "_output_nr", "_retains_grad",
-                 "_hooks", "_post_acc_hooks", "_is_param", "__dict__", "__weakref__")
+                 "_base", "_np", "_requires_grad", "grad", "grad_fn", "_output_nr", "__dict__", "__weakref__")
+    # Rarely set state lives in the instance __dict__ (made only when one is set) with these class
+    # defaults, so making a tensor (every op's output) stores four attributes fewer.
+    _retains_grad = False
+    _is_param = False
+    _hooks = None           # tensor hooks (register_hook)
+    _post_acc_hooks = None  # register_post_accumulate_grad_hook
 
     # -- metadata, read by every floor ---------------------------------------------------------------
     @property
@@ -169,9 +177,8 @@ def make_tensor(storage, shape, stride, offset, dtype, version=None, base=None):
     t._base = base
     t._np = None
     t._requires_grad = False
-    t.grad_fn = t._hooks = t._post_acc_hooks = None  # grad: an unset slot reads as None (autograd)
+    t.grad_fn = None  # grad: an unset slot reads as None (autograd)
     t._output_nr = 0
-    t._retains_grad = t._is_param = False
     return t
 
 
@@ -226,8 +233,13 @@ def array(t):
 def empty_cpu(shape, dtype):
     """A new contiguous CPU tensor. NumPy allocates the typed array directly, and it doubles as
     the tensor's cached NumPy view, so a kernel's output costs one allocation."""
-    a = np.empty(shape, dtype.np)
-    t = make_tensor(Storage(a, a.nbytes, CPU), shape, _shape.contiguous_strides(shape), 0, dtype)
+    return own_array(np.empty(shape, dtype.np), shape, dtype)
+
+
+def own_array(a, shape, dtype):
+    """A new CPU tensor whose storage is the fresh C-contiguous ndarray `a` of that shape (nothing
+    else may hold `a`); it doubles as the tensor's cached NumPy view."""
+    t = make_tensor(Storage(a, a.nbytes, CPU), shape, _contiguous_strides(shape), 0, dtype)
     t._np = a
     return t
 
@@ -255,7 +267,6 @@ def empty(shape, dtype, device=CPU):
     """Uninitialised contiguous tensor; memory comes from the runtime for that device."""
     if device.type == "cpu":
         return empty_cpu(shape, dtype)
-    from vibetensor.runtime import device_alloc
     nbytes = _shape.numel(shape) * dtype.itemsize
-    return make_tensor(Storage(device_alloc(nbytes, device), nbytes, device), tuple(shape),
-                       _shape.contiguous_strides(shape), 0, dtype)
+    return make_tensor(Storage(_device_alloc(nbytes, device), nbytes, device), tuple(shape),
+                       _contiguous_strides(shape), 0, dtype)

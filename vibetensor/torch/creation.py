@@ -12,6 +12,7 @@ import numpy as np
 from vibetensor.ops import creation as c
 from vibetensor.ops import meta as m
 from vibetensor.tensor import dtype as dt
+from vibetensor.tensor import memory_format as mf
 from vibetensor.tensor import shape as sh
 from vibetensor.tensor.device import canonical
 from vibetensor.tensor.tensor import Tensor, array, empty_cpu, from_array, set_requires_grad
@@ -299,6 +300,8 @@ def _filled(op, value, args, size, out, dtype, device, requires_grad):
 def empty(*args, size=None, out=None, dtype=None, layout=None, device=None, requires_grad=False,
           pin_memory=False, memory_format=None):
     t = new_output("empty", parse_size(args, size, "empty"), dtype, device, out)
+    if mf.check(memory_format) in (mf.channels_last, mf.channels_last_3d):  # same bytes, channels-last strides
+        t = c.empty_strided(t._shape, mf.channels_last_strides(t._shape, memory_format), t._dtype, t._device)
     return _finish(t, requires_grad)
 
 
@@ -454,9 +457,7 @@ def _like_empty(input, dtype, device, memory_format):
         raise TypeError(f"empty_like(): argument 'input' (position 1) must be Tensor, not {type(input).__name__}")
     _check_dtype("empty_like", dtype)
     device = canonical(device) if device is not None else input._device
-    if memory_format is not None and "contiguous" in str(memory_format):
-        return c.empty(input._shape, dtype or input._dtype, device=device)
-    return c.empty_like(input, dtype, device)  # memory_format=preserve: keep dense strides
+    return c.empty_like(input, dtype, device, mf.check(memory_format))  # None is preserve: keep dense strides
 
 
 def empty_like(input, *, dtype=None, layout=None, device=None, requires_grad=False, memory_format=None,

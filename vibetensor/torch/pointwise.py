@@ -306,18 +306,30 @@ def _other(x):
     return None
 
 
+_PLAIN = frozenset((Tensor, bool, int, float, complex))  # operand classes taken as they are, without _other
+
+
 def _operators(forward, reflected, in_place):
     def f(self, other):
-        other = _other(other)
-        return NotImplemented if other is None else forward(self, other)
+        if other.__class__ not in _PLAIN:
+            other = _other(other)
+            if other is None:
+                return NotImplemented
+        return forward(self, other)
 
     def r(self, other):
-        other = _other(other)
-        return NotImplemented if other is None else reflected(self, other)
+        if other.__class__ not in _PLAIN:
+            other = _other(other)
+            if other is None:
+                return NotImplemented
+        return reflected(self, other)
 
     def i(self, other):
-        other = _other(other)
-        return NotImplemented if other is None else in_place(self, other)
+        if other.__class__ not in _PLAIN:
+            other = _other(other)
+            if other is None:
+                return NotImplemented
+        return in_place(self, other)
     return f, r, i
 
 

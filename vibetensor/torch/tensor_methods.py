@@ -10,6 +10,7 @@ from vibetensor.dispatch import DispatchKey
 from vibetensor.ops import creation
 from vibetensor.ops.meta import TYPE_NAMES, legacy_type_name
 from vibetensor.tensor import dtype as dt
+from vibetensor.tensor import memory_format as mf
 from vibetensor.tensor.device import CPU, canonical, device as Device
 from vibetensor.tensor.tensor import Tensor, array, empty_cpu
 
@@ -28,19 +29,14 @@ def inplace(fn):
 
 # -- copies, conversion --------------------------------------------------------------------------------
 
-def _contiguous_format(memory_format):
-    return memory_format is not None and "contiguous_format" in str(memory_format)
-
-
 @method
 def clone(self, *, memory_format=None):
-    t = creation.clone(self)
-    return creation.contiguous(t) if _contiguous_format(memory_format) else t
+    return creation.clone(self, memory_format=mf.check(memory_format))
 
 
 @method
 def contiguous(self, memory_format=None):
-    return creation.contiguous(self)
+    return creation.contiguous(self, memory_format=mf.check(memory_format))
 
 
 @method
@@ -87,8 +83,18 @@ def _parse_to(self, args, kwargs):
 @method
 def to(self, *args, memory_format=None, **kwargs):
     dtype, device, copy = _parse_to(self, args, dict(kwargs))
-    t = creation.to(self, dtype, device, copy)
-    return creation.contiguous(t) if _contiguous_format(memory_format) else t
+    return creation.to(self, dtype, device, copy, memory_format=mf.check(memory_format))
+
+
+def _sparse(layout):
+    def to_sparse(self, *args, **kwargs):
+        raise NotImplementedError(f"Tensor.{layout}(): vibetensor has dense (strided) tensors only; sparse layouts "
+                                  "are not supported")
+    return to_sparse
+
+
+for _layout in ("to_sparse", "to_sparse_csr", "to_sparse_csc", "to_sparse_bsr", "to_sparse_bsc", "to_sparse_coo"):
+    method(_sparse(_layout), _layout)
 
 
 @method

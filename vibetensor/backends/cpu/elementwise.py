@@ -14,7 +14,7 @@ from vibetensor.dispatch import DispatchKey
 from vibetensor.ops import elementwise as ew
 from vibetensor.ops.meta import bump_version, output
 from vibetensor.tensor import dtype as dt
-from vibetensor.tensor.tensor import Tensor, array
+from vibetensor.tensor.tensor import Tensor, array, empty
 
 CPU = DispatchKey.CPU
 _INF = float("inf")
@@ -57,7 +57,7 @@ def _result(op, name, spec, out, first, args, compute):
     """compute(dst) into a fresh output, or into the user's out= tensor (`first` is the operand that
     makes it in-place): the one ending of every kernel factory below."""
     if out is None:
-        res = output(name, None, spec.shape, spec.dtype, spec.device)
+        res = empty(spec.shape, spec.dtype, spec.device)
         compute(array(res))
         return res
     return _write(spec, _target(op, spec, out, first, args), compute)
@@ -70,6 +70,10 @@ def _unary(op, fn):
     def kernel(a, out=None):
         spec = meta(a)
         x = operand(a, np_compute(spec.common))
+        if out is None:  # the hot path of _result, inlined: a fresh output, no closure
+            res = empty(spec.shape, spec.dtype, spec.device)
+            fn(x, array(res))
+            return res
         return _result(op, name, spec, out, a, (a,), lambda dst: fn(x, dst))
     op.register(CPU, kernel)
 
@@ -82,6 +86,10 @@ def _binary(op, fn):
         spec = meta(a, b)
         ct = np_compute(spec.common)
         x, y = operand(a, ct), operand(b, ct)
+        if out is None:
+            res = empty(spec.shape, spec.dtype, spec.device)
+            fn(x, y, array(res))
+            return res
         return _result(op, name, spec, out, a, (a, b), lambda dst: fn(x, y, dst))
     op.register(CPU, kernel)
 
@@ -122,6 +130,10 @@ def _add(op, ufunc):
         x, y = operand(a, ct), operand(b, ct)
         if not (alpha.__class__ is int and alpha == 1) or ct.kind == "c":  # torch: complex b is always
             y = np.multiply(y, operand(alpha, ct), dtype=ct)                 # scaled ((1+0j) * inf has a nan)
+        if out is None:
+            res = empty(spec.shape, spec.dtype, spec.device)
+            ufunc(x, y, out=array(res), casting="unsafe")
+            return res
         return _result(op, name, spec, out, a, (a, b), lambda dst: ufunc(x, y, out=dst, casting="unsafe"))
     op.register(CPU, kernel)
 

@@ -9,7 +9,7 @@ that type here too, so float16/bfloat16 round after each operation as they do in
 import numpy as np
 
 from vibetensor.backends.cpu import np_compute, operand
-from vibetensor.backends.cpu.reduction import write
+from vibetensor.backends.cpu.reduction import fresh, write
 from vibetensor.dispatch import DispatchKey
 from vibetensor.ops import elementwise as ew
 from vibetensor.ops import linalg as la
@@ -40,7 +40,7 @@ def _product(name, meta, product):
     def kernel(a, b, out=None):
         spec = meta(a, b, out)
         ct = np_compute(spec.dtype)
-        return write(name, out, spec, product(operand(a, ct), operand(b, ct)))
+        return fresh(name, out, spec, product(operand(a, ct), operand(b, ct)))  # NumPy's products are new arrays
     getattr(la, name).register(CPU, kernel)
 
 

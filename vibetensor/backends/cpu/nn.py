@@ -16,6 +16,7 @@ from vibetensor.ops import nn
 from vibetensor.ops.meta import bump_version, output
 from vibetensor.tensor import dtype as dt
 from vibetensor.tensor.tensor import array
+from vibetensor.backends.cpu.reduction import fresh
 
 CPU = DispatchKey.CPU
 
@@ -23,7 +24,10 @@ CPU = DispatchKey.CPU
 def _new(spec_shape, dtype, device, value):
     """A fresh tensor holding `value` (a NumPy array or scalar, cast to dtype)."""
     res = output(None, None, tuple(spec_shape), dtype, device)
-    np.copyto(array(res), value, casting="unsafe")
+    if isinstance(value, (np.ndarray, np.generic)):
+        array(res)[...] = value  # an unsafe cast like np.copyto's, without its ~1 us of dispatch
+    else:
+        np.copyto(array(res), value, casting="unsafe")
     return res
 
 
@@ -186,19 +190,19 @@ def softmax_np(x, axis, log=False):
         return softmax_np(x.reshape(1), 0, log).reshape(())
     if x.size == 0:
         return x.copy()
-    z = x - np.max(x, axis, keepdims=True)
+    z = x - np.maximum.reduce(x, axis, keepdims=True)  # np.max / ndarray.sum without their Python wrappers
     if log:
-        z -= np.log(np.exp(z).sum(axis, keepdims=True))
+        z -= np.log(np.add.reduce(np.exp(z), axis, keepdims=True))
         return z
     e = np.exp(z, out=z)
-    e /= e.sum(axis, keepdims=True)
+    e /= np.add.reduce(e, axis, keepdims=True)
     return e
 
 
 def _softmax(op, log):
     def kernel(x, dim, dtype=None):
         spec = op.meta(x, dim, dtype)
-        return _new(spec.shape, spec.dtype, spec.device, softmax_np(operand(x, np_compute(spec.dtype)), spec.dim, log))
+        return fresh(None, None, spec, softmax_np(operand(x, np_compute(spec.dtype)), spec.dim, log))
     op.register(CPU, kernel)
 
 

@@ -4,10 +4,10 @@ Behaviour (names, state_dict keys, error texts, repr) follows torch/nn/modules/m
 """
 import functools
 import itertools
-import weakref
 from collections import OrderedDict, namedtuple
 
 from vibetensor.autograd.grad_mode import no_grad
+from vibetensor.autograd.graph import RemovableHandle  # noqa: F401  (one handle class for every hook)
 from vibetensor.tensor import dtype as dt
 from vibetensor.tensor.device import canonical
 from vibetensor.tensor.tensor import Tensor
@@ -28,30 +28,6 @@ def typename(obj):
     else:
         module, qualname = obj.__class__.__module__ or "", obj.__class__.__qualname__
     return qualname if module in ("", "builtins") else f"{module}.{qualname}"
-
-
-class RemovableHandle:
-    """torch.utils.hooks.RemovableHandle: removes one hook from its dict(s); a context manager."""
-    next_id = 0
-
-    def __init__(self, hooks_dict, *, extra_dict=None):
-        self.hooks_dict_ref = weakref.ref(hooks_dict)
-        self.id = RemovableHandle.next_id
-        RemovableHandle.next_id += 1
-        self.extra_dict_ref = tuple(weakref.ref(d) for d in
-                                    (extra_dict if isinstance(extra_dict, list) else [extra_dict] if extra_dict is not None else []))
-
-    def remove(self):
-        for ref in (self.hooks_dict_ref,) + self.extra_dict_ref:
-            d = ref()
-            if d is not None and self.id in d:
-                del d[self.id]
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.remove()
 
 
 def _add_hook(hooks, hook, *, prepend=False, extra_dict=None):
