@@ -74,7 +74,8 @@ from vibetensor.torch import optim  # noqa: E402,F401  (torch.optim)
 
 from vibetensor.torch.tensor_methods import clone  # noqa: E402,F401  (torch.clone(input))
 
-from vibetensor.torch import amp, utils  # noqa: E402,F401  (torch.amp, torch.utils.data)
+from vibetensor.torch.functional import *  # noqa: E402,F401,F403  (einsum, tensordot, kron, cdist, meshgrid...)
+from vibetensor.torch import amp, utils  # noqa: E402,F401  (torch.amp, torch.utils.data; amp wraps the functions above)
 globals().update({n: getattr(amp, n) for n in amp.TORCH_FUNCTIONS}, cpu=amp.cpu)  # torch.autocast, torch.cpu...
 from vibetensor.torch.aten import *  # noqa: E402,F401,F403  (torch.native_layer_norm..., torch.ops.aten)
 from vibetensor.torch.serialization import *  # noqa: E402,F401,F403  (torch.save / torch.load)

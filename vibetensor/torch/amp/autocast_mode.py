@@ -320,7 +320,8 @@ PY_FP32_BOTH = ("mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss", "kl_div",
                 "cosine_embedding_loss", "triplet_margin_loss", "multilabel_margin_loss", "multi_margin_loss")
 PY_FP32_CUDA = ("cosine_similarity", "pdist", "cdist")
 PY_FP32_CPU = ("avg_pool3d", "max_pool3d", "adaptive_avg_pool3d", "cdist")
-PY_PROMOTE_CUDA = ("index_put",)  # torch.index_put / Tensor.index_put (out of place)
+PY_LOWER_CUDA = ("einsum", "chain_matmul")
+PY_PROMOTE_CUDA = ("index_put", "tensordot")  # torch.index_put / Tensor.index_put (out of place)
 
 
 def _policies():
@@ -352,6 +353,8 @@ def _python_policies():
         for name in names:
             for d in devices:
                 table.setdefault(name, {})[d] = _fp32
+    for name in PY_LOWER_CUDA:
+        table.setdefault(name, {})["cuda"] = _lower
     for name in PY_PROMOTE_CUDA:
         table.setdefault(name, {})["cuda"] = _promote
     return table
