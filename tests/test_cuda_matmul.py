@@ -20,6 +20,16 @@ CASES = [  # (name, fn, shapes)
     ("linear", lambda lib, a, b: lib.nn.functional.linear(a, b, lib.ones(b.shape[0], device="cuda", dtype=a.dtype)),
      ((7, 5), (6, 5))),
     ("empty_inner", lambda lib, a, b: a @ b, ((3, 0), (0, 4))),
+    ("mv", lambda lib, a, b: lib.mv(a, b), ((7, 5), (5,))),
+    ("mv_t_strided", lambda lib, a, b: lib.mv(a.T, b[::2]), ((10, 7), (20,))),
+    ("addmv", lambda lib, a, b: lib.addmv(lib.ones(7, device="cuda", dtype=a.dtype), a, b, beta=0.5, alpha=2),
+     ((7, 5), (5,))),
+    ("baddbmm", lambda lib, a, b: lib.baddbmm(lib.ones(1, 6, device="cuda", dtype=a.dtype), a, b, beta=0.5,
+                                              alpha=2), ((4, 8, 5), (4, 5, 6))),
+    ("addbmm", lambda lib, a, b: lib.addbmm(lib.ones(8, 6, device="cuda", dtype=a.dtype), a, b, beta=0.5,
+                                            alpha=2), ((4, 8, 5), (4, 5, 6))),
+    ("addbmm_beta0", lambda lib, a, b: lib.addbmm(lib.ones(8, 6, device="cuda", dtype=a.dtype), a, b, beta=0),
+     ((3, 8, 5), (3, 5, 6))),
 ]
 
 

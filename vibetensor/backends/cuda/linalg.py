@@ -1,4 +1,4 @@
-"""CUDA kernels of the matrix products: mm, bmm, addmm on cuBLAS (runtime/cuda/blas.py).
+"""CUDA kernels of the matrix products: mm, bmm, addmm, baddbmm, addbmm, mv, addmv on cuBLAS (runtime/cuda/blas.py).
 
 matmul, linear and the other composites reach these. An operand whose last two dims are
 row-major, or row-major after a transpose (a `.T` / `.mT` view), goes to cuBLAS as it is, with the
@@ -11,6 +11,8 @@ from vibetensor.ops import elementwise as ew
 from vibetensor.ops.meta import bump_version, output
 from vibetensor.runtime.cuda import blas
 from vibetensor.tensor import dtype as dt
+from vibetensor.tensor.shape import contiguous_strides
+from vibetensor.tensor.tensor import alias
 
 CUDA = DispatchKey.CUDA
 _SUPPORTED = {dt.float16: "float16", dt.bfloat16: "bfloat16", dt.float32: "float32", dt.float64: "float64"}
@@ -73,15 +75,52 @@ def bmm(a, b, out=None):
     return _finish(res, target, out)
 
 
+def _add_product(name, spec, input, a, b, beta, alpha, out, shape=None):
+    """res = beta * input + alpha * (a @ b), cuBLAS adding beta * C in place; `shape` views the
+    result as the matrix (or batch) the product fills (mv's (m,) as (m, 1))."""
+    res = output(name, out, spec.shape, spec.dtype, spec.device, inplace=out is not None and out is input)
+    target = res if res.is_contiguous() else output(name, None, spec.shape, spec.dtype, spec.device)
+    if input is not None and beta != 0 and target is not input:
+        creation.copy_(target, views.expand(input, spec.shape))
+    product = target if shape is None else alias(target, shape, contiguous_strides(shape), target._offset)
+    _gemm(name, a, b, product, beta=float(beta) if input is not None and beta != 0 else 0.0, alpha=float(alpha))
+    return _finish(res, target, out)
+
+
+def _column(v):
+    """A 1-d tensor as a (k, 1) matrix view."""
+    return alias(v, (v._shape[0], 1), (v._stride[0], 1), v._offset)
+
+
 def addmm(input, m1, m2, beta=1, alpha=1, out=None):
     spec = la.addmm.meta(input, m1, m2, beta, alpha, out)
-    inplace = out is input
-    res = output("addmm", out, spec.shape, spec.dtype, spec.device, inplace=inplace)
-    target = res if res.is_contiguous() else output("addmm", None, spec.shape, spec.dtype, spec.device)
-    if beta != 0 and target is not input:
-        creation.copy_(target, views.expand(input, spec.shape))  # cuBLAS adds beta * C in place
-    _gemm("addmm", m1, m2, target, beta=float(beta) if beta != 0 else 0.0, alpha=float(alpha))
-    return _finish(res, target, out)
+    return _add_product("addmm", spec, input, m1, m2, beta, alpha, out)
+
+
+def baddbmm(input, b1, b2, beta=1, alpha=1, out=None):
+    spec = la.baddbmm.meta(input, b1, b2, beta, alpha, out)
+    return _add_product("baddbmm", spec, input, b1, b2, beta, alpha, out)
+
+
+def addbmm(input, b1, b2, beta=1, alpha=1, out=None):
+    """sum over the batch of b1[i] @ b2[i] is one matrix product: (n, B*k) @ (B*k, p)."""
+    spec = la.addbmm.meta(input, b1, b2, beta, alpha, out)
+    batch, n, k = b1._shape
+    a = creation.contiguous(views.permute(b1, (1, 0, 2)))  # (n, B, k)
+    b = creation.contiguous(b2)  # (B, k, p)
+    a = alias(a, (n, batch * k), (batch * k, 1), a._offset)
+    b = alias(b, (batch * k, b2._shape[2]), (b2._shape[2], 1), b._offset)
+    return _add_product("addbmm", spec, input, a, b, beta, alpha, out)
+
+
+def addmv(input, mat, vec, beta=1, alpha=1, out=None):
+    spec = la.addmv.meta(input, mat, vec, beta, alpha, out)
+    return _add_product("addmv", spec, input, mat, _column(vec), beta, alpha, out, shape=(spec.shape[0], 1))
+
+
+def mv(mat, vec, out=None):
+    spec = la.mv.meta(mat, vec, out)
+    return _add_product("mv", spec, None, mat, _column(vec), 0, 1, out, shape=(spec.shape[0], 1))
 
 
 def _finish(res, target, out):
@@ -95,3 +134,7 @@ def _finish(res, target, out):
 la.mm.register(CUDA, mm)
 la.bmm.register(CUDA, bmm)
 la.addmm.register(CUDA, addmm)
+la.baddbmm.register(CUDA, baddbmm)
+la.addbmm.register(CUDA, addbmm)
+la.addmv.register(CUDA, addmv)
+la.mv.register(CUDA, mv)
