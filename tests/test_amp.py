@@ -177,13 +177,13 @@ _TORCH_TO_VT = {
                               "binary_cross_entropy_with_logits", "l1_loss", "smooth_l1_loss", "mse_loss",
                               "soft_margin_loss")},
     "index_put": ("py", "index_put"),
-    **{n: ("py", n) for n in ("einsum", "chain_matmul", "cdist", "tensordot")},
+    **{n: ("py", n) for n in ("einsum", "chain_matmul", "cdist", "tensordot", "bilinear", "multi_margin_loss",
+                              "multilabel_margin_loss")},
 }
 # torch list entries vibetensor has no op or function for (yet): their policies land with them
 _NOT_IN_VIBETENSOR = {"conv_tbc", "cudnn_convolution", "cudnn_convolution_transpose",
                       "lstm_cell", "gru_cell", "rnn_tanh_cell", "rnn_relu_cell", "pdist",
-                      "multilabel_margin_loss", "multi_margin_loss", "nll_loss2d", "linalg_vecdot",
-                      "linalg_multi_dot", "bilinear", "binary_cross_entropy"}
+                      "nll_loss2d", "linalg_vecdot", "linalg_multi_dot", "binary_cross_entropy"}
 
 
 def _torch_cuda_lists():

@@ -202,3 +202,34 @@ def test_no_worse_than_torch(ours, theirs, exact, ok):
     from vibetensor_conformance.properties import no_worse
     reason = no_worse(vt.tensor(ours), torch.tensor(theirs), torch.tensor(exact, dtype=torch.float64), (1.3e-6, 1e-5))
     assert (reason is None) == ok, reason
+
+
+def _sort_sample(x, **kwargs):
+    import types
+    return types.SimpleNamespace(input=x, args=(), kwargs=kwargs)
+
+
+@pytest.mark.parametrize("indices,ok", [
+    ([1, 0, 2, 3], True),     # the tie (two 1.0) in the other order: a valid unstable sort
+    ([0, 1, 2, 3], True),     # torch's own order
+    ([0, 0, 2, 3], False),    # an element picked twice
+    ([2, 0, 1, 3], False),    # indices that do not point at the sorted values
+])
+def test_tie_order_of_unstable_sort(indices, ok):
+    x = torch.tensor([1.0, 1.0, 2.0, 3.0])
+    expected = torch.sort(x)
+    got = (vt.tensor([1.0, 1.0, 2.0, 3.0]), vt.tensor(indices))
+    reason = runner.properties.ties("sort", _sort_sample(x), got, expected, (0.0, 0.0))
+    assert (reason is None) == ok
+    stable = runner.properties.ties("sort", _sort_sample(x, stable=True), got, expected, (0.0, 0.0))
+    assert (stable is None) == (indices == [0, 1, 2, 3])  # stable=True: only torch's exact order
+
+
+def test_tie_grad_follows_our_indices():
+    x = torch.tensor([1.0, 1.0, 2.0])
+    seed = torch.tensor([10.0, 20.0, 30.0]).numpy()
+    got = (vt.tensor([1.0, 1.0, 2.0]), vt.tensor([1, 0, 2]))
+    grad = vt.tensor([20.0, 10.0, 30.0])  # the output gradient lands where our indices point
+    assert runner.properties.tie_grad("sort", _sort_sample(x), got, seed, grad, (0.0, 0.0)) is None
+    assert runner.properties.tie_grad("sort", _sort_sample(x), got, seed, vt.tensor([10.0, 20.0, 30.0]),
+                                      (0.0, 0.0)) is not None

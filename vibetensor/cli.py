@@ -1,7 +1,11 @@
 """The `vibetensor` command.
 
     vibetensor ops [--family F] [--keys]   which ops the dispatcher holds, and their kernels' keys
-    vibetensor demo [--steps N]             the main job: train a small network on CPU, end to end
+    vibetensor train [--device D] [--iters N] [--out DIR] [--compile]
+                                            the main job: train the sequence-reversal transformer
+    vibetensor bench reversal [--iters N] [--json F] [--plot F]
+                                            that workload on vibetensor and PyTorch side by side (needs torch)
+    vibetensor demo [--steps N]             train a small MLP on spirals, on CPU
     vibetensor conformance [options]        which ops pass PyTorch's OpInfo samples (needs torch; --help)
 """
 import argparse
@@ -68,6 +72,34 @@ def cmd_demo(args):
     return 0 if acc > 0.9 else 1
 
 
+def _one_blas_thread():
+    """These workloads multiply small matrices, where OpenBLAS's threads gain little and, on a machine
+    whose cores are busy, spin-wait: 4-6x slower steps measured on a shared 2-core host. Set before
+    NumPy loads; an explicit OPENBLAS_NUM_THREADS wins."""
+    import os
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+
+def cmd_train(args):
+    _one_blas_thread()
+    from vibetensor.workloads import reversal
+    return reversal.train_job(args.device, args.iters, args.out, args.compile, args.seed, args.eval)
+
+
+def cmd_bench(args):
+    """The runner imports torch (the rival), so it lives in benchmarks/, beside the package."""
+    _one_blas_thread()
+    import importlib.util
+    from pathlib import Path
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / f"{args.workload}.py"
+    if not path.exists():
+        raise SystemExit(f"bench {args.workload}: {path} not found (run from a source checkout)")
+    spec = importlib.util.spec_from_file_location(f"vibetensor_bench_{args.workload}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main(args)
+
+
 def cmd_conformance(args):
     """Forwards the remaining arguments; the package imports torch (the oracle), so only when run."""
     import vibetensor_conformance
@@ -82,7 +114,26 @@ def main(argv=None):
     p.add_argument("--family")
     p.add_argument("--keys", action="store_true", help="show the dispatch keys each op has kernels for")
     p.set_defaults(fn=cmd_ops)
-    p = sub.add_parser("demo", help="train a small MLP on CPU (the main job, for now)")
+    p = sub.add_parser("train", help="the main job: train the sequence-reversal transformer (GPU if there is one)")
+    p.add_argument("--device", default="auto", help="auto (cuda when available), cpu or cuda")
+    p.add_argument("--iters", type=int, help="iterations (default: 2000 on a GPU, the CPU default's on the CPU)")
+    p.add_argument("--out", default="out/reversal", help="folder for the checkpoint and the loss-curve PNG")
+    p.add_argument("--compile", action="store_true", help="capture the whole step into a CUDA graph (GPU only)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--eval", type=int, default=512, help="held-out sequences for the final accuracy")
+    p.set_defaults(fn=cmd_train)
+    p = sub.add_parser("bench", help="benchmark a workload against PyTorch (needs torch)")
+    p.add_argument("workload", choices=["reversal"])
+    p.add_argument("--iters", type=int,
+                   help="iterations per variant (default: 2000 on a GPU, the CPU default's on the CPU)")
+    p.add_argument("--device", default="auto", help="auto (cuda when available), cpu or cuda")
+    p.add_argument("--window", type=int, default=20, help="iterations per timing window")
+    p.add_argument("--json", help="write the results here as JSON")
+    p.add_argument("--plot", help="write the four loss curves here as a PNG")
+    p.add_argument("--probe", action="store_true", help="first try each op the workload uses on the device, alone")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(fn=cmd_bench)
+    p = sub.add_parser("demo", help="train a small MLP on spirals, on CPU")
     p.add_argument("--steps", type=int, default=500)
     p.add_argument("--lr", type=float, default=0.5)
     p.set_defaults(fn=cmd_demo)

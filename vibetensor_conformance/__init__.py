@@ -21,7 +21,7 @@ def parser():
         epilog="An entry fully passes when every sample passes forward and every gradient checked passes. "
                "Random ops are checked by properties (shape, dtype, support, moments against torch's draws).")
     ap.add_argument("--device", default="cpu",
-                    help="where our side runs: cpu or cuda (torch, the oracle, runs on CPU)")
+                    help="where our side runs: cpu or cuda (torch, the oracle, runs there too when it has CUDA, else on CPU)")
     ap.add_argument("--dtype", action="append", dest="dtypes", metavar="DTYPE",
                     help="dtype to test (repeatable; default float32), e.g. float32, bfloat16, float64, int64")
     ap.add_argument("--op", dest="op_filter", metavar="REGEX",

@@ -34,8 +34,8 @@ def torch_dtype(d):
 
 
 def to_numpy(t):
-    """A NumPy copy of a CPU torch tensor's values (bfloat16 as ml_dtypes.bfloat16)."""
-    t = t.detach().resolve_conj().resolve_neg()
+    """A NumPy copy of a torch tensor's values (bfloat16 as ml_dtypes.bfloat16)."""
+    t = t.detach().resolve_conj().resolve_neg().cpu()
     if t.dtype == torch.bfloat16:
         return t.contiguous().view(torch.int16).numpy().view(ml_dtypes.bfloat16).copy()
     return t.numpy().copy()
@@ -81,27 +81,22 @@ class Converter:
             return getattr(vt, "strided", None)
         if isinstance(x, torch.Generator):
             raise Unsupported("torch.Generator argument")
+        if isinstance(x, torch.nn.Module):  # e.g. distance_function=torch.nn.PairwiseDistance()
+            raise Unsupported(f"a torch module as an argument ({type(x).__name__})")
         if isinstance(x, tuple) and hasattr(x, "_fields"):  # a namedtuple
             return type(x)(*(self(v) for v in x))
         if isinstance(x, (list, tuple)):
             return type(x)(self(v) for v in x)
         if isinstance(x, dict):
-            return {k: self(v) for k, v in x.items() if not self._dropped(v)}
+            return {k: self(v) for k, v in x.items()}
         return x
 
     @staticmethod
-    def _dropped(v):
-        """Keyword values that only restate the default: memory_format=contiguous/preserve."""
-        return isinstance(v, torch.memory_format) and v in (torch.contiguous_format, torch.preserve_format) \
-            and not hasattr(vt, str(v).replace("torch.", ""))
-
-    def memory_format(self, f):
+    def memory_format(f):
         name = str(f).replace("torch.", "")
-        if hasattr(vt, name):
-            return getattr(vt, name)
-        if f in (torch.contiguous_format, torch.preserve_format):
-            return None
-        raise Unsupported(f"memory_format {f}")
+        if not isinstance(getattr(vt, name, None), vt.memory_format):
+            raise Unsupported(f"memory_format {f}")
+        return getattr(vt, name)
 
     def tensor(self, t):
         ours = self.seen.get(id(t))
@@ -135,7 +130,7 @@ class Converter:
         if key and k in self.storages:
             return self.storages[k]
         n = storage.nbytes() // t.element_size()
-        raw = torch.empty(0, dtype=t.dtype).set_(storage, 0, (n,), (1,)) if key else t.reshape(-1)
+        raw = torch.empty(0, dtype=t.dtype, device=t.device).set_(storage, 0, (n,), (1,)) if key else t.reshape(-1)
         flat = vt.from_numpy(to_numpy(raw))
         if self.device != "cpu":
             flat = flat.to(self.device)
@@ -255,6 +250,7 @@ def resolve(op):
 # -- why a call failed -------------------------------------------------------------------------------------
 
 _TENSOR_ATTR = re.compile(r"(?:type object 'Tensor'|'Tensor' object) has no attribute '(\w+)'")
+_ATEN_ATTR = re.compile(r"'_OpNamespace' 'aten' object has no attribute '(\w+)'")
 _PACKAGE = "vibetensor" + ("\\" if sys.platform == "win32" else "/")
 
 
@@ -278,6 +274,10 @@ def classify(exc):
         return "unsupported", f"unsupported input: {exc}"
     if isinstance(exc, NotImplementedError):
         return "unsupported", f"NotImplementedError: {first_line(exc)}"
+    if isinstance(exc, AttributeError):
+        m = _ATEN_ATTR.search(str(exc))
+        if m:  # torch.ops.aten.<name> that vibetensor does not expose
+            return "unsupported", f"missing: torch.ops.aten.{m.group(1)}"
     if isinstance(exc, AttributeError) and not raised_inside_vibetensor(exc):
         m = _TENSOR_ATTR.search(str(exc))
         if m:

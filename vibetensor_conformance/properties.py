@@ -140,6 +140,62 @@ def no_worse(got, expected, reference, tol, path="result"):
 GAUGE_INVARIANT = {"svd", "linalg.svd", "linalg.eig", "linalg.eigh", "pca_lowrank", "svd_lowrank"}
 
 
+# Ops that return the indices of equal elements in an order torch leaves unspecified (an unstable sort,
+# topk, mode): where the indices differ from torch's, they pass when they are a valid answer (the
+# values equal torch's, and our indices point at them, each element at most once). sort(stable=True)
+# stays exact.
+TIE_ORDER = {"sort": (0, -1), "argsort": (0, -1), "topk": (1, -1), "mode": (0, -1)}  # name: (dim position, default)
+
+
+def ties(name, sample, got, expected, tol):
+    """None if our (values, indices) (or argsort's indices) are a valid answer where torch's order of
+    ties is unspecified; else the reason of the exact comparison."""
+    exact = compare(got, expected, tol)
+    if exact is None or sample.kwargs.get("stable"):
+        return exact
+    pos, default = TIE_ORDER[name]
+    x = sample.input.detach()
+    dim = sample.kwargs.get("dim", sample.args[pos] if len(sample.args) > pos else default)
+    if name == "argsort":
+        values, got_idx = x.gather(dim, expected) if x.ndim else x, got
+    else:
+        if compare(got[0], expected[0], tol) is not None or not isinstance(got[1], vt.Tensor):
+            return exact
+        values, got_idx = expected[0], got[1]
+    idx = torch_from_numpy(vt_to_numpy(got_idx))
+    if tuple(idx.shape) != tuple(expected[1].shape if name != "argsort" else expected.shape) or idx.dtype != torch.int64:
+        return exact
+    if x.ndim == 0:
+        return None if (idx == 0).all() else exact
+    d = dim % x.ndim
+    keep = idx if idx.ndim == x.ndim else idx.unsqueeze(d)
+    if keep.numel() and (keep.min() < 0 or keep.max() >= x.shape[d]):
+        return exact
+    picked = x.gather(d, keep).reshape(values.shape)
+    if compare_values(picked, values.detach(), (0.0, 0.0), "indices") is not None:
+        return exact
+    if name != "mode" and keep.shape[d] > 1 and (keep.sort(d).values.diff(dim=d) == 0).any():
+        return exact  # an element picked twice
+    return None
+
+
+def tie_grad(name, sample, got, seed, grad, tol):
+    """None if `grad` (ours, of the input) is the gradient of the values at OUR indices: the output
+    gradient `seed` scattered to where our indices point (torch's own differs where it chose other ties)."""
+    x = sample.input.detach()
+    pos, default = TIE_ORDER[name]
+    dim = sample.kwargs.get("dim", sample.args[pos] if len(sample.args) > pos else default)
+    idx = torch_from_numpy(vt_to_numpy(got[1]))
+    g = torch_from_numpy(seed).to(x.dtype)
+    if x.ndim == 0:
+        expected = g.reshape(())
+    else:
+        d = dim % x.ndim
+        keep = idx if idx.ndim == x.ndim else idx.unsqueeze(d)
+        expected = torch.zeros_like(x).scatter_add(d, keep, g.reshape(keep.shape))
+    return compare(grad, expected, tol, "grad of input 0 (at our tie order)")
+
+
 # -- random results: properties, not values -----------------------------------------------------------------
 
 # Entries whose values are undefined (only shape and dtype can be checked).

@@ -5,6 +5,7 @@ our front door, and the result is compared with torch's (values, or properties f
 When the entry supports autograd, the same sample also runs backward on both sides with one random
 output gradient, and the input gradients are compared.
 """
+import contextlib
 import math
 import re
 import signal
@@ -180,14 +181,18 @@ def run_sample(entry, ctx, s, index):
         return
     if isinstance(got, BaseException):
         return entry.raised(index, got)
-    reason = properties.compare(got, expected, ctx.tol)
+    reason = properties.compare(got, host(expected), ctx.tol)
     if reason and entry.name in properties.GAUGE_INVARIANT:
         invariant = _try(lambda: properties.compare(rebind(s.output_process_fn_grad)(got),
-                                                    s.output_process_fn_grad(expected), ctx.tol))
+                                                    host(s.output_process_fn_grad(expected)), ctx.tol))
         reason = reason if isinstance(invariant, Exception) else invariant
+    if reason and entry.name in properties.TIE_ORDER:
+        reason = _try(properties.ties, entry.name, s, got, expected, ctx.tol)
+        reason = f"conformance harness: {type(reason).__name__}: {reason}" if isinstance(reason, Exception) else reason
     if reason and ctx.dtype in _REFINABLE:
         reference = _try(call, ctx.theirs, upcast(sample, ctx.dtype), 0, torch)
-        if not isinstance(reference, Exception) and properties.no_worse(got, expected, reference, ctx.tol) is None:
+        if not isinstance(reference, Exception) and \
+                properties.no_worse(got, host(expected), host(reference), ctx.tol) is None:
             reason = None
     if reason:
         return entry.record("failed", index, reason)
@@ -254,8 +259,10 @@ def check_grad(entry, ctx, s, expected, got, conv, grad_error, index):
     inputs_t = [t for t, _ in conv.leaves]
     inputs_o = [o for _, o in conv.leaves]
     try:
-        grads_t = torch.autograd.grad([theirs_out[i] for i in diff], inputs_t, [torch_from_numpy(a) for a in seeds],
-                                      allow_unused=True)
+        grads_t = host(torch.autograd.grad([theirs_out[i] for i in diff], inputs_t,
+                                           [torch_from_numpy(a).to(theirs_out[i].device) for a, i in zip(seeds, diff)],
+                                           allow_unused=True))
+
     except Exception:
         return  # torch can't differentiate this sample either
     try:
@@ -263,10 +270,15 @@ def check_grad(entry, ctx, s, expected, got, conv, grad_error, index):
                                    allow_unused=True)
     except Exception as e:
         return entry.raised(index, e, grad=True)
-    reason = compare_grads(grads_o, grads_t, inputs_t, ctx.grad_tol)
+    inputs_h = host(inputs_t)
+    reason = compare_grads(grads_o, grads_t, inputs_h, ctx.grad_tol)
+    if reason and entry.name in properties.TIE_ORDER and entry.name != "argsort" and diff == [0] and \
+            len(inputs_t) == 1 and inputs_t[0] is s.input:
+        reason = _try(properties.tie_grad, entry.name, s, got, seeds[0], grads_o[0], ctx.grad_tol)
+        reason = f"conformance harness: {type(reason).__name__}: {reason}" if isinstance(reason, Exception) else reason
     if reason and ctx.dtype in _REFINABLE:
         reference = _try(upcast_grads, ctx, s, inputs_t, diff, seeds)
-        if not isinstance(reference, Exception) and no_worse_grads(grads_o, grads_t, reference, inputs_t,
+        if not isinstance(reference, Exception) and no_worse_grads(grads_o, grads_t, reference, inputs_h,
                                                                    ctx.grad_tol) is None:
             reason = None
     entry.record("failed" if reason else "passed", index, reason, grad=True)
@@ -300,8 +312,9 @@ def upcast_grads(ctx, s, inputs_t, diff, seeds):
     sample = upcast((s.input, s.args, s.kwargs), ctx.dtype, leaves)
     with torch.enable_grad():
         out = properties.tensors_of(s.output_process_fn_grad(call(ctx.theirs, sample, 0, torch)))
-    return torch.autograd.grad([out[i] for i in diff], [leaves[id(t)] for t in inputs_t],
-                               [torch_from_numpy(a).double() for a in seeds], allow_unused=True)
+    return host(torch.autograd.grad([out[i] for i in diff], [leaves[id(t)] for t in inputs_t],
+                                    [torch_from_numpy(a).double().to(out[i].device) for a, i in zip(seeds, diff)],
+                                    allow_unused=True))
 
 
 def upcast(x, dtype, leaves=None):
@@ -361,9 +374,47 @@ def run_random_sample(entry, ctx, pristine, expected_draws, index):
             return entry.raised(index, e)
     for seed in range(len(expected_draws), k):
         expected_draws.append(call(ctx.theirs, clone_tree(pristine), seed, torch))
-    view = types.SimpleNamespace(input=pristine[0], args=pristine[1], kwargs=pristine[2])
-    reason = properties.check_random(entry.name, view, got_draws, expected_draws[:k])
+    view = types.SimpleNamespace(input=host(pristine[0]), args=host(pristine[1]), kwargs=host(pristine[2]))
+    reason = properties.check_random(entry.name, view, got_draws, host(expected_draws[:k]))
     entry.record("failed" if reason else "passed", index, reason and f"random: {reason}")
+
+
+def torch_device(device):
+    """Where torch, the oracle, runs: on the GPU when ours does and torch has CUDA (else on the CPU)."""
+    return "cuda" if device.startswith("cuda") and torch.cuda.is_available() else "cpu"
+
+
+def host(x):
+    """torch values moved to the CPU (comparisons read them through NumPy); grad-free."""
+    if isinstance(x, torch.Tensor):
+        return x.detach().cpu() if x.is_cuda else x
+    if isinstance(x, tuple) and hasattr(x, "_fields"):
+        return type(x)(*(host(v) for v in x))
+    if isinstance(x, (list, tuple)):
+        return type(x)(host(v) for v in x)
+    if isinstance(x, dict):
+        return {k: host(v) for k, v in x.items()}
+    return x
+
+
+def full_float32(tdev):
+    """torch's CUDA oracle without TF32 (its cuDNN convolutions default to it; torch's test framework
+    freezes the cuDNN flags, so they change through its context manager)."""
+    if tdev != "cuda":
+        return contextlib.nullcontext()
+    torch.backends.cuda.matmul.allow_tf32 = False
+    return torch.backends.cudnn.flags(enabled=True, benchmark=False, deterministic=False, allow_tf32=False)
+
+
+def clear_device_errors(entry, index, device):
+    """Surface a device-side error of this entry (raised at a synchronisation) as its failure, so the
+    next entry starts clean."""
+    if device == "cpu":
+        return
+    try:
+        vt.cuda.synchronize()
+    except Exception as e:
+        entry.record("failed", index, f"device error: {type(e).__name__}: {first_line(e)}")
 
 
 def clone_tree(x):
@@ -413,7 +464,8 @@ def run_entry(op, dtype, device="cpu", grad=True, max_samples=None, timeout=None
     ours, entry.target = resolve(op)
     entry.random = properties.is_random(op)
     tol = properties.tolerance(op, dtype)
-    want_grad = bool(grad and op.supports_autograd and dtype in op.supported_backward_dtypes("cpu")
+    tdev = torch_device(device)
+    want_grad = bool(grad and op.supports_autograd and dtype in op.supported_backward_dtypes(tdev)
                      and (dtype.is_floating_point or dtype.is_complex))
     # gradients accumulate in a different order than torch's: allow 10x the forward tolerance
     grad_tol = (tol[0] * 10, tol[1] * 10)
@@ -421,7 +473,7 @@ def run_entry(op, dtype, device="cpu", grad=True, max_samples=None, timeout=None
     index = 0
     with alarm(timeout):
         try:
-            for index, s in enumerate(op.sample_inputs("cpu", dtype, requires_grad=want_grad)):
+            for index, s in enumerate(op.sample_inputs(tdev, dtype, requires_grad=want_grad)):
                 if max_samples is not None and index >= max_samples:
                     break
                 try:
@@ -432,6 +484,7 @@ def run_entry(op, dtype, device="cpu", grad=True, max_samples=None, timeout=None
             entry.record("failed", index, f"timeout: the entry ran past {timeout} s")
         except Exception as e:  # sample generation itself failed (torch's side)
             entry.record("failed", index, f"sample generation: {type(e).__name__}: {first_line(e)}")
+        clear_device_errors(entry, index, device)
     entry.seconds = time.perf_counter() - t0
     return entry
 
@@ -500,13 +553,14 @@ def run(dtypes=("float32",), device="cpu", op_filter=None, names=None, grad=True
     """EntryResults for every selected entry that supports each dtype on CPU (in torch)."""
     op_db = load_op_db() if op_db is None else op_db
     chosen = select(op_db, op_filter, names)
+    tdev = torch_device(device)
     results = []
-    with warnings.catch_warnings(), np.errstate(all="ignore"):
+    with warnings.catch_warnings(), np.errstate(all="ignore"), full_float32(tdev):
         warnings.simplefilter("ignore")
         for name in dtypes:
             dtype = getattr(torch, name)
             for op in chosen:
-                if not op.supports_dtype(dtype, "cpu"):
+                if not op.supports_dtype(dtype, tdev):
                     continue
                 entry = run_entry(op, dtype, device, grad, max_samples, timeout)
                 results.append(entry)

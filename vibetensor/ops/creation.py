@@ -17,7 +17,9 @@ import warnings
 from vibetensor.dispatch import declare
 from vibetensor.ops import meta as m
 from vibetensor.tensor import dtype as dt
+from vibetensor.tensor import memory_format as mf
 from vibetensor.tensor import shape as sh
+from vibetensor.tensor.memory_format import is_non_overlapping_and_dense  # noqa: F401  (ops import it from here)
 from vibetensor.tensor.tensor import Tensor, empty as _empty_tensor, make_tensor
 
 # c10's type names, as torch prints them in "value cannot be converted" messages
@@ -79,23 +81,10 @@ def check_size(shape, op=None):
 
 # -- geometry -----------------------------------------------------------------------------------------------
 
-def is_non_overlapping_and_dense(shape, stride):
-    """torch's test: some permutation of the dims is contiguous (size-0/1 dims don't count)."""
-    dims = sorted((i for i in range(len(shape)) if shape[i] >= 2), key=lambda i: stride[i])
-    expected = 1
-    for i in dims:
-        if stride[i] != expected:
-            return False
-        expected *= shape[i]
-    return True
-
-
-def preserve_strides(t):
-    """The strides torch's memory_format=preserve gives a tensor like t: t's own when t is
-    non-overlapping and dense, else contiguous."""
-    if is_non_overlapping_and_dense(t._shape, t._stride):
-        return tuple(t._stride)
-    return sh.contiguous_strides(t._shape)
+def preserve_strides(t, memory_format=None):
+    """The strides torch gives a new tensor like t in memory_format (None = preserve: t's own when
+    t is non-overlapping and dense, else those of the format t's strides suggest)."""
+    return mf.strides_for(t._shape, t._stride, memory_format)
 
 
 def empty_strided(shape, stride, dtype, device):
@@ -109,9 +98,9 @@ def empty_strided(shape, stride, dtype, device):
     return make_tensor(base._storage, shape, stride, 0, dtype)
 
 
-def _empty_like(t, dtype=None, device=None):
+def _empty_like(t, dtype=None, device=None, memory_format=None):
     dtype, device = dtype or t._dtype, device or t._device
-    stride = preserve_strides(t)
+    stride = preserve_strides(t, memory_format)
     if stride == sh.contiguous_strides(t._shape):
         return _empty_tensor(t._shape, dtype, device)
     return empty_strided(t._shape, stride, dtype, device)
@@ -133,20 +122,36 @@ def _empty(shape, dtype=None, device=None):
     return _empty_tensor(shape, dtype or dt.get_default_dtype(), device)
 
 
-def _clone(self):
-    return copy_(_empty_like(self), self)
+def _clone(self, memory_format=None):
+    return copy_(_empty_like(self, memory_format=memory_format), self)
 
 
-def _contiguous(self):
-    return self if self.is_contiguous() else copy_(_empty_tensor(self._shape, self._dtype, self._device), self)
+def _contiguous_format(memory_format):
+    return mf.contiguous_format if memory_format is None or memory_format is mf.preserve_format else memory_format
 
 
-def _to(self, dtype, device, copy=False):
-    """Tensor.to with canonical dtype and device: returns self when nothing changes and not copy;
-    a copy keeps self's strides when they are dense (memory_format=preserve)."""
-    if dtype is self._dtype and device == self._device and not copy:
+def _is_contiguous_as(self, memory_format=None):
+    return mf.is_contiguous(self._shape, self._stride, _contiguous_format(memory_format))
+
+
+def _contiguous(self, memory_format=None):
+    """self when already contiguous in memory_format (contiguous_format when None), else a copy that is."""
+    if _is_contiguous_as(self, memory_format):
         return self
-    return copy_(_empty_like(self, dtype, device), self)
+    return copy_(_empty_like(self, memory_format=_contiguous_format(memory_format)), self)
+
+
+def _to_unchanged(self, dtype, device, copy=False, memory_format=None):
+    return dtype is self._dtype and device == self._device and not copy and \
+        mf.keeps_layout(self._shape, self._stride, memory_format)
+
+
+def _to(self, dtype, device, copy=False, memory_format=None):
+    """Tensor.to with canonical dtype and device: returns self when nothing changes and not copy;
+    a copy keeps self's strides when they are dense (memory_format=None is preserve)."""
+    if _to_unchanged(self, dtype, device, copy, memory_format):
+        return self
+    return copy_(_empty_like(self, dtype, device, memory_format), self)
 
 
 # -- ranges --------------------------------------------------------------------------------------------------
@@ -254,17 +259,17 @@ def _copy_backward(ctx, grad, self, src):
 
 
 @_derivative(clone)
-def _clone_backward(ctx, grad, self):
+def _clone_backward(ctx, grad, self, memory_format=None):
     return grad
 
 
 @_derivative(contiguous, name="CloneBackward0")
-def _contiguous_backward(ctx, grad, self):
+def _contiguous_backward(ctx, grad, self, memory_format=None):
     return grad
 
 
 @_derivative(to, name="ToCopyBackward0")
-def _to_backward(ctx, grad, self, dtype, device, copy=False):
+def _to_backward(ctx, grad, self, dtype, device, copy=False, memory_format=None):
     return _back_to(grad, self)
 
 
@@ -280,9 +285,8 @@ def _returns_self_when(op, unchanged):
     op.register(_DispatchKey.Autograd, kernel)
 
 
-_returns_self_when(contiguous, lambda self: self.is_contiguous())
-_returns_self_when(to, lambda self, dtype, device, copy=False: dtype is self._dtype and device == self._device
-                   and not copy)
+_returns_self_when(contiguous, _is_contiguous_as)
+_returns_self_when(to, _to_unchanged)
 
 for _op in (empty, full, arange, linspace, logspace, eye):
     _nondifferentiable(_op)

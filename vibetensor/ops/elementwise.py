@@ -426,6 +426,7 @@ reciprocal = unary("reciprocal", TO_FLOAT)
 sign = unary("sign", refused=refuse(COMPLEX, NotImplementedError, "Unlike NumPy, torch.sign is not intended to "
                                     "support complex numbers. Please use torch.sgn instead."), out=SAME_OUT)
 sgn = unary("sgn", out=SAME_OUT)
+conj = unary("conj", out=SAME_OUT)  # the complex conjugate, materialised (vibetensor has no lazy conj bit)
 signbit = unary("signbit", refused=refuse(COMPLEX, NotImplementedError,
                                           "signbit is not implemented for complex tensors."), result=TO_BOOL,
                 out=_bool_out("signbit"))
@@ -790,7 +791,7 @@ frexp = declare("frexp", meta=_frexp_meta, family="elementwise")   # frexp(a) ->
 # vibetensor/autograd/derivatives.py: formula(ctx, grad, *op_args) -> a gradient per positional
 # argument (None: none), broadcast shapes and dtypes fixed up by the engine. Formulas use the ops
 # above, so they are differentiable again (create_graph=True). Ops not listed here (comparisons,
-# predicates, bitwise: integer/bool results) never carry gradients, or (heaviside, float_power)
+# predicates, bitwise: integer/bool results) never carry gradients, or (heaviside)
 # raise NotImplementedError at backward time.
 import math as _math  # noqa: E402
 
@@ -859,6 +860,15 @@ def _cmath_log(a):
     return cmath.log(a)
 
 
+@_derivative(float_power, save=_pow_saves, name=_pow_name)
+def _float_power_backward(ctx, grad, a, b):
+    """float_power(a, b) is pow in double (complex128): pow's formula on the widened operands."""
+    from vibetensor.ops import creation as _c
+    wide = dt.complex128 if grad._dtype.is_complex else dt.float64
+    widen = lambda x: _c.to(x, wide, x._device) if isinstance(x, Tensor) and x._dtype is not wide else x  # noqa: E731
+    return _pow_backward(ctx, grad, widen(a), widen(b))
+
+
 # unary ops: (op, what to save, grad_input(grad, x, y)) with x the input, y the result
 _LN2, _LN10, _TWO_OVER_SQRT_PI = _math.log(2.0), _math.log(10.0), 2.0 / _math.sqrt(_math.pi)
 
@@ -916,6 +926,11 @@ def _unary_derivative(op, save, grad_input):
 
 for _op, _save, _fn in _UNARY_DERIVATIVES:
     _unary_derivative(_op, _save, _fn)
+
+
+@_derivative(conj)
+def _conj_backward(ctx, grad, x):
+    return conj(grad) if grad._dtype.is_complex else grad
 
 
 @_derivative(sgn, save=0)

@@ -12,6 +12,7 @@ from vibetensor.ops.indexing import assert_no_internal_overlap, assert_no_overla
 from vibetensor.ops.meta import TYPE_NAMES, common_device, output
 from vibetensor.ops.views import _fmt
 from vibetensor.tensor import dtype as dt
+from vibetensor.tensor import memory_format as mf
 from vibetensor.tensor import shape as sh
 from vibetensor.tensor.tensor import Tensor
 
@@ -67,33 +68,12 @@ def _check_shape_except_dim(first, t, dim, i):
 
 # -- memory format: torch's suggest_memory_format, as cat uses it ------------------------------------------------
 
-_CL_ORDER = {4: (1, 3, 2, 0), 5: (1, 4, 3, 2, 0)}  # channels-last: C fastest, then W, H, (D,) N
-
-
-def _is_channels_last(shape, stride):
-    order = _CL_ORDER.get(len(shape))
-    if order is None or stride[1] == 0:
-        return False
-    least = 0
-    for d in order:
-        if shape[d] == 0 or stride[d] < least or (d == 0 and least == stride[1]):
-            return False
-        least = stride[d] * (shape[d] if shape[d] > 1 else 1)
-    return True
-
-
-def _channels_last_strides(shape):
-    order = _CL_ORDER[len(shape)]
-    stride, acc = [0] * len(shape), 1
-    for d in order:
-        stride[d] = acc
-        acc *= shape[d]
-    return tuple(stride)
-
-
 def _output_strides(shape, tensors):
-    if len(shape) in _CL_ORDER and all(_is_channels_last(t._shape, t._stride) for t in tensors):
-        return _channels_last_strides(shape)
+    if len(shape) == 4 and all(mf.is_channels_last_strides(t._shape, t._stride) for t in tensors):
+        return mf.channels_last_strides(shape)
+    if len(shape) == 5 and all(mf.is_channels_last_strides(t._shape, t._stride, mf.channels_last_3d)
+                               for t in tensors):
+        return mf.channels_last_strides(shape, mf.channels_last_3d)
     return sh.contiguous_strides(shape)
 
 

@@ -211,3 +211,17 @@ log_normal_ = _inplace("log_normal_", log_normal_meta)
 cauchy_ = _inplace("cauchy_", cauchy_meta)
 randperm = declare("randperm", meta=randperm_meta, family="random")
 multinomial = declare("multinomial", meta=multinomial_meta, family="random")
+
+
+# -- derivatives (autograd) --
+# A draw does not depend smoothly on its parameters: torch's derivatives are zero (bernoulli(p) with a
+# p that requires grad gives zero gradients to p and to the overwritten self).
+
+from vibetensor.autograd import derivative as _derivative  # noqa: E402
+
+
+@_derivative(bernoulli_, inplace=True, name="BernoulliBackward0")
+def _bernoulli_backward(ctx, grad, self, p, generator=None):
+    from vibetensor.ops import creation
+    zeros = lambda shape: creation.full(tuple(shape), 0, grad._dtype, device=grad._device)  # noqa: E731
+    return zeros(grad._shape), (zeros(p.shape) if not isinstance(p, (int, float)) else None), None

@@ -692,20 +692,25 @@ def _cat(tensors, dim):
     return joining.cat(tensors, dim)
 
 
+def _pieces(grads):
+    """The list of output gradients (the engine hands a one-output result's gradient as the tensor itself)."""
+    return list(grads) if isinstance(grads, (tuple, list)) else [grads]
+
+
 @_derivative(split)
 def _split_backward(ctx, grads, self, split_size, dim=0):
-    return _cat(list(grads), dim)
+    return _cat(_pieces(grads), dim)
 
 
 @_derivative(split_with_sizes)
 def _split_with_sizes_backward(ctx, grads, self, split_sizes, dim=0):
-    return _cat(list(grads), dim)
+    return _cat(_pieces(grads), dim)
 
 
 @_derivative(unbind)
 def _unbind_backward(ctx, grads, self, dim=0):
     from vibetensor.ops import joining
-    return joining.stack(list(grads), dim)
+    return joining.stack(_pieces(grads), dim)
 
 
 _nondifferentiable(view_dtype)  # torch: view(dtype) never requires grad

@@ -11,8 +11,10 @@ from vibetensor.ops import creation as _c
 from vibetensor.ops import elementwise as ew
 from vibetensor.ops import nn as nn_ops
 from vibetensor.ops import reduction as rd
+from vibetensor.ops import scatter as sc
 from vibetensor.ops import views as vw
 from vibetensor.tensor import dtype as dt
+from vibetensor.tensor import shape as sh
 from vibetensor.tensor.tensor import Tensor
 from vibetensor.torch.nn import functional_conv as _conv
 
@@ -113,6 +115,27 @@ def native_dropout_backward(grad_output, mask, scale):
     return ew.mul(ew.mul(grad_output, mask), scale)
 
 
+def _safe_softmax(self, dim, dtype=None):
+    """softmax, with 0 (not NaN) in the rows where every element is -inf (fully masked attention rows)."""
+    masked = rd.all(ew.eq(self, float("-inf")), (dim,), True)
+    out = nn_ops.softmax(ew.where(masked, 0.0, self), dim, dtype)  # no NaN rows, so no NaN gradients either
+    return ew.where(masked, 0.0, out)
+
+
+def _max_pool_with_indices_backward(n):
+    def backward(grad_output, self, kernel_size, stride, padding, dilation, ceil_mode, indices):
+        """The gradient of max_pool{n}d: each output gradient added at the input position its index names."""
+        lead = tuple(self._shape[:-n])                          # (N, C) or (C,)
+        flat_grad = vw.reshape(grad_output, lead + (-1,))
+        flat_idx = vw.reshape(indices, lead + (-1,))
+        zeros = _c.full(lead + (sh.numel(self._shape[-n:]),), 0, grad_output._dtype, device=grad_output._device)
+        result = vw.reshape(sc.scatter_add(zeros, len(lead), flat_idx, flat_grad), tuple(self._shape))
+        # torch differentiates it w.r.t. self too (a zero gradient): keep self in the graph
+        return ew.where(_c.full((), True, dt.bool_, device=self._device), result, self)
+    backward.__name__ = f"max_pool{n}d_with_indices_backward"
+    return backward
+
+
 def _slice(self, dim=0, start=None, end=None, step=1):
     """aten::slice.Tensor: self[start:end:step] along dim, a view."""
     return vw.slice_(self, dim, start, end, step)
@@ -202,6 +225,9 @@ class _Ops:
             "_log_softmax_backward_data": {"default": _log_softmax_backward_data},
             "native_dropout_backward": {"default": native_dropout_backward},
             "slice": {"Tensor": _slice},
+            "_safe_softmax": {"default": _safe_softmax},
+            "max_pool2d_with_indices_backward": {"default": _max_pool_with_indices_backward(2)},
+            "max_pool3d_with_indices_backward": {"default": _max_pool_with_indices_backward(3)},
             "_batch_norm_with_update": {"default": _batch_norm_with_update},
             "native_batch_norm": {"default": native_batch_norm},
             "_native_batch_norm_legit": {"default": _native_batch_norm_legit,

@@ -10,16 +10,13 @@ from vibetensor.ops import elementwise as ew
 from vibetensor.ops import scatter as s
 from vibetensor.ops import views as v
 from vibetensor.tensor.tensor import Tensor
+from vibetensor.torch.pointwise import _exporter
 from vibetensor.torch.tensor_methods import method
 
 __all__ = []
 
 
-def _export(fn, name=None):
-    name = name or fn.__name__
-    globals()[name] = fn
-    __all__.append(name)
-    return fn
+_export = _exporter(globals())
 
 
 def _int(x, op, arg, pos):

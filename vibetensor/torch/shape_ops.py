@@ -17,16 +17,13 @@ from vibetensor.tensor import dtype as dt
 from vibetensor.tensor import shape as sh
 from vibetensor.tensor.tensor import Tensor
 from vibetensor.torch import views as tv
+from vibetensor.torch.pointwise import _exporter
 from vibetensor.torch.tensor_methods import method
 
 __all__ = []
 
 
-def _export(fn, name=None):
-    name = name or fn.__name__
-    globals()[name] = fn
-    __all__.append(name)
-    return fn
+_export = _exporter(globals())
 
 
 def _tensor(x, op, arg="input", pos=1):

@@ -33,5 +33,5 @@ def operand(x, ct):
 
 
 from vibetensor.backends.cpu import (  # noqa: E402,F401  (importing registers the kernels)
-    conv, creation, elementwise, foreach, indexing, joining, linalg, nn, random, reduction, scans, scatter, shape_ops,
+    conv, creation, decompositions, elementwise, foreach, indexing, joining, linalg, nn, random, reduction, scans, scatter, shape_ops,
     sorting)

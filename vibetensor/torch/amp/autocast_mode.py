@@ -321,7 +321,7 @@ PY_FP32_BOTH = ("mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss", "kl_div",
 PY_FP32_CUDA = ("cosine_similarity", "pdist", "cdist")
 PY_FP32_CPU = ("avg_pool3d", "max_pool3d", "adaptive_avg_pool3d", "cdist")
 PY_LOWER_CUDA = ("einsum", "chain_matmul")
-PY_PROMOTE_CUDA = ("index_put", "tensordot")  # torch.index_put / Tensor.index_put (out of place)
+PY_PROMOTE_CUDA = ("index_put", "tensordot", "bilinear")  # torch.index_put / Tensor.index_put (out of place)
 
 
 def _policies():

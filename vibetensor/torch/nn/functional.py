@@ -865,3 +865,4 @@ for _name, _fn in TORCH_FUNCTIONS.items():
     _fn.__name__ = _name
 
 from vibetensor.torch.nn.functional_conv import *  # noqa: E402,F401,F403  (convolution, pooling, attention)
+from vibetensor.torch.nn.functional_more import *  # noqa: E402,F401,F403  (bilinear, margin losses, max_unpool...)
