@@ -38,6 +38,13 @@ CASES = [  # (name, fn, shapes)
 def test_forward(name, fn, shapes, dtype):
     torch.backends.cuda.matmul.allow_tf32 = False
     pairs = [tuple(t.cuda() for t in make_pair(s, dtype, seed=i)) for i, s in enumerate(shapes)]
+    if name.startswith("addbmm") and dtype in ("bfloat16", "float16"):
+        # torch rounds to the half type after each batch's product; ours is one product with float32
+        # accumulation, rounded once: compare both with the float32 result rounded to the half type
+        exact = fn(torch, *[p[0].float() for p in pairs]).to(pairs[0][0].dtype)
+        ours = torch.from_numpy(fn(vt, *[p[1] for p in pairs]).float().cpu().numpy())
+        torch.testing.assert_close(ours, exact.float().cpu(), rtol=1e-2, atol=1e-2)
+        return
     check(fn, *pairs, rtol=2e-2 if dtype in ("bfloat16", "float16") else None,
           atol=2e-2 if dtype in ("bfloat16", "float16") else None)
 
