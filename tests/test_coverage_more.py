@@ -445,6 +445,20 @@ def test_resize_keeps_leading_values_and_grows_storage(shape, new):
         vt.ones(2, requires_grad=True).resize_(3)
 
 
+WINDOWS = [("hann", {}), ("hamming", {}), ("blackman", {}), ("nuttall", {}), ("bartlett", {}), ("cosine", {}),
+           ("gaussian", {"std": 1.7}), ("kaiser", {"beta": 5.0}), ("exponential", {"tau": 2.0}),
+           ("general_cosine", {"a": [0.5, 0.3, 0.2]}), ("general_hamming", {"alpha": 0.6})]
+
+
+@pytest.mark.parametrize("name,kwargs", WINDOWS, ids=[n for n, _ in WINDOWS])
+def test_signal_windows(name, kwargs):
+    for M in (0, 1, 2, 7):
+        for sym in (True, False):
+            for dtype in ("float32", "float64"):
+                check(lambda lib: getattr(lib.signal.windows, name)(M, sym=sym, dtype=getattr(lib, dtype), **kwargs))
+    check(lambda lib: getattr(lib.signal.windows, name)(4, dtype=lib.int64, **kwargs))  # ValueError in both
+
+
 def test_empty_permuted_strides():
     for lib in (torch, vt):
         t = lib.empty_permuted((2, 3, 4), (0, 2, 1))

@@ -68,6 +68,7 @@ from vibetensor.torch.autograd import (  # noqa: E402,F401
     is_inference_mode_enabled, no_grad, set_grad_enabled)
 
 from vibetensor.torch import special  # noqa: E402,F401  (torch.special)
+from vibetensor.torch import signal  # noqa: E402,F401  (torch.signal.windows)
 
 from vibetensor.torch._foreach import *  # noqa: E402,F401,F403  (torch._foreach_*, torch._fused_*)
 from vibetensor.torch import optim  # noqa: E402,F401  (torch.optim)
