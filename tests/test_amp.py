@@ -177,12 +177,12 @@ _TORCH_TO_VT = {
                               "binary_cross_entropy_with_logits", "l1_loss", "smooth_l1_loss", "mse_loss",
                               "soft_margin_loss")},
     "index_put": ("py", "index_put"),
-    **{n: ("py", n) for n in ("einsum", "chain_matmul", "cdist", "tensordot", "bilinear", "multi_margin_loss",
+    **{n: ("py", n) for n in ("einsum", "chain_matmul", "cdist", "tensordot", "bilinear", "multi_margin_loss", "pdist",
                               "multilabel_margin_loss")},
 }
 # torch list entries vibetensor has no op or function for (yet): their policies land with them
 _NOT_IN_VIBETENSOR = {"conv_tbc", "cudnn_convolution", "cudnn_convolution_transpose",
-                      "lstm_cell", "gru_cell", "rnn_tanh_cell", "rnn_relu_cell", "pdist",
+                      "lstm_cell", "gru_cell", "rnn_tanh_cell", "rnn_relu_cell",
                       "nll_loss2d", "linalg_vecdot", "linalg_multi_dot", "binary_cross_entropy"}
 
 

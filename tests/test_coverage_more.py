@@ -234,6 +234,7 @@ LINES = [
     Line("embedding_bag_max_last_offset", lambda lib, w: lib.nn.functional.embedding_bag(
         lib.tensor([1, 2, 4, 5, 4, 3]), w, lib.tensor([0, 1, 4, 5]), mode="max", include_last_offset=True),
          [(6, 3)]),
+    Line("pdist", lambda lib, a: (lib.nn.functional.pdist(a), lib.nn.functional.pdist(a, 1.0)), [(4, 3)]),
     Line("float_power", lambda lib, a, b: (lib.float_power(a.abs() + 0.5, b), lib.float_power(a, 2)), [(3, 4), (3, 4)]),
     Line("_safe_softmax", lambda lib, a: lib.ops.aten._safe_softmax(
         lib.where(lib.tensor([[True], [False], [True]]), float("-inf"), a), 1), [(3, 4)]),
@@ -457,6 +458,11 @@ def test_signal_windows(name, kwargs):
             for dtype in ("float32", "float64"):
                 check(lambda lib: getattr(lib.signal.windows, name)(M, sym=sym, dtype=getattr(lib, dtype), **kwargs))
     check(lambda lib: getattr(lib.signal.windows, name)(4, dtype=lib.int64, **kwargs))  # ValueError in both
+
+
+@pytest.mark.parametrize("row,col,offset", [(3, 3, 0), (4, 3, 1), (3, 5, -1), (0, 2, 0), (2, 2, 5)])
+def test_triangle_indices(row, col, offset):
+    check(lambda lib: (lib.tril_indices(row, col, offset), lib.triu_indices(row, col, offset)))
 
 
 def test_empty_permuted_strides():

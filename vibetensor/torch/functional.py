@@ -915,3 +915,25 @@ def ormqr(input, tau, other, left=True, transpose=False, *, out=None):
 
 for _fn in (geqrf, orgqr, ormqr):
     _export(_fn, as_method=True)
+
+
+# -- triangle indices -----------------------------------------------------------------------------------------
+
+def _triangle_indices(row, col, offset, lower, dtype, device):
+    torch = _t()
+    pairs = [(i, j) for i in range(row) for j in range(col) if (j - i <= offset if lower else j - i >= offset)]
+    return torch.tensor([[i for i, _ in pairs], [j for _, j in pairs]], dtype=dtype or torch.int64,
+                        device=device).reshape(2, len(pairs))
+
+
+def tril_indices(row, col, offset=0, *, dtype=None, device=None, layout=None):
+    """(2, N): the row and column indices of the lower triangle of a row x col matrix (row-major)."""
+    return _triangle_indices(row, col, offset, True, dtype, device)
+
+
+def triu_indices(row, col, offset=0, *, dtype=None, device=None, layout=None):
+    return _triangle_indices(row, col, offset, False, dtype, device)
+
+
+_export(tril_indices)
+_export(triu_indices)

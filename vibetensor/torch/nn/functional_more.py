@@ -8,11 +8,11 @@ from vibetensor.tensor.tensor import Tensor
 
 __all__ = ["bilinear", "linear_cross_entropy", "multi_margin_loss", "multilabel_margin_loss",
            "triplet_margin_with_distance_loss", "local_response_norm", "max_unpool1d", "max_unpool2d", "max_unpool3d",
-           "embedding_bag"]
+           "embedding_bag", "pdist"]
 
 
 def _no_half(kernel, x):
-    """torch's CPU kernels of these losses have no half types."""
+    """torch's CPU kernels of these have no half types."""
     import vibetensor.torch as torch
     if x.dtype in (torch.bfloat16, torch.float16):
         from vibetensor.ops.meta import TYPE_NAMES
@@ -238,3 +238,16 @@ def embedding_bag(input, weight, offsets=None, max_norm=None, norm_type=2, scale
             0, seg, torch.ones(seg.shape[0], dtype=rows.dtype, device=rows.device))[:bags]
         out = out / counts.clamp(min=1).unsqueeze(1)
     return out
+
+
+def pdist(input, p=2.0):
+    """The p-norm distance between every pair of rows i < j of input (N, M), in row-major pair order: (N(N-1)/2,)."""
+    torch, _ = _libs()
+    if input.ndim != 2:
+        raise RuntimeError(f"pdist only supports 2D tensors, got: {input.ndim}D")
+    if p < 0:
+        raise RuntimeError("pdist only supports non-negative p values")
+    _no_half("pdist", input)
+    n = input.shape[0]
+    i, j = torch.triu_indices(n, n, 1, device=input.device)
+    return torch.linalg.vector_norm(input[i] - input[j], p, -1)
