@@ -22,6 +22,7 @@ import numpy as np
 import triton
 import triton.language as tl
 
+from vibetensor.backends.cuda.creation import unravel6
 from vibetensor.dispatch import DispatchKey
 from vibetensor.ops import conv as ops
 from vibetensor.ops import creation, views
@@ -161,14 +162,7 @@ def _col2im_kernel(cols, x, total, C, K0, K1, K2, O0, O1, O2, I0, I1, I2,
     """x[n, c, i] = sum over taps k whose window o covers i of cols[n, c, k, o]; x contiguous (N, C, I0, I1, I2)."""
     i = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = i < total
-    i2 = i % I2
-    r = i // I2
-    i1 = r % I1
-    r = r // I1
-    i0 = r % I0
-    r = r // I0
-    c = r % C
-    n = r // C
+    n, _, c, i0, i1, i2 = unravel6(i, 1, C, I0, I1, I2)
     base = n * cn + c * cc
     acc = tl.zeros((BLOCK,), ACC)
     for k0 in range(K0):
@@ -328,14 +322,7 @@ def _max_pool_kernel(x, val, idx, total, C, O0, O1, O2, I0, I1, I2, K0, K1, K2, 
     NaN is reported), and a window of only -inf reports its first position inside the input."""
     i = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = i < total
-    o2 = i % O2
-    r = i // O2
-    o1 = r % O1
-    r = r // O1
-    o0 = r % O0
-    r = r // O0
-    c = r % C
-    n = r // C
+    n, _, c, o0, o1, o2 = unravel6(i, 1, C, O0, O1, O2)
     base = x + n * xn + c * xc
     f0 = _first(o0, I0, O0, s0, p0, d0, ADAPTIVE)
     f1 = _first(o1, I1, O1, s1, p1, d1, ADAPTIVE)
@@ -363,14 +350,7 @@ def _avg_pool_kernel(x, y, total, C, O0, O1, O2, I0, I1, I2, K0, K1, K2, xn, xc,
                      ACC: tl.constexpr, BLOCK: tl.constexpr):
     i = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = i < total
-    o2 = i % O2
-    r = i // O2
-    o1 = r % O1
-    r = r // O1
-    o0 = r % O0
-    r = r // O0
-    c = r % C
-    n = r // C
+    n, _, c, o0, o1, o2 = unravel6(i, 1, C, O0, O1, O2)
     base = x + n * xn + c * xc
     acc = tl.zeros((BLOCK,), ACC)
     for k0 in range(K0):
@@ -395,14 +375,7 @@ def _avg_pool_backward_kernel(g, gx, total, C, O0, O1, O2, I0, I1, I2, K0, K1, K
     """gx[n, c, i] = sum over the windows o covering i of g[n, c, o] / divisor(o); gx contiguous."""
     i = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = i < total
-    i2 = i % I2
-    r = i // I2
-    i1 = r % I1
-    r = r // I1
-    i0 = r % I0
-    r = r // I0
-    c = r % C
-    n = r // C
+    n, _, c, i0, i1, i2 = unravel6(i, 1, C, I0, I1, I2)
     base = g + n * gn + c * gc
     acc = tl.zeros((BLOCK,), ACC)
     for k0 in range(K0):
@@ -809,42 +782,12 @@ def _constant_pad_nd(input, pad, value=0):
     return res
 
 
-@triton.jit
-def _gather6_kernel(src, dst, total, n1, n2, n3, n4, n5, s0, s1, s2, s3, s4, s5, BLOCK: tl.constexpr):
-    """dst (contiguous) = src seen through 6 sizes and strides (the shuffles' permuted views)."""
-    i = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
-    mask = i < total
-    c5 = i % n5
-    r = i // n5
-    c4 = r % n4
-    r = r // n4
-    c3 = r % n3
-    r = r // n3
-    c2 = r % n2
-    r = r // n2
-    c1 = r % n1
-    c0 = r // n1
-    v = tl.load(src + c0 * s0 + c1 * s1 + c2 * s2 + c3 * s3 + c4 * s4 + c5 * s5, mask=mask)
-    tl.store(dst + i, v, mask=mask)
-
-
-_gather_cache = {}
-
-
-def _copy_into(shape, dtype, device, src):
+def _copy_into(shape, src):
     """A new tensor of `shape` holding src's elements (a view of up to 6 dims) in row-major order."""
-    res = empty(shape, dtype, device)
-    total = res.numel()
-    if total:
-        sizes, strides = _pad6(src._shape, 1), _pad6(src._stride, 0)
-        k = _kernel_of(_gather_cache, _gather6_kernel)
-        k(_grid(total), src, res, total, *sizes[1:], *strides)
+    res = empty(shape, src._dtype, src._device)
+    if res.numel():
+        creation.copy_(views.view(res, src._shape), src)
     return res
-
-
-def _pad6(values, fill):
-    values = tuple(values)
-    return (fill,) * (6 - len(values)) + values
 
 
 def _planes(input):
@@ -858,7 +801,7 @@ def _pixel_shuffle(input, upscale_factor):
     x = _planes(input)
     x = views.reshape(x, (x._shape[0], c, r, r, h // r, w // r))
     x = views.permute(x, (0, 1, 4, 2, 5, 3))                               # (B, c, H, r, W, r)
-    return _copy_into(spec.shape, spec.dtype, spec.device, x)
+    return _copy_into(spec.shape, x)
 
 
 def _pixel_unshuffle(input, downscale_factor):
@@ -867,7 +810,7 @@ def _pixel_unshuffle(input, downscale_factor):
     x = _planes(input)
     x = views.reshape(x, (x._shape[0], c, h // r, r, w // r, r))
     x = views.permute(x, (0, 1, 3, 5, 2, 4))                               # (B, c, r, r, h, w)
-    return _copy_into(spec.shape, spec.dtype, spec.device, x)
+    return _copy_into(spec.shape, x)
 
 
 def _channel_shuffle(input, groups):
@@ -875,7 +818,7 @@ def _channel_shuffle(input, groups):
     nb, c = input._shape[:2]
     rest = math.prod(input._shape[2:])
     x = views.transpose(views.reshape(input, (nb, groups, c // groups, rest)), 1, 2)   # (N, C/g, g, rest)
-    return _copy_into(spec.shape, spec.dtype, spec.device, x)
+    return _copy_into(spec.shape, x)
 
 
 ops.constant_pad_nd.register(CUDA, _constant_pad_nd)

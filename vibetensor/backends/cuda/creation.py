@@ -19,7 +19,7 @@ from vibetensor.tensor.tensor import array, empty, empty_cpu
 
 CUDA = DispatchKey.CUDA
 BLOCK = 1024
-MAX_DIMS = 4
+MAX_DIMS = 6  # dims a strided kernel unravels (after collapsing mergeable ones)
 
 
 @triton.jit
@@ -34,18 +34,43 @@ def _fill_kernel(out_ptr, bits, n, IS_FLOAT: tl.constexpr, BLOCK: tl.constexpr):
 
 
 @triton.jit
-def _copy_kernel(src, dst, n, n1, n2, n3, s0, s1, s2, s3, d0, d1, d2, d3, BLOCK: tl.constexpr):
-    """dst[i] = src[i] over a 4-d index space (sizes n0..n3, only n1..n3 needed to unravel)."""
+def unravel6(k, n1, n2, n3, n4, n5):
+    """The coordinates (c0..c5) of flat index k in a 6-d index space of sizes (n0, n1..n5). Sizes of 1
+    are compile-time constants (Triton specialises integer arguments equal to 1), so the padding dims
+    of a collapsed shape cost no division."""
+    c5 = k % n5
+    r = k // n5
+    c4 = r % n4
+    r = r // n4
+    c3 = r % n3
+    r = r // n3
+    c2 = r % n2
+    r = r // n2
+    c1 = r % n1
+    c0 = r // n1
+    return c0, c1, c2, c3, c4, c5
+
+
+@triton.jit
+def _copy_kernel(src, dst, n, n1, n2, n3, n4, n5, s0, s1, s2, s3, s4, s5, d0, d1, d2, d3, d4, d5,
+                 BLOCK: tl.constexpr):
+    """dst[i] = src[i] over a 6-d index space (sizes n0..n5, only n1..n5 needed to unravel)."""
     i = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = i < n
-    i3 = i % n3
-    r = i // n3
-    i2 = r % n2
-    r = r // n2
-    i1 = r % n1
-    i0 = r // n1
-    v = tl.load(src + i0 * s0 + i1 * s1 + i2 * s2 + i3 * s3, mask=mask)
-    tl.store(dst + i0 * d0 + i1 * d1 + i2 * d2 + i3 * d3, v.to(dst.dtype.element_ty), mask=mask)
+    c0, c1, c2, c3, c4, c5 = unravel6(i, n1, n2, n3, n4, n5)
+    v = tl.load(src + c0 * s0 + c1 * s1 + c2 * s2 + c3 * s3 + c4 * s4 + c5 * s5, mask=mask)
+    tl.store(dst + c0 * d0 + c1 * d1 + c2 * d2 + c3 * d3 + c4 * d4 + c5 * d5, v.to(dst.dtype.element_ty),
+             mask=mask)
+
+
+def geometry6(op, shape, *strides):
+    """(n1..n5, [6 strides per operand]) of an iteration space, collapsed and padded to 6 dims: the
+    arguments of kernels that unravel with unravel6."""
+    shape, strides = collapse(tuple(shape), *[tuple(s) for s in strides])
+    if len(shape) > MAX_DIMS:
+        raise NotImplementedError(f"{op}: more than {MAX_DIMS} non-mergeable dims on CUDA")
+    pad = MAX_DIMS - len(shape)
+    return ((1,) * pad + shape)[1:], [(0,) * pad + s for s in strides]
 
 
 fill_float = launcher.Kernel(_fill_kernel, IS_FLOAT=True, BLOCK=BLOCK)
@@ -84,12 +109,8 @@ def _device_copy(dst, src):
     if n == 0:
         return
     src_stride = broadcast_strides(src._shape, src._stride, dst._shape)
-    shape, (ss, ds) = collapse(dst._shape, src_stride, dst._stride)
-    if len(shape) > MAX_DIMS:
-        raise NotImplementedError(f"copy_: more than {MAX_DIMS} non-mergeable dims on CUDA")
-    pad = MAX_DIMS - len(shape)
-    shape, ss, ds = (1,) * pad + shape, (0,) * pad + ss, (0,) * pad + ds
-    copy_kernel(_grid(n), src, dst, n, shape[1], shape[2], shape[3], *ss, *ds)
+    sizes, (ss, ds) = geometry6("copy_", dst._shape, src_stride, dst._stride)
+    copy_kernel(_grid(n), src, dst, n, *sizes, *ss, *ds)
 
 
 def copy_(dst, src):

@@ -16,6 +16,7 @@ import numpy as np
 import triton
 import triton.language as tl
 
+from vibetensor.backends.cuda.creation import geometry6, unravel6
 from vibetensor.dispatch import DispatchKey
 from vibetensor.ops import creation, nn, views
 from vibetensor.ops import elementwise as ew
@@ -25,12 +26,11 @@ from vibetensor.ops.meta import bump_version, common_device
 from vibetensor.runtime.cuda import device_errors, launcher
 from vibetensor.tensor import dtype as dt
 from vibetensor.tensor import shape as sh
-from vibetensor.tensor.iterator import broadcast_strides, collapse
+from vibetensor.tensor.iterator import broadcast_strides
 from vibetensor.tensor.tensor import Tensor, array, empty, empty_cpu, from_array
 
 CUDA = DispatchKey.CUDA
 BLOCK = 1024
-MAX_DIMS = 6
 STORE, ADD, MAX, MIN = 0, 1, 2, 3
 
 
@@ -74,17 +74,7 @@ def _indexed_kernel(src, idx, dst, err, n, n1, n2, n3, n4, n5,
     where the indexed operand's own stride along the indexed dim is 0 in its stride list."""
     k = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = k < n
-    r = k
-    c5 = r % n5
-    r = r // n5
-    c4 = r % n4
-    r = r // n4
-    c3 = r % n3
-    r = r // n3
-    c2 = r % n2
-    r = r // n2
-    c1 = r % n1
-    c0 = r // n1
+    c0, c1, c2, c3, c4, c5 = unravel6(k, n1, n2, n3, n4, n5)
     so = c0 * s0 + c1 * s1 + c2 * s2 + c3 * s3 + c4 * s4 + c5 * s5
     io = c0 * i0 + c1 * i1 + c2 * i2 + c3 * i3 + c4 * i4 + c5 * i5
     do = c0 * d0 + c1 * d1 + c2 * d2 + c3 * d3 + c4 * d4 + c5 * d5
@@ -130,17 +120,7 @@ def _linear_kernel(idx, lin, err, n, n1, n2, n3, n4, n5, i0, i1, i2, i3, i4, i5,
     advanced indexing reads or writes (lin is contiguous over the broadcast index shape)."""
     k = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = k < n
-    r = k
-    c5 = r % n5
-    r = r // n5
-    c4 = r % n4
-    r = r // n4
-    c3 = r % n3
-    r = r // n3
-    c2 = r % n2
-    r = r // n2
-    c1 = r % n1
-    c0 = r // n1
+    c0, c1, c2, c3, c4, c5 = unravel6(k, n1, n2, n3, n4, n5)
     io = c0 * i0 + c1 * i1 + c2 * i2 + c3 * i3 + c4 * i4 + c5 * i5
     orig = tl.load(idx + io, mask=mask, other=0).to(tl.int64)
     j = tl.where(orig < 0, orig + size, orig)
@@ -159,17 +139,7 @@ def _masked_fill_kernel(x, mask_ptr, dst, value_ptr, n, n1, n2, n3, n4, n5,
     """dst = where(mask, value, x); the value is a number, or read from a 0-d device tensor."""
     k = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     inside = k < n
-    r = k
-    c5 = r % n5
-    r = r // n5
-    c4 = r % n4
-    r = r // n4
-    c3 = r % n3
-    r = r // n3
-    c2 = r % n2
-    r = r // n2
-    c1 = r % n1
-    c0 = r // n1
+    c0, c1, c2, c3, c4, c5 = unravel6(k, n1, n2, n3, n4, n5)
     xo = c0 * x0 + c1 * x1 + c2 * x2 + c3 * x3 + c4 * x4 + c5 * x5
     mo = c0 * m0 + c1 * m1 + c2 * m2 + c3 * m3 + c4 * m4 + c5 * m5
     do = c0 * d0 + c1 * d1 + c2 * d2 + c3 * d3 + c4 * d4 + c5 * d5
@@ -188,17 +158,7 @@ def _count_kernel(x, counts, n, n1, n2, n3, n4, n5, x0, x1, x2, x3, x4, x5, BLOC
     """counts[block] = number of nonzero elements of x among this block's flat positions."""
     k = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     inside = k < n
-    r = k
-    c5 = r % n5
-    r = r // n5
-    c4 = r % n4
-    r = r // n4
-    c3 = r % n3
-    r = r // n3
-    c2 = r % n2
-    r = r // n2
-    c1 = r % n1
-    c0 = r // n1
+    c0, c1, c2, c3, c4, c5 = unravel6(k, n1, n2, n3, n4, n5)
     xo = c0 * x0 + c1 * x1 + c2 * x2 + c3 * x3 + c4 * x4 + c5 * x5
     nz = inside & (tl.load(x + xo, mask=inside, other=0) != 0)
     tl.store(counts + tl.program_id(0), tl.sum(nz.to(tl.int32), 0))
@@ -209,17 +169,7 @@ def _compact_kernel(x, starts, pos, n, n1, n2, n3, n4, n5, x0, x1, x2, x3, x4, x
     """pos[starts[block] + rank] = flat position of each nonzero element, in order."""
     k = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     inside = k < n
-    r = k
-    c5 = r % n5
-    r = r // n5
-    c4 = r % n4
-    r = r // n4
-    c3 = r % n3
-    r = r // n3
-    c2 = r % n2
-    r = r // n2
-    c1 = r % n1
-    c0 = r // n1
+    c0, c1, c2, c3, c4, c5 = unravel6(k, n1, n2, n3, n4, n5)
     xo = c0 * x0 + c1 * x1 + c2 * x2 + c3 * x3 + c4 * x4 + c5 * x5
     nz = (inside & (tl.load(x + xo, mask=inside, other=0) != 0)).to(tl.int32)
     rank = tl.cumsum(nz, 0) - nz
@@ -286,15 +236,6 @@ def _without(stride, dim):
     return tuple(s)
 
 
-def _geometry(op, shape, *strides):
-    """(n1..n5, [6 strides per operand]) of an iteration space, collapsed and padded to 6 dims."""
-    shape, strides = collapse(tuple(shape), *[tuple(s) for s in strides])
-    if len(shape) > MAX_DIMS:
-        raise NotImplementedError(f"{op}: more than {MAX_DIMS} non-mergeable dims on CUDA")
-    pad = MAX_DIMS - len(shape)
-    return ((1,) * pad + shape)[1:], [(0,) * pad + s for s in strides]
-
-
 def _bits(value, is_float):
     return int(np.float64(value).view(np.int64)) if is_float else int(value)
 
@@ -307,7 +248,7 @@ def launch_indexed(op, shape, src, src_stride, index, index_stride, dst, dst_str
     n = sh.numel(shape)
     if n == 0:
         return
-    sizes, (ss, ist, ds) = _geometry(op, shape, src_stride, index_stride, dst_stride)
+    sizes, (ss, ist, ds) = geometry6(op, shape, src_stride, index_stride, dst_stride)
     is_float = dst._dtype.is_floating_point
     scalar = value is not None
     kernel = _kernel(_indexed_kernel, SRC_INDEXED=src_indexed, MODE=mode, SCALAR=scalar, FLOAT=is_float,
@@ -519,7 +460,7 @@ def masked_fill(self, mask, value, out=None):
         if not from_ptr:
             fill = m.scalar_for(value, self._dtype)
             vbits = _bits(fill, self._dtype.is_floating_point)
-        sizes, (xs, ms, ds) = _geometry("masked_fill", shape, broadcast_strides(self._shape, self._stride, shape),
+        sizes, (xs, ms, ds) = geometry6("masked_fill", shape, broadcast_strides(self._shape, self._stride, shape),
                                         broadcast_strides(mask._shape, mask._stride, shape), res._stride)
         kernel = _kernel(_masked_fill_kernel, FROM_PTR=from_ptr, FLOAT=self._dtype.is_floating_point)
         kernel(_grid(n), self, mask, res, value if from_ptr else res, n, *sizes, *xs, *ms, *ds, vbits)
@@ -533,7 +474,7 @@ def true_positions(x):
     if n == 0:
         return empty((0,), dt.int64, x._device), 0
     shape = tuple(x._shape) or (1,)
-    sizes, (xs,) = _geometry("nonzero", shape, x._stride if x.ndim else (0,))
+    sizes, (xs,) = geometry6("nonzero", shape, x._stride if x.ndim else (0,))
     blocks = triton.cdiv(n, BLOCK)
     counts = empty((blocks,), dt.int32, x._device)
     _kernel(_count_kernel)((blocks,), x, counts, n, *sizes, *xs)
@@ -723,7 +664,7 @@ def _linearize(op, target, expanded, bshape):
         return lin
     first = True
     for j, (d, i) in enumerate((d, i) for d, i in enumerate(expanded) if i is not None):
-        sizes, (ist,) = _geometry(op, bshape, broadcast_strides(i._shape, i._stride, bshape))
+        sizes, (ist,) = geometry6(op, bshape, broadcast_strides(i._shape, i._stride, bshape))
         _kernel(_linear_kernel, FIRST=first)(_grid(n), i, lin, _err(target), n, *sizes, *ist, target._shape[d],
                                              target._stride[d], device_errors.code_of(op), j)
         first = False

@@ -111,16 +111,7 @@ def _triangle_kernel(x, dst, n, n1, n2, n3, rows, cols, x0, x1, x2, x3, xr, xc, 
     triangle, >= for the upper), else 0."""
     k = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     inside = k < n
-    c = k % cols
-    q = k // cols
-    r = q % rows
-    q = q // rows
-    b3 = q % n3
-    q = q // n3
-    b2 = q % n2
-    q = q // n2
-    b1 = q % n1
-    b0 = q // n1
+    b0, b1, b2, b3, r, c = cuda_creation.unravel6(k, n1, n2, n3, rows, cols)
     xo = b0 * x0 + b1 * x1 + b2 * x2 + b3 * x3 + r * xr + c * xc
     do = b0 * d0 + b1 * d1 + b2 * d2 + b3 * d3 + r * dr + c * dc
     if LOWER:
