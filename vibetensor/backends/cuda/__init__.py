@@ -3,5 +3,5 @@ DispatchKey.CUDA. Imported on first CUDA use (`vibetensor.torch.cuda` or a tenso
 so the CPU path never imports Triton or the CUDA bindings.
 """
 from vibetensor.backends.cuda import creation, elementwise, linalg, reduction  # noqa: F401  (registers kernels)
-from vibetensor.backends.cuda import activation, indexing, joining, nn, scans, sorting  # noqa: F401
+from vibetensor.backends.cuda import activation, indexing, joining, nn  # noqa: F401
 from vibetensor.backends.cuda import autograd_streams, conv, foreach, random  # noqa: F401

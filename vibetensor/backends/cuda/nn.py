@@ -22,7 +22,7 @@ from triton.language.extra import libdevice
 
 from vibetensor.dispatch import DispatchKey
 from vibetensor.ops import creation, nn, views
-from vibetensor.ops.meta import bump_version, output
+from vibetensor.ops.meta import bump_version
 from vibetensor.runtime.cuda import launcher
 from vibetensor.tensor import dtype as dt
 from vibetensor.tensor.tensor import empty
