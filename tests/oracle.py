@@ -4,8 +4,11 @@ A test case is a function `fn(lib, *tensors)` that is run once with lib=torch on
 once with lib=vibetensor.torch on vibetensor tensors; `check` compares results (values, dtype,
 shape) or, if torch raises, that we raise the same exception type.
 """
+import warnings
+
 import ml_dtypes
 import numpy as np
+import pytest
 import torch
 
 import vibetensor.torch as vt
@@ -131,3 +134,25 @@ def check(fn, *pairs, rtol=None, atol=None, check_stride=False):
     got = fn(vt, *v_args)
     assert_same(got, expected, rtol, atol, check_stride)
     return got
+
+
+def check_out(fn, shapes):
+    """fn(lib, out, *tensors) with out= tensors of every dtype and of the right, empty and wrong shape:
+    the same result as torch's, or a RuntimeError where torch raises one; `out` is what is returned."""
+    xs = [make_pair(s, "float32", seed=i) for i, s in enumerate(shapes)]
+    expected_shape = tuple(fn(torch, None, *[x[0] for x in xs]).shape)
+    for out_dtype in ("float32", "float64", "int64"):
+        for out_shape in (expected_shape, (0,), (7,)):
+            t_out = torch.zeros(out_shape, dtype=getattr(torch, out_dtype))
+            v_out = vt.zeros(out_shape, dtype=getattr(vt, out_dtype))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                try:
+                    fn(torch, t_out, *[x[0] for x in xs])
+                except RuntimeError:
+                    with pytest.raises(RuntimeError):
+                        fn(vt, v_out, *[x[1] for x in xs])
+                    continue
+                got = fn(vt, v_out, *[x[1] for x in xs])
+            assert got is v_out
+            assert_same(v_out, t_out)
