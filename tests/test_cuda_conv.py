@@ -51,13 +51,16 @@ TOL = {"float32": (1e-4, 1e-4), "bfloat16": (3e-2, 6e-2)}
 
 @pytest.fixture(autouse=True)
 def no_tf32():
-    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    # torch's cudnn flags through its context manager: once torch's internal test utilities are
+    # imported in this process (test_amp does), assigning them directly raises
+    saved = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = False
     from vibetensor.runtime.cuda import blas  # our matmul TF32 switch (torch.backends.cuda.matmul.allow_tf32)
     ours = blas.allow_tf32[0]
     blas.allow_tf32[0] = False
-    yield
-    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+    with torch.backends.cudnn.flags(enabled=True, allow_tf32=False):
+        yield
+    torch.backends.cuda.matmul.allow_tf32 = saved
     blas.allow_tf32[0] = ours
 
 
