@@ -159,15 +159,28 @@ def accumulate_into_grad(leaf, g):
         # Steal g when nothing else can see it (torch's use_count test). Under create_graph torch
         # clones instead; we keep g itself then too, so .grad stays differentiable through ops
         # that have derivatives (only its grad_fn's name differs from torch's CloneBackward0).
-        if (sys.getrefcount(g) <= _OWNED_REFS and g._base is None and g._offset == 0
-                and obeys_layout_contract(g, leaf) and (g.grad_fn is None or local.grad_enabled)):
-            GRAD.__set__(leaf, g)
-        else:
-            GRAD.__set__(leaf, clone_obey_contract(g, leaf))
+        if (sys.getrefcount(g) <= _OWNED_REFS and g._offset == 0 and obeys_layout_contract(g, leaf)
+                and (g.grad_fn is None or local.grad_enabled)):
+            if g._base is None:
+                return GRAD.__set__(leaf, g)
+            if _whole_dead_base(g):  # mm's weight gradient arrives as a transposed view of its result
+                return GRAD.__set__(leaf, make_tensor(g._storage, g._shape, g._stride, 0, g._dtype))
+        GRAD.__set__(leaf, clone_obey_contract(g, leaf))
     elif not local.grad_enabled:
         _op("add")(grad, g, out=grad)
     else:
         GRAD.__set__(leaf, add(grad, g))
+
+
+_BASE_REFS = 3  # a base seen only by its view's _base slot (+ the local and getrefcount's argument)
+
+
+def _whole_dead_base(g):
+    """g is a view that spans its base's whole storage, and nothing but g holds the base: then g's
+    memory can become the leaf's .grad (as a plain tensor) without a copy, as torch steals it."""
+    base = g._base
+    return (g.grad_fn is None and sys.getrefcount(base) <= _BASE_REFS and base._storage is g._storage
+            and g._storage.nbytes == sh.numel(g._shape) * g._dtype.itemsize)
 
 
 def obeys_layout_contract(g, leaf):

@@ -62,6 +62,8 @@ class Op:
         # the call path's view of the table, precomputed: device type string -> kernel, and the
         # Autograd kernel (each a fresh object swapped in whole, like the table)
         self._by_type = {typ: table[k] for typ, k in _KEY_OF_DEVICE.items() if k in table}
+        if _device_guard is not None and "cuda" in self._by_type:
+            self._by_type["cuda"] = _device_guard(self._by_type["cuda"])
         self._autograd = table.get(DispatchKey.Autograd)
         return kernel
 
@@ -205,6 +207,44 @@ def register_lazy_backend(key, loader):
 def register_fallback(key, kernel):
     """A boxed kernel fn(op, args, kwargs) serving every op at `key` that has no kernel of its own."""
     _fallbacks[DispatchKey(key)] = kernel
+
+
+_device_guard = None  # on a machine with several GPUs: kernel -> kernel run on its tensors' GPU
+
+
+def enable_device_guards(guard):
+    """Run every CUDA kernel under `guard(kernel)` (which makes the GPU of the call's tensors, or
+    of its device= argument, current around it), as torch's device guard. Called once by the CUDA
+    backend when the machine has more than one GPU, so a single-GPU process pays nothing."""
+    global _device_guard
+    if _device_guard is not None:
+        return
+    _device_guard = guard
+    for op in list(_registry.values()):
+        if "cuda" in op._by_type:
+            by_type = dict(op._by_type)
+            by_type["cuda"] = guard(by_type["cuda"])
+            op._by_type = by_type
+
+
+def device_index(args, kwargs):
+    """The index of the first CUDA tensor among the arguments (one level into lists and tuples),
+    else of the device= argument; None if neither names one."""
+    for a in args:
+        if isinstance(a, Tensor):
+            if a._device.type == "cuda":
+                return a._device.index
+        elif type(a) is list or type(a) is tuple:
+            i = device_index(a, None)
+            if i is not None:
+                return i
+    d = kwargs.get("device") if kwargs else None
+    if d is None:
+        return None
+    if isinstance(d, str):
+        name, _, n = d.partition(":")
+        return int(n) if name == "cuda" and n else None
+    return d.index if getattr(d, "type", None) == "cuda" else None
 
 
 def set_wrapper_active(key, on):

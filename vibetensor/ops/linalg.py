@@ -713,10 +713,31 @@ def _scaled(t, s):
     return t if s == 1 else ew.mul(t, _conj(s))
 
 
+def _column_major(t):
+    return t._stride[0] == 1 and t._stride[1] == t._shape[0]
+
+
+def _mat1_grad(grad, m1, m2):
+    """grad @ m2^H, laid out like m1 (torch's mm_mat1_backward): a column-major m1 gets the
+    transposed product, so no layout copy follows."""
+    if _column_major(m1):
+        return _mT(mm(_conj(m2), _mT(grad)))
+    return mm(grad, _mH(m2))
+
+
+def _mat2_grad(grad, m1, m2):
+    """m1^H @ grad, laid out like m2 (torch's mm_mat2_backward): a weight used as weight.t() is
+    column-major, and its gradient is computed as (grad^T @ m1)^T, so the weight's .grad comes out
+    contiguous with no copy for the gradient layout contract."""
+    if _column_major(m2):
+        return _mT(mm(_mT(grad), _conj(m1)))
+    return mm(_mH(m1), grad)
+
+
 @_derivative(mm, save=(0, 1))
 def _mm_derivative(ctx, grad, a, b):
-    return (mm(grad, _mH(b)) if _needs(ctx, 0) else None,
-            mm(_mH(a), grad) if _needs(ctx, 1) else None)
+    return (_mat1_grad(grad, a, b) if _needs(ctx, 0) else None,
+            _mat2_grad(grad, a, b) if _needs(ctx, 1) else None)
 
 
 @_derivative(bmm, save=(0, 1))
@@ -728,8 +749,8 @@ def _bmm_derivative(ctx, grad, a, b):
 @_derivative(addmm, save=(1, 2))
 def _addmm_derivative(ctx, grad, input, m1, m2, beta=1, alpha=1):
     return (_scaled(grad, beta) if _needs(ctx, 0) else None,
-            _scaled(mm(grad, _mH(m2)), alpha) if _needs(ctx, 1) else None,
-            _scaled(mm(_mH(m1), grad), alpha) if _needs(ctx, 2) else None)
+            _scaled(_mat1_grad(grad, m1, m2), alpha) if _needs(ctx, 1) else None,
+            _scaled(_mat2_grad(grad, m1, m2), alpha) if _needs(ctx, 2) else None)
 
 
 @_derivative(addmv, save=(1, 2))

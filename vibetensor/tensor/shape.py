@@ -126,6 +126,10 @@ def is_contiguous(shape, stride):
     return True
 
 
+def _invalid_shape(shape, count):
+    return RuntimeError(f"shape '[{', '.join(map(str, shape))}]' is invalid for input of size {count}")
+
+
 def infer_size(shape, count):
     """Resolve one -1 in a requested shape for `count` elements (view/reshape)."""
     infer, known = None, 1
@@ -138,16 +142,15 @@ def infer_size(shape, count):
             raise RuntimeError(f"invalid shape dimension {s}")
         else:
             known *= s
-    bad = f"shape '[{', '.join(map(str, shape))}]' is invalid for input of size {count}"
     if infer is None:
         if known != count:
-            raise RuntimeError(bad)
+            raise _invalid_shape(shape, count)
         return tuple(shape)
     if known == 0 or count % known:
         if known == 0 and count == 0:
             raise RuntimeError(f"cannot reshape tensor of 0 elements into shape [{', '.join(map(str, shape))}] "
                                "because the unspecified dimension size -1 can be any value and is ambiguous")
-        raise RuntimeError(bad)
+        raise _invalid_shape(shape, count)
     shape = list(shape)
     shape[infer] = count // known
     return tuple(shape)

@@ -3,6 +3,7 @@
 import numpy as np
 
 from vibetensor.backends.cuda import elementwise as ew
+from vibetensor.backends.cuda.plan import planned
 from vibetensor.dispatch import DispatchKey
 from vibetensor.ops import nn, views
 from vibetensor.ops.meta import output
@@ -31,7 +32,7 @@ def _register(op):
         code, p = _code(name, params, spec.common)
         ew.launch_general(code, spec.common, (x,), res, p)
         return ew.finish(res, out)
-    op.register(CUDA, kernel)
+    op.register(CUDA, planned(kernel))
 
 
 for _op in (nn.hardtanh, nn.leaky_relu, nn.elu, nn.gelu, nn.silu, nn.mish, nn.softplus, nn.hardshrink, nn.softshrink,
@@ -48,7 +49,7 @@ def _activation_backward(grad, x, name, params):
     return res
 
 
-nn.activation_backward.register(CUDA, _activation_backward)
+nn.activation_backward.register(CUDA, planned(_activation_backward))
 
 
 def _prelu(x, weight):

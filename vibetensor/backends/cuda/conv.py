@@ -43,7 +43,7 @@ _ACC_DT = {dt.float16: dt.float32, dt.bfloat16: dt.float32, dt.float32: dt.float
 
 
 def _grid(n):
-    return (triton.cdiv(n, BLOCK),)
+    return (launcher.cdiv(n, BLOCK),)
 
 
 def _pad3(values, fill):

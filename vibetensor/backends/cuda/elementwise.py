@@ -21,6 +21,7 @@ from triton.language.extra import libdevice
 from triton.runtime.jit import constexpr_function
 
 from vibetensor.dispatch import DispatchKey, get, ops
+from vibetensor.backends.cuda.plan import planned
 from vibetensor.ops.meta import bump_version, output
 from vibetensor.runtime.cuda import launcher
 from vibetensor.tensor import dtype as dt
@@ -744,7 +745,7 @@ def _register(name, arity):
             res = target(op, spec, out, a, (a, b))
             launch(name, spec, a, b, res)
             return finish(res, out)
-    op.register(CUDA, kernel)
+    op.register(CUDA, planned(kernel))
 
 
 # ops with a kernel of their own below, or registered by activation.py
@@ -770,7 +771,7 @@ def _with_params(name, launch_fn):
         res = target(op, spec, out, args[0], args)
         launch_fn(spec, res, *args, **params)
         return finish(res, out)
-    op.register(CUDA, kernel)
+    op.register(CUDA, planned(kernel))
 
 
 def _div(spec, res, a, b, rounding_mode=None):
@@ -849,7 +850,7 @@ def _addc(name):
         value = la.addc_value(value, spec.dtype)
         launch_general(name, spec.dtype, (input, t1, t2), res, (value,))
         return finish(res, out)
-    op.register(CUDA, kernel)
+    op.register(CUDA, planned(kernel))
 
 
 _addc("addcmul")

@@ -139,7 +139,7 @@ def _triangle_op(name, lower):
                 raise NotImplementedError(f"{name}: more than 4 non-mergeable batch dims on CUDA")
             pad = 4 - len(bshape)
             bshape, xb, db = (1,) * pad + bshape, (0,) * pad + xb, (0,) * pad + db
-            _triangle[lower]((triton.cdiv(n, BLOCK),), self, res, n, *bshape[1:], self._shape[-2], self._shape[-1],
+            _triangle[lower]((launcher.cdiv(n, BLOCK),), self, res, n, *bshape[1:], self._shape[-2], self._shape[-1],
                              *xb, *self._stride[-2:], *db, *res._stride[-2:], diagonal)
         if out is not None:
             bump_version(res)
@@ -170,7 +170,7 @@ def fill(self, value, out=None):
             is_float = isinstance(v, float) or res._dtype.is_floating_point
             bits = int(np.float64(v).view(np.int64)) if is_float else int(v)
             kernel = cuda_creation.fill_float if is_float else cuda_creation.fill_int
-            kernel((triton.cdiv(n, cuda_creation.BLOCK),), res, bits, n)
+            kernel((launcher.cdiv(n, cuda_creation.BLOCK),), res, bits, n)
         else:
             creation.copy_(res, creation.full((), sc.scalar_for(value, res._dtype), res._dtype, device=res._device))
     if out is not None:

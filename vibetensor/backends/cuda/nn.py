@@ -22,6 +22,7 @@ from triton.language.extra import libdevice
 
 from vibetensor.dispatch import DispatchKey
 from vibetensor.ops import creation, nn, views
+from vibetensor.backends.cuda.plan import planned
 from vibetensor.ops.meta import bump_version
 from vibetensor.runtime.cuda import launcher
 from vibetensor.tensor import dtype as dt
@@ -580,16 +581,7 @@ def _bce_kernel(x_ptr, t_ptr, w_ptr, y_ptr, n, HAS_W: tl.constexpr, COMPUTE: tl.
 
 # -- host side -------------------------------------------------------------------------------------------------
 
-_kernels = {}
-
-
-def _kernel(fn, **constexprs):
-    """One cached launcher per (kernel, constexpr values)."""
-    key = (fn, tuple(sorted(constexprs.items(), key=lambda kv: kv[0])))
-    k = _kernels.get(key)
-    if k is None:
-        k = _kernels[key] = launcher.Kernel(fn, **constexprs)
-    return k
+_kernel = launcher.cached_kernel
 
 
 def _compute(d):
@@ -600,7 +592,7 @@ def _compute(d):
 def _row_block(n):
     """(SINGLE, BLOCK) for rows of n elements."""
     if n <= ROW_BLOCK:
-        return True, max(16, triton.next_power_of_2(max(n, 1)))
+        return True, max(16, launcher.next_power_of_2(max(n, 1)))
     return False, LOOP_BLOCK
 
 
@@ -619,7 +611,7 @@ def _dense(t):
 
 
 def _grid1(n, block=FLAT_BLOCK):
-    return (triton.cdiv(n, block),)
+    return (launcher.cdiv(n, block),)
 
 
 # softmax family
@@ -636,7 +628,7 @@ def _softmax_op(op, log):
         _kernel(_softmax_kernel, LOG=log, SINGLE=single, COMPUTE=_compute(spec.dtype)[0], BLOCK=block)(
             (rows,), xc, res, C, inner)
         return res
-    op.register(CUDA, kernel)
+    op.register(CUDA, planned(kernel))
 
 
 def _softmax_backward_op(op, log):
@@ -651,7 +643,7 @@ def _softmax_backward_op(op, log):
         _kernel(_softmax_bwd_kernel, LOG=log, SINGLE=single, COMPUTE=_compute(spec.dtype)[0], BLOCK=block)(
             (rows,), g, yc, res, C, inner)
         return res
-    op.register(CUDA, kernel)
+    op.register(CUDA, planned(kernel))
 
 
 _softmax_op(nn.softmax, log=False)
@@ -793,10 +785,10 @@ def _binary_cross_entropy(x, target, weight):
     return res
 
 
-nn.cross_entropy.register(CUDA, _cross_entropy)
-nn.cross_entropy_backward.register(CUDA, _cross_entropy_backward)
-nn.nll_loss.register(CUDA, _nll_loss)
-nn.nll_loss_backward.register(CUDA, _nll_loss_backward)
+nn.cross_entropy.register(CUDA, planned(_cross_entropy))
+nn.cross_entropy_backward.register(CUDA, planned(_cross_entropy_backward))
+nn.nll_loss.register(CUDA, planned(_nll_loss))
+nn.nll_loss_backward.register(CUDA, planned(_nll_loss_backward))
 nn.binary_cross_entropy.register(CUDA, _binary_cross_entropy)
 
 
@@ -848,8 +840,8 @@ def _col_sum(parts, K, L, out, count=1):
 
 def _split(n, parts=PARTS):
     """(chunks, per chunk) cutting n items into at most `parts` chunks."""
-    per = max(1, triton.cdiv(n, parts))
-    return max(1, triton.cdiv(n, per)), per
+    per = max(1, launcher.cdiv(n, parts))
+    return max(1, launcher.cdiv(n, per)), per
 
 
 def _row_norm_backward(grad, x, weight, bias, eps, k, center, needs):
@@ -870,7 +862,7 @@ def _row_norm_backward(grad, x, weight, bias, eps, k, center, needs):
         K, per = _split(rows)
         pw, pb = empty((K, L), ct, x._device), empty((K, L), ct, x._device)
         _kernel(_col_parts_kernel, COMPUTE=_compute(x._dtype)[0], BLOCK=FLAT_BLOCK)(
-            (K, triton.cdiv(L, FLAT_BLOCK)), g, xc, mean, rstd, pw, pb, rows, L, per)
+            (K, launcher.cdiv(L, FLAT_BLOCK)), g, xc, mean, rstd, pw, pb, rows, L, per)
         if need_w:
             dw = _col_sum(pw, K, L, empty(weight._shape, weight._dtype, x._device))
         if need_b:
@@ -924,7 +916,7 @@ def _channel_sums(x, g, mean, rstd, sn, cpg, mode, count=1):
     K, per = _split(N, max(1, 1024 // max(C, 1)))
     p1 = empty((K, C), ct, x._device)
     p2 = empty((K, C), ct, x._device) if mode == 2 else p1
-    block = min(FLAT_BLOCK, max(16, triton.next_power_of_2(HW)))
+    block = min(FLAT_BLOCK, max(16, launcher.next_power_of_2(HW)))
     _kernel(_chan_parts_kernel, MODE=mode, COMPUTE=compute, BLOCK=block)(
         (C, K), x, g if g is not None else x, mean if mean is not None else x, rstd if rstd is not None else x,
         p1, p2, N, C, HW, sn, cpg, per)
@@ -1019,10 +1011,10 @@ def _batch_norm_backward(grad, x, weight, bias, running_mean, running_var, train
     return dx, _as_param(sgx, weight) if need_w else None, _as_param(sg, bias) if need_b else None
 
 
-nn.layer_norm.register(CUDA, _layer_norm)
-nn.layer_norm_backward.register(CUDA, _layer_norm_backward)
-nn.rms_norm.register(CUDA, _rms_norm)
-nn.rms_norm_backward.register(CUDA, _rms_norm_backward)
+nn.layer_norm.register(CUDA, planned(_layer_norm))
+nn.layer_norm_backward.register(CUDA, planned(_layer_norm_backward))
+nn.rms_norm.register(CUDA, planned(_rms_norm))
+nn.rms_norm_backward.register(CUDA, planned(_rms_norm_backward))
 nn.group_norm.register(CUDA, _group_norm)
 nn.group_norm_backward.register(CUDA, _group_norm_backward)
 nn.batch_norm.register(CUDA, _batch_norm)

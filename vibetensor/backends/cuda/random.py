@@ -314,7 +314,7 @@ def launch(res, gen, dist, n_words, two_words, compute=tl.float32, grid=0.0, a=0
     n = res.numel()
     counters = counters_for(n_words)
     state, *rng = philox_args(gen, counters, res)
-    programs = (triton.cdiv(counters, BLOCK),)
+    programs = (launcher.cdiv(counters, BLOCK),)
     _kernel(dist, two_words, compute, grid, p is not None)(
         programs, res, res if p is None else p, state, n, *rng, *halves(a), *halves(b))
     return res

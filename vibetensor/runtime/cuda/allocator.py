@@ -841,6 +841,7 @@ class CachingAllocator(_Locked):
         self._counters = ((pools[ALL], pools[LARGE]), (pools[ALL], pools[SMALL]))
         self.large_blocks, self.small_blocks = BlockPool(False), BlockPool(True)
         self._small_free = self.small_blocks.by_stream  # stream -> [(size, ptr, block)], sorted
+        self._large_free = self.large_blocks.by_stream
         self.active_blocks = set()          # allocated, or freed but waiting on events
         self.cuda_events = {}               # stream -> deque[(event, block)]
         self.needs_events_deferred = []     # blocks freed with stream uses during capture
@@ -871,17 +872,21 @@ class CachingAllocator(_Locked):
         """Memory for `nbytes` usable on `stream` (default: the device's current stream)."""
         if stream is None:
             stream = self._current_stream()
-        if 0 < nbytes <= K_SMALL_SIZE and self._fast:
-            # fast path: the smallest cached small block of this stream that fits
+        if 0 < nbytes < ONE_EXA_BYTE and self._fast:
+            # fast path: the smallest cached block of this stream's pool that fits (large requests
+            # also need the block to pass _get_free_block's oversize rules)
             size = (nbytes + 511) & -512
             lock = self._lock
             lock.acquire()
             try:
-                lst = self._small_free.get(stream)
+                lst = (self._small_free if nbytes <= K_SMALL_SIZE else self._large_free).get(stream)
                 if (lst and not (self.captures_underway or self.cuda_events or self.needs_events_deferred)
                         and size <= lst[-1][0]):
                     i = bisect_left(lst, (size,))
-                    block = self._take_block(lst.pop(i)[2], size, nbytes, None)
+                    if nbytes <= K_SMALL_SIZE or self._large_fits(lst[i][0], size):
+                        block = self._take_block(lst.pop(i)[2], size, nbytes, None)
+                    else:
+                        block = self._malloc(nbytes, stream, None)
                 else:
                     block = self._malloc(nbytes, stream, None)
             finally:
@@ -1147,6 +1152,14 @@ class CachingAllocator(_Locked):
                 pp = self.graph_pools[pool_id]
                 return pp.small if size <= K_SMALL_SIZE else pp.large
         return self.small_blocks if size <= K_SMALL_SIZE else self.large_blocks
+
+    def _large_fits(self, block_size, size):
+        """_get_free_block's oversize rules: an oversize block never serves a splittable request,
+        and serves an oversize one only within max_non_split_rounding_size."""
+        max_split = self._max_split
+        if size < max_split:
+            return block_size < max_split
+        return block_size < size + self.config.max_non_split_rounding_size
 
     def _get_free_block(self, p):
         pool, cfg = p.pool, self.config

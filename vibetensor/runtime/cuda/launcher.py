@@ -84,6 +84,21 @@ def specialize(args):
     return tuple(key), raw
 
 
+def cdiv(a, b):
+    """ceil(a / b) for the host side of a launch (triton.cdiv is a constexpr_function: ~1 us a call)."""
+    return -(-a // b)
+
+
+def next_power_of_2(n):
+    """The smallest power of two >= n (1 for n <= 1), on the host."""
+    return 1 << (n - 1).bit_length() if n > 1 else 1
+
+
+# thread id -> list of (kernel, grid, args, stream) launched while a replay plan is being built
+# (backends/cuda/plan.py); empty, so one dict test, whenever nothing records.
+recorders = {}
+
+
 class Kernel:
     """A cached, fast-launching wrapper of a @triton.jit function, with its constexprs bound:
 
@@ -107,6 +122,10 @@ class Kernel:
         self.tail = tuple(self.constexprs.values())
 
     def __call__(self, grid, *args, stream=None):
+        if recorders:
+            rec = recorders.get(threading.get_ident())
+            if rec is not None:
+                rec.append((self, grid, args, stream))
         device = getattr(drv._current, "index", 0)  # drv.current_device(), inlined: this is the hot path
         arg_key, raw = specialize(args)
         key = (arg_key, device)
@@ -141,3 +160,16 @@ class Kernel:
         else:
             self.cache[key] = (False, run.launch, compiled.function, compiled.packed_metadata,
                                run.launch_cooperative_grid, run.launch_pdl)
+
+
+_cached = {}
+
+
+def cached_kernel(fn, **constexprs):
+    """The Kernel of `fn` with these constexprs, made on first use. Keyed by id(fn): hashing a
+    JITFunction takes a lock and hashes its source (~1 us); keyword order is fixed per call site."""
+    key = (id(fn), *constexprs.items())
+    k = _cached.get(key)
+    if k is None:
+        k = _cached[key] = Kernel(fn, **constexprs)
+    return k

@@ -1,0 +1,234 @@
+"""Replay plans: the steady-state host path of a CUDA op.
+
+A training loop calls the same op on tensors of the same dtypes, shapes and strides again and
+again. The first call runs the op's kernel function (meta, result allocation, geometry
+collapsing, kernel choice, Triton's specialisation) while the launcher records its launches;
+if that call is plannable, the plan keeps what the next calls would only recompute: the
+result's geometry and, per launch, the compiled function with its C-launch settings and every
+argument except the pointers. A hit costs a key lookup, one allocation and one C call per launch.
+
+The key holds everything the launches depend on: the current device, and per argument a
+tensor's (dtype, shape, strides, device) or a number's (type, value) (a tuple of numbers as it
+is; one holding tensors, or a list, makes the call unplannable). A recording notes each launch,
+each device allocation the call makes (its result and its scratch buffers) and any other device
+work (a driver call: memcpy, memset). Plannable calls: no out= and no keyword arguments; no
+other device work; every tensor argument on the result's device (a CPU 0-d tensor joins as a
+number, so its value would be baked in) and 16-byte aligned (Triton specialises on alignment,
+so a replay checks it); every pointer a kernel takes is an input's (or a view's of one: a fixed
+byte offset) or inside memory the call allocated, passed before the kernel's other arguments;
+the results (a tensor or a tuple) are tensors on memory the call allocated; launches on the
+current stream through our C launcher. A replay allocates the same sizes in the same order,
+launches, and wraps the results. Anything else runs the op's kernel function every time. Errors
+are raised there too: a plan is made only after a call succeeded.
+
+Only ops whose device work is Triton launches through launcher.Kernel (cuBLAS calls are not
+seen) and whose launches depend on nothing but the key (no data-dependent choices, no host
+syncs) may be wrapped.
+"""
+import threading
+
+from vibetensor import runtime
+from vibetensor.runtime.cuda import driver as drv
+from vibetensor.runtime.cuda import launcher
+from vibetensor.runtime.cuda import stream as streams
+from vibetensor.tensor.tensor import Storage, Tensor, make_tensor
+
+MAX_PLANS = 4096  # per op: a loop over ever-changing scalars clears the table rather than growing it
+_current = drv._current
+_recorders = launcher.recorders
+_get_ident = threading.get_ident
+_stream_handle = streams.current_stream_handle
+_device_alloc = runtime.device_alloc
+
+
+def _key(args):
+    """The plan key of positional arguments (raises TypeError for an unhashable one: no plan)."""
+    k = [getattr(_current, "index", 0)]
+    for a in args:
+        if isinstance(a, Tensor):  # (Parameters too)
+            k += (a._dtype, a._shape, a._stride, a._device)
+        else:
+            if a.__class__ is tuple and any(isinstance(x, Tensor) for x in a):
+                raise TypeError("tensors inside a tuple")  # a key must never hold a tensor alive
+            k += (a.__class__, a)
+    return tuple(k)
+
+
+def planned(kernel_fn):
+    """Wrap a CUDA kernel function `kernel_fn(*args, out=None)` so that repeated calls replay."""
+    plans = {}
+
+    def kernel(*args, out=None, **kwargs):
+        if out is not None:
+            return kernel_fn(*args, out=out, **kwargs)
+        if kwargs or _recorders:  # (a plan is being built: record, do not replay)
+            return kernel_fn(*args, **kwargs)
+        try:
+            key = _key(args)
+            plan = plans.get(key)
+        except TypeError:  # an unhashable argument (a list of dims): no plan
+            return kernel_fn(*args)
+        if plan is not None:
+            res = _replay(plan, args)
+            if res is not None:
+                return res
+        res, plan = _record(kernel_fn, args)
+        if plan is not None:
+            if len(plans) >= MAX_PLANS:
+                plans.clear()
+            plans[key] = plan
+        return res
+
+    kernel.uncached = kernel_fn
+    return kernel
+
+
+def _record(kernel_fn, args):
+    """Run the op's kernel function while recording its launches, its device allocations (through
+    runtime._mallocs) and any other device work (driver calls taint the recording)."""
+    tid = _get_ident()
+    rec = _recorders[tid] = []
+    allocs = []
+    wrapped = {dev: _recording_malloc(malloc, allocs, tid) for dev, malloc in runtime._mallocs.items()}
+    runtime._mallocs.update(wrapped)
+    real_call = drv.call
+    drv.call = _tainting_call(real_call, rec, tid)
+    try:
+        res = kernel_fn(*args)
+    finally:
+        drv.call = real_call
+        del _recorders[tid]
+        for dev, w in wrapped.items():
+            if runtime._mallocs.get(dev) is w:
+                runtime._mallocs[dev] = w.real
+    return res, _build(res, args, rec, allocs)
+
+
+def _recording_malloc(malloc, allocs, tid):
+    def recording(nbytes):
+        a = malloc(nbytes)
+        if _get_ident() == tid:
+            allocs.append(a)
+        return a
+    recording.real = malloc
+    return recording
+
+
+def _tainting_call(call, rec, tid):
+    def tainting(fn, *args):
+        if _get_ident() == tid:
+            rec.append(None)  # device work the plan cannot replay
+        return call(fn, *args)
+    return tainting
+
+
+def _build(res, args, rec, allocs):
+    """The plan of a call that returned `res` after the recorded launches and allocations, or None."""
+    if None in rec:
+        return None
+    outputs = _outputs(res, allocs)
+    if outputs is None:
+        return None
+    device = next(t._device for t in (res if res.__class__ is tuple else (res,)) if t is not None)
+    inputs = [i for i, a in enumerate(args) if isinstance(a, Tensor)]
+    # replays check the inputs' alignment only: every pointer is an input's plus a fixed offset
+    # (aligned when recorded), or our allocations' (512-byte aligned)
+    if any(args[i]._device is not device or _pointer(args[i]) % 16 for i in inputs):
+        return None
+    index = getattr(_current, "index", 0)
+    launches = []
+    for kernel, grid, kargs, stream in rec:
+        step = _launch_step(kernel, grid, kargs, stream, args, inputs, allocs, index)
+        if step is None:
+            return None
+        launches.append(step)
+    return (device, tuple(a.size for a in allocs), tuple(inputs), tuple(launches), outputs,
+            res.__class__ is tuple)
+
+
+def _outputs(res, allocs):
+    """Per output: None, or (allocation number, shape, stride, offset, dtype); None if an output is
+    not a tensor made on one of the recorded allocations."""
+    outs = []
+    for t in (res if res.__class__ is tuple else (res,)):
+        if t is None:
+            outs.append(None)
+            continue
+        if t.__class__ is not Tensor or t._base is not None:
+            return None
+        k = next((k for k, a in enumerate(allocs) if t._storage.data is a), None)
+        if k is None or t._storage.nbytes != allocs[k].size:
+            return None
+        outs.append((k, t._shape, t._stride, t._offset, t._dtype))
+    if all(o is None for o in outs):
+        return None
+    return tuple(outs)
+
+
+def _pointer(t):
+    return t._storage.data.ptr + t._offset * t._dtype.itemsize
+
+
+def _source(a, args, inputs, allocs):
+    """Where a kernel's pointer argument comes from: (input number, byte offset from the input's
+    pointer) for an input or a view of one, (-1 - allocation number, byte offset) for memory the
+    call allocated; None otherwise."""
+    if not isinstance(a, Tensor):  # a raw pointer (launcher.PointerArg): nothing to say where it is from
+        return None
+    p = _pointer(a)
+    for j, pos in enumerate(inputs):
+        t = args[pos]
+        if t is a or t._storage is a._storage:
+            return j, p - _pointer(t)
+    for k, al in enumerate(allocs):
+        if al.ptr <= p < al.ptr + max(al.size, 1):
+            return -1 - k, p - al.ptr
+    return None
+
+
+def _launch_step(kernel, grid, kargs, stream, args, inputs, allocs, index):
+    """(launch, function, gx, gy, gz, block, shared, kinds, pointer sources, other arguments) of
+    one recorded launch: the kernel's pointer arguments must come first."""
+    if stream is not None:
+        return None
+    spec, raw = launcher.specialize(kargs)
+    entry = kernel.cache.get((spec, index))
+    if entry is None or not entry[0]:  # not compiled by our C launcher
+        return None
+    sources = []
+    for a in kargs:
+        if a.__class__ in (int, float, bool):
+            break
+        src = _source(a, args, inputs, allocs)
+        if src is None:
+            return None
+        sources.append(src)
+    rest = raw[len(sources):]
+    if any(x.__class__ not in (int, float, bool) for x in rest) or any(p % 16 for p in raw[:len(sources)]):
+        return None
+    _, launch, function, kinds, block, shared = entry
+    gx = grid[0]
+    gy = grid[1] if len(grid) > 1 else 1
+    gz = grid[2] if len(grid) > 2 else 1
+    return (launch, function, gx, gy, gz, block, shared, kinds, tuple(sources), (*rest, *kernel.tail))
+
+
+def _replay(plan, args):
+    """Run a plan: the result, or None when an input is misaligned (then the caller takes the
+    full path)."""
+    device, sizes, inputs, launches, outputs, is_tuple = plan
+    bases = []
+    for i in inputs:
+        t = args[i]
+        p = t._storage.data.ptr + t._offset * t._dtype.itemsize
+        if p & 15:
+            return None
+        bases.append(p)
+    allocs = [_device_alloc(n, device) for n in sizes]
+    stream = _stream_handle(device.index)
+    for launch, function, gx, gy, gz, block, shared, kinds, sources, rest in launches:
+        launch(function, gx, gy, gz, block, shared, stream, kinds,
+               *[bases[s] + d if s >= 0 else allocs[-1 - s].ptr + d for s, d in sources], *rest)
+    res = [None if o is None else make_tensor(Storage(allocs[o[0]], sizes[o[0]], device), o[1], o[2], o[3], o[4])
+           for o in outputs]
+    return tuple(res) if is_tuple else res[0]
