@@ -36,7 +36,7 @@ def clone(self, *, memory_format=None):
 
 @method
 def contiguous(self, memory_format=None):
-    return creation.contiguous(self, memory_format=mf.check(memory_format))
+    return creation.contiguous(self, mf.check(memory_format))  # (positional: CUDA replays plans of positional calls)
 
 
 @method

@@ -33,6 +33,7 @@ from vibetensor.runtime.cuda import launcher
 from vibetensor.runtime.cuda import stream as streams
 from vibetensor.tensor.tensor import Storage, Tensor, make_tensor
 
+_UNPLANNABLE = ()  # the plan of a key whose call cannot be replayed
 MAX_PLANS = 4096  # per op: a loop over ever-changing scalars clears the table rather than growing it
 _current = drv._current
 _recorders = launcher.recorders
@@ -69,14 +70,15 @@ def planned(kernel_fn):
         except TypeError:  # an unhashable argument (a list of dims): no plan
             return kernel_fn(*args)
         if plan is not None:
+            if plan is _UNPLANNABLE:
+                return kernel_fn(*args)
             res = _replay(plan, args)
             if res is not None:
                 return res
         res, plan = _record(kernel_fn, args)
-        if plan is not None:
-            if len(plans) >= MAX_PLANS:
-                plans.clear()
-            plans[key] = plan
+        if len(plans) >= MAX_PLANS:
+            plans.clear()
+        plans[key] = plan if plan is not None else _UNPLANNABLE  # (so it is not recorded again)
         return res
 
     kernel.uncached = kernel_fn
