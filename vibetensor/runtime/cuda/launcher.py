@@ -17,6 +17,8 @@ from vibetensor.runtime.cuda import fastlaunch
 from vibetensor.runtime.cuda import stream as streams
 
 _installed = threading.Lock()
+_current = drv._current
+_streams_local = streams._local
 _driver_set = [False]
 
 
@@ -65,21 +67,25 @@ class PointerArg:
         return self.ptr
 
 
+_I32 = range(-2147483648, 2147483648)  # (`in` a range is O(1))
+
+
 def specialize(args):
     """(key, raw): Triton's specialisation key of the arguments, and the values the C launcher
-    takes (pointers as integers). One pass, so each data_ptr() is called once."""
+    takes (pointers as integers). One pass, so each data_ptr() is called once. An int's entry
+    packs what Triton specialises on (== 1, divisible by 16, fits 32 bits) into one small int."""
     key, raw = [], []
     for a in args:
-        t = type(a)
+        t = a.__class__
         if t is int:
-            key.append((a == 1, a % 16 == 0, -2147483648 <= a < 2147483648))
+            key.append((a == 1) + 2 * (a & 15 == 0) + 4 * (a in _I32))
             raw.append(a)
         elif t is float or t is bool:
             key.append(t)
             raw.append(a)
         else:
             p = a.data_ptr()
-            key.append((a.dtype, p % 16 == 0))
+            key.append((a.dtype, p & 15 == 0))
             raw.append(p)
     return tuple(key), raw
 
@@ -126,23 +132,32 @@ class Kernel:
             rec = recorders.get(threading.get_ident())
             if rec is not None:
                 rec.append((self, grid, args, stream))
-        device = getattr(drv._current, "index", 0)  # drv.current_device(), inlined: this is the hot path
+        device = getattr(_current, "index", 0)  # drv.current_device(), inlined: this is the hot path
         arg_key, raw = specialize(args)
         key = (arg_key, device)
         entry = self.cache.get(key)
-        s = stream.cuda_stream if stream is not None else streams.current_stream_handle(device)
         if entry is None:
             self._compile_and_launch(key, grid, args)
             return
-        gx = grid[0]
-        gy = grid[1] if len(grid) > 1 else 1
-        gz = grid[2] if len(grid) > 2 else 1
+        if stream is not None:
+            s = stream.cuda_stream
+        else:  # streams.current_stream_handle(device), inlined
+            handles = getattr(_streams_local, "handles", None)
+            s = handles.get(device, 0) if handles else 0
+        n = len(grid)
         fast, launch, function, a, b, c = entry
         # constexpr arguments keep their positions in the argument list (the launcher skips them)
         if fast:  # ours: (kinds, block_x, shared)
-            launch(function, gx, gy, gz, b, c, s, a, *raw, *self.tail)
-        else:  # Triton's: (packed_metadata, cooperative, pdl)
-            launch(gx, gy, gz, s, function, b, c, None, None, a, None, None, None, *raw, *self.tail)
+            if n == 1:
+                launch(function, grid[0], 1, 1, b, c, s, a, *raw, *self.tail)
+            else:
+                launch(function, grid[0], grid[1], grid[2] if n > 2 else 1, b, c, s, a, *raw, *self.tail)
+            return
+        gx = grid[0]
+        gy = grid[1] if n > 1 else 1
+        gz = grid[2] if n > 2 else 1
+        # Triton's launcher: (packed_metadata, cooperative, pdl)
+        launch(gx, gy, gz, s, function, b, c, None, None, a, None, None, None, *raw, *self.tail)
 
     def _compile_and_launch(self, key, grid, args):
         install_triton_driver()
