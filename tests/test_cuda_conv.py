@@ -20,7 +20,7 @@ def N(*shape):
     return ("N", shape)
 
 
-# grid_sampler has no CUDA kernel yet (see test_grid_sample_is_not_supported_yet); lp_pool with p = inf:
+# grid_sampler is tested on CUDA in test_cuda_solver_sampling.py (torch's bfloat16 backward differs); lp_pool p = inf:
 # torch 2.11 (the GPU machine's oracle) lacks the max-pooling special case that torch 2.13 and we have
 SKIPPED = ("affine_grid_then_sample", "lp_pool2d_inf")
 TABLE = [c for c in CASES if "grid_sample" not in c[0] and c[0] not in SKIPPED] + [
@@ -169,12 +169,6 @@ def test_integer_inputs_like_torch_cuda(name, fn, shapes):
             fn(vt, *[vt.tensor(a).cuda() for a in arrays])
         return
     assert_same(fn(vt, *[vt.tensor(a).cuda() for a in arrays]), expected)
-
-
-def test_grid_sample_is_not_supported_yet():
-    x, g = vt.zeros(1, 1, 2, 2).cuda(), vt.zeros(1, 1, 1, 2).cuda()
-    with pytest.raises(NotImplementedError):
-        F(vt).grid_sample(x, g, align_corners=False)
 
 
 def test_conv_is_a_constant_number_of_launches():
