@@ -255,13 +255,50 @@ def test_model_and_optimizer_checkpoint_resumes_identically(tmp_path):
     assert opt.param_groups[0]["lr"] == opt2.param_groups[0]["lr"]
 
 
-@pytest.mark.cuda
-def test_load_to_cuda(tmp_path):
-    path = tmp_path / "x.pt"
-    vt.save({"x": vt.arange(4.0), "g": vt.ones(2, device="cuda")}, path)
-    back = vt.load(path)
-    assert back["x"].device == vt.device("cpu") and back["g"].device.type == "cuda"
-    on_gpu = vt.load(path, map_location="cuda")
-    assert on_gpu["x"].device.type == "cuda" and on_gpu["x"].cpu().tolist() == [0.0, 1.0, 2.0, 3.0]
-    assert serialization.load_file(path, device="cuda")["x"].device.type == "cuda"
-    assert vt.load(path, map_location="cpu")["g"].device == vt.device("cpu")
+# -- map_location (the CUDA side: tests/test_cuda_checkpoint.py) --------------------------------------------------
+
+def test_callable_map_location_gets_each_tensor_and_its_saved_device():
+    buf = io.BytesIO()
+    vt.save({"x": vt.arange(3.0), "y": [vt.ones(2)]}, buf)
+    seen = []
+
+    def keep(storage, location):
+        seen.append((tuple(storage.shape), location))
+        return storage
+    buf.seek(0)
+    back = vt.load(buf, map_location=keep)
+    assert back["x"].tolist() == [0.0, 1.0, 2.0] and back["y"][0].tolist() == [1.0, 1.0]
+    assert sorted(seen) == [((2,), "cpu"), ((3,), "cpu")]
+    buf.seek(0)
+    assert vt.load(buf, map_location=lambda s, loc: None)["x"].device == vt.device("cpu")  # None: the saved device
+    buf.seek(0)
+    with pytest.raises(TypeError, match="map_location returned str"):
+        vt.load(buf, map_location=lambda s, loc: "cpu")
+
+
+def _saved_on(path, location):
+    """A checkpoint that says its tensor was saved on `location` (written here without that device)."""
+    structure = {"D": [[{"V": "w"}, {"T": "w", "device": location}]], "ordered": False}
+    serialization._write(path, {"w": vt.arange(4.0)}, {"vibetensor": json.dumps(structure), "format": "pt"})
+
+
+@pytest.mark.parametrize("location", ["cuda:0", "cuda:99"])
+def test_cuda_checkpoint_on_a_machine_without_that_device(location, tmp_path):
+    """torch.load's errors when the saved device is missing; map_location="cpu" or a dict loads it anyway."""
+    path = tmp_path / "gpu.pt"
+    _saved_on(path, location)
+    if not vt.cuda.is_available():
+        message = "torch.cuda.is_available[(][)] is False"
+    elif location == "cuda:99":
+        message = f"CUDA device 99 but torch.cuda.device_count[(][)] is {vt.cuda.device_count()}"
+    else:
+        message = None
+    if message is None:  # a GPU machine has cuda:0
+        assert vt.load(path)["w"].device == vt.device("cuda", 0)
+    else:
+        with pytest.raises(RuntimeError, match=message):
+            vt.load(path)
+    assert vt.load(path, map_location="cpu")["w"].tolist() == [0.0, 1.0, 2.0, 3.0]
+    assert vt.load(path, map_location={location: "cpu"})["w"].device == vt.device("cpu")
+    assert vt.load(path, map_location={location: vt.device("cpu")})["w"].device == vt.device("cpu")
+    assert vt.load(path, map_location=lambda s, loc: s)["w"].device == vt.device("cpu")

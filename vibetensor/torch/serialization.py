@@ -26,7 +26,8 @@ RuntimeError, as torch.load raises for a corrupt archive) naming the file, and n
 Differences from torch: Parameters come back as plain tensors (load_state_dict copies them into a
 module's parameters), tensors that shared storage come back as independent copies (as with
 safetensors), namedtuples come back as tuples, `weights_only` is accepted and ignored (nothing is
-ever executed), and complex128 and dtypes safetensors lacks cannot be stored.
+ever executed), complex128 and dtypes safetensors lacks cannot be stored, and a callable map_location
+gets each tensor (on the CPU) where torch passes a storage.
 """
 import json
 import os
@@ -207,7 +208,9 @@ def _fsync_dir(folder):
 def load(f, map_location=None, pickle_module=None, *, weights_only=True, mmap=None, **kwargs):
     """torch.load(f): the object save() stored (a file from any safetensors writer loads as a dict
     name -> tensor). Tensors go back to the device they were saved from, or to map_location: a device
-    (or its name) for all, or a dict {saved device name: device name}."""
+    (or its name or ordinal) for all, a dict {saved device name: device}, or torch's callable
+    `map_location(storage, location)` (here given each tensor, on the CPU, and its saved device's
+    name; it returns the tensor where it should go, or None for the saved device)."""
     name, data = _read(f)
     metadata, entries = _parse(name, data)
     structure = metadata.get(_META_KEY)
@@ -222,7 +225,7 @@ def load(f, map_location=None, pickle_module=None, *, weights_only=True, mmap=No
 
 
 def load_file(filename, device="cpu"):
-    """safetensors.torch.load_file: a dict name -> tensor, every tensor on `device`."""
+    """safetensors.torch.load_file: a dict name -> tensor, every tensor on `device` (a name or a CUDA ordinal)."""
     name, data = _read(filename)
     _, entries = _parse(name, data)
     return {k: _place(t, "cpu", device) for k, t in _tensors(name, data, entries).items()}
@@ -299,20 +302,50 @@ def _tensors(name, data, entries):
     return out
 
 
-def _target(saved, map_location):
-    if map_location is None:
-        return saved
-    if isinstance(map_location, dict):
-        return map_location.get(saved, saved)
-    if callable(map_location) and not isinstance(map_location, (str, Device)):
-        raise NotImplementedError("load(): a callable map_location is not supported; pass a device or a dict "
-                                  "{saved device: device}")
-    return map_location
-
-
 def _place(t, saved, map_location):
-    dev = Device(_target(saved, map_location))
-    return t if dev.type == "cpu" else t.to(dev)
+    """The CPU tensor t (saved from device `saved`, a name) where map_location sends it."""
+    if map_location is None:
+        return _move(t, saved)
+    if isinstance(map_location, dict):
+        return _move(t, map_location.get(saved, saved))
+    if callable(map_location):  # torch's map_location(storage, location)
+        moved = map_location(t, saved)
+        if moved is None:
+            return _move(t, saved)
+        if not isinstance(moved, Tensor):
+            raise TypeError(f"load(): map_location returned {type(moved).__name__}; expected the tensor it was "
+                            "given, moved where it should go, or None")
+        return moved
+    return _move(t, map_location)
+
+
+def _move(t, where):
+    dev = Device(where)
+    if dev.type == "cpu":
+        return t
+    if dev.type == "cuda":
+        _check_cuda(dev)
+    return t.to(dev)
+
+
+def _check_cuda(dev):
+    """torch.load's errors for a CUDA location this machine lacks (torch.serialization._validate_cuda_device)."""
+    from vibetensor.torch import cuda
+    if not cuda.is_available():
+        raise RuntimeError("Attempting to deserialize object on a CUDA device but torch.cuda.is_available() is "
+                           "False. If you are running on a CPU-only machine, please use torch.load with "
+                           "map_location=torch.device('cpu') to map your storages to the CPU.")
+    count = cuda.device_count()
+    index = cuda.current_device() if dev.index is None else dev.index
+    if index >= count:
+        raise RuntimeError(f"Attempting to deserialize object on CUDA device {index} but "
+                           f"torch.cuda.device_count() is {count}. Please use torch.load with map_location to map "
+                           "your storages to an existing device.")
+
+
+class _Placing(Exception):
+    """An error of map_location or of the target device: carried out of the structure's decoding unchanged
+    (it says nothing about the file)."""
 
 
 def _decode(name, node, tensors, map_location):
@@ -320,6 +353,8 @@ def _decode(name, node, tensors, map_location):
         return _decode_node(node, tensors, map_location)
     except CheckpointError:
         raise
+    except _Placing as e:
+        raise e.args[0]
     except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
         raise CheckpointError(f"{name}: corrupt checkpoint: the object structure does not match its tensors "
                               f"({type(e).__name__}: {e})") from None
@@ -327,7 +362,11 @@ def _decode(name, node, tensors, map_location):
 
 def _decode_node(node, tensors, map_location):
     if "T" in node:
-        t = _place(tensors[node["T"]], node.get("device", "cpu"), map_location)
+        t, saved = tensors[node["T"]], node.get("device", "cpu")
+        try:
+            t = _place(t, saved, map_location)
+        except Exception as e:
+            raise _Placing(e) from None
         return t.requires_grad_(True) if node.get("requires_grad") else t
     if "V" in node:
         return node["V"]

@@ -4,9 +4,23 @@ The allocator asks a device for raw memory, events and the current stream; this 
 with driver calls (cuMemAlloc / cuMemFree, our Event and stream objects) and, for
 backend:cudaMallocAsync, the device's default stream-ordered memory pool.
 """
+import functools
+
 from vibetensor.runtime.cuda import driver as drv
 from vibetensor.runtime.cuda import stream as streams
 from vibetensor.runtime.cuda.allocator import DeviceOutOfMemory
+
+
+def _on_own_device(method):
+    """Run a driver call in this device's context, the caller's device current again afterwards: an
+    allocation for cuda:1 while cuda:0 is current must neither land on cuda:0 nor switch devices."""
+    @functools.wraps(method)
+    def run(self, *args):
+        if drv.in_context(self.index):
+            return method(self, *args)
+        with drv.on_device(self.index):
+            return method(self, *args)
+    return run
 
 
 class CudaDevice:
@@ -15,8 +29,8 @@ class CudaDevice:
         self._cu = drv._driver()
         self._oom = int(self._cu.CUresult.CUDA_ERROR_OUT_OF_MEMORY)
 
+    @_on_own_device
     def raw_malloc(self, nbytes):
-        drv.ensure_context(self.index)
         # A new segment may be needed while a graph is being captured (its private pool grows);
         # cuMemAlloc is legal then only in relaxed capture mode, so switch for this call.
         cu = self._cu
@@ -32,13 +46,14 @@ class CudaDevice:
             raise drv._error("cuMemAlloc", err)
         return int(ptr)
 
+    @_on_own_device
     def raw_free(self, ptr):
-        drv.ensure_context(self.index)
         drv.call(self._cu.cuMemFree, ptr)
 
     def mem_get_info(self):
         return drv.mem_get_info(self.index)
 
+    @_on_own_device
     def create_event(self):
         return streams.Event()
 
@@ -62,6 +77,7 @@ class CudaDevice:
     def _pool(self):
         return drv.call(self._cu.cuDeviceGetDefaultMemPool, drv.call(self._cu.cuDeviceGet, self.index))
 
+    @_on_own_device
     def malloc_async(self, nbytes, stream):
         err, ptr = self._cu.cuMemAllocAsync(nbytes, stream.handle)
         if int(err) == self._oom:
@@ -70,6 +86,7 @@ class CudaDevice:
             raise drv._error("cuMemAllocAsync", err)
         return int(ptr)
 
+    @_on_own_device
     def free_async(self, ptr, stream):
         drv.call(self._cu.cuMemFreeAsync, ptr, stream.handle)
 

@@ -105,7 +105,7 @@ def current_device():
 def set_device(index):
     index = check_device(int(index))
     call(_driver().cuCtxSetCurrent, context(index))
-    _current.index = index
+    _current.index = _current.ctx_index = index  # ensure_context must see the switch
 
 
 def ensure_context(index=None):
@@ -134,6 +134,24 @@ class device_guard:
             set_device(self.prev)
 
 
+class on_device(device_guard):
+    """`with on_device(i):` device i and its context current (also on a thread new to CUDA), the
+    caller's device again afterwards: for driver calls that act on the current context (cuMemAlloc,
+    cuMemGetInfo, cuCtxSynchronize, stream/event creation, and any use of the NULL stream, handle 0,
+    which names the current context's own)."""
+
+    def __enter__(self):
+        super().__enter__()
+        ensure_context(self.index)
+        return self
+
+
+def in_context(index):
+    """True when device `index`'s context is this thread's current one (the cheap test before
+    reaching for on_device)."""
+    return getattr(_current, "ctx_index", None) == index
+
+
 def properties(index):
     """A dict of the device's name, capability, memory and multiprocessor count (cached)."""
     props = _state["props"].get(index)
@@ -158,5 +176,5 @@ def properties(index):
 
 
 def mem_get_info(index=None):
-    ensure_context(index)
-    return call(_driver().cuMemGetInfo)
+    with on_device(current_device() if index is None else index):
+        return call(_driver().cuMemGetInfo)

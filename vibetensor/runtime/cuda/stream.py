@@ -21,10 +21,10 @@ class Stream:
             self.handle, self._owned = _handle, False
             return
         cu = drv._driver()
-        drv.ensure_context(index)
-        lo, hi = priority_range()
-        clamped = max(hi, min(lo, priority))  # greatest priority is the smallest number
-        self.handle = drv.call(cu.cuStreamCreateWithPriority, cu.CUstream_flags.CU_STREAM_NON_BLOCKING, clamped)
+        with drv.on_device(index):  # created in its device's context; the current device stays
+            lo, hi = priority_range()
+            clamped = max(hi, min(lo, priority))  # greatest priority is the smallest number
+            self.handle = drv.call(cu.cuStreamCreateWithPriority, cu.CUstream_flags.CU_STREAM_NON_BLOCKING, clamped)
         self._owned = True
 
     @classmethod
@@ -46,14 +46,14 @@ class Stream:
 
     def query(self):
         """True when all work queued on the stream has finished."""
-        return _query(drv._driver().cuStreamQuery, self.handle)
+        return _on(self.device_index, _query, drv._driver().cuStreamQuery, self.handle)
 
     def synchronize(self):
-        drv.call(drv._driver().cuStreamSynchronize, self.handle)
+        _on(self.device_index, drv.call, drv._driver().cuStreamSynchronize, self.handle)
         device_errors.check(self.device_index)  # a kernel's out-of-range index raises here
 
     def wait_event(self, event):
-        drv.call(drv._driver().cuStreamWaitEvent, self.handle, event.handle, 0)
+        _on(self.device_index, drv.call, drv._driver().cuStreamWaitEvent, self.handle, event.handle, 0)
 
     def wait_stream(self, stream):
         """Work queued here after this call waits for everything queued on `stream` so far."""
@@ -61,6 +61,9 @@ class Stream:
             self.wait_event(stream.record_event())
 
     def record_event(self, event=None):
+        return _on(self.device_index, self._record_event, event)  # a new event belongs to the stream's device
+
+    def _record_event(self, event):
         event = event or Event()
         event.record(self)
         return event
@@ -96,7 +99,7 @@ class Event:
 
     def record(self, stream=None):
         stream = stream or current_stream()
-        drv.call(drv._driver().cuEventRecord, self.handle, stream.handle)
+        _on(stream.device_index, drv.call, drv._driver().cuEventRecord, self.handle, stream.handle)
         self.recorded = True
 
     def wait(self, stream=None):
@@ -121,6 +124,16 @@ class Event:
             drv._driver().cuEventDestroy(self.handle)
         except Exception:
             pass
+
+
+def _on(index, fn, *args):
+    """fn(*args) with device `index` and its context current: the NULL stream's handle (0) names the
+    current context's own, so work on another device's default stream needs that device current
+    (torch's device guard). A cheap test when it already is."""
+    if drv.in_context(index):
+        return fn(*args)
+    with drv.on_device(index):
+        return fn(*args)
 
 
 def _query(fn, handle):
@@ -202,5 +215,5 @@ class stream:
 
 
 def synchronize(device=None):
-    drv.ensure_context(None if device is None else _index(device))
-    drv.call(drv._driver().cuCtxSynchronize)
+    with drv.on_device(drv.current_device() if device is None else _index(device)):
+        drv.call(drv._driver().cuCtxSynchronize)
