@@ -30,12 +30,24 @@ CASES = [  # (name, fn, shapes)
                                             alpha=2), ((4, 8, 5), (4, 5, 6))),
     ("addbmm_beta0", lambda lib, a, b: lib.addbmm(lib.ones(8, 6, device="cuda", dtype=a.dtype), a, b, beta=0),
      ((3, 8, 5), (3, 5, 6))),
+    ("bmm_broadcast_batch", lambda lib, a, b: lib.bmm(a, b.expand(4, -1, -1)), ((4, 8, 5), (1, 5, 6))),
+    ("mm_offset_views", lambda lib, a, b: a[1:, 1:] @ b[1:, 1:], ((34, 18), (18, 10))),
+    ("mm_strided_copy", lambda lib, a, b: a[:, ::2] @ b, ((33, 34), (17, 9))),
 ]
+
+
+@pytest.fixture(params=["cublaslt", "cublas"])
+def path(request):
+    """Each case on cuBLASLt (the default for half types and float32) and on cublasGemmEx."""
+    from vibetensor.runtime.cuda import blas
+    blas.use_lt[0] = request.param == "cublaslt"
+    yield request.param
+    blas.use_lt[0] = True
 
 
 @pytest.mark.parametrize("name,fn,shapes", CASES, ids=[c[0] for c in CASES])
 @pytest.mark.parametrize("dtype", ["float32", "float64", "bfloat16", "float16"])
-def test_forward(name, fn, shapes, dtype):
+def test_forward(name, fn, shapes, dtype, path):
     torch.backends.cuda.matmul.allow_tf32 = False
     pairs = [tuple(t.cuda() for t in make_pair(s, dtype, seed=i)) for i, s in enumerate(shapes)]
     if name.startswith("addbmm") and dtype in ("bfloat16", "float16"):
@@ -59,3 +71,46 @@ def test_gradients(name, fn, shapes):
         fn(lib, *[p[k] for p in pairs]).sum().backward()
     for t, v in pairs:
         check(lambda lib, g: g, (t.grad, v.grad))
+
+
+def _exact(fn, pairs, dtype):
+    """fn on float32 copies (no TF32: exact for half-type inputs up to float32 rounding), rounded to dtype."""
+    return fn(torch, *[p[0].float() for p in pairs]).to(dtype).float().cpu()
+
+
+SPLIT_K = [  # small outputs with long sums: the shapes cuBLAS splits over k
+    ("mm", lambda lib, a, b: a @ b, ((8, 8192), (8192, 8))),
+    ("mm_t", lambda lib, a, b: a.T @ b, ((4096, 16), (4096, 4))),
+    ("addmm", lambda lib, a, b: lib.addmm(lib.full((5,), 0.5, device="cuda", dtype=a.dtype), a, b, beta=0.5,
+                                          alpha=2), ((6, 6000), (6000, 5))),
+    ("addbmm", lambda lib, a, b: lib.addbmm(lib.ones(8, 6, device="cuda", dtype=a.dtype), a, b, beta=0.5, alpha=2),
+     ((64, 8, 100), (64, 100, 6))),
+    ("bmm", lambda lib, a, b: lib.bmm(a, b), ((2, 4, 5000), (2, 5000, 3))),
+]
+
+
+@pytest.mark.parametrize("name,fn,shapes", SPLIT_K, ids=[c[0] for c in SPLIT_K])
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_half_products_round_once(name, fn, shapes, dtype, path):
+    """Partial sums over k stay in float32: the result is the float32 product rounded once (within an
+    ulp of the half type), never partials rounded to the half type and added (several ulps off)."""
+    torch.backends.cuda.matmul.allow_tf32 = False
+    pairs = [tuple(t.cuda() for t in make_pair(s, dtype, seed=i)) for i, s in enumerate(shapes)]
+    exact = _exact(fn, pairs, pairs[0][0].dtype)
+    ours = torch.from_numpy(fn(vt, *[p[1] for p in pairs]).float().cpu().numpy())
+    ulp = 2.0 ** (-7 if dtype == "bfloat16" else -10)
+    torch.testing.assert_close(ours, exact, rtol=ulp, atol=1e-2 * exact.abs().max().item() * ulp)
+
+
+def test_cublaslt_plans_an_algorithm():
+    """The half-type and float32 products really run on cuBLASLt (not the gemm_ex fallback), and a
+    repeated product reuses its plan."""
+    from vibetensor.runtime.cuda import blas
+    for dtype in (vt.bfloat16, vt.float16, vt.float32):
+        a = vt.randn(64, 96).to(dtype).cuda()
+        b = vt.randn(96, 80).to(dtype).cuda()
+        blas._lt_plans.clear()
+        a @ b
+        a @ b
+        plans = list(blas._lt_plans.values())
+        assert len(plans) == 1 and plans[0] is not None, dtype

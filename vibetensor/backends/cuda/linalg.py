@@ -1,9 +1,11 @@
-"""CUDA kernels of the matrix products: mm, bmm, addmm, baddbmm, addbmm, mv, addmv on cuBLAS (runtime/cuda/blas.py).
+"""CUDA kernels of the matrix products: mm, bmm, addmm, baddbmm, addbmm, mv, addmv on cuBLASLt / cuBLAS
+(runtime/cuda/blas.py).
 
 matmul, linear and the other composites reach these. An operand whose last two dims are
-row-major, or row-major after a transpose (a `.T` / `.mT` view), goes to cuBLAS as it is, with the
-transpose flag; anything else is made contiguous first. float32 follows the TF32 switch
-(torch.backends.cuda.matmul.allow_tf32); half types accumulate in float32.
+row-major, or row-major after a transpose (a `.T` / `.mT` view), goes to the library as it is,
+with the transpose flag; anything else is made contiguous first. The resulting problem tuple is
+cached per operand geometry, so a repeated product goes straight to blas.run. float32 follows the
+TF32 switch (torch.backends.cuda.matmul.allow_tf32); half types accumulate in float32.
 """
 from vibetensor.dispatch import DispatchKey
 from vibetensor.ops import creation, linalg as la, views
@@ -18,16 +20,16 @@ CUDA = DispatchKey.CUDA
 _SUPPORTED = {dt.float16: "float16", dt.bfloat16: "bfloat16", dt.float32: "float32", dt.float64: "float64"}
 
 
-def _layout(t):
-    """(tensor, transposed, leading dim) for the last two dims of t as cuBLAS can read them."""
-    rows, cols = t._shape[-2], t._shape[-1]
-    rs, cs = t._stride[-2], t._stride[-1]
+def _layout(shape, stride):
+    """(transposed, leading dim, needs a copy) for the last two dims as cuBLAS can read them: row-major,
+    or row-major after a transpose (a `.T` / `.mT` view); anything else is made contiguous first."""
+    rows, cols = shape[-2], shape[-1]
+    rs, cs = stride[-2], stride[-1]
     if cs == 1 and (rs >= max(cols, 1) or rows == 1):
-        return t, False, max(rs, cols, 1)
+        return False, max(rs, cols, 1), False
     if rs == 1 and (cs >= max(rows, 1) or cols == 1):
-        return t, True, max(cs, rows, 1)
-    t = creation.contiguous(t)
-    return t, False, max(cols, 1)
+        return True, max(cs, rows, 1), False
+    return False, max(cols, 1), True
 
 
 def _dtype_name(op, dtype):
@@ -37,32 +39,54 @@ def _dtype_name(op, dtype):
     return name
 
 
-def _gemm(op, a, b, res, beta=0.0, alpha=1.0):
-    """res (.., m, n) = alpha * a (.., m, k) @ b (.., k, n) + beta * res; batched when 3-D."""
+def _problem(op, a, b, res):
+    """(blas problem tuple, copy a, copy b) of res (.., m, n) = a (.., m, k) @ b (.., k, n), or None
+    when m, n or k is 0 (nothing for cuBLAS to do)."""
     name = _dtype_name(op, res._dtype)
     m, n, k = res._shape[-2], res._shape[-1], a._shape[-1]
-    if m == 0 or n == 0:
-        return res
-    if k == 0:  # an empty sum: the product contributes nothing, leaving beta * res
-        if beta == 0:
-            creation.copy_(res, creation.full((), 0, res._dtype, device=res._device))
-        elif beta != 1:
-            ew.mul(res, beta, out=res)
-        return res
-    a, ta, lda = _layout(a)
-    b, tb, ldb = _layout(b)
+    if m == 0 or n == 0 or k == 0:
+        return None
+    ta, lda, copy_a = _layout(a._shape, a._stride)
+    tb, ldb, copy_b = _layout(b._shape, b._stride)
     batch = res._shape[0] if res.ndim == 3 else 1
-    blas.gemm(a.data_ptr(), b.data_ptr(), res.data_ptr(), m, n, k, name, res._device.index,
-              lda=lda, ldb=ldb, ldc=n, trans_a=ta, trans_b=tb, batch=batch,
-              stride_a=a._stride[0] if batch > 1 else 0, stride_b=b._stride[0] if batch > 1 else 0,
-              stride_c=m * n, alpha=alpha, beta=beta)
+    stride_a = stride_b = 0
+    if batch > 1:  # a copy is contiguous
+        stride_a = m * k if copy_a else a._stride[0]
+        stride_b = k * n if copy_b else b._stride[0]
+    return (name, m, n, k, ta, tb, lda, ldb, n, batch, stride_a, stride_b, m * n), copy_a, copy_b
+
+
+_problems = {}  # operand/result geometry -> _problem's answer: a repeated product skips the layout logic
+
+
+def _gemm(op, a, b, res, beta=0.0, alpha=1.0):
+    """res (.., m, n) = alpha * a (.., m, k) @ b (.., k, n) + beta * res; batched when 3-D; res contiguous."""
+    key = (res._dtype, res._shape, a._shape, a._stride, b._shape, b._stride)
+    plan = _problems.get(key)
+    if plan is None:
+        if len(_problems) > 4096:
+            _problems.clear()
+        plan = _problems[key] = _problem(op, a, b, res) or (None, False, False)
+    problem, copy_a, copy_b = plan
+    if problem is None:
+        if res._shape[-2] and res._shape[-1] and beta != 1:  # k == 0: an empty sum leaves beta * res
+            if beta == 0:
+                creation.copy_(res, creation.full((), 0, res._dtype, device=res._device))
+            else:
+                ew.mul(res, beta, out=res)
+        return res
+    if copy_a:
+        a = creation.contiguous(a)
+    if copy_b:
+        b = creation.contiguous(b)
+    blas.run(problem, a.data_ptr(), b.data_ptr(), res.data_ptr(), res._device.index, alpha, beta)
     return res
 
 
 def mm(a, b, out=None):
     spec = la.mm.meta(a, b, out)
     res = output("mm", out, spec.shape, spec.dtype, spec.device)
-    target = res if res.is_contiguous() else output("mm", None, spec.shape, spec.dtype, spec.device)
+    target = res if out is None or res.is_contiguous() else output("mm", None, spec.shape, spec.dtype, spec.device)
     _gemm("mm", a, b, target)
     return _finish(res, target, out)
 
@@ -70,7 +94,7 @@ def mm(a, b, out=None):
 def bmm(a, b, out=None):
     spec = la.bmm.meta(a, b, out)
     res = output("bmm", out, spec.shape, spec.dtype, spec.device)
-    target = res if res.is_contiguous() else output("bmm", None, spec.shape, spec.dtype, spec.device)
+    target = res if out is None or res.is_contiguous() else output("bmm", None, spec.shape, spec.dtype, spec.device)
     _gemm("bmm", a, b, target)
     return _finish(res, target, out)
 
@@ -79,7 +103,7 @@ def _add_product(name, spec, input, a, b, beta, alpha, out, shape=None):
     """res = beta * input + alpha * (a @ b), cuBLAS adding beta * C in place; `shape` views the
     result as the matrix (or batch) the product fills (mv's (m,) as (m, 1))."""
     res = output(name, out, spec.shape, spec.dtype, spec.device, inplace=out is not None and out is input)
-    target = res if res.is_contiguous() else output(name, None, spec.shape, spec.dtype, spec.device)
+    target = res if out is None or res.is_contiguous() else output(name, None, spec.shape, spec.dtype, spec.device)
     if input is not None and beta != 0 and target is not input:
         creation.copy_(target, views.expand(input, spec.shape))
     product = target if shape is None else alias(target, shape, contiguous_strides(shape), target._offset)

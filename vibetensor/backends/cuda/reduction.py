@@ -1,10 +1,18 @@
-"""CUDA kernels of the reductions sum, mean, amax, amin over any set of dims.
+"""CUDA kernels of the reductions sum, mean, prod, amax, amin over any set of dims.
 
-The reduced dims are moved last and made contiguous (a copy only when they are not already), so
-every reduction is a row reduction of a (rows, cols) matrix. Each row is split into chunks that
-separate programs reduce into a (rows, chunks) buffer of partials, which a second launch reduces:
-a full reduction of a large tensor keeps every SM busy instead of one. Sums accumulate in float32
-for half types and float32, float64 for float64, int64 for integers; amax/amin propagate NaN.
+No copy for the common layouts: ignoring size-1 dims, a dense input whose memory runs as
+[kept dims][reduced dims][kept dims] (any dims order in memory: a transposed input too) is a
+(outer, red, inner) block. inner == 1 is a row reduction (`_rows_kernel`: tiles of whole rows, or
+of row chunks); otherwise a column reduction (`_cols_kernel`: tiles of `inner` columns walked down
+`red`, coalesced). Other layouts are permuted to rows and copied first.
+
+Bandwidth: each program streams 4096-element tiles (16-byte loads); when the tiles of a reduction
+are too few to fill the SMs (a full reduction, few long rows, short-and-wide columns), each row or
+column is split into chunks whose partials (accumulation dtype) a second, tiny pass reduces. The
+split depends only on the shape and the SM count, so results are deterministic (no atomics). Sums
+accumulate in float32 for half types and float32, float64 for float64, int64 for integers;
+amax/amin propagate NaN. Per signature (dtype, shape, strides, dims) the launches are planned
+once (`_Plan`), so a repeated call is a dict lookup and one or two launches.
 """
 import triton
 import triton.language as tl
@@ -12,13 +20,20 @@ import triton.language as tl
 from vibetensor.dispatch import DispatchKey
 from vibetensor.ops import creation, elementwise as ew, reduction as r, views
 from vibetensor.ops.meta import bump_version, output
-from vibetensor.runtime.cuda import launcher
+from vibetensor.runtime.cuda import driver as drv, launcher
+from vibetensor.runtime.cuda.launcher import cdiv, next_power_of_2
 from vibetensor.tensor import dtype as dt
 from vibetensor.tensor.tensor import empty
 
 CUDA = DispatchKey.CUDA
-BLOCK = 2048
-CHUNK = 16 * BLOCK  # elements of a row one program reduces
+TILE = 4096  # elements a program loads per step: 32 per thread of 4 warps, 8 x 16 bytes in float32
+# Splitting rows (columns) into chunks: aim for WAVES programs per SM (enough loads in flight to
+# saturate memory), each chunk at least MIN_STEPS tiles (shorter chunks cost more partials than
+# they gain). Columns have their own pair: their partials are a row of `inner` values per chunk.
+# Chosen on an H200 (benchmarks/cuda_ops.py --sweep, 256 MiB float32, share of copy bandwidth):
+# full sum 93% at 64/2 (79% at 4/8), column sums 94% at 8/8 (80% at 4/8, 73% at 12/8).
+WAVES, MIN_STEPS = 64, 2
+COL_WAVES, COL_MIN_STEPS = 8, 8
 SUM, MAX, MIN, PROD = 0, 1, 2, 3
 
 
@@ -41,52 +56,82 @@ def _combine(acc, v, OP: tl.constexpr):
 
 
 @triton.jit
-def _finish(acc, OP: tl.constexpr):
+def _finish(acc, OP: tl.constexpr, AXIS: tl.constexpr):
     # (exclusive branches: Triton compiles code after a constexpr-guarded return too)
     if OP == 0:
-        r = tl.sum(acc, 0)
+        r = tl.sum(acc, AXIS)
     elif OP == 3:
-        r = tl.reduce(acc, 0, _mul)
+        r = tl.reduce(acc, AXIS, _mul)
     else:
         if OP == 1:
-            r = tl.max(acc, 0)
+            r = tl.max(acc, AXIS)
         else:
-            r = tl.min(acc, 0)
+            r = tl.min(acc, AXIS)
         # lanes kept NaN (tl.maximum propagates it); tl.max/tl.min across lanes would drop it
-        r = tl.where(tl.sum((acc != acc).to(tl.int32), 0) > 0, float("nan"), r)
+        r = tl.where(tl.sum((acc != acc).to(tl.int32), AXIS) > 0, float("nan"), r)
     return r
 
 
 @triton.jit
-def _reduce_kernel(x_ptr, out_ptr, cols, chunks, count, OP: tl.constexpr, ACC: tl.constexpr,
-                   IDENTITY: tl.constexpr, MEAN: tl.constexpr, CHUNK: tl.constexpr, BLOCK: tl.constexpr):
-    """out[row, chunk] = reduction of x[row, chunk*CHUNK : (chunk+1)*CHUNK] (divided by the integer
-    `count` if MEAN: exact in float64, unlike a float scale, which Triton would pass as float32)."""
-    row = tl.program_id(0).to(tl.int64)
-    chunk = tl.program_id(1).to(tl.int64)
-    base = x_ptr + row * cols
-    acc = tl.full((BLOCK,), IDENTITY, ACC)
-    start = chunk * CHUNK
-    for k in range(0, CHUNK, BLOCK):
-        offs = start + k + tl.arange(0, BLOCK)
-        v = tl.load(base + offs, mask=offs < cols, other=IDENTITY).to(ACC)
-        acc = _combine(acc, v, OP)
-    res = _finish(acc, OP)
+def _rows_kernel(x_ptr, out_ptr, rows, cols, span, chunks, count, OP: tl.constexpr, ACC: tl.constexpr,
+                 IDENTITY: tl.constexpr, MEAN: tl.constexpr, R: tl.constexpr, C: tl.constexpr):
+    """x is (rows, cols) row-major: out[row, chunk] = reduction of x[row, chunk*span : (chunk+1)*span]
+    for a tile of R rows (span is a multiple of C), divided by the integer `count` if MEAN (exact
+    in float64, unlike a float scale, which Triton would pass as float32)."""
+    row = tl.program_id(0).to(tl.int64) * R + tl.arange(0, R)  # (R,)
+    chunk = tl.program_id(1)
+    start = chunk.to(tl.int64) * span
+    row_ok = row < rows
+    base = x_ptr + row[:, None] * cols  # (R, 1)
+    acc = tl.full((R, C), IDENTITY, ACC)
+    for k in range(0, span, C):
+        col = start + k + tl.arange(0, C)  # (C,)
+        v = tl.load(base + col[None, :], mask=row_ok[:, None] & (col < cols)[None, :], other=IDENTITY)
+        acc = _combine(acc, v.to(ACC), OP)
+    res = _finish(acc, OP, 1)  # (R,)
     if MEAN:
         res = res / count
-    tl.store(out_ptr + row * chunks + chunk, res.to(out_ptr.dtype.element_ty))
+    tl.store(out_ptr + row * chunks + chunk, res.to(out_ptr.dtype.element_ty), mask=row_ok)
+
+
+@triton.jit
+def _cols_kernel(x_ptr, out_ptr, red, inner, span, chunks, count, OP: tl.constexpr, ACC: tl.constexpr,
+                 IDENTITY: tl.constexpr, MEAN: tl.constexpr, R: tl.constexpr, I: tl.constexpr):
+    """x is (outer, red, inner) row-major: out[o, chunk, i] = reduction of x[o, chunk*span :
+    (chunk+1)*span, i] for a tile of I columns (span is a multiple of R); MEAN as in _rows_kernel."""
+    tiles = tl.cdiv(inner, I)
+    pid = tl.program_id(0)
+    o = (pid // tiles).to(tl.int64)
+    col = (pid % tiles).to(tl.int64) * I + tl.arange(0, I)  # (I,)
+    chunk = tl.program_id(1)
+    start = chunk.to(tl.int64) * span
+    col_ok = col < inner
+    base = x_ptr + o * red * inner + col[None, :]  # (1, I)
+    acc = tl.full((R, I), IDENTITY, ACC)
+    for k in range(0, span, R):
+        j = start + k + tl.arange(0, R)  # (R,)
+        v = tl.load(base + j[:, None] * inner, mask=(j < red)[:, None] & col_ok[None, :], other=IDENTITY)
+        acc = _combine(acc, v.to(ACC), OP)
+    res = _finish(acc, OP, 0)  # (I,)
+    if MEAN:
+        res = res / count
+    tl.store(out_ptr + (o * chunks + chunk) * inner + col, res.to(out_ptr.dtype.element_ty), mask=col_ok)
 
 
 _ACC = {dt.float16: tl.float32, dt.bfloat16: tl.float32, dt.float32: tl.float32, dt.float64: tl.float64}
+_PARTIAL = {tl.float32: dt.float32, tl.float64: dt.float64, tl.int64: dt.int64}
+# compute dtypes the kernel reaches by converting each element as it loads it, exactly as a
+# converting copy would (the accumulation dtype is the compute dtype): no copy of the input first
+_LOAD_CONVERTS = (dt.float32, dt.float64, dt.int64)
 _kernels = {}
 
 
-def _kernel(op, acc, identity, mean):
-    key = (op, acc, identity, mean)
+def _kernel(fn, op, acc, identity, mean, a, b):
+    key = (fn, op, acc, identity, mean, a, b)
     k = _kernels.get(key)
     if k is None:
-        k = _kernels[key] = launcher.Kernel(_reduce_kernel, OP=op, ACC=acc, IDENTITY=identity, MEAN=mean,
-                                            CHUNK=CHUNK, BLOCK=BLOCK)
+        tile = dict(R=a, C=b) if fn is _rows_kernel else dict(R=a, I=b)
+        k = _kernels[key] = launcher.Kernel(fn, OP=op, ACC=acc, IDENTITY=identity, MEAN=mean, **tile)
     return k
 
 
@@ -102,37 +147,151 @@ def _rows(a, dims):
     return x, a.numel() // max(cols, 1) if cols else 0, cols
 
 
-def _reduce(name, a, spec, op, res, mean=False):
-    compute = spec.compute
-    if compute.is_complex:
-        raise NotImplementedError(f"{name}: complex reductions on CUDA are not supported yet")
+def _blocks(shape, stride, dims):
+    """(outer, red, inner) when the dense memory of a tensor runs as [kept][reduced][kept] (size-1
+    dims ignored) with the kept dims in their logical order, so the result is laid out as the
+    kernels write it; None otherwise."""
+    live = [d for d in range(len(shape)) if shape[d] != 1]
+    order = sorted(live, key=lambda d: -stride[d])  # outermost first
+    expect = 1
+    for d in reversed(order):
+        if stride[d] != expect:
+            return None
+        expect *= shape[d]
+    kept = [d for d in order if d not in dims]
+    if kept != sorted(kept):
+        return None
+    sizes, phase = [1, 1, 1], 0  # phase: 0 outer kept dims, 1 reduced dims, 2 inner kept dims
+    for d in order:
+        if d in dims:
+            if phase == 2:
+                return None
+            phase = 1
+        elif phase == 1:
+            phase = 2
+        sizes[phase] *= shape[d]
+    return tuple(sizes)
+
+
+def _row_tiles(rows, cols, sms, split):
+    """(R, C, row tiles, span, chunks) of a row reduction."""
+    c = min(next_power_of_2(cols), TILE)
+    rr = min(next_power_of_2(rows), TILE // c)
+    tiles, steps = cdiv(rows, rr), cdiv(cols, c)
+    programs = WAVES * sms
+    chunks = min(cdiv(steps, MIN_STEPS), cdiv(programs, tiles)) if split and tiles < programs else 1
+    span = cdiv(steps, chunks) * c
+    return rr, c, tiles, span, cdiv(cols, span)
+
+
+def _col_tiles(outer, red, inner, sms, split):
+    """(R, I, column tiles, span, chunks) of a column reduction."""
+    i = min(next_power_of_2(inner), 512)
+    rr = min(next_power_of_2(red), TILE // i)
+    tiles = outer * cdiv(inner, i)
+    programs = COL_WAVES * sms
+    if tiles < programs and (not split or cdiv(red, rr) < 2 * COL_MIN_STEPS):
+        # short columns (or the pass over partials, which is not split): narrower tiles, more programs
+        while i > 32 and tiles < programs:
+            i //= 2
+            rr = min(next_power_of_2(red), TILE // i)
+            tiles = outer * cdiv(inner, i)
+    steps = cdiv(red, rr)
+    chunks = min(cdiv(steps, COL_MIN_STEPS), cdiv(programs, tiles)) if split and tiles < programs else 1
+    span = cdiv(steps, chunks) * rr
+    return rr, i, tiles, span, cdiv(red, span)
+
+
+class _Plan:
+    """The launches of one reduction signature: an optional permute-and-copy of the input to rows
+    (`perm`), the first pass (kernel, grid, scalar args) into the result or into partials of
+    shape/dtype `partials`, and the second pass over the partials. `first` None: nothing to
+    launch (an empty input; `fill` the value an empty reduction gives, if any); `extreme`: integer
+    amax/amin, which the arg kernel computes."""
+    __slots__ = ("perm", "first", "partials", "second", "fill", "extreme")
+
+    def __init__(self, first=None, perm=None, partials=None, second=None, fill=None, extreme=False):
+        self.first, self.perm, self.partials, self.second = first, perm, partials, second
+        self.fill, self.extreme = fill, extreme
+
+    def run(self, x, res, dims, op):
+        if self.first is None:
+            if self.extreme:
+                _extreme(x, dims, op == MAX, res, None)
+            elif self.fill is not None and res.numel():
+                creation.copy_(res, creation.full(res._shape, self.fill, res._dtype, device=res._device))
+            return
+        if self.perm is not None:
+            x = creation.contiguous(views.permute(x, self.perm))
+        kernel, grid, args = self.first
+        if self.second is None:
+            kernel(grid, x, res, *args)
+            return
+        partials = empty(self.partials[0], self.partials[1], x._device)
+        kernel(grid, x, partials, *args)
+        kernel, grid, args = self.second
+        kernel(grid, partials, res, *args)
+
+
+def _plan(x, compute, dims, op, mean):
+    """The launches reducing x (converted to `compute` as it is loaded) over dims."""
+    if compute.is_complex or x._dtype.is_complex:
+        raise NotImplementedError("complex reductions on CUDA are not supported yet")
     if op == SUM or op == PROD:
         acc = _ACC.get(compute, tl.int64)
         identity = float(op == PROD) if compute.is_floating_point else int(op == PROD)
     else:
         if not compute.is_floating_point:  # integers have no NaN: the arg kernel's values
-            _extreme(a, spec.dims, op == MAX, res, None)
-            return res
+            return _Plan(extreme=True)
         acc = _ACC[compute]
         identity = float("-inf") if op == MAX else float("inf")
-    x = a if a._dtype is compute else creation.to(a, compute, a._device)
-    x, rows, cols = _rows(x, spec.dims)
-    if cols == 0:  # an empty reduced dim: the identity (NaN for a mean)
-        if res.numel():
-            fill = float("nan") if mean else identity
-            creation.copy_(res, creation.full(res._shape, fill, res._dtype, device=res._device))
-        return res
-    if rows == 0:
-        return res
-    chunks = triton.cdiv(max(cols, 1), CHUNK)
-    flat = res if res.is_contiguous() else empty(res._shape, res._dtype, res._device)
-    if chunks == 1:  # one pass straight into the result
-        _kernel(op, acc, identity, mean)((rows, 1), x, flat, cols, 1, cols)
-    else:  # partials in the accumulation dtype, then one more pass
-        partial_dtype = {tl.float32: dt.float32, tl.float64: dt.float64, tl.int64: dt.int64}[acc]
-        partials = empty((rows, chunks), partial_dtype, a._device)
-        _kernel(op, acc, identity, False)((rows, chunks), x, partials, cols, chunks, 1)
-        _kernel(op, acc, identity, mean)((rows, 1), partials, flat, chunks, 1, cols)
+    count = 1
+    for d in dims:
+        count *= x._shape[d]
+    if count == 0:  # an empty reduced dim: the identity (NaN for a mean)
+        return _Plan(fill=float("nan") if mean else identity)
+    if x.numel() == 0:
+        return _Plan()
+    blocks, perm = _blocks(x._shape, x._stride, dims), None
+    if blocks is None:  # permuted to rows and copied
+        keep = [d for d in range(x.ndim) if d not in dims]
+        perm, blocks = tuple(keep + list(dims)), (x.numel() // count, count, 1)
+    outer, red, inner = blocks
+    sms = drv.properties(x._device.index or 0)["multi_processor_count"]
+    if inner == 1:
+        rr, c, tiles, span, chunks = _row_tiles(outer, red, sms, True)
+        first = (_kernel(_rows_kernel, op, acc, identity, mean and chunks == 1, rr, c), (tiles, chunks),
+                 (outer, red, span, chunks, count))
+        if chunks == 1:
+            return _Plan(first, perm)
+        rr, c, tiles, span, _ = _row_tiles(outer, chunks, sms, False)
+        second = (_kernel(_rows_kernel, op, acc, identity, mean, rr, c), (tiles, 1), (outer, chunks, span, 1, count))
+        return _Plan(first, perm, ((outer, chunks), _PARTIAL[acc]), second)
+    rr, i, tiles, span, chunks = _col_tiles(outer, red, inner, sms, True)
+    first = (_kernel(_cols_kernel, op, acc, identity, mean and chunks == 1, rr, i), (tiles, chunks),
+             (red, inner, span, chunks, count))
+    if chunks == 1:
+        return _Plan(first, perm)
+    rr, i, tiles, span, _ = _col_tiles(outer, chunks, inner, sms, False)
+    second = (_kernel(_cols_kernel, op, acc, identity, mean, rr, i), (tiles, 1), (chunks, inner, span, 1, count))
+    return _Plan(first, perm, ((outer, chunks, inner), _PARTIAL[acc]), second)
+
+
+_plans = {}
+
+
+def _reduce(a, spec, op, res, fresh, mean=False):
+    """res = the reduction of a over spec.dims; `fresh`: res is a new (contiguous) tensor."""
+    compute = spec.compute
+    x = a if a._dtype is compute or compute in _LOAD_CONVERTS else creation.to(a, compute, a._device)
+    key = (x._dtype, compute, x._shape, x._stride, x._device, spec.dims, op, mean)
+    plan = _plans.get(key)
+    if plan is None:
+        if len(_plans) > 4096:
+            _plans.clear()
+        plan = _plans[key] = _plan(x, compute, spec.dims, op, mean)
+    flat = res if fresh or res.is_contiguous() else empty(res._shape, res._dtype, res._device)
+    plan.run(x, flat, spec.dims, op)
     if flat is not res:
         creation.copy_(res, flat)
     return res
@@ -145,7 +304,7 @@ def _register(name, op, mean=False):
         def kernel(a, dim=None, keepdim=False, dtype=None, out=None):
             spec = o.meta(a, dim, keepdim, dtype, out)
             res = output(name, out, spec.shape, spec.dtype, spec.device)
-            _reduce(name, a, spec, op, res, mean)
+            _reduce(a, spec, op, res, out is None, mean)
             if out is not None:
                 bump_version(res)
             return res
@@ -153,7 +312,7 @@ def _register(name, op, mean=False):
         def kernel(a, dim=None, keepdim=False, out=None):
             spec = o.meta(a, dim, keepdim, out)
             res = output(name, out, spec.shape, spec.dtype, spec.device)
-            _reduce(name, a, spec, op, res)
+            _reduce(a, spec, op, res, out is None)
             if out is not None:
                 bump_version(res)
             return res
