@@ -145,7 +145,8 @@ def check(vt):
         "softmax": lambda: F.softmax(x, -1), "log_softmax": lambda: F.log_softmax(t, 0),
         "layer_norm": lambda: F.layer_norm(x, (33,), w, b), "gelu": lambda: F.gelu(x),
         "cross_entropy": lambda: F.cross_entropy(x, target), "clamp": lambda: x.clamp(-1, 1),
-        "contiguous": lambda: t.contiguous(),
+        "contiguous": lambda: t.contiguous(), "sum": lambda: x.sum(), "mean dim": lambda: t.mean(0),
+        "amax": lambda: x.amax(1),
     }
     from vibetensor.backends.cuda import plan
     replays = []

@@ -17,6 +17,7 @@ once (`_Plan`), so a repeated call is a dict lookup and one or two launches.
 import triton
 import triton.language as tl
 
+from vibetensor.backends.cuda.plan import planned
 from vibetensor.dispatch import DispatchKey
 from vibetensor.ops import creation, elementwise as ew, reduction as r, views
 from vibetensor.ops.meta import bump_version, output
@@ -316,7 +317,7 @@ def _register(name, op, mean=False):
             if out is not None:
                 bump_version(res)
             return res
-    o.register(CUDA, kernel)
+    o.register(CUDA, planned(kernel))  # (a replay skips meta and _Plan.run's Python too)
 
 
 _register("sum", SUM)
