@@ -19,6 +19,13 @@ CASES = [  # (name, fn, shapes)
      ((7, 5), (5, 6))),
     ("linear", lambda lib, a, b: lib.nn.functional.linear(a, b, lib.ones(b.shape[0], device="cuda", dtype=a.dtype)),
      ((7, 5), (6, 5))),
+    # a random bias: cuBLASLt's bias epilogue must add it per output column (a dense 1-D bias),
+    # a strided one takes the copy-then-gemm path
+    ("linear_bias", lambda lib, a, b, c: lib.nn.functional.linear(a, b, c), ((7, 5), (6, 5), (6,))),
+    ("linear_bias_3d", lambda lib, a, b, c: lib.nn.functional.linear(a, b, c), ((2, 7, 5), (6, 5), (6,))),
+    ("linear_bias_strided", lambda lib, a, b, c: lib.nn.functional.linear(a, b, c[::2]), ((7, 5), (6, 5), (12,))),
+    ("addmm_bias", lambda lib, a, b, c: lib.addmm(c, a, b), ((7, 5), (5, 6), (6,))),
+    ("addmm_bias_alpha", lambda lib, a, b, c: lib.addmm(c, a.T, b, alpha=0.5), ((5, 7), (5, 6), (6,))),
     ("empty_inner", lambda lib, a, b: a @ b, ((3, 0), (0, 4))),
     ("mv", lambda lib, a, b: lib.mv(a, b), ((7, 5), (5,))),
     ("mv_t_strided", lambda lib, a, b: lib.mv(a.T, b[::2]), ((10, 7), (20,))),

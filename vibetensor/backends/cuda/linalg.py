@@ -59,8 +59,10 @@ def _problem(op, a, b, res):
 _problems = {}  # operand/result geometry -> _problem's answer: a repeated product skips the layout logic
 
 
-def _gemm(op, a, b, res, beta=0.0, alpha=1.0):
-    """res (.., m, n) = alpha * a (.., m, k) @ b (.., k, n) + beta * res; batched when 3-D; res contiguous."""
+def _gemm(op, a, b, res, beta=0.0, alpha=1.0, bias=0):
+    """res (.., m, n) = alpha * a (.., m, k) @ b (.., k, n) + beta * res; batched when 3-D; res contiguous.
+    bias: a device pointer to n values added to each row in cuBLASLt's epilogue; then None is
+    returned, having done nothing, where the epilogue cannot be used."""
     key = (res._dtype, res._shape, a._shape, a._stride, b._shape, b._stride)
     plan = _problems.get(key)
     if plan is None:
@@ -69,6 +71,8 @@ def _gemm(op, a, b, res, beta=0.0, alpha=1.0):
         plan = _problems[key] = _problem(op, a, b, res) or (None, False, False)
     problem, copy_a, copy_b = plan
     if problem is None:
+        if bias:
+            return None
         if res._shape[-2] and res._shape[-1] and beta != 1:  # k == 0: an empty sum leaves beta * res
             if beta == 0:
                 creation.copy_(res, creation.full((), 0, res._dtype, device=res._device))
@@ -79,7 +83,8 @@ def _gemm(op, a, b, res, beta=0.0, alpha=1.0):
         a = creation.contiguous(a)
     if copy_b:
         b = creation.contiguous(b)
-    blas.run(problem, a.data_ptr(), b.data_ptr(), res.data_ptr(), res._device.index, alpha, beta)
+    if not blas.run(problem, a.data_ptr(), b.data_ptr(), res.data_ptr(), res._device.index, alpha, beta, bias=bias):
+        return None
     return res
 
 
@@ -104,11 +109,22 @@ def _add_product(name, spec, input, a, b, beta, alpha, out, shape=None):
     result as the matrix (or batch) the product fills (mv's (m,) as (m, 1))."""
     res = output(name, out, spec.shape, spec.dtype, spec.device, inplace=out is not None and out is input)
     target = res if out is None or res.is_contiguous() else output(name, None, spec.shape, spec.dtype, spec.device)
+    if _bias_epilogue(name, input, beta, target) and _gemm(name, a, b, target, 0.0, float(alpha),
+                                                            bias=input.data_ptr()) is not None:
+        return _finish(res, target, out)  # linear's bias added by cuBLASLt: no broadcast copy first
     if input is not None and beta != 0 and target is not input:
         creation.copy_(target, views.expand(input, spec.shape))
     product = target if shape is None else alias(target, shape, contiguous_strides(shape), target._offset)
     _gemm(name, a, b, product, beta=float(beta) if input is not None and beta != 0 else 0.0, alpha=float(alpha))
     return _finish(res, target, out)
+
+
+def _bias_epilogue(name, input, beta, target):
+    """addmm(bias, x, w.t()) with a dense 1-D bias of the result's dtype: the bias can ride in the
+    product's epilogue."""
+    return (name == "addmm" and beta == 1 and input is not None and input.ndim == 1 and input is not target
+            and input._stride[0] == 1 and input._dtype is target._dtype and target.ndim == 2
+            and input._shape[0] == target._shape[1] and input._storage is not target._storage)
 
 
 def _column(v):

@@ -145,13 +145,16 @@ def _set(setter, obj, attr, value, np_type):
 
 
 def _lt_plan(lt_handle, dtype_name, m, n, k, trans_a, trans_b, lda, ldb, ldc, batch, stride_a, stride_b,
-             stride_c, aligns):
-    """Build the cuBLASLt objects of a row-major problem (see gemm), or None if no algorithm fits."""
+             stride_c, aligns, bias=False):
+    """Build the cuBLASLt objects of a row-major problem (see gemm), or None if no algorithm fits.
+    bias: the BIAS epilogue adds a vector of n entries to every row of C (its pointer is set per call)."""
     lt, cublas = _cublaslt(), _cublas()
     compute, scalar_type, scale = _compute_type(dtype_name)
     data = CUDA_DATA_TYPE[dtype_name]
     D, L, P = lt.MatmulDescAttribute, lt.MatrixLayoutAttribute, lt.MatmulPreferenceAttribute
     desc = lt.matmul_desc_create(compute, scale)
+    if bias:  # column-major D is (n, m): the epilogue's per-row vector is our per-column bias
+        _set(lt.matmul_desc_set_attribute, desc, D.EPILOGUE, int(lt.Epilogue.BIAS), np.uint32)
     # column-major: C^T (n, m) = op(B)^T (n, k) @ op(A)^T (k, m); the library's A is our b
     _set(lt.matmul_desc_set_attribute, desc, D.TRANSA, int(cublas.Operation.T if trans_b else cublas.Operation.N),
          np.int32)
@@ -199,20 +202,27 @@ def gemm(a, b, c, m, n, k, dtype_name, device_index, *, lda, ldb, ldc, trans_a=F
     run(problem, a, b, c, device_index, alpha, beta, stream)
 
 
-def run(problem, a, b, c, device_index, alpha=1.0, beta=0.0, stream=None):
+def run(problem, a, b, c, device_index, alpha=1.0, beta=0.0, stream=None, bias=0):
     """gemm with its geometry as one tuple `problem` (dtype_name, m, n, k, trans_a, trans_b, lda,
-    ldb, ldc, batch, stride_a, stride_b, stride_c), which callers may keep: the hot path."""
+    ldb, ldc, batch, stride_a, stride_b, stride_c), which callers may keep: the hot path.
+    bias: a device pointer to n values added to every row of C by cuBLASLt's epilogue (unbatched
+    half/float32 problems); returns False, having done nothing, where cuBLASLt cannot."""
     h = _handle(device_index)
     dtype_name = problem[0]
     if use_lt[0] and dtype_name in _LT_DTYPES:
         # the addresses' low bits: cuBLASLt's kernels depend on the operands' alignment
-        key = (problem, allow_tf32[0], a & 255, b & 255, c & 255, device_index)
-        plan = _lt_plans.get(key, False)
+        key = (problem, allow_tf32[0], a & 255, b & 255, c & 255, device_index, bias & 255 if bias else -1)
+        plans = _lt_plans if not bias else _bias_plans(h)  # (a bias plan's descriptor is set per call)
+        plan = plans.get(key, False)
         if plan is False:
-            if len(_lt_plans) > 4096:
-                _lt_plans.clear()
-            plan = _lt_plans[key] = _lt_plan(h.lt_handle(), *problem, tuple(_alignment(v) for v in key[2:5]))
+            if len(plans) > 4096:
+                plans.clear()
+            plan = plans[key] = _lt_plan(h.lt_handle(), *problem, tuple(_alignment(v) for v in key[2:5]),
+                                         bias=bool(bias))
         if plan is not None:
+            if bias:
+                lt = _cublaslt()
+                _set(lt.matmul_desc_set_attribute, plan.desc, lt.MatmulDescAttribute.BIAS_POINTER, bias, np.uint64)
             s = stream.cuda_stream if stream is not None else streams.current_stream_handle(device_index)
             ws = h.workspaces.get(s)
             if ws is None:
@@ -224,7 +234,9 @@ def run(problem, a, b, c, device_index, alpha=1.0, beta=0.0, stream=None):
             a_l, b_l, c_l = plan.layouts
             _cublaslt().matmul(h.lt or h.lt_handle(), plan.desc, al, b, a_l, a, b_l, be, c, c_l, c, c_l, plan.algo,
                                ws, WORKSPACE_BYTES, s)
-            return
+            return True
+    if bias:
+        return False
     _, m, n, k, trans_a, trans_b, lda, ldb, ldc, batch, stride_a, stride_b, stride_c = problem
     cublas = _cublas()
     handle_ = h.cublas_on(stream or streams.current_stream(device_index))
@@ -241,3 +253,13 @@ def run(problem, a, b, c, device_index, alpha=1.0, beta=0.0, stream=None):
     else:
         cublas.gemm_strided_batched_ex(handle_, tb, ta, n, m, k, al, b, dt, ldb, stride_b, a, dt, lda, stride_a,
                                        be, c, dt, ldc, stride_c, batch, compute, algo)
+    return True
+
+
+def _bias_plans(h):
+    """This thread's plans with a bias epilogue: each call sets its bias pointer on the descriptor,
+    so threads must not share them."""
+    plans = getattr(h, "bias_plans", None)
+    if plans is None:
+        plans = h.bias_plans = {}
+    return plans
