@@ -24,6 +24,9 @@ bench_rc=$?
 python3 benchmarks/cuda_ops.py --json "$OUT/cuda_ops.json" > "$OUT/bench_ops.log" 2>&1
 ops_rc=$?
 python3 benchmarks/cuda_optim.py --json "$OUT/cuda_optim.json" > "$OUT/bench_optim.log" 2>&1 || ops_rc=1
+python3 benchmarks/reversal.py --json "$OUT/reversal.json" --plot "$OUT/reversal.png" > "$OUT/bench_reversal.log" 2>&1 \
+  || ops_rc=1
+python3 benchmarks/reversal_profile.py --steps 50 --top 25 > "$OUT/reversal_profile.log" 2>&1 || ops_rc=1
 
 echo "== GPU tests (pytest -m cuda) =="
 grep -E "^(FAILED|ERROR)" "$OUT/tests.log" | cut -c1-200 | head -n 40
@@ -34,4 +37,8 @@ echo "== CUDA ops benchmark (vibetensor vs torch, same run) =="
 tail -n 12 "$OUT/bench_ops.log"
 echo "== CUDA optimizer benchmark (AdamW over 100 params, vibetensor vs torch foreach/fused) =="
 tail -n 9 "$OUT/bench_optim.log"
+echo "== Reversal workload, 2000 iterations (vibetensor vs torch, same run) =="
+tail -n 6 "$OUT/bench_reversal.log"
+echo "== Host profile of one eager reversal step: $OUT/reversal_profile.log =="
+head -n 8 "$OUT/reversal_profile.log"
 exit $(( tests_rc != 0 || bench_rc != 0 || ops_rc != 0 ))
