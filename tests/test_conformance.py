@@ -124,6 +124,32 @@ def test_wrong_gradient_is_a_grad_failure(op_db, monkeypatch):
     assert r.fully_passing and r.grad_passed == r.grad_failed == 0
 
 
+def test_known_wrong_torch_gradient_is_checked_by_finite_differences(op_db, monkeypatch):
+    """as_strided_scatter: OpInfo marks torch's backward an expectedFailure (it leaks gradient into the
+    overwritten elements); ours passes against finite differences, and one that lets all of input's
+    gradient through (ignoring the overwrite) fails there."""
+    op = entry(op_db, "as_strided_scatter")
+    assert runner.properties.torch_grad_known_wrong(op, torch.float32)
+    assert not runner.properties.torch_grad_known_wrong(entry(op_db, "abs"), torch.float32)
+    r = run_one(op)
+    assert r.fully_passing and r.grad_passed > 0, r.as_dict()
+
+    def leaky(input, src, size, stride, storage_offset=None):
+        out = vt.as_strided_scatter(input.detach(), src, size, stride, storage_offset)
+        return out + (input - input.detach())
+    monkeypatch.setattr(vt, "as_strided_scatter_leaky", leaky, raising=False)
+    r = run_one(renamed(op, "as_strided_scatter_leaky"))
+    assert r.forward_ok and r.grad_failed > 0 and "finite differences" in r.first_grad_failure
+
+
+def test_integer_results_are_compared_exactly():
+    from vibetensor_conformance.properties import compare
+    tol = (1.6e-2, 1e-5)  # bfloat16's: would let 100 pass for 101
+    assert compare(vt.tensor([101]), torch.tensor([100]), tol) is not None
+    assert compare(vt.tensor([2 ** 64 - 1], dtype=vt.uint64), torch.tensor([2 ** 64 - 2], dtype=torch.uint64), tol)
+    assert compare(vt.tensor([1.01]), torch.tensor([1.0]), tol) is None
+
+
 def test_random_ops_are_checked_by_properties(op_db, monkeypatch):
     op = entry(op_db, "bernoulli")
     assert runner.run_entry(op, torch.float32, grad=False).forward_ok

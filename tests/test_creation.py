@@ -266,7 +266,9 @@ def test_from_numpy_errors():
     with pytest.raises(ValueError):
         vt.from_numpy(np.arange(3)[::-1])
     with pytest.raises(TypeError):
-        vt.from_numpy(np.array([1, 2], dtype=np.uint64))
+        vt.from_numpy(np.array([1, 2], dtype=np.longdouble))
+    with pytest.raises(TypeError):
+        vt.from_numpy(np.array(["a"]))
 
 
 def test_as_tensor_and_asarray_share():

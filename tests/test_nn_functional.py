@@ -533,6 +533,10 @@ ERRORS = [
     ("bce_int_target", lambda F, lib: F.binary_cross_entropy(_x(lib, 3).sigmoid(), _x(lib, 3).long())),
     ("bce_logits_size", lambda F, lib: F.binary_cross_entropy_with_logits(_x(lib, 3, 5), _x(lib, 5))),
     ("bce_logits_int_target", lambda F, lib: F.binary_cross_entropy_with_logits(_x(lib, 3), _x(lib, 3).long())),
+    ("bce_logits_weight_grad", lambda F, lib: F.binary_cross_entropy_with_logits(
+        _x(lib, 3), _x(lib, 3), _x(lib, 3).requires_grad_())),
+    ("bce_logits_pos_weight_grad", lambda F, lib: F.binary_cross_entropy_with_logits(
+        _x(lib, 3), _x(lib, 3), pos_weight=_x(lib, 3).requires_grad_())),
     ("ln_shape", lambda F, lib: F.layer_norm(_x(lib, 3, 5), (4,))),
     ("ln_empty_shape", lambda F, lib: F.layer_norm(_x(lib, 3, 5), ())),
     ("ln_int_shape", lambda F, lib: F.layer_norm(_x(lib, 3, 5), 5)),
@@ -576,6 +580,18 @@ ERRORS = [
                                                                                     training=True))),
     ("bn_1d", lambda F, lib: F.batch_norm(lib.ones(3), None, None, training=True)),
     ("bn_0d", lambda F, lib: F.batch_norm(lib.tensor(1.0), None, None, training=True)),
+    ("bn_0d_eval", lambda F, lib: F.batch_norm(lib.tensor(1.0), lib.zeros(0), lib.ones(0))),
+    ("bn_1d_eval", lambda F, lib: F.batch_norm(lib.ones(3), lib.zeros(0), lib.ones(0))),
+    # no elements: torch skips every check and returns x.clone() * weight[0] + bias[0]
+    ("bn_empty_1d", lambda F, lib: F.batch_norm(lib.ones(0), lib.zeros(0), lib.ones(0), training=True)),
+    ("bn_empty_1d_eval", lambda F, lib: F.batch_norm(lib.ones(0), None, None, lib.ones(3), lib.ones(2))),
+    ("bn_empty_wrong_stats", lambda F, lib: F.batch_norm(lib.ones(0, 3), lib.zeros(4), lib.ones(4), training=True)),
+    ("bn_empty_int", lambda F, lib: F.batch_norm(lib.ones(0, 3).long(), None, None, lib.ones(3).double())),
+    ("bn_empty_weight_2d", lambda F, lib: F.batch_norm(lib.ones(0, 3), None, None, lib.ones(3, 2))),
+    ("bn_empty_weight_0d", lambda F, lib: F.batch_norm(lib.ones(0, 3), None, None, lib.tensor(2.0))),
+    ("bn_empty_weight_empty", lambda F, lib: F.batch_norm(lib.ones(0), None, None, lib.ones(0), training=True)),
+    ("bn_top_empty", lambda F, lib: _top(lib, "batch_norm")(lib.ones(0, 2, 0), None, lib.ones(2), None, None,
+                                                             False, 0.1, 1e-5, False)),
     ("gn_zero_groups", lambda F, lib: F.group_norm(lib.ones(2, 4), 0)),
     ("one_hot_empty_zero_classes", lambda F, lib: F.one_hot(lib.zeros(0, dtype=lib.int64), 0)),
     ("nll_zero_weights", lambda F, lib: F.nll_loss(lib.ones(2, 3), _idx(lib, 0, 1), lib.zeros(3))),
@@ -707,6 +723,38 @@ def test_embedding_padding_and_max_norm():
     ours, theirs = run(vt), run(torch)
     assert_same(ours, theirs)
     assert not ours[1][2].abs().sum().item()  # no gradient reaches the padding row
+
+
+def test_batch_norm_of_nothing_reaches_its_parameters():
+    """An empty input's batch_norm is torch's clone * weight[0] + bias[0]: empty input gradient, zero
+    parameter gradients, and the running statistics untouched."""
+    def run(lib):
+        x = lib.ones(0, 3, requires_grad=True)
+        w, b = lib.full((3,), 2.0, requires_grad=True), lib.ones(3, requires_grad=True)
+        mean, var = lib.zeros(3), lib.ones(3)
+        y = lib.nn.functional.batch_norm(x, mean, var, w, b, training=True)
+        return (y, *lib.autograd.grad(y.sum(), [x, w, b]), mean, var)
+    assert_same(run(vt), run(torch))
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+def test_bce_with_logits_half_gradients_round_like_torch(reduction, dtype):
+    """torch's formulas step by step ((sigmoid(x) - t) * grad * w / n; -x * grad * w / n, and the
+    pos_weight forms), each rounded to the dtype: ours must round the same, bit for bit."""
+    rng = np.random.default_rng(3)
+    x, t = rng.normal(0, 3, (6, 5)).astype(np.float32), rng.uniform(0, 1, (6, 5)).astype(np.float32)
+    w, pw = rng.uniform(0, 2, 5).astype(np.float32), rng.uniform(0, 3, 5).astype(np.float32)
+    g = rng.standard_normal((6, 5) if reduction == "none" else ()).astype(np.float32)
+
+    def grads(lib, pos_weight):
+        ins = [lib.tensor(a).to(getattr(lib, dtype)).requires_grad_() for a in (x, t)]
+        w_, pw_ = (lib.tensor(a).to(getattr(lib, dtype)) for a in (w, pw))
+        out = lib.nn.functional.binary_cross_entropy_with_logits(*ins, w_, reduction=reduction,
+                                                                 pos_weight=pw_ if pos_weight else None)
+        return lib.autograd.grad(out, ins, lib.tensor(g).to(getattr(lib, dtype)))
+    for pos_weight in (False, True):
+        assert_same(grads(vt, pos_weight), grads(torch, pos_weight), rtol=0, atol=0)
 
 
 def test_dropout_statistics_and_gradient():

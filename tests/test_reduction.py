@@ -65,6 +65,7 @@ REDUCTIONS = [
     ("any", lambda lib, x, **kw: lib.any(x, **kw), DTYPES, MULTI),
     ("all", lambda lib, x, **kw: x.all(**kw), DTYPES, MULTI),
     ("count_nonzero", lambda lib, x, **kw: lib.count_nonzero(x, **kw), DTYPES, MULTI),
+    ("hash_tensor", lambda lib, x, **kw: lib.hash_tensor(x, **kw), DTYPES, MULTI),  # exact: uint64 bit patterns
 ]
 
 
@@ -237,6 +238,14 @@ ERRORS = [
     ("dim_repeated", (2, 3), "float32", lambda lib, x: x.sum((0, -2))),
     ("dim_repeated_0d", (), "float32", lambda lib, x: x.mean((0, -1))),
     ("argmax_dim_out_of_range", (2, 3), "float32", lambda lib, x: x.argmax(-3)),
+    ("hash_empty", (0, 3), "float32", lambda lib, x: x.hash_tensor()),
+    ("hash_empty_dim", (0, 3), "int64", lambda lib, x: lib.hash_tensor(x, (1, 0))),
+    ("hash_mode", (2, 3), "float32", lambda lib, x: lib.hash_tensor(x, mode=1)),
+    ("hash_dim_before_mode", (2, 3), "float32", lambda lib, x: lib.hash_tensor(x, 2, mode=1)),
+    ("hash_complex", (2, 3), "complex64", lambda lib, x: lib.hash_tensor(x, 0)),
+    ("hash_uint32", (2, 3), "float32", lambda lib, x: lib.hash_tensor(x.to(lib.uint32))),
+    ("hash_out_dtype", (2, 3), "float32", lambda lib, x: lib.hash_tensor(x, 1, out=lib.empty(2, dtype=lib.int64))),
+    ("hash_dim_float", (2, 3), "float32", lambda lib, x: lib.hash_tensor(x, 1.5)),
 ]
 
 

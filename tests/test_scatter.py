@@ -423,11 +423,6 @@ def test_failed_in_place_leaves_input_unchanged(k):
     assert x.tolist() == before and x._version.value == version
 
 
-def test_hash_tensor_needs_uint64():
-    with pytest.raises(NotImplementedError, match="uint64"):
-        vt.hash_tensor(vt.ones(3))
-
-
 SECOND = ["gather", "scatter_src", "scatter_add", "scatter_reduce_mean", "scatter_reduce_amax", "index_select",
           "index_add_alpha", "index_copy", "masked_fill_tensor", "masked_scatter", "masked_select", "take", "put"]
 

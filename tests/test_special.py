@@ -379,9 +379,62 @@ def test_gradients_at_special_points():
         assert_same(_grads(vt, fn, arrays), _grads(torch, fn, arrays))
 
 
+# half types: torch rounds each step of a derivative formula to the dtype, so ours must take the same steps
+# (nextafter: no step where a == b; ldexp: grad * result * ln 2), and the broadcast sums must agree
+HALF_GRADS = [
+    ("nextafter", lambda lib, a, b: lib.nextafter(a, b)),
+    ("ldexp_float", lambda lib, a, b: lib.ldexp(a, b * 4)),
+]
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+@pytest.mark.parametrize("name,fn", HALF_GRADS, ids=[g[0] for g in HALF_GRADS])
+def test_half_type_gradients_round_like_torch(name, fn, dtype):
+    rng = np.random.default_rng(4)
+    a, b = rng.uniform(-3, 3, (10, 1, 5)).astype(np.float32), rng.uniform(-3, 3, (10, 5)).astype(np.float32)
+    b[0] = a[0, 0]  # a == b somewhere
+    w = rng.standard_normal((10, 10, 5)).astype(np.float32)
+
+    def grads(lib):
+        ins = [lib.tensor(x).to(getattr(lib, dtype)).requires_grad_() for x in (a, b)]
+        return lib.autograd.grad(fn(lib, *ins), ins, lib.tensor(w).to(getattr(lib, dtype)))
+    assert_same(grads(vt), grads(torch), rtol=0, atol=0)
+
+
 def test_ldexp_gradient_for_negative_integer_exponents():
     """d/dx ldexp(x, e) = 2^e. torch computes it as pow(2, e) in integers, which is 0 for e < 0; ours
     is ldexp(grad, e), exact."""
     x = vt.tensor([1.5, -3.0, 2.0], requires_grad=True)
     vt.ldexp(x, vt.tensor([-2, -1100, 3])).sum().backward()
     assert x.grad.tolist() == [0.25, 2.0 ** -1100, 8.0]
+
+
+# -- orthogonal polynomials: torch's recurrences and special cases, over x, n grids (float64) ---------------------
+POLYNOMIALS = ["chebyshev_polynomial_t", "chebyshev_polynomial_u", "chebyshev_polynomial_v", "chebyshev_polynomial_w",
+               "shifted_chebyshev_polynomial_t", "shifted_chebyshev_polynomial_u", "shifted_chebyshev_polynomial_v",
+               "shifted_chebyshev_polynomial_w", "hermite_polynomial_h", "hermite_polynomial_he",
+               "laguerre_polynomial_l", "legendre_polynomial_p"]
+# (no NaN x: torch's CPU kernels return uninitialised values there for several kinds; ours give NaN)
+_POLY_X = np.array([-2.5, -1.0, -0.999, -0.7, -0.5, -0.1, 0.0, 0.1, 0.3, 0.5, 0.75, 0.999, 1.0, 1.5, 3.0, INF])
+_POLY_N = np.array([-3.0, -1.0, 0.0, 1.0, 1.9, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 15.0, 24.0, NAN, INF])
+
+
+@pytest.mark.parametrize("name", POLYNOMIALS)
+def test_orthogonal_polynomials_against_torch(name):
+    x, n = np.meshgrid(_POLY_X, _POLY_N)
+    ours = getattr(vt.special, name)(vt.tensor(x), vt.tensor(n))
+    theirs = getattr(torch.special, name)(torch.tensor(x), torch.tensor(n))
+    assert_same(ours, theirs, rtol=1e-12, atol=1e-12)
+    check(lambda lib: getattr(lib.special, name)(lib.tensor([0.3, -0.2]), 3))  # a Python degree
+    check(lambda lib: getattr(lib.special, name)(0.5, lib.tensor([2, 5])))  # a Python x, integer degrees
+
+
+@pytest.mark.parametrize("case", [
+    lambda lib: lib.special.chebyshev_polynomial_t(lib.tensor([0.5], dtype=lib.bfloat16), lib.tensor([2.0])),
+    lambda lib: lib.special.legendre_polynomial_p(lib.tensor([0.5j]), 2),
+    lambda lib: lib.special.hermite_polynomial_h(lib.tensor([1, 2]), lib.tensor([3, 4])),  # integers: float32
+    lambda lib: lib.special.laguerre_polynomial_l(lib.tensor([0.5], requires_grad=True), 3).requires_grad,
+    lambda lib: lib.special.chebyshev_polynomial_u(lib.tensor([0.5, 0.2]), 3, out=lib.empty(2, dtype=lib.float64)),
+])
+def test_orthogonal_polynomial_forms(case):
+    check(case)

@@ -25,9 +25,11 @@ from vibetensor.tensor.tensor import Tensor, empty as _empty_tensor, make_tensor
 # c10's type names, as torch prints them in "value cannot be converted" messages
 C10_NAMES = {dt.bool_: "bool", dt.uint8: "uint8_t", dt.int8: "int8_t", dt.int16: "int16_t", dt.int32: "int",
              dt.int64: "int64_t", dt.float16: "c10::Half", dt.bfloat16: "c10::BFloat16", dt.float32: "float",
-             dt.float64: "double", dt.complex64: "c10::complex<float>", dt.complex128: "c10::complex<double>"}
+             dt.float64: "double", dt.complex64: "c10::complex<float>", dt.complex128: "c10::complex<double>",
+             dt.uint16: "uint16_t", dt.uint32: "uint32_t", dt.uint64: "uint64_t"}
 INT_RANGE = {dt.uint8: (0, 255), dt.int8: (-128, 127), dt.int16: (-2 ** 15, 2 ** 15 - 1),
-             dt.int32: (-2 ** 31, 2 ** 31 - 1), dt.int64: (-2 ** 63, 2 ** 63 - 1)}
+             dt.int32: (-2 ** 31, 2 ** 31 - 1), dt.int64: (-2 ** 63, 2 ** 63 - 1),
+             dt.uint16: (0, 2 ** 16 - 1), dt.uint32: (0, 2 ** 32 - 1), dt.uint64: (0, 2 ** 64 - 1)}
 FLOAT_MAX = {dt.float16: 65504.0, dt.bfloat16: 3.3895313892515355e38, dt.float32: 3.4028234663852886e38,
              dt.float64: 1.7976931348623157e308, dt.complex64: 3.4028234663852886e38,
              dt.complex128: 1.7976931348623157e308}
@@ -162,7 +164,7 @@ def _not_implemented(kernel, dtype):
 
 def arange_meta(start, end, step, dtype):
     """torch's arange length: ceil((end - start) / step) in double (int64 uses exact integers)."""
-    if dtype is dt.bool_ or dtype.is_complex:
+    if dtype is dt.bool_ or dtype.is_complex or dtype in dt.BAREBONES:
         raise _not_implemented("arange_cpu", dtype)
     if step == 0:
         raise RuntimeError("step must be nonzero")
@@ -193,7 +195,7 @@ def _num(x):
 def linspace_meta(start, end, steps, dtype):
     if steps < 0:
         raise RuntimeError("number of steps must be non-negative")
-    if dtype is dt.bool_:
+    if dtype is dt.bool_ or dtype in dt.BAREBONES:
         raise _not_implemented("linspace_cpu", dtype)
     return (steps,)
 
@@ -203,6 +205,8 @@ def eye_meta(n, m_, dtype):
         raise RuntimeError(f"n must be greater or equal to 0, got {n}")
     if m_ < 0:
         raise RuntimeError(f"m must be greater or equal to 0, got {m_}")
+    if dtype in dt.BAREBONES:
+        raise _not_implemented("eye", dtype)
     return (n, m_)
 
 

@@ -252,8 +252,31 @@ def _float_power_out(spec, out, inplace, args):
 
 # -- declaring ops --------------------------------------------------------------------------------------------
 
+# torch's barebones unsigned types (uint16/32/64) have CPU kernels for these ops only (torch 2.13); ops that
+# compute in a floating type (exp, div, ...) take them too. The others refuse them, naming torch's kernel.
+_BAREBONES_OK = {"mul", "conj", "signbit", "floor", "ceil", "trunc", "round", "nan_to_num", "eq", "ne", "isclose",
+                 "isnan", "isinf", "isposinf", "isneginf", "isfinite", "isreal", "bitwise_and", "bitwise_or",
+                 "bitwise_xor", "where"}
+_BAREBONES_KERNELS = {"add": "add_stub", "sub": "add_stub", "pow": "pow", "sgn": "sign_cpu",
+                      "relu": "clamp_min_scalar_cpu", "fmax": "maximum_cpu", "fmin": "minimum_cpu",
+                      "clamp": "clamp_scalar_cpu", "lerp": "lerp_kernel_scalar", "bitwise_left_shift": "lshift_cpu",
+                      "bitwise_right_shift": "rshift_cpu"}
+
+
+def _refuse_barebones(name, tab):
+    """The op's table refuses the barebones unsigned types it would compute in (unless torch has the kernel)."""
+    if name in _BAREBONES_OK:
+        return
+    kernel = _BAREBONES_KERNELS.get(name, f"{name}_cpu")
+    for d in dt.BAREBONES:
+        entry = tab.get(d)
+        if entry.__class__ is tuple and entry[1] is d:
+            tab[d] = Refusal(NotImplementedError, f'"{kernel}" not implemented for \'{_NAMES[d]}\'')
+
+
 def _declare(name, meta, tab, arity, check_out=None, overlap_ok=None):
     """`overlap_ok(spec)`: torch lets this call write into a tensor whose elements share memory."""
+    _refuse_barebones(name, tab)
     meta.table, meta.arity, meta.check_out, meta.overlap_ok = tab, arity, check_out, overlap_ok
     return declare(name, meta=meta, family="elementwise")
 
@@ -371,8 +394,8 @@ sub = _declare("sub", _add_meta("sub"), _ARITH, 2)         # sub(a, b, alpha=1):
 mul = binary("mul", scalars=ANY)
 
 _DIV = {None: table(TO_FLOAT),
-        "trunc": table(refused=missing("div_trunc_cpu", BOOL + COMPLEX)),
-        "floor": table(refused=missing("div_floor_cpu", BOOL + COMPLEX))}
+        "trunc": table(refused=missing("div_trunc_cpu", BOOL + COMPLEX + dt.BAREBONES)),
+        "floor": table(refused=missing("div_floor_cpu", BOOL + COMPLEX + dt.BAREBONES))}
 _DIV_SPECS = {mode: memoize_binary(lambda a, b, tab=tab: binary_spec("div", tab, ANY, a, b))
               for mode, tab in _DIV.items()}
 
@@ -405,6 +428,8 @@ def _pow_meta(a, b):
         common = spec[1]
         if common is dt.bool_ and b.__class__ is bool:
             return Spec(spec[0], common, spec[2], common)
+        if common in dt.BAREBONES and b.__class__ in (bool, int) and b == 1:  # x ** 1: torch copies, no kernel
+            return Spec(spec[0], common, spec[2], common)
         r, c = lookup(_POW, common)
         if c.category == 1:
             if isinstance(b, int) and b < 0:
@@ -417,7 +442,27 @@ def _pow_meta(a, b):
 
 
 pow = _declare("pow", _pow_meta, _POW, 2)                                   # noqa: A001
-float_power = binary("float_power", TO_DOUBLE, scalars=EITHER, out=_float_power_out, complex32=True)
+_FLOAT_POWER = table(TO_DOUBLE)
+
+
+def _float_power_meta(a, b):
+    """pow in float64 (complex128): torch widens both operands first, so they never promote with each
+    other (a barebones unsigned type meets any type here)."""
+    try:
+        return binary_spec("float_power", _FLOAT_POWER, EITHER, a, b, complex32=True)
+    except RuntimeError:
+        if not any(isinstance(x, Tensor) and x._dtype in dt.BAREBONES for x in (a, b)):
+            raise
+        wide = dt.complex128 if any(_is_complex(x) for x in (a, b)) else dt.float64
+        shape = sh.broadcast_shapes(*(x._shape for x in (a, b) if isinstance(x, Tensor)))
+        return Spec(shape, wide, m.common_device("float_power", (a, b)), wide)
+
+
+def _is_complex(x):
+    return x._dtype.is_complex if isinstance(x, Tensor) else isinstance(x, complex)
+
+
+float_power = _declare("float_power", memoize_binary(_float_power_meta), _FLOAT_POWER, 2, _float_power_out)
 neg = unary("neg", refused=refuse(BOOL, RuntimeError, "Negation, the `-` operator, on a bool tensor is not "
                                   "supported. If you are trying to invert a mask, use the `~` or "
                                   "`logical_not()` operator instead."), out=SAME_OUT)
@@ -605,8 +650,8 @@ def _where_meta(condition, a, b):
 
 where = _declare("where", _where_meta, _WHERE, 3)
 
-_LERP = {"scalar": table(refused=missing("lerp_kernel_scalar", INTEGRAL)),
-         "tensor": table(refused=missing("lerp_kernel_tensor", INTEGRAL))}
+_LERP = {"scalar": table(refused=missing("lerp_kernel_scalar", INTEGRAL + dt.BAREBONES)),
+         "tensor": table(refused=missing("lerp_kernel_tensor", INTEGRAL + dt.BAREBONES))}
 
 
 def _lerp_meta(a, b, weight):
@@ -716,6 +761,14 @@ special_log_ndtr = unary("special_log_ndtr", TO_FLOAT, missing("log_ndtr_cpu", H
 sinc = unary("sinc", TO_FLOAT)
 special_xlog1py = binary("special_xlog1py", TO_FLOAT, missing("xlog1py_cpu", COMPLEX), scalars=EITHER)
 special_zeta = binary("special_zeta", TO_FLOAT, missing("zeta_cpu", HALVES + COMPLEX), scalars=EITHER)
+# orthogonal polynomials p(x, n) (n truncated to an integer); torch gives them no derivative
+POLYNOMIALS = ("chebyshev_polynomial_t", "chebyshev_polynomial_u", "chebyshev_polynomial_v", "chebyshev_polynomial_w",
+               "shifted_chebyshev_polynomial_t", "shifted_chebyshev_polynomial_u", "shifted_chebyshev_polynomial_v",
+               "shifted_chebyshev_polynomial_w", "hermite_polynomial_h", "hermite_polynomial_he", "laguerre_polynomial_l",
+               "legendre_polynomial_p")
+for _name in POLYNOMIALS:
+    globals()["special_" + _name] = binary("special_" + _name, TO_FLOAT, missing(f"{_name}_cpu", HALVES + COMPLEX),
+                                           scalars=EITHER)
 nextafter = binary("nextafter", refused=missing("nextafter_cpu", NOT_FLOAT), scalars=NONE)
 
 
@@ -762,6 +815,25 @@ def _ldexp_meta(a, e):
 
 
 ldexp = _declare("ldexp", _ldexp_meta, _LDEXP, 2)
+
+
+def _two_pow(dtype, device, e):
+    """2 ** e as torch's ldexp forms it from its input's dtype: float32 for integral and float32
+    inputs, else a 0-d 2.0 of that dtype meeting e (a complex64 input and float16 exponents meet in
+    complex32, as in torch)."""
+    if dtype.category < 2 or dtype is dt.float32:
+        return pow(2.0, e)
+    from vibetensor.ops import creation  # it sits above us in the import order
+    return pow(creation.full((), 2.0, dtype, device=device), e)
+
+
+def _ldexp_pow(a, e, out=None):
+    """torch's general ldexp (float exponents, integral inputs, or an out= of another dtype):
+    a * 2 ** e, one op for autograd as in torch (LdexpBackward0's formula, not mul's and pow's)."""
+    return mul(a, _two_pow(a._dtype, a._device, e), out=out)
+
+
+ldexp_pow = declare("ldexp_pow", composite=_ldexp_pow, family="elementwise")
 
 
 def _frexp_meta(a, out=None):
@@ -1135,10 +1207,11 @@ def _zeta_backward(ctx, grad, s, q):
     return None, (mul(grad, mul(minus_s, special_zeta(add(s, 1), q))) if _needs(ctx, 1) else None)
 
 
-@_derivative(nextafter)
+@_derivative(nextafter, save=(0, 1))
 def _nextafter_backward(ctx, grad, a, b):
-    """torch: the step is locally the identity in a, constant in b."""
-    return grad, (_zeros_like(grad) if _needs(ctx, 1) else None)
+    """torch: the step is locally the identity in a (zero where a == b: no step), constant in b."""
+    ga = where(eq(a, b), 0.0, grad) if _needs(ctx, 0) else None
+    return ga, (_zeros_like(grad) if _needs(ctx, 1) else None)
 
 
 @_derivative(ldexp, save=(1,))
@@ -1146,6 +1219,20 @@ def _ldexp_backward(ctx, grad, a, e):
     return ldexp(grad, e), None
 
 
+@_derivative(ldexp_pow, save=(1, "result"), name="LdexpBackward0")
+def _ldexp_pow_backward(ctx, grad, a, e, out=None):
+    """torch's order of roundings: grad * 2^e, and grad * result * ln 2 (two roundings in half types)."""
+    ga = mul(grad, _two_pow(a.dtype, a.device, e)) if _needs(ctx, 0) else None
+    ge = mul(mul(grad, ctx.result), _math.log(2.0)) if _needs(ctx, 1) else None
+    return ga, ge
+
+
 @_derivative(frexp, save=("result",))
 def _frexp_backward(ctx, grad, a):
     return ldexp(grad[0], neg(ctx.result[1]))   # grad / 2^exponent, exactly
+
+
+from vibetensor.autograd import nondifferentiable as _nondifferentiable  # noqa: E402
+
+for _name in POLYNOMIALS:  # torch: outputs that never require grad
+    _nondifferentiable(globals()["special_" + _name])

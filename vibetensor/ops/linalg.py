@@ -34,10 +34,10 @@ def _tensors(op, names, *xs):
 
 
 def _no_bool(kernel, dtype, numel=1, k=1):
-    """torch has no bool products, but an empty result or an empty sum (k == 0) never reaches the
-    kernel: those succeed (all False)."""
-    if dtype.kind == "b" and numel and k:
-        raise NotImplementedError(f'"{kernel}" not implemented for \'Bool\'')
+    """torch has no bool products (nor any for its barebones unsigned types), but an empty result or
+    an empty sum (k == 0) never reaches the kernel: those succeed (all False)."""
+    if (dtype.kind == "b" or dtype in dt.BAREBONES) and numel and k:
+        raise NotImplementedError(f'"{kernel}" not implemented for \'{m.TYPE_NAMES[dtype]}\'')
 
 
 def _spec(op, shape, dtype, tensors, out):

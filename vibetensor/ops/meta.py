@@ -11,7 +11,8 @@ from vibetensor.tensor.tensor import Tensor, empty, set_geometry
 
 TYPE_NAMES = {dt.bool_: "Bool", dt.uint8: "Byte", dt.int8: "Char", dt.int16: "Short", dt.int32: "Int",
               dt.int64: "Long", dt.float16: "Half", dt.bfloat16: "BFloat16", dt.float32: "Float",
-              dt.float64: "Double", dt.complex64: "ComplexFloat", dt.complex128: "ComplexDouble"}
+              dt.float64: "Double", dt.complex64: "ComplexFloat", dt.complex128: "ComplexDouble",
+              dt.uint16: "UInt16", dt.uint32: "UInt32", dt.uint64: "UInt64"}
 
 
 def legacy_type_name(t):

@@ -301,6 +301,28 @@ cross_entropy = _declare("cross_entropy", _cross_entropy_meta)  # (x, target, we
 cross_entropy_backward = _declare("cross_entropy_backward", _cross_entropy_backward_meta)  # (grad, x, target, ...)
 binary_cross_entropy = _declare("binary_cross_entropy", _binary_cross_entropy_meta)  # (x, target, weight)
 
+
+def _binary_cross_entropy_with_logits(x, target, weight, pos_weight, reduction):
+    """(1 - t) x - w_pos log(sigmoid(x)), w_pos = 1 + (pos_weight - 1) t: stable for any logit;
+    times weight, in target's dtype, then reduced. The front door checks the arguments."""
+    log_sig = log_sigmoid(x)
+    if pos_weight is not None:
+        log_sig = ew.mul(log_sig, ew.add(ew.mul(ew.sub(pos_weight, 1), target), 1))
+    loss = ew.sub(ew.mul(ew.sub(1, target), x), log_sig)
+    if weight is not None:
+        loss = ew.mul(loss, weight)
+    if loss._dtype is not target._dtype:
+        loss = _c.to(loss, target._dtype, loss._device)
+    if reduction == "none":
+        return loss
+    return _r.mean(loss) if reduction == "mean" else _r.sum(loss)
+
+
+# one op for autograd, as in torch: its gradient formulas round differently from the pieces' in half types
+binary_cross_entropy_with_logits = _declare("binary_cross_entropy_with_logits",
+                                            composite=_binary_cross_entropy_with_logits)
+# (x, target, weight, pos_weight, reduction)
+
 # -- normalisation -------------------------------------------------------------------------------------------
 NormSpec = collections.namedtuple("NormSpec", "shape dtype device axes")
 
@@ -376,6 +398,9 @@ def _batch_norm_meta(x, weight, bias, running_mean, running_var, training, momen
         for name, t in (("running_mean", running_mean), ("running_var", running_var)):
             if t is None:
                 raise RuntimeError(f"{name} must be defined in evaluation mode")
+    if x.ndim == 0:  # torch's kernel reads the channel count past the end of the shape and fails
+        raise RuntimeError("batch_norm: expected an input of shape (N, C, *), got a 0-d tensor")
+    sh.wrap_dim(1, x.ndim)  # 1-d: IndexError, as torch's kernel asking for size(1)
     _check_float("batch_norm", x)
     axes = (0,) + tuple(range(2, x.ndim))
     return NormSpec(x._shape, x._dtype, m.common_device("batch_norm", (x, weight, bias)), axes)
@@ -697,6 +722,33 @@ def _binary_cross_entropy_backward(ctx, grad, x, target, weight):
     return gx, gt, None
 
 
+@_derivative(binary_cross_entropy_with_logits, save=(0, 1, 2, 3))
+def _binary_cross_entropy_with_logits_backward(ctx, grad, x, target, weight, pos_weight, reduction):
+    """torch's binary_cross_entropy_with_logits_backward and _target_backward, operation for operation
+    (the same roundings in half types); weight and pos_weight get none (torch refuses them)."""
+    gx = gt = None
+    if _needs(ctx, 0):
+        if pos_weight is None:
+            gx = _sub(ew.sigmoid(x), target)
+        else:
+            tp = _mul(pos_weight, target)
+            gx = _sub(_mul(_sub(_add(tp, 1), target), ew.sigmoid(x)), tp)
+        gx = _weigh(_mul(gx, grad), weight, reduction, x)
+    if _needs(ctx, 1):
+        if pos_weight is None:
+            gt = _mul(ew.neg(x), grad)
+        else:
+            gt = _mul(_sub(log_sigmoid(ew.neg(x)), _mul(log_sigmoid(x), pos_weight)), grad)
+        gt = _weigh(gt, weight, reduction, target)
+    return gx, gt, None, None, None
+
+
+def _weigh(g, weight, reduction, like):
+    """The weight, then the mean's 1/numel, applied to an elementwise gradient (torch's order)."""
+    g = g if weight is None else _mul(g, weight)
+    return _div(g, like.numel()) if reduction == "mean" else g
+
+
 # normalisation
 def _moments(x, axes, eps, center=True):
     """(x - mean) * rstd over `axes` (keepdim), from differentiable ops."""
@@ -734,6 +786,18 @@ def group_norm_composite(x, num_groups, weight, bias, eps):
     grouped = _v.reshape(x, (n, num_groups, -1))
     y = _v.reshape(_moments(grouped, (2,), eps), x._shape)
     return _affine(y, weight, bias, (c,) + (1,) * (x.ndim - 2))
+
+
+def batch_norm_impl(x, weight, bias, running_mean, running_var, training, momentum, eps):
+    """torch.batch_norm (aten's _batch_norm_impl_index): an input with no elements skips every check
+    and statistic and gives a copy of x times weight[0] plus bias[0] (so the graph still reaches the
+    parameters, as torch's clone/mul/add does); any other input is the batch_norm op."""
+    if x.numel() == 0 and x.ndim > 0:
+        y = _c.clone(x)
+        if weight is not None:
+            y = _mul(y, _v.select(weight, 0, 0))
+        return y if bias is None else _add(y, _v.select(bias, 0, 0))
+    return batch_norm(x, weight, bias, running_mean, running_var, training, momentum, eps)
 
 
 def batch_norm_composite(x, weight, bias, running_mean, running_var, training, momentum, eps):

@@ -24,13 +24,15 @@ from vibetensor.tensor.tensor import Tensor
 # C++ type names torch prints in its range messages
 CTYPE = {dt.bool_: "bool", dt.uint8: "unsigned char", dt.int8: "signed char", dt.int16: "short int",
          dt.int32: "int", dt.int64: "long int", dt.float16: "c10::Half", dt.bfloat16: "c10::BFloat16",
-         dt.float32: "float", dt.float64: "double"}
+         dt.float32: "float", dt.float64: "double", dt.uint16: "short unsigned int", dt.uint32: "unsigned int",
+         dt.uint64: "long unsigned int"}
 # bits of integer precision a float type represents exactly (torch's "digits")
 DIGITS = {dt.float16: 11, dt.bfloat16: 8, dt.float32: 24, dt.float64: 53}
 _FLOAT_MAX = {dt.float16: 65504.0, dt.bfloat16: 3.3895313892515355e38, dt.float32: 3.4028234663852886e38,
               dt.float64: 1.7976931348623157e308}
 _INT_RANGE = {dt.bool_: (0, 1), dt.uint8: (0, 255), dt.int8: (-128, 127), dt.int16: (-2 ** 15, 2 ** 15 - 1),
-              dt.int32: (-2 ** 31, 2 ** 31 - 1), dt.int64: (-2 ** 63, 2 ** 63 - 1)}
+              dt.int32: (-2 ** 31, 2 ** 31 - 1), dt.int64: (-2 ** 63, 2 ** 63 - 1), dt.uint16: (0, 2 ** 16 - 1),
+              dt.uint32: (0, 2 ** 32 - 1), dt.uint64: (0, 2 ** 64 - 1)}
 _NAMES = m.TYPE_NAMES
 
 
@@ -91,6 +93,8 @@ def random_bounds(self, low, high):
     if d.is_complex:
         kernel = "random_kernel" if (low, high) == (0, None) else "random_from_to_kernel"
         raise _not_implemented(f"{kernel}_{self._device.type}", self)
+    if high is None and d in dt.BAREBONES:  # torch draws them only between given bounds
+        raise _not_implemented(f"random_kernel_{self._device.type}", self)
     if high is None:
         high = (2 ** DIGITS[d] if d.is_floating_point else _INT_RANGE[d][1]) + 1
     if low >= high:
@@ -173,7 +177,7 @@ _C_INT = {dt.uint8: "uint8_t", dt.int8: "int8_t", dt.int16: "int16_t", dt.int32:
 def randperm_meta(n, dtype):
     if n < 0:
         raise RuntimeError(f"Trying to create tensor with negative dimension {n}: [{n}]")
-    if dtype is dt.bool_ or dtype.is_complex:
+    if dtype is dt.bool_ or dtype.is_complex or dtype in dt.BAREBONES:
         raise NotImplementedError(f'"randperm" not implemented for \'{_NAMES[dtype]}\'')
     if dtype in _RANDPERM_FLOAT_LIMIT:
         if n > 2 ** DIGITS[dtype] + 1:

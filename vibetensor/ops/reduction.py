@@ -28,7 +28,8 @@ _NAMES = m.TYPE_NAMES
 CPP_NAMES = {dt.bool_: "bool", dt.uint8: "unsigned char", dt.int8: "signed char", dt.int16: "short int",
              dt.int32: "int", dt.int64: "long int", dt.float16: "c10::Half", dt.bfloat16: "c10::BFloat16",
              dt.float32: "float", dt.float64: "double", dt.complex64: "c10::complex<float>",
-             dt.complex128: "c10::complex<double>"}
+             dt.complex128: "c10::complex<double>", dt.uint16: "unsigned short", dt.uint32: "unsigned int",
+             dt.uint64: "unsigned long"}
 
 
 # -- return types: torch.return_types.max etc. are named tuples ----------------------------------------------
@@ -96,6 +97,12 @@ def check_nonempty(t, dim, dims, unspecified, zero_size):
             raise IndexError(zero_size.format(d=d))
 
 
+def _refuse_barebones(kernel, t):
+    """torch has no CPU kernel of this op for its barebones unsigned types (uint16/32/64)."""
+    if t._dtype in dt.BAREBONES:
+        raise NotImplementedError(f'"{kernel}" not implemented for \'{_NAMES[t._dtype]}\'')
+
+
 def _spec(op, t, dim, keepdim, dtype, compute=None, one_dim=False):
     if not isinstance(t, Tensor):
         raise TypeError(f"{op}(): argument 'input' (position 1) must be Tensor, not {type(t).__name__}")
@@ -157,7 +164,7 @@ def _amax_like(name, kernel_name):
                        (RuntimeError, f"{name}(): Expected reduction dim to be specified for input.numel() == 0. "
                                       "Specify the reduction dim with the 'dim' argument."),
                        f"{name}(): Expected reduction dim {{d}} to have non-zero size.")
-        if a._dtype.is_complex and sh.numel(spec.shape):  # an empty result never reaches the kernel
+        if (a._dtype.is_complex or a._dtype in dt.BAREBONES) and sh.numel(spec.shape):  # empty: no kernel runs
             raise NotImplementedError(f'"{kernel_name}" not implemented for \'{_NAMES[a._dtype]}\'')
         if out is not None and _out_dtype(name, out) is not a._dtype:
             raise RuntimeError(f"Expected the dtype for input and out to match, but got {_NAMES[a._dtype]} for "
@@ -173,7 +180,7 @@ def _max_all(name):
         check_nonempty(a, None, spec.dims,
                        (RuntimeError, f"{name}(): Expected reduction dim to be specified for input.numel() == 0. "
                                       "Specify the reduction dim with the 'dim' argument."), "")
-        if a._dtype.is_complex:
+        if a._dtype.is_complex or a._dtype in dt.BAREBONES:
             raise NotImplementedError(f'"{name}_all" not implemented for \'{_NAMES[a._dtype]}\'')
         return spec
     return meta
@@ -186,6 +193,7 @@ def _max_dim(name):
         check_nonempty(a, dim, spec.dims, None, f"{name}(): Expected reduction dim {{d}} to have non-zero size.")
         if a._dtype.is_complex:
             raise RuntimeError(f"{name}(): does not support complex input")
+        _refuse_barebones(f"{name}_cpu", a)
         if out is not None:
             values, indices = _out_pair(name, out)
             check_out_dtype(values, a._dtype)
@@ -210,6 +218,7 @@ def _arg_max(name):
         check_nonempty(a, dim, spec.dims,
                        (IndexError, f"{name}(): Expected reduction dim to be specified for input.numel() == 0."),
                        f"{name}(): Expected reduction dim {{d}} to have non-zero size.")
+        _refuse_barebones(f"{name}_cpu", a)
         check_out_dtype(out, dt.int64)
         return spec
     return meta
@@ -221,7 +230,7 @@ def _aminmax_meta(a, dim=None, keepdim=False, out=None):
                    (RuntimeError, "aminmax(): cannot compute aminmax over an empty dimension as the operation has "
                                   "no identity."),
                    "aminmax: Expected reduction dim {d} to have non-zero size.")
-    if a._dtype.is_complex:
+    if a._dtype.is_complex or a._dtype in dt.BAREBONES:
         raise NotImplementedError(f'"aminmax_cpu" not implemented for \'{_NAMES[a._dtype]}\'')
     if out is not None:
         for o in _out_pair("aminmax", out):
@@ -322,6 +331,24 @@ def _count_nonzero_meta(a, dim=None):
     return _spec("count_nonzero", a, dim, False, dt.int64, compute=a._dtype)
 
 
+def _hash_tensor_meta(a, dim=None, keepdim=False, mode=0, out=None):
+    """hash_tensor (mode 0): the xor of the elements' 64-bit patterns (floats widened to float64,
+    integers and bools to int64) over dim, as uint64. No identity is assumed for empty inputs, as
+    in torch (which reduces like amax there); dim=() means every dim."""
+    spec = _spec("hash_tensor", a, dim, keepdim, dt.uint64, compute=dt.float64 if a._dtype.category == 2 else dt.int64)
+    if mode != 0:
+        raise RuntimeError(f"Unknown hash_tensor mode: {mode}")
+    check_nonempty(a, dim, spec.dims,
+                   (RuntimeError, "hash_tensor: Expected reduction dim to be specified for input.numel() == 0. "
+                                  "Specify the reduction dim with the 'dim' argument."),
+                   "hash_tensor: Expected reduction dim {d} to have non-zero size.")
+    if (a._dtype.is_complex or a._dtype in dt.BAREBONES) and sh.numel(spec.shape):  # an empty result runs no kernel
+        raise NotImplementedError(f'"xor_sum_cpu" not implemented for \'{_NAMES[a._dtype]}\'')
+    if out is not None and _out_dtype("hash_tensor", out) is not dt.uint64:
+        raise RuntimeError(f"Expected result to be of dtype uint64, but got {_NAMES[out._dtype]}")
+    return spec
+
+
 # -- declarations --------------------------------------------------------------------------------------------
 
 def _declare(name, meta):
@@ -369,6 +396,7 @@ vector_norm = _declare("vector_norm", _vector_norm_meta)     # vector_norm(a, or
 any = _declare("any", _any_like("any"))                      # any(a, dim, keepdim)
 all = _declare("all", _any_like("all"))
 count_nonzero = _declare("count_nonzero", _count_nonzero_meta)  # count_nonzero(a, dim)
+hash_tensor = _declare("hash_tensor", _hash_tensor_meta)      # hash_tensor(a, dim, keepdim, mode)
 
 
 # -- derivatives (autograd) -----------------------------------------------------------------------------------
@@ -609,5 +637,5 @@ def _vector_norm_derivative(ctx, grad, a, ord=2, dim=None, keepdim=False, dtype=
     return norm_backward(grad, a, ord, ctx.result, reduce_dims(a, dim), keepdim)
 
 
-for _op in (argmax, argmin, any, all, count_nonzero):
+for _op in (argmax, argmin, any, all, count_nonzero, hash_tensor):
     _nondifferentiable(_op)

@@ -348,7 +348,7 @@ def _quantile(a, q, dim=None, keepdim=False, interpolation="linear", ignore_nan=
     x = _views.reshape(a, (-1,)) if whole else a
     d = 0 if whole else sh.wrap_dim(dim, a.ndim)
     values = sort(x, d)[0]
-    qs = q if isinstance(q, Tensor) else _creation.full((), q, a._dtype, a._device)
+    qs = q if isinstance(q, Tensor) else _creation.full((), q, a._dtype, device=a._device)
     qs = _views.reshape(qs, tuple(qs.numel() if i == d else 1 for i in range(x.ndim)))  # q along dim d
     nan = _ew.isnan(values)
     if ignore_nan:
@@ -401,7 +401,7 @@ def _picked(ctx, grad, a, dim, keepdim):
     if not keepdim and a.ndim:
         d = sh.wrap_dim(dim, a.ndim)
         g, indices = _views.unsqueeze(g, d), _views.unsqueeze(indices, d)
-    return _scatter.scatter_add(_creation.full(tuple(a.shape), 0, g._dtype, g._device), dim, indices, g)
+    return _scatter.scatter_add(_creation.full(tuple(a.shape), 0, g._dtype, device=g._device), dim, indices, g)
 
 
 @_derivative(sort, save=("result",), name=lambda a, dim=-1, descending=False, stable=False:

@@ -59,8 +59,15 @@ float32 = dtype("float32", np.float32, "f")
 float64 = dtype("float64", np.float64, "f")
 complex64 = dtype("complex64", np.complex64, "c")
 complex128 = dtype("complex128", np.complex128, "c")
+# torch's "barebones" unsigned types: tensors can be made, copied, viewed, converted, compared for
+# equality and combined bitwise, but they promote only with floating types (and their own type)
+uint16 = dtype("uint16", np.uint16, "u")
+uint32 = dtype("uint32", np.uint32, "u")
+uint64 = dtype("uint64", np.uint64, "u")
+BAREBONES = (uint16, uint32, uint64)
 
-ALL = (bool_, uint8, int8, int16, int32, int64, float16, bfloat16, float32, float64, complex64, complex128)
+ALL = (bool_, uint8, int8, int16, int32, int64, float16, bfloat16, float32, float64, complex64, complex128,
+       uint16, uint32, uint64)
 _BY_NAME = {d.name: d for d in ALL}
 _BY_NP = {d.np: d for d in ALL}
 
@@ -77,12 +84,16 @@ def from_numpy(np_dtype):
         raise TypeError(
             f"can't convert np.ndarray of type {np.dtype(np_dtype)}. The only supported types are: "
             "float64, float32, float16, bfloat16, complex64, complex128, int64, int32, int16, int8, "
-            "uint8, and bool.") from None
+            "uint64, uint32, uint16, uint8, and bool.") from None
 
 
 def _promote_pair(a, b):
+    """torch's lattice; None where torch refuses (a barebones unsigned type meets a non-float)."""
     if a is b:
         return a
+    if a in BAREBONES or b in BAREBONES:
+        other = b if a in BAREBONES else a
+        return other if other.kind == "f" else None
     if a.kind == "b":
         return b
     if b.kind == "b":
@@ -104,11 +115,21 @@ def _promote_pair(a, b):
     return a if a.itemsize >= b.itemsize else b
 
 
-_PROMOTE = {(a, b): _promote_pair(a, b) for a in ALL for b in ALL}
+# refused pairs are absent: a KeyError on the hot paths, turned into torch's error by _refuse_pair
+_PROMOTE = {(a, b): c for a in ALL for b in ALL if (c := _promote_pair(a, b)) is not None}
+
+
+def _refuse_pair(a, b):
+    from vibetensor.ops.meta import TYPE_NAMES  # it imports us: late
+    return RuntimeError(f"Promotion for uint16, uint32, uint64 types is not supported, attempted to promote "
+                        f"{TYPE_NAMES[a]} and {TYPE_NAMES[b]}")
 
 
 def promote_types(a, b):
-    return _PROMOTE[a, b]
+    try:
+        return _PROMOTE[a, b]
+    except KeyError:
+        raise _refuse_pair(a, b) from None
 
 
 # -- default dtype ---------------------------------------------------------------------------------
@@ -176,9 +197,9 @@ def result_type(*operands):
         d = getattr(x, "dtype", None)
         if isinstance(d, dtype):
             if x.ndim:
-                dim = d if dim is None else _PROMOTE[dim, d]
+                dim = d if dim is None else promote_types(dim, d)
             else:
-                zero = d if zero is None else _PROMOTE[zero, d]
+                zero = d if zero is None else promote_types(zero, d)
         else:
             if isinstance(x, bool):
                 s = bool_
@@ -190,7 +211,7 @@ def result_type(*operands):
                 s = complex128
             else:
                 raise TypeError(f"result_type: unsupported operand type {type(x).__name__}")
-            wrapped = s if wrapped is None else _PROMOTE[wrapped, s]
+            wrapped = s if wrapped is None else promote_types(wrapped, s)
     if wrapped is not None and wrapped.kind == "f":
         wrapped = get_default_dtype()
     elif wrapped is not None and wrapped.kind == "c":

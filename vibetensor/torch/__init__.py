@@ -8,6 +8,7 @@ import vibetensor.backends.cpu  # noqa: F401  (registers the CPU kernels)
 
 from vibetensor.tensor.dtype import (  # noqa: F401
     bfloat16, complex64, complex128, float16, float32, float64, int8, int16, int32, int64, uint8,
+    uint16, uint32, uint64,
     get_default_dtype, set_default_dtype, promote_types, result_type, can_cast)
 from vibetensor.tensor.dtype import bool_ as bool  # noqa: A001
 from vibetensor.tensor.dtype import dtype  # noqa: F401

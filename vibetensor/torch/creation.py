@@ -126,6 +126,8 @@ def _values_to(flat, shape, dtype):
         return np.zeros(shape, dtype.np)
     a = np.array(flat)
     has_complex = a.dtype.kind == "c" or (a.dtype.kind == "O" and any(isinstance(v, complex) for v in flat))
+    if dtype is dt.uint64:  # torch unpacks each number as a C unsigned long long
+        return _uint64_values(flat).reshape(shape)
     if dtype.category == 1:
         if has_complex:
             raise TypeError("'complex' object cannot be interpreted as an integer")
@@ -143,6 +145,17 @@ def _values_to(flat, shape, dtype):
     elif dtype.category == 3 and a.dtype.kind == "O":
         a = np.array(flat, dtype=np.complex128)
     return a.astype(dtype.np).reshape(shape)
+
+
+def _uint64_values(flat):
+    for v in flat:
+        if isinstance(v, (float, complex)):
+            raise TypeError("an integer is required")
+        if v < 0:
+            raise OverflowError("can't convert negative int to unsigned")
+        if v >= 2 ** 64:
+            raise OverflowError("int too big to convert")
+    return np.array(flat, dtype=np.uint64)
 
 
 def _from_ndarray(a, dtype):

@@ -10,7 +10,6 @@ import operator
 
 import numpy as np
 
-from vibetensor.ops import creation
 from vibetensor.ops import elementwise as ew
 from vibetensor.ops.meta import TYPE_NAMES
 from vibetensor.tensor import dtype as dt
@@ -234,15 +233,7 @@ def ldexp(input, other, *, out=None):
         raise RuntimeError(f"ldexp can't be cast to the desired output type {TYPE_NAMES[out._dtype]}")
     if other._dtype.category < 2 and input._dtype.category == 2 and (out is None or out._dtype is input._dtype):
         return ew.ldexp(input, other, out=out)
-    return ew.mul(input, _pow2(input, other), out=out)
-
-
-def _pow2(input, other):
-    """2 ** other: float32 for integral and float32 inputs, else a 0-d 2.0 of input's dtype promoting
-    with other (torch's rule: a complex64 input and float16 exponents meet in complex32)."""
-    if input._dtype.category < 2 or input._dtype is dt.float32:
-        return ew.pow(2.0, other)
-    return ew.pow(creation.full((), 2.0, input._dtype, device=input._device), other)
+    return ew.ldexp_pow(input, other, out=out)
 
 
 # -- aliases, as torch names them ------------------------------------------------------------------------------

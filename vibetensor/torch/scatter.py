@@ -7,6 +7,7 @@ method x.f_(...) is the same op with out=x.
 import operator
 
 from vibetensor.ops import elementwise as ew
+from vibetensor.ops import reduction as r
 from vibetensor.ops import scatter as s
 from vibetensor.ops import views as v
 from vibetensor.tensor.tensor import Tensor
@@ -226,9 +227,14 @@ def _unsafe_masked_index_put_accumulate(input, mask, indices, values):
 
 
 def hash_tensor(input, dim=(), *, keepdim=False, mode=0, out=None):
-    """torch.hash_tensor returns torch.uint64, a dtype vibetensor does not have yet."""
+    """The xor of the elements' 64-bit patterns (floats as float64, integers as int64) over dim, as uint64."""
     _tensor(input, "hash_tensor", "input", 1)
-    raise NotImplementedError("hash_tensor: its result dtype torch.uint64 is not supported by vibetensor")
+    if isinstance(dim, list):
+        dim = tuple(dim)
+    if not (dim is None or isinstance(dim, int) and not isinstance(dim, bool) or
+            isinstance(dim, tuple) and all(isinstance(d, int) for d in dim)):
+        raise TypeError(f"hash_tensor(): argument 'dim' (position 2) must be tuple of ints, not {type(dim).__name__}")
+    return r.hash_tensor(input, dim, keepdim, mode, out=out)
 
 
 for _fn in (segment_reduce, _unsafe_masked_index, _unsafe_masked_index_put_accumulate, hash_tensor):

@@ -45,7 +45,8 @@ __all__ = ["save", "load", "CheckpointError"]
 
 # safetensors dtype names <-> ours
 _CODES = {dt.float64: "F64", dt.float32: "F32", dt.float16: "F16", dt.bfloat16: "BF16", dt.int64: "I64",
-          dt.int32: "I32", dt.int16: "I16", dt.int8: "I8", dt.uint8: "U8", dt.bool_: "BOOL", dt.complex64: "C64"}
+          dt.int32: "I32", dt.int16: "I16", dt.int8: "I8", dt.uint8: "U8", dt.bool_: "BOOL", dt.complex64: "C64",
+          dt.uint16: "U16", dt.uint32: "U32", dt.uint64: "U64"}
 _DTYPES = {code: d for d, code in _CODES.items()}
 _META_KEY = "vibetensor"
 _MAX_HEADER = 100 * 1024 * 1024  # safetensors' own limit on the header's size

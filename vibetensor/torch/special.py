@@ -2,7 +2,7 @@
 torch composes one from others, the same composition: ndtr).
 
 Not here yet (AttributeError, as for any missing name): the Bessel functions J/Y/K, airy_ai,
-spherical_bessel_j0, the orthogonal polynomials, gammainc/gammaincc.
+spherical_bessel_j0, gammainc/gammaincc.
 """
 import math
 
@@ -29,6 +29,8 @@ for _name, _op in (("erf", ew.erf), ("erfc", ew.erfc), ("erfinv", ew.erfinv), ("
     _unary(_op, _name)
 for _name, _op in (("xlogy", ew.xlogy), ("xlog1py", ew.special_xlog1py), ("zeta", ew.special_zeta)):
     _binary(_op, _name)
+for _name in ew.POLYNOMIALS:
+    _binary(getattr(ew, "special_" + _name), _name)
 
 
 @_export

@@ -536,6 +536,15 @@ _unary(ew.special_entr, _entr)
 _unary(ew.sinc, _sinc)
 _binary(ew.special_xlog1py, _xlog1py)
 _binary(ew.special_zeta, lambda x, q, out: _put(out, sp.zeta(x, q)))
+for _name, _fn in (("chebyshev_polynomial_t", sp.chebyshev_t), ("chebyshev_polynomial_u", sp.chebyshev_u),
+                   ("chebyshev_polynomial_v", sp.chebyshev_v), ("chebyshev_polynomial_w", sp.chebyshev_w),
+                   ("shifted_chebyshev_polynomial_t", sp.shifted_chebyshev_t),
+                   ("shifted_chebyshev_polynomial_u", sp.shifted_chebyshev_u),
+                   ("shifted_chebyshev_polynomial_v", sp.shifted_chebyshev_v),
+                   ("shifted_chebyshev_polynomial_w", sp.shifted_chebyshev_w),
+                   ("hermite_polynomial_h", sp.hermite_h), ("hermite_polynomial_he", sp.hermite_he),
+                   ("laguerre_polynomial_l", sp.laguerre_l), ("legendre_polynomial_p", sp.legendre_p)):
+    _binary(getattr(ew, "special_" + _name), lambda x, n, out, f=_fn: _put(out, f(x, n)))
 _with_params(ew.nextafter, _nextafter)
 _with_params(ew.ldexp, _ldexp)
 ew.frexp.register(CPU, _frexp)

@@ -278,3 +278,12 @@ def _count_nonzero(a, dim=None):
 _any_kernel("any", np.any)
 _any_kernel("all", np.all)
 r.count_nonzero.register(CPU, _count_nonzero)
+
+
+def _hash_tensor(a, dim=None, keepdim=False, mode=0, out=None):
+    spec = r.hash_tensor.meta(a, dim, keepdim, mode, out)
+    bits = array(a).astype(spec.compute.np).view(np.uint64)  # float64 / int64 patterns, as torch's upcast
+    return fresh("hash_tensor", out, spec, np.bitwise_xor.reduce(bits, axis=spec.dims, keepdims=keepdim))
+
+
+r.hash_tensor.register(CPU, _hash_tensor)

@@ -586,3 +586,146 @@ def i1(x):
 def i1e(x):
     """exp(-|x|) I1(x)."""
     return _bessel(x, 1, True)
+
+
+# -- orthogonal polynomials (torch.special.*_polynomial_*(x, n)) -------------------------------------------------
+# The three-term recurrences, run for every element at once up to the largest degree asked for, with torch's
+# special cases on top (in its order of precedence): n < 0 gives 0, the end points have closed forms, and for
+# the Chebyshev kinds inside (-1, 1) a high degree uses the trigonometric form. n is truncated to an integer
+# as C++ casts it; NaN and infinite degrees count as negative (what the cast gives on x86).
+
+def _degrees(n):
+    n = np.asarray(n, np.float64)
+    bad = ~np.isfinite(n) | (np.abs(n) >= 2.0 ** 63)
+    return np.where(bad, -1, np.trunc(np.where(bad, 0, n))).astype(np.int64)
+
+
+def _recurrence(x, n, p0, p1, step):
+    """P_n for P_0 = p0, P_1 = p1, P_m = step(m, P_{m-1}, P_{m-2})."""
+    x, n = np.broadcast_arrays(np.asarray(x, np.float64), n)
+    p, q = np.broadcast_to(p0, x.shape).astype(np.float64), np.broadcast_to(p1, x.shape).astype(np.float64)
+    out = np.where(n <= 0, p, q)
+    for m in range(2, int(n.max(initial=1)) + 1):
+        p, q = q, step(m, q, p)
+        out = np.where(n == m, q, out)
+    return out
+
+
+def _chebyshev(x, n, first, ends, trig, min_trig):
+    """A Chebyshev kind of P_1 = first(x), P_m = 2x P_{m-1} - P_{m-2}; ends(x, n) at |x| == 1, and
+    trig(theta, n) (theta = acos x) for n > min_trig inside (-1, 1)."""
+    x, n = np.broadcast_arrays(np.asarray(x, np.float64), _degrees(n))
+    with np.errstate(all="ignore"):
+        out = _recurrence(x, n, 1.0, first(x), lambda m, q, p: (x + x) * q - p)
+        inside = (n > min_trig) & (np.abs(x) < 1)
+        if inside.any():
+            out = np.where(inside, trig(np.arccos(np.where(inside, x, 0.0)), n), out)
+        out = np.where(np.abs(x) == 1, ends(x, n), out)
+    return np.where(n < 0, 0.0, out)
+
+
+def _odd(n):
+    return n % 2 == 1
+
+
+def chebyshev_t(x, n):
+    return _chebyshev(x, n, lambda x: x, _ends_t, lambda t, n: np.cos(n * t), 6)
+
+
+def chebyshev_u(x, n):
+    return _chebyshev(x, n, lambda x: x + x, _ends_u, _trig_u, 8)
+
+
+def chebyshev_v(x, n):
+    return _chebyshev(x, n, lambda x: x + x - 1, _ends_v, _trig_v, 8)
+
+
+def chebyshev_w(x, n):
+    return _chebyshev(x, n, lambda x: x + x + 1, _ends_w, _trig_w, 8)
+
+
+def _shifted(kind, min_trig):
+    """The shifted kind on [0, 1]: the kind at y = 2x - 1, with torch's end points x == 1 and x == 0 and
+    its own threshold for the trigonometric form."""
+    def fn(x, n):
+        x = np.asarray(x, np.float64)
+        y = x + x - 1
+        kind_fn, ends, trig = kind
+        x, n = np.broadcast_arrays(x, _degrees(n))
+        y = np.broadcast_to(y, x.shape)
+        with np.errstate(all="ignore"):
+            out = _recurrence(y, n, 1.0, kind_fn(y), lambda m, q, p: (y + y) * q - p)
+            inside = (n > min_trig) & (np.abs(y) < 1)
+            if inside.any():
+                out = np.where(inside, trig(np.arccos(np.where(inside, y, 0.0)), n), out)
+            out = np.where((x == 1) | (x == 0), ends(np.where(x == 1, 1.0, -1.0), n), out)
+        return np.where(n < 0, 0.0, out)
+    return fn
+
+
+def _ends_t(x, n):
+    return np.where((x > 0) | ~_odd(n), 1.0, -1.0)
+
+
+def _ends_u(x, n):
+    return np.where((x > 0) | ~_odd(n), n + 1.0, -(n + 1.0))
+
+
+def _ends_v(x, n):
+    return np.where(x > 0, 1.0, np.where(_odd(n), -(n + n + 1.0), n + n + 1.0))
+
+
+def _ends_w(x, n):
+    return np.where(x > 0, n + n + 1.0, np.where(_odd(n), -1.0, 1.0))
+
+
+def _trig_u(t, n):
+    s = np.sin(t)
+    return np.where(s != 0, np.sin((n + 1) * t) / np.where(s != 0, s, 1.0), (n + 1) * np.cos((n + 1) * t) / np.cos(t))
+
+
+def _trig_v(t, n):
+    return np.where(np.sin(t / 2) != 1, np.cos((n + 0.5) * t) / np.cos(t / 2), _ends_v(-1.0, n))
+
+
+def _trig_w(t, n):
+    return np.where(np.cos(t / 2) != 1, np.sin((n + 0.5) * t) / np.sin(t / 2), _ends_w(np.cos(t), n))
+
+
+shifted_chebyshev_t = _shifted((lambda y: y, _ends_t, lambda t, n: np.cos(n * t)), 6)
+shifted_chebyshev_u = _shifted((lambda y: y + y, _ends_u, _trig_u), 6)
+shifted_chebyshev_v = _shifted((lambda y: y + y - 1, _ends_v, _trig_v), 6)
+shifted_chebyshev_w = _shifted((lambda y: y + y + 1, _ends_w, lambda t, n: np.where(
+    np.cos(t / 2) != 1, np.sin((n + 0.5) * t) / np.sin(t / 2), np.where(_odd(n), -1.0, 1.0))), 4)
+
+
+def hermite_h(x, n):
+    """Physicists' Hermite: H_m = 2x H_{m-1} - 2(m-1) H_{m-2}."""
+    x, n = np.broadcast_arrays(np.asarray(x, np.float64), _degrees(n))
+    with np.errstate(all="ignore"):
+        out = _recurrence(x, n, 1.0, x + x, lambda m, q, p: (x + x) * q - (2 * (m - 1)) * p)
+    return np.where(n < 0, 0.0, out)
+
+
+def hermite_he(x, n):
+    """Probabilists' Hermite: He_m = x He_{m-1} - (m-1) He_{m-2}."""
+    x, n = np.broadcast_arrays(np.asarray(x, np.float64), _degrees(n))
+    with np.errstate(all="ignore"):
+        out = _recurrence(x, n, 1.0, x, lambda m, q, p: x * q - (m - 1) * p)
+    return np.where(n < 0, 0.0, out)
+
+
+def laguerre_l(x, n):
+    """L_m = ((2(m-1) + 1 - x) L_{m-1} - (m-1) L_{m-2}) / m; torch gives 1 at x == 0 for every n >= 0."""
+    x, n = np.broadcast_arrays(np.asarray(x, np.float64), _degrees(n))
+    with np.errstate(all="ignore"):
+        out = _recurrence(x, n, 1.0, 1 - x, lambda m, q, p: ((2 * (m - 1) + (1 - x)) * q - (m - 1) * p) / m)
+    return np.where(n < 0, 0.0, np.where(x == 0, 1.0, out))
+
+
+def legendre_p(x, n):
+    """P_m = ((2m - 1) x P_{m-1} - (m-1) P_{m-2}) / m; +-1 at the end points."""
+    x, n = np.broadcast_arrays(np.asarray(x, np.float64), _degrees(n))
+    with np.errstate(all="ignore"):
+        out = _recurrence(x, n, 1.0, x, lambda m, q, p: ((2 * m - 1) * x * q - (m - 1) * p) / m)
+    return np.where(n < 0, 0.0, np.where(np.abs(x) == 1, _ends_t(x, n), out))

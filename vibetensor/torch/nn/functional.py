@@ -10,7 +10,7 @@ torch.layer_norm, torch.embedding...) to functions with those top-level signatur
 import math
 import warnings
 
-from vibetensor.autograd.grad_mode import no_grad
+from vibetensor.autograd.grad_mode import is_grad_enabled, no_grad
 from vibetensor.ops import creation as _c
 from vibetensor.ops import elementwise as ew
 from vibetensor.ops import linalg as la
@@ -469,7 +469,12 @@ def binary_cross_entropy_with_logits(input, target, weight=None, size_average=No
     reduction = _reduction(size_average, reduce, reduction)
     if tuple(target._shape) != tuple(input._shape):
         raise ValueError(f"Target size ({_size(target)}) must be the same as input size ({_size(input)})")
-    log_sig = ops.log_sigmoid(input)
+    for name, t in (("weight", weight), ("pos_weight", pos_weight)):
+        if t is not None and t._requires_grad and is_grad_enabled():  # torch has no derivative for them
+            raise RuntimeError(f"The function 'binary_cross_entropy_with_logits' is not differentiable with "
+                               f"respect to argument '{name}'. This input cannot have requires_grad True.")
+    if input._dtype.category != 2:
+        raise ops._missing("log_sigmoid_cpu", input._dtype)
     if target._dtype.category != 2:
         raise RuntimeError(f"result type Float can't be cast to the desired output type "
                            f"{ops._NAMES[target._dtype]}")
@@ -477,14 +482,7 @@ def binary_cross_entropy_with_logits(input, target, weight=None, size_average=No
     # up to input's shape but not grow it, and the loss keeps target's dtype.
     _check_inplace_broadcast(input._shape, pos_weight, target)
     _check_inplace_broadcast(input._shape, input, weight)
-    if pos_weight is not None:
-        log_sig = ew.mul(log_sig, ew.add(ew.mul(ew.sub(pos_weight, 1), target), 1))
-    loss = ew.sub(ew.mul(ew.sub(1, target), input), log_sig)
-    if weight is not None:
-        loss = ew.mul(loss, weight)
-    if loss._dtype is not target._dtype:
-        loss = _c.to(loss, target._dtype, loss._device)
-    return _reduce(loss, reduction)
+    return ops.binary_cross_entropy_with_logits(input, target, weight, pos_weight, reduction)
 
 
 def _check_expandable(t, shape):
@@ -688,7 +686,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         raise ValueError(f"batch_norm eps must be positive during training, but got {eps}")
     if eps < 0.0:
         raise ValueError(f"batch_norm eps must be non-negative, but got {eps}")
-    return ops.batch_norm(input, weight, bias, running_mean, running_var, training, momentum, eps)
+    return ops.batch_norm_impl(input, weight, bias, running_mean, running_var, training, momentum, eps)
 
 
 def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=None, use_input_stats=True,
@@ -814,7 +812,7 @@ def _top_group_norm(input, num_groups, weight=None, bias=None, eps=1e-5, cudnn_e
 
 
 def _top_batch_norm(input, weight, bias, running_mean, running_var, training, momentum, eps, cudnn_enabled=True):
-    return ops.batch_norm(input, weight, bias, running_mean, running_var, training, momentum, eps)
+    return ops.batch_norm_impl(input, weight, bias, running_mean, running_var, training, momentum, eps)
 
 
 def _top_instance_norm(input, weight, bias, running_mean, running_var, use_input_stats, momentum, eps,
