@@ -29,6 +29,7 @@ from vibetensor.ops import linalg as la
 from vibetensor.ops import reduction as r
 from vibetensor.ops.meta import bump_version, output
 from vibetensor.ops.shape_ops import tril, triu
+from vibetensor.runtime.cuda import blas
 from vibetensor.runtime.cuda import driver as drv
 from vibetensor.runtime.cuda import launcher
 from vibetensor.runtime.cuda import stream as streams
@@ -66,12 +67,7 @@ _local = threading.local()  # cuSOLVER handles must not be shared across threads
 
 def _solver(device_index):
     """(cusolverDn module, handle, params) of this thread and device, bound to the current stream."""
-    handles = getattr(_local, "handles", None)
-    if handles is None:
-        handles = _local.handles = {}
-    h = handles.get(device_index)
-    if h is None:
-        h = handles[device_index] = _Handle()
+    h = blas.thread_handle(_local, device_index, lambda index: _Handle())
     s = streams.current_stream(device_index).cuda_stream
     if s != h.stream:
         h.lib.set_stream(h.handle, s)

@@ -82,14 +82,21 @@ class _Handle:
         return self.lt
 
 
-def _handle(device_index):
-    handles = getattr(_local, "handles", None)
+def thread_handle(local, device_index, make):
+    """The library handle object of this thread for a device (`local`: the library's
+    threading.local), made by make(device_index) on first use: cuBLAS and cuSOLVER handles must
+    not be shared across threads."""
+    handles = getattr(local, "handles", None)
     if handles is None:
-        handles = _local.handles = {}
+        handles = local.handles = {}
     h = handles.get(device_index)
     if h is None:
-        h = handles[device_index] = _Handle(device_index)
+        h = handles[device_index] = make(device_index)
     return h
+
+
+def _handle(device_index):
+    return thread_handle(_local, device_index, _Handle)
 
 
 def handle(device_index, stream):
