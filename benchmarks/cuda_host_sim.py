@@ -133,10 +133,10 @@ def _canonical(launch, inputs):
 
 
 def check(vt):
-    """Each op twice: the first call takes the full path (and makes a plan), the second replays;
-    both must launch the same kernels with the same arguments."""
+    """Each op with plans off (the truth), then three times with plans on (the first makes the
+    plans, the others replay): all must launch the same kernels with the same arguments."""
     F = vt.nn.functional
-    x = vt.empty(8, 33, device="cuda")
+    x, x2 = vt.empty(8, 33, device="cuda"), vt.empty(8, 33, device="cuda")
     w, b = vt.empty(33, device="cuda"), vt.empty(33, device="cuda")
     t = vt.empty(33, 8, device="cuda").t()
     target = vt.empty(8, dtype=vt.int64, device="cuda")
@@ -146,24 +146,25 @@ def check(vt):
         "layer_norm": lambda: F.layer_norm(x, (33,), w, b), "gelu": lambda: F.gelu(x),
         "cross_entropy": lambda: F.cross_entropy(x, target), "clamp": lambda: x.clamp(-1, 1),
         "contiguous": lambda: t.contiguous(), "sum": lambda: x.sum(), "mean dim": lambda: t.mean(0),
-        "amax": lambda: x.amax(1),
+        "amax": lambda: x.amax(1), "x*x then x*x2": lambda: (x * x, x * x2),
     }
     from vibetensor.backends.cuda import plan
     replays = []
     real_replay = plan._replay
     plan._replay = lambda p, args: replays.append(1) or real_replay(p, args)
-    inputs = [a.data_ptr() for a in (x, w, b, t, target)]
+    inputs = [a.data_ptr() for a in (x, w, b, t, target, x2)]
     failures = 0
     for name, fn in cases.items():
         runs = []
         replays.clear()
-        for _ in range(3):  # full path (plan made), replay, replay
+        for i in range(4):  # full path without plans (the truth), full path (plans made), replay, replay
+            plan.enabled[0] = i > 0
             LAUNCHES.clear()
             recording[0] = True
             fn()
             recording[0] = False
             runs.append([_canonical(launch, inputs) for launch in LAUNCHES])
-        ok = runs[0] == runs[1] == runs[2] and runs[0] and len(replays) >= 2
+        ok = runs[0] == runs[1] == runs[2] == runs[3] and runs[0] and len(replays) >= 2
         failures += not ok
         print(f"  {name:14s} {len(runs[0])} launch(es), {len(replays)} replays: "
               f"{'same launches' if ok else 'DIFFERENT (or not replayed)'}")

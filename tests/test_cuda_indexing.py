@@ -123,10 +123,12 @@ def test_scatter_reduce(reduce, include_self, dtype):
           P((4, 5), dtype, "transposed", 1), I(IDX), P((2, 5), dtype, seed=2), rtol=2e-2, atol=2e-2)
 
 
-def test_scatter_reduce_prod_is_not_silently_wrong():
-    x = vt.ones(4, device="cuda")
-    with pytest.raises(NotImplementedError):
-        x.scatter_reduce(0, vt.tensor([0, 0], device="cuda"), vt.ones(2, device="cuda"), "prod")
+@pytest.mark.parametrize("include_self", [True, False])
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16", "int64"])
+def test_scatter_reduce_prod(include_self, dtype):  # compare-and-swap products (no atomic multiply)
+    check(lambda lib, x, i, s: x.scatter_reduce(0, i, s, "prod", include_self=include_self),
+          P((4, 5), dtype, "transposed", 1, low=-2, high=2), I(IDX), P((2, 5), dtype, seed=2, low=-2, high=2),
+          rtol=2e-2, atol=2e-2)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])

@@ -5,7 +5,7 @@ so the CPU path never imports Triton or the CUDA bindings.
 from vibetensor.backends.cuda import creation, elementwise, linalg, reduction  # noqa: F401  (registers kernels)
 from vibetensor.backends.cuda import activation, indexing, joining, nn  # noqa: F401
 from vibetensor.backends.cuda import autograd_streams, conv, foreach, random  # noqa: F401
-from vibetensor.backends.cuda import sampling, scan, sorting  # noqa: F401
+from vibetensor.backends.cuda import misc, sampling, scan, sorting  # noqa: F401
 from vibetensor.backends.cuda import solver  # noqa: F401  (cuSOLVER decompositions)
 
 

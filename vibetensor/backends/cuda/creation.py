@@ -7,10 +7,13 @@ buffer of the destination's dtype first).
 import numpy as np
 import triton
 import triton.language as tl
+from triton.language.extra import libdevice
 
+from vibetensor.backends.cuda.plan import planned
 from vibetensor.dispatch import DispatchKey
 from vibetensor.ops import creation as c
 from vibetensor.ops.meta import bump_version
+from vibetensor.runtime.cuda import driver as drv
 from vibetensor.runtime.cuda import graphs, launcher, memory
 from vibetensor.runtime.cuda import stream as streams
 from vibetensor.tensor import dtype as dt
@@ -79,7 +82,7 @@ copy_kernel = launcher.Kernel(_copy_kernel, BLOCK=BLOCK)
 
 
 def _grid(n):
-    return (triton.cdiv(n, BLOCK),)
+    return (launcher.cdiv(n, BLOCK),)
 
 
 def full(shape, value, dtype, device=None):
@@ -117,9 +120,20 @@ def copy_(dst, src):
     c.copy_meta(dst, src)
     if dst.is_cuda and src.is_cuda and dst._device.index != src._device.index:
         _peer_copy(dst, src)
-        bump_version(dst)
-        return dst
-    stream = streams.current_stream(dst._device.index if dst.is_cuda else src._device.index)
+    else:
+        index = dst._device.index if dst.is_cuda else src._device.index
+        if drv.in_context(index):
+            _copy_on_device(dst, src, index)
+        else:  # the tensors' GPU is not the current one: run there, on its current stream (torch's device guard)
+            with drv.on_device(index):
+                _copy_on_device(dst, src, index)
+    bump_version(dst)
+    return dst
+
+
+def _copy_on_device(dst, src, index):
+    """copy_ where one GPU is involved (device `index`, current): device-device, host-device, device-host."""
+    stream = streams.current_stream(index)
     if dst.is_cuda and src.is_cuda:
         if _contiguous_same(dst, src):
             memory.copy_d2d(dst.data_ptr(), src.data_ptr(), dst.numel() * dst.itemsize, stream)
@@ -143,30 +157,29 @@ def copy_(dst, src):
         memory.copy_d2h(array(staging).ctypes.data, dense.data_ptr(), dense.numel() * dense.itemsize, stream,
                         blocking=True)
         np.copyto(array(dst), array(staging), casting="unsafe")
-    bump_version(dst)
-    return dst
 
 
 def _peer_copy(dst, src):
     """Between two GPUs, as torch does it: on the source's current stream, after the work already
     queued on both devices' current streams, and before any work queued later on the destination's.
     Strided or casting copies go through dense buffers on either side of one cuMemcpyPeerAsync."""
-    from vibetensor.runtime.cuda import driver as drv
+    if dst.numel() == 0:
+        return
     si, di = src._device.index, dst._device.index
     same_dtype = src._dtype is dst._dtype
-    with drv.device_guard(si):
+    with drv.on_device(si):
         dense_src = src if same_dtype and src.is_contiguous() and tuple(src._shape) == tuple(dst._shape) else \
             _dense_broadcast(src, dst)
-    with drv.device_guard(di):
+    with drv.on_device(di):
         dst_stream = streams.current_stream(di)
         target = dst if dst.is_contiguous() else empty(dst._shape, dst._dtype, dst._device)
         ready = dst_stream.record_event()  # dst's memory may still be in use on its stream
-    with drv.device_guard(si):
+    with drv.on_device(si):
         src_stream = streams.current_stream(si)
         src_stream.wait_event(ready)
         memory.copy_peer(target.data_ptr(), di, dense_src.data_ptr(), si, dst.numel() * dst.itemsize, src_stream)
         done = src_stream.record_event()
-    with drv.device_guard(di):
+    with drv.on_device(di):
         dst_stream.wait_event(done)
         if target is not dst:
             _device_copy(dst, target)
@@ -285,6 +298,68 @@ def eye(n, m, dtype, device=None, out=None):
     return _bumped(res, out)
 
 
+@triton.jit
+def _logspace_kernel(out_ptr, n, start_bits, end_bits, step_bits, base_bits, steps,
+                     KIND: tl.constexpr, ACC: tl.constexpr, BLOCK: tl.constexpr):
+    """torch's CUDA logspace: base ** (start + step * i) for the first half, base ** (end - step *
+    (steps - 1 - i)) for the rest. KIND 0: integer results (float32 arithmetic, truncated); 1: float32 /
+    float64 (in that type); 2: half types (each operation rounded to the dtype, as c10::Half's)."""
+    i = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    mask = i < n
+    DT: tl.constexpr = out_ptr.dtype.element_ty
+    start = tl.full((BLOCK,), start_bits, tl.int64).to(tl.float64, bitcast=True).to(ACC)
+    end = tl.full((BLOCK,), end_bits, tl.int64).to(tl.float64, bitcast=True).to(ACC)
+    step = tl.full((BLOCK,), step_bits, tl.int64).to(tl.float64, bitcast=True).to(ACC)
+    base = tl.full((BLOCK,), base_bits, tl.int64).to(tl.float64, bitcast=True).to(ACC)
+    first = i < steps // 2
+    back = steps - i - 1
+    if KIND == 2:
+        up = (step * i.to(tl.float32).to(DT).to(ACC)).to(DT).to(ACC)
+        down = (step * back.to(tl.float32).to(DT).to(ACC)).to(DT).to(ACC)
+        e = tl.where(first, (start + up).to(DT).to(ACC), (end - down).to(DT).to(ACC))
+    else:
+        e = tl.where(first, start + step * i.to(ACC), end - step * back.to(ACC))
+    if KIND == 0:  # truncated to an integer: the power correctly rounded to float (Triton's powf can miss 10^2)
+        r = libdevice.pow(base.to(tl.float64), e.to(tl.float64)).to(tl.float32)
+    else:
+        r = libdevice.pow(base, e)
+    tl.store(out_ptr + i, r.to(DT), mask=mask)
+
+
+def _logspace_scalars(start, end, steps, base, dtype):
+    """(start, end, step, base) as torch's CUDA kernel holds them (see _logspace_kernel's KIND)."""
+    f32 = np.float32
+    if dtype.category < 2:
+        s, e = int(start), int(end)
+        return float(f32(s)), float(f32(e)), float(f32(e - s) / f32(steps - 1)), float(f32(base))
+    t = dtype.np.type
+    if dtype in (dt.float32, dt.float64):
+        s, e = t(start), t(end)
+        return float(s), float(e), float((e - s) / t(steps - 1)), float(t(base))
+    s, e = t(f32(start)), t(f32(end))
+    step = t(f32(t(f32(e) - f32(s))) / f32(t(f32(steps - 1))))
+    return float(s), float(e), float(step), float(t(f32(base)))
+
+
+def logspace(start, end, steps, base, dtype, device=None, out=None):
+    shape = c.linspace_meta(start, end, steps, dtype)
+    res = c.range_output("logspace", out, shape, dtype, _device_of(device, out))
+    if dtype.is_complex:
+        raise NotImplementedError("logspace: complex tensors on CUDA are not supported yet")
+    if steps == 1:  # torch fills pow(base, start), computed in double
+        copy_(res, full((1,), float(np.power(np.float64(base), np.float64(start))), dtype, res._device))
+    elif steps:
+        kind = 0 if dtype.category < 2 else 1 if dtype in (dt.float32, dt.float64) else 2
+        acc = tl.float64 if dtype is dt.float64 else tl.float32
+        target = res if res.is_contiguous() else empty(res._shape, dtype, res._device)
+        bits = [int(np.float64(v).view(np.int64)) for v in _logspace_scalars(start, end, steps, base, dtype)]
+        launcher.cached_kernel(_logspace_kernel, KIND=kind, ACC=acc, BLOCK=BLOCK)(_grid(steps), target, steps,
+                                                                                   *bits, steps)
+        if target is not res:
+            copy_(res, target)
+    return _bumped(res, out)
+
+
 def _bumped(res, out):
     if out is not None:
         bump_version(res)
@@ -296,6 +371,7 @@ c.copy_.register(CUDA, copy_)
 c.arange.register(CUDA, arange)
 c.linspace.register(CUDA, linspace)
 c.eye.register(CUDA, eye)
+c.logspace.register(CUDA, logspace)
 
 
 def empty_outside_graph_pool(shape, dtype, device):
@@ -307,3 +383,8 @@ def empty_outside_graph_pool(shape, dtype, device):
     with streams.stream(streams.Stream.default(device.index or 0)):
         return empty(shape, dtype, device)
 
+
+# contiguous() and clone() are composites (empty_like + copy_); on CUDA they replay a plan, so a
+# repeated layout copy costs one allocation and one launch on the host
+c.contiguous.register(CUDA, planned(c._contiguous))
+c.clone.register(CUDA, planned(c._clone))

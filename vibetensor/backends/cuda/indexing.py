@@ -15,6 +15,7 @@ as in torch. Atomic reductions of half types and small integers run in a float32
 import numpy as np
 import triton
 import triton.language as tl
+from triton.runtime.jit import constexpr_function
 
 from vibetensor.backends.cuda.creation import geometry6, unravel6
 from vibetensor.dispatch import DispatchKey
@@ -30,8 +31,9 @@ from vibetensor.tensor.iterator import broadcast_strides
 from vibetensor.tensor.tensor import Tensor, array, empty, empty_cpu, from_array
 
 CUDA = DispatchKey.CUDA
+_int_dtype = constexpr_function(tl.core.get_int_dtype)  # (bits, signed) -> tl int dtype, at compile time
 BLOCK = 1024
-STORE, ADD, MAX, MIN = 0, 1, 2, 3
+STORE, ADD, MAX, MIN, MUL = 0, 1, 2, 3, 4
 
 
 # -- kernels ------------------------------------------------------------------------------------------------------
@@ -109,8 +111,25 @@ def _indexed_kernel(src, idx, dst, err, n, n1, n2, n3, n4, n5,
         tl.atomic_add(dst + do, v, mask=mask)
     elif MODE == 2:
         tl.atomic_max(dst + do, v, mask=mask)
-    else:
+    elif MODE == 3:
         tl.atomic_min(dst + do, v, mask=mask)
+    else:
+        _atomic_mul(dst + tl.where(mask, do, 0), v, mask)
+
+
+@triton.jit
+def _atomic_mul(ptrs, v, mask):
+    """*ptrs *= v for the lanes in mask, by compare-and-swap loops (Triton has no atomic multiply);
+    bit patterns decide success, so NaN and -0.0 cannot loop or lose updates. Lanes outside the mask
+    must still point at valid memory: they swap a value with itself, which changes nothing."""
+    IT: tl.constexpr = _int_dtype(v.dtype.primitive_bitwidth, True)
+    done = ~mask
+    old = tl.load(ptrs, mask=mask, other=0, volatile=True)
+    while tl.max((~done).to(tl.int32), 0) > 0:
+        new = tl.where(done, old, old * v)
+        prev = tl.atomic_cas(ptrs, old, new)
+        done = done | (prev.to(IT, bitcast=True) == old.to(IT, bitcast=True))
+        old = prev
 
 
 @triton.jit
@@ -186,19 +205,71 @@ def _coord_kernel(pos, out, n, ncols, col, div, mod, BLOCK: tl.constexpr):
     tl.store(out + k * ncols + col, (p // div) % mod, mask=inside)
 
 
-_kernels = {}
+@triton.jit
+def from_f64(x, DT: tl.constexpr):
+    """A float64 value in dtype DT as C++ converts a double: through float for the half types
+    (c10::Half and BFloat16 are made from floats)."""
+    if DT == tl.float16 or DT == tl.bfloat16:
+        return x.to(tl.float32).to(DT)
+    else:
+        return x.to(DT)
+
+
+@triton.jit
+def _index_reduce_kernel(src, idx, res, err, cols, K, size, n1, n2, n3, n4, n5,
+                         s0, s1, s2, s3, s4, s5, r0, r1, r2, r3, r4, r5, sdim, rdim, istride, ident_bits, code, dim,
+                         REDUCE: tl.constexpr, INCLUDE_SELF: tl.constexpr, FLOAT: tl.constexpr, CT: tl.constexpr,
+                         BLOCK: tl.constexpr):
+    """index_reduce without atomics: each lane owns one column (a point of the space without `dim`)
+    and folds source[..., k, ...] into res[..., index[k], ...] for k in order (so prod and half types
+    round after each step, as torch's atomic CAS loops do). REDUCE: 0 prod, 1 mean (the sum), 2 amax,
+    3 amin; without INCLUDE_SELF the indexed places first take the reduction's identity."""
+    c = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    inside = c < cols
+    c0, c1, c2, c3, c4, c5 = unravel6(c, n1, n2, n3, n4, n5)
+    so = c0 * s0 + c1 * s1 + c2 * s2 + c3 * s3 + c4 * s4 + c5 * s5
+    ro = c0 * r0 + c1 * r1 + c2 * r2 + c3 * r3 + c4 * r4 + c5 * r5
+    DT: tl.constexpr = res.dtype.element_ty
+    if not INCLUDE_SELF:
+        ident = tl.full((BLOCK,), ident_bits, tl.int64)
+        if FLOAT:
+            ident = from_f64(ident.to(tl.float64, bitcast=True), DT)
+        else:
+            ident = ident.to(DT)
+        for k in range(K):
+            j = tl.load(idx + k * istride).to(tl.int64)
+            ok = (j >= 0) & (j < size)
+            tl.store(res + ro + tl.where(ok, j, 0) * rdim, ident, mask=inside & ok)
+    reporter = (tl.arange(0, BLOCK) == 0) & (tl.program_id(0) == 0)
+    for k in range(K):
+        j = tl.load(idx + k * istride).to(tl.int64)
+        ok = (j >= 0) & (j < size)
+        _report(err, reporter & ~ok, c * 0 + j, code, dim, size, BLOCK)
+        m = inside & ok
+        at = res + ro + tl.where(ok, j, 0) * rdim
+        cur = tl.load(at, mask=m, other=0, volatile=True).to(CT)
+        v = tl.load(src + so + k * sdim, mask=m, other=0).to(CT)
+        if REDUCE == 0:
+            new = cur * v
+        elif REDUCE == 1:
+            new = cur + v
+        elif REDUCE == 2:  # NaN propagates, as torch's maximum
+            new = tl.where((v > cur) | (v != v), v, cur)
+        else:
+            new = tl.where((v < cur) | (v != v), v, cur)
+        tl.store(at, new.to(DT), mask=m)
+
+
+_TL_OF = {dt.float32: tl.float32, dt.float64: tl.float64, dt.int8: tl.int8, dt.int16: tl.int16, dt.int32: tl.int32,
+          dt.int64: tl.int64, dt.uint8: tl.uint8}
 
 
 def _kernel(fn, **constexprs):
-    key = (fn, tuple(sorted(constexprs.items())))
-    k = _kernels.get(key)
-    if k is None:
-        k = _kernels[key] = launcher.Kernel(fn, BLOCK=BLOCK, **constexprs)
-    return k
+    return launcher.cached_kernel(fn, BLOCK=BLOCK, **constexprs)
 
 
 def _grid(n):
-    return (triton.cdiv(n, BLOCK),)
+    return (launcher.cdiv(n, BLOCK),)
 
 
 # -- host helpers ------------------------------------------------------------------------------------------------
@@ -266,8 +337,8 @@ def _work(res, mode):
     d = res._dtype
     if d is dt.bool_ or d.is_complex:
         raise NotImplementedError(f"scatter reductions of {d} tensors on CUDA are not supported yet")
-    if d in (dt.float16, dt.bfloat16):
-        return creation.to(res, dt.float32, res._device)
+    if d in (dt.float16, dt.bfloat16):  # products round in the dtype at each step, as torch's CAS loops
+        return res if mode == MUL else creation.to(res, dt.float32, res._device)
     if d in (dt.int8, dt.int16, dt.uint8):
         return creation.to(res, dt.int32, res._device)
     return res
@@ -307,7 +378,7 @@ def gather(self, dim, index, sparse_grad=False, out=None):
     return _done(res, out)
 
 
-_MODES = {None: STORE, "sum": ADD, "amax": MAX, "amin": MIN}
+_MODES = {None: STORE, "sum": ADD, "amax": MAX, "amin": MIN, "prod": MUL}
 _IDENTITY = {"sum": 0, "mean": 0, "prod": 1, "amax": float("-inf"), "amin": float("inf")}
 
 
@@ -334,8 +405,6 @@ def _scatter(op, self, dim, index, src, reduce, include_self, out, reduces):
     if reduce is not None:
         m.check_reduce_dtype("scatter_gather_tensor_cuda_reduce", reduce, self._dtype)
     value = None if isinstance(src, Tensor) else m.scalar_for(src, self._dtype)
-    if reduce == "prod":
-        raise NotImplementedError(f"{op}: reduce='prod' on CUDA is not supported yet")
     res = _copy_of(op, self, out)
     if index.numel() == 0:
         return _done(res, out)
@@ -447,6 +516,46 @@ def index_fill(self, dim, index, value, out=None):
     return _done(res, out)
 
 
+_INDEX_REDUCE_CODES = {"prod": 0, "mean": 1, "amax": 2, "amin": 3}
+_HALF = (dt.float16, dt.bfloat16)
+
+
+def index_reduce(self, dim, index, source, reduce, include_self=True, out=None):
+    """res[..., index[k], ...] (reduce)= source[..., k, ...]; mean divides the sums by the counts
+    (plus one with include_self), floor division for integers, as torch."""
+    dim = m.index_reduce_meta(self, dim, index, source, reduce, include_self)
+    index, source = _on("index_reduce", self, index, source)
+    if self._dtype.is_complex:
+        raise NotImplementedError("index_reduce: complex tensors on CUDA are not supported yet")
+    res = _copy_of("index_reduce", self, out)
+    k = index.numel()
+    if k:
+        work, src = res, source
+        if res._dtype is dt.bool_:  # folded as bytes (prod, amax, amin of 0/1 are and, or, and)
+            work, src = views.view_dtype(res, dt.uint8), views.view_dtype(source, dt.uint8)
+        rshape, rstride = _nd(work)
+        sshape, sstride = _nd(src)
+        col_shape = rshape[:dim] + rshape[dim + 1:]
+        cols = sh.numel(col_shape)
+        if cols:
+            d = work._dtype
+            sizes, (ss, rs) = geometry6("index_reduce", col_shape, sstride[:dim] + sstride[dim + 1:],
+                                        rstride[:dim] + rstride[dim + 1:])
+            ident = _identity("sum" if reduce == "mean" else reduce, d)
+            kernel = _kernel(_index_reduce_kernel, REDUCE=_INDEX_REDUCE_CODES[reduce], INCLUDE_SELF=bool(include_self),
+                             FLOAT=d.is_floating_point, CT=tl.float32 if d in _HALF else _TL_OF[d])
+            kernel(_grid(cols), src, index, work, _err(work), cols, k, rshape[dim], *sizes, *ss, *rs, sstride[dim],
+                   rstride[dim], index._stride[0] if index.ndim else 0, _bits(ident, d.is_floating_point),
+                   device_errors.code_of("index_reduce"), dim)
+        if reduce == "mean":
+            counts = creation.full(tuple(res._shape), 1 if include_self else 0, res._dtype, device=res._device)
+            ones = creation.full(tuple(source._shape), 1, res._dtype, device=res._device)
+            index_add(counts, dim, index, ones, out=counts)
+            counts = ew.clamp(counts, 1, None)
+            ew.div(res, counts, None if res._dtype.is_floating_point else "floor", out=res)
+    return _done(res, out)
+
+
 # -- masks ----------------------------------------------------------------------------------------------------------
 
 def masked_fill(self, mask, value, out=None):
@@ -475,7 +584,7 @@ def true_positions(x):
         return empty((0,), dt.int64, x._device), 0
     shape = tuple(x._shape) or (1,)
     sizes, (xs,) = geometry6("nonzero", shape, x._stride if x.ndim else (0,))
-    blocks = triton.cdiv(n, BLOCK)
+    blocks = launcher.cdiv(n, BLOCK)
     counts = empty((blocks,), dt.int32, x._device)
     _kernel(_count_kernel)((blocks,), x, counts, n, *sizes, *xs)
     host = _host(counts).astype(np.int64)
@@ -739,7 +848,7 @@ def _put_masked_fill(self, indices, dim, values):
 
 
 for _name in ("gather", "scatter", "scatter_add", "scatter_reduce", "index_select", "index_add", "index_copy",
-              "index_fill", "masked_fill", "masked_scatter", "masked_select", "take", "put", "nonzero"):
+              "index_fill", "index_reduce", "masked_fill", "masked_scatter", "masked_select", "take", "put", "nonzero"):
     getattr(m, _name).register(CUDA, globals()[_name])
 nn.embedding.register(CUDA, embedding)
 nn.embedding_dense_backward.register(CUDA, embedding_dense_backward)

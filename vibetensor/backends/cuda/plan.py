@@ -25,6 +25,7 @@ Only ops whose device work is Triton launches through launcher.Kernel (cuBLAS ca
 seen) and whose launches depend on nothing but the key (no data-dependent choices, no host
 syncs) may be wrapped.
 """
+import os
 import threading
 
 from vibetensor import runtime
@@ -34,6 +35,8 @@ from vibetensor.runtime.cuda import stream as streams
 from vibetensor.tensor.tensor import Storage, Tensor, make_tensor
 
 _UNPLANNABLE = ()  # the plan of a key whose call cannot be replayed
+_ALIASED = ((),)  # _build's answer for inputs sharing memory: no plan, and nothing remembered
+enabled = [os.environ.get("VIBETENSOR_PLANS", "1") != "0"]  # off: every call takes the full path (A/B checks)
 MAX_PLANS = 4096  # per op: a loop over ever-changing scalars clears the table rather than growing it
 _current = drv._current
 _recorders = launcher.recorders
@@ -62,7 +65,7 @@ def planned(kernel_fn):
     def kernel(*args, out=None, **kwargs):
         if out is not None:
             return kernel_fn(*args, out=out, **kwargs)
-        if kwargs or _recorders:  # (a plan is being built: record, do not replay)
+        if kwargs or _recorders or not enabled[0]:  # (a plan is being built: record, do not replay)
             return kernel_fn(*args, **kwargs)
         try:
             key = _key(args)
@@ -76,6 +79,8 @@ def planned(kernel_fn):
             if res is not None:
                 return res
         res, plan = _record(kernel_fn, args)
+        if plan is _ALIASED:  # (the key does not see aliasing: a later call on distinct tensors may plan)
+            return res
         if len(plans) >= MAX_PLANS:
             plans.clear()
         plans[key] = plan if plan is not None else _UNPLANNABLE  # (so it is not recorded again)
@@ -133,6 +138,8 @@ def _build(res, args, rec, allocs):
         return None
     device = next(t._device for t in (res if res.__class__ is tuple else (res,)) if t is not None)
     inputs = [i for i, a in enumerate(args) if isinstance(a, Tensor)]
+    if len({id(args[i]._storage) for i in inputs}) != len(inputs):  # inputs sharing memory (x * x): _source
+        return _ALIASED  # would tie every pointer to the first of them, wrong when replayed for distinct tensors
     # replays check the inputs' alignment only: every pointer is an input's plus a fixed offset
     # (aligned when recorded), or our allocations' (512-byte aligned)
     if any(args[i]._device is not device or _pointer(args[i]) % 16 for i in inputs):
