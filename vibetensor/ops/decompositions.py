@@ -22,6 +22,10 @@ slogdet_result = r._return_type("linalg_slogdet", "sign logabsdet")
 qr_result = r._return_type("linalg_qr", "Q R")
 eigh_result = r._return_type("linalg_eigh", "eigenvalues eigenvectors")
 
+
+class LinAlgError(RuntimeError):
+    """torch.linalg.LinAlgError: LAPACK reported a singular or not positive-definite matrix."""
+
 # torch's LAPACK routine names, for the half-type refusal
 _KERNELS = {"geqrf": "geqrf_cpu", "linalg_eig": "linalg_eig_out_cpu", "linalg_lu_factor": "lu_cpu", "linalg_inv": "linalg_inv_out_cpu", "linalg_det": "lu_cpu", "linalg_slogdet": "lu_cpu",
             "linalg_solve": "linalg_solve_cpu", "linalg_cholesky": "cholesky_cpu", "linalg_qr": "linalg_qr_cpu",

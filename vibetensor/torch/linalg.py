@@ -72,6 +72,7 @@ def diagonal(A, *, offset=0, dim1=-2, dim2=-1):
 # -- inverses, determinants, solves, decompositions (vibetensor/ops/decompositions.py) -------------------------
 
 from vibetensor.ops import decompositions as _d  # noqa: E402
+from vibetensor.ops.decompositions import LinAlgError  # noqa: E402,F401  (torch.linalg.LinAlgError)
 from vibetensor.tensor import dtype as _dt  # noqa: E402
 
 

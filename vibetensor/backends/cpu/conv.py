@@ -552,24 +552,37 @@ def _reflect(c, twice_low, twice_high):
     return np.where(even, extra + lo, span - extra + lo), np.where(even, sign, -sign)
 
 
-def _clip(c, size):
-    """torch's clip_coordinates_set_grad."""
+def _clip(c, size, nan_to):
+    """torch's clip_coordinates_set_grad; a NaN coordinate goes to nan_to (None: stays NaN)."""
     inside = (c > 0) & (c < size - 1)
-    return np.clip(c, 0, size - 1), inside.astype(c.dtype)
+    clipped = np.clip(c, 0, size - 1)
+    if nan_to is not None:
+        clipped = np.where(np.isnan(c), c.dtype.type(nan_to), clipped)
+    return clipped, inside.astype(c.dtype)
 
 
-def _pad_coordinates(c, size, padding_mode, align_corners):
+def _nan_to(ndim, size, backward):
+    """Where torch's CPU kernels put a coordinate that is NaN after border/reflection padding (a NaN grid
+    value, or an infinite one reflected): the 2-d (vectorised) kernels clamp it to 0 (torch's 2-d bilinear
+    backward reads out of bounds there; we keep the forward's 0); the 3-d forward's std::min/max gives
+    size - 1; the 3-d backward keeps NaN, so all its corners fall out of bounds and contribute nothing."""
+    if ndim == 2:
+        return 0
+    return None if backward else size - 1
+
+
+def _pad_coordinates(c, size, padding_mode, align_corners, nan_to):
     """(coordinate after padding_mode, its derivative in c)."""
     if padding_mode == "zeros":
         return c, np.ones_like(c)
     mult = np.ones_like(c)
     if padding_mode == "reflection":
         c, mult = _reflect(c, 0, 2 * (size - 1)) if align_corners else _reflect(c, -1, 2 * size - 1)
-    c, clip_mult = _clip(c, size)
+    c, clip_mult = _clip(c, size, nan_to)
     return c, mult * clip_mult
 
 
-def _grid_taps(coord, size, mode, padding_mode, align_corners):
+def _grid_taps(coord, size, mode, padding_mode, align_corners, nan_to):
     """Per spatial dim: list of (index, weight, d weight / d grid), index possibly out of bounds (-> zero)."""
     f = coord.dtype.type
     scale = f((size - 1) / 2) if align_corners else f(size / 2)
@@ -579,10 +592,10 @@ def _grid_taps(coord, size, mode, padding_mode, align_corners):
         t = c - i0
         out = []
         for j, (w, dw) in enumerate(zip(cubic_coefficients(t), cubic_coefficients_grad(t))):
-            pos, _ = _pad_coordinates(i0 - 1 + j, size, padding_mode, align_corners)
+            pos, _ = _pad_coordinates(i0 - 1 + j, size, padding_mode, align_corners, nan_to)
             out.append((pos, w, dw * scale))
         return out
-    c, mult = _pad_coordinates(c, size, padding_mode, align_corners)
+    c, mult = _pad_coordinates(c, size, padding_mode, align_corners, nan_to)
     if mode == "nearest":
         return [(np.rint(c), np.ones_like(c), np.zeros_like(c))]
     i0 = np.floor(c)
@@ -590,21 +603,29 @@ def _grid_taps(coord, size, mode, padding_mode, align_corners):
     return [(i0, 1 - frac, -mult * scale), (i0 + 1, frac, mult * scale)]
 
 
-def _grid_corners(x, grid, mode, padding_mode, align_corners):
-    """Yield (flat input position (N, *O), in-bounds mask, weight, [d weight / d grid_d per dim]) per corner."""
+def _grid_corners(x, grid, mode, padding_mode, align_corners, backward=False):
+    """Yield (flat input position (N, *O), in-bounds mask, weight, [d weight / d grid_d per dim]) per corner.
+    A NaN or infinite coordinate is never in bounds; its flat position is then 0 (any valid one)."""
     size = x.shape[2:]
     n = len(size)
     # grid[..., k] is the coordinate along spatial dim n - 1 - k (x is width, the last dim)
-    per_dim = [_grid_taps(grid[..., n - 1 - d], size[d], mode, padding_mode, align_corners) for d in range(n)]
+    per_dim = [_grid_taps(grid[..., n - 1 - d], size[d], mode, padding_mode, align_corners,
+                          _nan_to(n, size[d], backward)) for d in range(n)]
     for corner in itertools.product(*per_dim):
-        valid = functools.reduce(np.logical_and, [(pos >= 0) & (pos <= s - 1) for (pos, _, _), s in zip(corner, size)])
+        inside = [(pos >= 0) & (pos <= s - 1) for (pos, _, _), s in zip(corner, size)]  # False for NaN, inf
         flat = 0
-        for (pos, _, _), s in zip(corner, size):
-            flat = flat * s + np.clip(pos, 0, s - 1).astype(np.int64)
+        for (pos, _, _), ok, s in zip(corner, inside, size):
+            flat = flat * s + np.where(ok, pos, 0).astype(np.int64)
         weight = functools.reduce(np.multiply, [w for _, w, _ in corner])
         dweights = [functools.reduce(np.multiply, [dw if e == d else w for e, (_, w, dw) in enumerate(corner)])
                     for d in range(n)]
-        yield flat, valid, weight, dweights
+        yield flat, functools.reduce(np.logical_and, inside), weight, dweights
+
+
+def _masked(term, valid, ndim):
+    """An out-of-bounds corner's term: torch's 2-d kernels multiply a masked (zero) value by the weight, so a
+    NaN weight (from a NaN or infinite grid value) still gives NaN; its 3-d kernels skip the corner."""
+    return term if ndim == 2 else np.where(valid, term, 0)
 
 
 @_kernel(ops.grid_sampler)
@@ -613,11 +634,13 @@ def _grid_sampler(input, grid, mode, padding_mode, align_corners):
     ct = np_compute(spec.dtype)
     x, g = operand(input, ct), operand(grid, ct)
     nb, c = x.shape[:2]
+    n = x.ndim - 2
     rows = np.moveaxis(x.reshape(nb, c, math.prod(x.shape[2:])), 1, -1)  # (N, P, C)
     batch = np.arange(nb).reshape((nb,) + (1,) * (g.ndim - 2))
     out = np.zeros(g.shape[:-1] + (c,), ct)                      # (N, *O, C)
     for flat, valid, weight, _ in _grid_corners(x, g, mode, padding_mode, align_corners):
-        out += rows[batch, flat] * np.where(valid, weight, 0)[..., None]
+        vals = np.where(valid[..., None], rows[batch, flat], 0)   # (N, *O, C): zero out of bounds
+        out += _masked(vals * weight[..., None], valid[..., None], n)
     return _result(np.moveaxis(out, -1, 1), spec.dtype)
 
 
@@ -633,12 +656,12 @@ def _grid_sampler_backward(grad, input, grid, mode, padding_mode, align_corners)
     batch = np.arange(nb).reshape((nb,) + (1,) * (g.ndim - 2))
     g_rows = np.zeros_like(rows)
     g_grid = np.zeros_like(g)
-    for flat, valid, weight, dweights in _grid_corners(x, g, mode, padding_mode, align_corners):
-        w = np.where(valid, weight, 0)
+    for flat, valid, weight, dweights in _grid_corners(x, g, mode, padding_mode, align_corners, backward=True):
+        w = np.where(valid, weight, 0)                            # the scatter is masked in both kernels
         np.add.at(g_rows, (np.broadcast_to(batch, flat.shape), flat), gout * w[..., None])
         gv = np.where(valid, (gout * rows[batch, flat]).sum(-1), 0)  # (N, *O): d out / d weight, summed over C
         for d in range(n):
-            g_grid[..., n - 1 - d] += gv * dweights[d]
+            g_grid[..., n - 1 - d] += _masked(gv * dweights[d], valid, n)
     g_input = np.moveaxis(g_rows, -1, 1).reshape(x.shape)
     return _result(g_input, spec.dtype), _result(g_grid, grid._dtype)
 

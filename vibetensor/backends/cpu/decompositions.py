@@ -11,11 +11,16 @@ from vibetensor.tensor.tensor import array
 CPU = DispatchKey.CPU
 
 
+def _first_bad(bad):
+    """The flat batch index of the first failing matrix."""
+    return int(np.flatnonzero(bad.reshape(-1))[0])
+
+
 def _batch_prefix(a, bad):
     """'(Batch element k): ' for the first failing matrix of a batch (none for a single matrix)."""
     if a.ndim <= 2:
         return ""
-    return f"(Batch element {int(np.flatnonzero(bad.reshape(-1))[0])}): "
+    return f"(Batch element {_first_bad(bad)}): "
 
 
 def _singular(a):
@@ -25,13 +30,23 @@ def _singular(a):
     return sign == 0
 
 
+def _zero_pivot(x):
+    """getrf's info for a singular (n, n) matrix: the 1-based index of U's first zero diagonal element. The
+    error path only, so the NumPy LU (LAPACK's unblocked order) is fine; where its rounding finds no exact zero,
+    the smallest pivot."""
+    u = np.abs(np.diagonal(_getrf(x)[0]))
+    zero = np.flatnonzero(u == 0)
+    return int(zero[0] if zero.size else np.argmin(u)) + 1
+
+
 def _inv(a):
     spec = d.linalg_inv.meta(a)
     x = array(a)
     bad = _singular(x) if x.size else np.zeros(x.shape[:-2], bool)
     if bad.any():
-        raise RuntimeError(f"linalg.inv: {_batch_prefix(x, bad)}The input matrix is singular, the inversion could "
-                           "not be completed.")
+        k = _zero_pivot(x.reshape((-1,) + x.shape[-2:])[_first_bad(bad)])
+        raise d.LinAlgError(f"linalg.inv: {_batch_prefix(x, bad)}The diagonal element {k} is zero, the inversion "
+                            "could not be completed because the input matrix is singular.")
     return write("linalg_inv", None, spec, np.linalg.inv(x) if x.size else x)
 
 
@@ -58,8 +73,8 @@ def _solve(a, b):
     if x.size and y.size:
         bad = _singular(x)
         if bad.any():
-            raise RuntimeError(f"torch.linalg.solve: {_batch_prefix(x, bad)}The solver failed because the input "
-                               "matrix is singular.")
+            raise d.LinAlgError(f"torch.linalg.solve: {_batch_prefix(x, bad)}The solver failed because the "
+                                "input matrix is singular.")
         value = np.linalg.solve(x, y)
     else:
         value = np.zeros(spec.shape, x.dtype)
@@ -89,9 +104,9 @@ def _cholesky(a, upper=False):
             out[i] = np.linalg.cholesky(m) if np.isfinite(m).all() else np.full_like(m, np.nan)
         except np.linalg.LinAlgError:
             where = f"(Batch element {i}): " if x.ndim > 2 else ""
-            raise RuntimeError(f"linalg.cholesky: {where}The factorization could not be completed because the input "
-                               f"is not positive-definite (the leading minor of order {_leading_minor(m)} is not "
-                               "positive-definite).") from None
+            raise d.LinAlgError(f"linalg.cholesky: {where}The factorization could not be completed because the "
+                                f"input is not positive-definite (the leading minor of order {_leading_minor(m)} is "
+                                "not positive-definite).") from None
     out = out.reshape(x.shape)
     return write("linalg_cholesky", None, spec, np.conj(np.swapaxes(out, -1, -2)) if upper else out)
 
