@@ -229,7 +229,7 @@ def _replay(plan, args):
     bases = []
     for i in inputs:
         t = args[i]
-        p = t._storage.data.ptr + t._offset * t._dtype.itemsize
+        p = t._storage.data.ptr + t._offset * t._dtype.itemsize  # _pointer(t), inlined (the hot path)
         if p & 15:
             return None
         bases.append(p)

@@ -883,7 +883,7 @@ class CachingAllocator(_Locked):
                 if (lst and not (self.captures_underway or self.cuda_events or self.needs_events_deferred)
                         and size <= lst[-1][0]):
                     i = bisect_left(lst, (size,))
-                    if nbytes <= K_SMALL_SIZE or self._large_fits(lst[i][0], size):
+                    if nbytes <= K_SMALL_SIZE or self._fits(lst[i][0], size):
                         block = self._take_block(lst.pop(i)[2], size, nbytes, None)
                     else:
                         block = self._malloc(nbytes, stream, None)
@@ -1153,13 +1153,14 @@ class CachingAllocator(_Locked):
                 return pp.small if size <= K_SMALL_SIZE else pp.large
         return self.small_blocks if size <= K_SMALL_SIZE else self.large_blocks
 
-    def _large_fits(self, block_size, size):
-        """_get_free_block's oversize rules: an oversize block never serves a splittable request,
-        and serves an oversize one only within max_non_split_rounding_size."""
-        max_split = self._max_split
-        if size < max_split:
-            return block_size < max_split
-        return block_size < size + self.config.max_non_split_rounding_size
+    def _fits(self, block_size, size):
+        """Whether a cached block may serve a request (PyTorch's oversize rules): an oversize block
+        (>= max_split_size) never serves a splittable request, and serves an oversize one only if
+        that rounds it up by less than max_non_split_rounding_size."""
+        cfg = self.config
+        if size < cfg.max_split_size:
+            return block_size < cfg.max_split_size
+        return block_size < size + cfg.max_non_split_rounding_size
 
     def _get_free_block(self, p):
         pool, cfg = p.pool, self.config
@@ -1168,11 +1169,8 @@ class CachingAllocator(_Locked):
         block = pool.best_fit(p.stream, p.size)
         if block is None:
             return False
-        max_split = cfg.max_split_size
-        if p.size < max_split and block.size >= max_split:
-            return False  # don't hand an oversize block to a splittable request
-        if p.size >= max_split and block.size >= p.size + cfg.max_non_split_rounding_size:
-            return False  # oversize blocks may round a request up, but only so far
+        if not self._fits(block.size, p.size):
+            return False
         pool.remove(block)
         p.block = block
         return True

@@ -56,6 +56,9 @@ class _Handle:
     def __init__(self, device_index):
         self.device_index, self.workspaces = device_index, {}
         self.cublas = self.lt = self.stream = None
+        # cuBLASLt plans with a bias epilogue: each call sets its bias pointer on the descriptor,
+        # so they are per thread (the handle's), not shared like _lt_plans
+        self.bias_plans = {}
 
     def workspace(self, stream):
         key = stream.cuda_stream
@@ -219,7 +222,7 @@ def run(problem, a, b, c, device_index, alpha=1.0, beta=0.0, stream=None, bias=0
     if use_lt[0] and dtype_name in _LT_DTYPES:
         # the addresses' low bits: cuBLASLt's kernels depend on the operands' alignment
         key = (problem, allow_tf32[0], a & 255, b & 255, c & 255, device_index, bias & 255 if bias else -1)
-        plans = _lt_plans if not bias else _bias_plans(h)  # (a bias plan's descriptor is set per call)
+        plans = _lt_plans if not bias else h.bias_plans  # (a bias plan's descriptor is set per call)
         plan = plans.get(key, False)
         if plan is False:
             if len(plans) > 4096:
@@ -262,11 +265,3 @@ def run(problem, a, b, c, device_index, alpha=1.0, beta=0.0, stream=None, bias=0
                                        be, c, dt, ldc, stride_c, batch, compute, algo)
     return True
 
-
-def _bias_plans(h):
-    """This thread's plans with a bias epilogue: each call sets its bias pointer on the descriptor,
-    so threads must not share them."""
-    plans = getattr(h, "bias_plans", None)
-    if plans is None:
-        plans = h.bias_plans = {}
-    return plans
