@@ -50,8 +50,8 @@ def to_host(p, n):
     return out
 
 
-def host_time(fn, calls=2000, rounds=11):
-    return host_seconds(fn, streams.synchronize, calls, rounds)
+def host_time(fn, calls=2000, rounds=11, sync=None):
+    return host_seconds(fn, sync or streams.synchronize, calls, rounds)
 
 
 def main():
@@ -84,6 +84,15 @@ def main():
         (lambda: launch(1, 1, 1, s0, function, b, c, None, None, a, None, None, None, x.ptr, y.ptr, out.ptr, n,
                         1024))) * 1e6
     results["current_stream_us"] = host_time(lambda: streams.current_stream(), calls=20000) * 1e6
+    if fast:  # the C launch split: argument conversion alone (an empty grid returns before the driver),
+        # and cuLaunchKernel on the legacy NULL stream vs the per-thread default stream vs a created one
+        results["c_call_no_launch_us"] = host_time(
+            lambda: launch(function, 0, 1, 1, b, c, s0, a, x.ptr, y.ptr, out.ptr, n, 1024), calls=20000) * 1e6
+        created = streams.Stream()
+        for name, handle in (("per_thread", 2), ("created", created.cuda_stream)):
+            results[f"c_launch_{name}_stream_us"] = host_time(
+                lambda: launch(function, 1, 1, 1, b, c, handle, a, x.ptr, y.ptr, out.ptr, n, 1024),
+                sync=lambda: drv.call(drv._driver().cuCtxSynchronize)) * 1e6
 
     # graph: 100 dependent launches (out = out + y) captured, replay equals eager
     big = 1 << 20
@@ -149,6 +158,7 @@ def main():
     print(f"lean C launcher in use: {results['lean_c_launcher']}")
     print("fast-path parts (us): " + ", ".join(f"{k}={results[k]:.2f}" for k in
                                              ("specialize_us", "c_launch_only_us", "current_stream_us")))
+    print("C launch (us): " + ", ".join(f"{k}={v:.2f}" for k, v in results.items() if k.startswith("c_")))
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1)
