@@ -197,6 +197,30 @@ def probe(device):
     return missing
 
 
+def seed_spread(results, cfg, device, args):
+    """The final loss of one run is chaotic (atomic-add gradients and summation order change the
+    trajectory): torch's own CUDA graph ends 10% off torch eager on the same seed. Repeating the
+    fast variants over seeds shows whether the frameworks differ by more than seeds do."""
+    fast = ("vibetensor captured", "torch cuda graph")
+    ends = {name: [] for name in fast}
+    for name in fast:
+        if "losses" in results[name]:
+            ends[name].append(float(np.mean(results[name]["losses"][-args.window:])))
+    for seed in range(1, args.seeds):
+        c = replace(cfg, seed=cfg.seed + seed)
+        data = {"numpy": R.batches(c)}
+        for name in fast:
+            r = run_variant(name, c, device, data, args.window)
+            if "losses" in r:
+                ends[name].append(float(np.mean(r["losses"][-args.window:])))
+    print(f"\nmean loss of the last {args.window} iterations over {args.seeds} seeds (mean, sd, each seed):")
+    for name, v in ends.items():
+        print(f"  {name:<22} {np.mean(v):.5f} {np.std(v):.5f}  " + " ".join(f"{x:.4f}" for x in v))
+    a, b = (np.mean(ends[n]) for n in fast)
+    print(f"  ratio {fast[0]} / {fast[1]}: {a / b:.3f}")
+    results["seed_spread"] = {"window": args.window, "last_window_means": ends}
+
+
 # -- main ------------------------------------------------------------------------------------------------------
 
 def fmt(v, spec):
@@ -240,6 +264,8 @@ def main(args):
         results[name] = run_variant(name, cfg, device, data, args.window)
     compare(results, args.window)
     report(results)
+    if args.seeds > 1 and cuda:
+        seed_spread(results, cfg, device, args)
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"device": device, "config": asdict(cfg), "torch": torch.__version__, "window": args.window,
@@ -261,4 +287,6 @@ if __name__ == "__main__":
     ap.add_argument("--plot")
     ap.add_argument("--probe", action="store_true")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seeds", type=int, default=1,
+                    help="also run the captured variants for this many seeds (loss spread; CUDA only)")
     sys.exit(main(ap.parse_args()))

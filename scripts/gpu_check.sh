@@ -33,16 +33,20 @@ if [ "$PARTS" != tests ]; then
   run bench_runtime.log python3 benchmarks/cuda_runtime.py --json "$OUT/cuda_runtime.json"
   run bench_ops.log python3 benchmarks/cuda_ops.py --json "$OUT/cuda_ops.json"
   run bench_optim.log python3 benchmarks/cuda_optim.py --json "$OUT/cuda_optim.json"
-  run bench_reversal.log python3 benchmarks/reversal.py --json "$OUT/reversal.json" --plot "$OUT/reversal.png"
+  run bench_reversal.log python3 benchmarks/reversal.py --json "$OUT/reversal.json" --plot "$OUT/reversal.png" --seeds 5
+  run bench_kernels.log python3 benchmarks/reversal_kernels.py --json "$OUT/reversal_kernels.json"
   run reversal_profile.log python3 benchmarks/reversal_profile.py --steps 50 --top 25
   echo "== CUDA runtime benchmark (vibetensor vs torch, same run) =="
-  tail -n 8 "$OUT/bench_runtime.log"
+  tail -n 9 "$OUT/bench_runtime.log"
   echo "== CUDA ops benchmark (vibetensor vs torch, same run) =="
   tail -n 14 "$OUT/bench_ops.log"
   echo "== CUDA optimizer benchmark (AdamW over 100 params, vibetensor vs torch foreach/fused) =="
   tail -n 9 "$OUT/bench_optim.log"
   echo "== Reversal workload, 2000 iterations (vibetensor vs torch, same run) =="
-  tail -n 6 "$OUT/bench_reversal.log"
+  grep -A 5 "^variant" "$OUT/bench_reversal.log"
+  grep -A 3 "^mean loss of the last" "$OUT/bench_reversal.log"
+  echo "== GPU kernel time per reversal step ($OUT/bench_kernels.log has the per-kernel tables) =="
+  tail -n 5 "$OUT/bench_kernels.log"
   echo "== Host profile of one eager reversal step ($OUT/reversal_profile.log) =="
   head -n 8 "$OUT/reversal_profile.log"
 fi

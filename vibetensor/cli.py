@@ -3,7 +3,7 @@
     vibetensor ops [--family F] [--keys]   which ops the dispatcher holds, and their kernels' keys
     vibetensor train [--device D] [--iters N] [--out DIR] [--compile]
                                             the main job: train the sequence-reversal transformer
-    vibetensor bench reversal [--iters N] [--json F] [--plot F]
+    vibetensor bench reversal [--iters N] [--seeds K] [--json F] [--plot F]
                                             that workload on vibetensor and PyTorch side by side (needs torch)
     vibetensor demo [--steps N]             train a small MLP on spirals, on CPU
     vibetensor conformance [options]        which ops pass PyTorch's OpInfo samples (needs torch; --help)
@@ -132,6 +132,8 @@ def main(argv=None):
     p.add_argument("--plot", help="write the four loss curves here as a PNG")
     p.add_argument("--probe", action="store_true", help="first try each op the workload uses on the device, alone")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seeds", type=int, default=1,
+                   help="also run the captured variants for this many seeds (loss spread; CUDA only)")
     p.set_defaults(fn=cmd_bench)
     p = sub.add_parser("demo", help="train a small MLP on spirals, on CPU")
     p.add_argument("--steps", type=int, default=500)
