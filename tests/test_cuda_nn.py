@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import vibetensor.torch as vt
-from oracle import assert_same, make_pair
+from oracle import assert_same, make_pair, to_numpy
 
 pytestmark = pytest.mark.cuda
 
@@ -241,3 +241,81 @@ def test_glu_prelu_bce(dtype):
     compare(lambda lib, p_, y_, w_: lib.nn.functional.binary_cross_entropy(p_, y_, w_, reduction="none"), [p, y, w],
             dtype=dtype)
     compare(lambda lib, p_, y_: lib.nn.functional.binary_cross_entropy(p_, y_), [p, y], n_grad=2, dtype=dtype)
+
+
+# -- regressions from the CUDA conformance run (BackendBench entries, float32 and bfloat16) ------------------------
+
+# layer_norm's weight and bias gradients: a (rows, L) tile-based column sum of per-program partials
+# (wide, narrow and odd widths; rows many times the partial count)
+LAYER_NORM_GRADS = [((4096, 128), (128,)), ((3, 5, 7), (7,)), ((64, 1000), (1000,)), ((3, 5, 7), (5, 7)),
+                    ((20000, 16), (16,))]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+@pytest.mark.parametrize("shape,ns", LAYER_NORM_GRADS, ids=[str(s) for s, _ in LAYER_NORM_GRADS])
+def test_layer_norm_weight_bias_grads(dtype, shape, ns):
+    x = _cuda_pair(shape, dtype, seed=40)
+    w, b = _cuda_pair(ns, dtype, seed=41), _cuda_pair(ns, dtype, seed=42)
+    rows = int(np.prod(shape)) // int(np.prod(ns))
+    tol = (TOL[dtype][0], TOL[dtype][1] * max(1.0, rows ** 0.5 / 8))  # sums of `rows` terms: absolute error grows
+    compare(lambda lib, x_, w_, b_: lib.nn.functional.layer_norm(x_, ns, w_, b_), [x, w, b], n_grad=3, dtype=dtype,
+            tol=tol)
+
+
+def _stats_inputs(dtype, shape=(3, 2, 4), seed=43):
+    c = shape[1]
+    x, w, b = _cuda_pair(shape, dtype, seed=seed), _cuda_pair((c,), dtype, seed=seed + 1), \
+        _cuda_pair((c,), dtype, seed=seed + 2)
+    rm = _cuda_pair((c,), dtype, seed=seed + 3)
+    rv = _cuda_pair((c,), dtype, seed=seed + 4, low=0.5, high=2.0)
+    return x, w, b, rm, rv
+
+
+# torch's ATen norms with their saved statistics: on CUDA these are float32 for half-type inputs (its
+# kernels allocate them in the accumulate type), and evaluation-mode batch norm returns the running
+# mean and 1 / sqrt(running_var + eps) (torch's CPU kernel returns empty tensors there)
+NATIVE_NORMS = [
+    ("native_layer_norm", lambda lib, x, w, b, rm, rv: lib.native_layer_norm(x, (4,), w.repeat(2), b.repeat(2), 1e-5)),
+    ("native_layer_norm_2d", lambda lib, x, w, b, rm, rv: lib.native_layer_norm(x, (2, 4), None, None, 0.5)),
+    ("native_batch_norm_train", lambda lib, x, w, b, rm, rv: lib.native_batch_norm(x, w, b, rm, rv, True, 0.5, 0.6)),
+    ("native_batch_norm_eval", lambda lib, x, w, b, rm, rv: lib.native_batch_norm(x, w, b, rm, rv, False, -1.2, 1e-5)),
+    ("native_batch_norm_no_stats", lambda lib, x, w, b, rm, rv: lib.native_batch_norm(x, w, b, None, None, True, 0.1,
+                                                                                        1e-5)),
+    ("legit_eval", lambda lib, x, w, b, rm, rv: lib._native_batch_norm_legit(x, w, b, rm, rv, False, 0.1, 1e-5)),
+    ("legit_train", lambda lib, x, w, b, rm, rv: lib._native_batch_norm_legit(x, w, b, rm, rv, True, 0.1, 1e-5)),
+    ("legit_no_stats", lambda lib, x, w, b, rm, rv: lib._native_batch_norm_legit(x, w, b, True, 0.1, 1e-5)),
+    ("with_update", lambda lib, x, w, b, rm, rv: lib.ops.aten._batch_norm_with_update(x, w, b, rm, rv, 0.1, 1e-5)[:3]),
+]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+@pytest.mark.parametrize("name,fn", NATIVE_NORMS, ids=[c[0] for c in NATIVE_NORMS])
+def test_native_norm_statistics(name, fn, dtype):
+    """Every output's dtype, shape and values, and the running statistics afterwards."""
+    x, w, b, rm, rv = _stats_inputs(dtype)
+    got = fn(vt, x[1], w[1], b[1], rm[1], rv[1])
+    expected = fn(torch, x[0], w[0], b[0], rm[0], rv[0])
+    rtol, atol = TOL[dtype]
+    assert_same(tuple(got), tuple(expected), rtol=rtol, atol=atol)
+    assert_same((rm[1], rv[1]), (rm[0], rv[0]), rtol=rtol, atol=atol)
+
+
+def _from_torch(t):
+    """A vibetensor copy of torch tensor t (same values, on CUDA)."""
+    return vt.from_numpy(to_numpy(t)).cuda()
+
+
+SOFTMAX_BACKWARD = [((5,), 0), ((5, 5), 0), ((5, 10, 5), -1), ((5, 10, 5), 1), ((4, 3000), 1), ((3, 5000), -1)]
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float32"])
+@pytest.mark.parametrize("shape,dim", SOFTMAX_BACKWARD, ids=[f"{s}-{d}" for s, d in SOFTMAX_BACKWARD])
+def test_softmax_backward_data(dtype, shape, dim):
+    """torch's CUDA rounding: g * y is a tensor of the result dtype before the float32 kernel (so bfloat16
+    results agree to the conformance tolerance, not just to bfloat16's)."""
+    x, g = _cuda_pair(shape, dtype, seed=50), _cuda_pair(shape, dtype, seed=51)
+    y_t = torch.softmax(x[0], dim)
+    y_v = _from_torch(y_t)
+    expected = torch.ops.aten._softmax_backward_data(g[0], y_t, dim, y_t.dtype)
+    got = vt.ops.aten._softmax_backward_data(g[1], y_v, dim, y_v.dtype)
+    assert_same(got, expected, rtol=1.6e-2 if dtype == "bfloat16" else 1.3e-6, atol=1e-5)

@@ -138,6 +138,33 @@ def test_forward_matches_torch_cuda(name, fn, specs, dtype, layout):
     assert_same(got, _run(torch, fn, t_in), rtol=rtol, atol=atol)
 
 
+# -- matrix_exp: float32 and the half types compute in float64 and round once ------------------------------------------
+
+MATRIX_EXPS = [  # (dtype, shape, low, high): uniform entries; +-9 makes badly conditioned results (cancellation)
+    ("float32", (5, 5, 5), -9, 9), ("float32", (5, 5), -9, 9), ("float32", (3, 8, 8), -2, 2),
+    ("bfloat16", (5, 5), -9, 9), ("bfloat16", (5, 5, 5), -1, 1), ("float16", (2, 4, 4), -1, 1)]
+
+
+@pytest.mark.parametrize("dtype,shape,low,high", MATRIX_EXPS, ids=[f"{c[0]}-{c[1]}-{c[3]}" for c in MATRIX_EXPS])
+def test_matrix_exp_no_less_accurate_than_torch(dtype, shape, low, high):
+    """Each entry no farther from the float64 result than torch's own, and correctly rounded where
+    torch's is not finite (torch computes in the dtype itself: its float32 scaling and squaring loses
+    the last digits of badly conditioned entries, and in bfloat16 and float16 it overflows to inf/NaN)."""
+    base = np.random.default_rng(sum(shape) + high).uniform(low, high, shape)
+    torch_dtype, vt_dtype = getattr(torch, dtype), getattr(vt, dtype)
+    t = torch.from_numpy(base).to(torch_dtype).cuda()
+    v = vt.from_numpy(base.copy()).to(vt_dtype).cuda()
+    got = vt.linalg.matrix_exp(v)
+    assert got.dtype == vt_dtype and tuple(got.shape) == shape
+    theirs = torch.linalg.matrix_exp(t).double().cpu().numpy()
+    exact = torch.linalg.matrix_exp(t.double()).cpu().numpy()         # the same inputs, in float64
+    ours = to_numpy(got).astype(np.float64)
+    ulp = np.spacing(np.abs(exact).astype(np.dtype(dtype) if dtype != "bfloat16" else np.float32))
+    ulp = ulp * (2 ** 16 if dtype == "bfloat16" else 1)                 # (bfloat16: float32's ulp * 2^16)
+    torch_error = np.where(np.isfinite(theirs), np.abs(theirs - exact), 0.0)
+    assert np.all(np.abs(ours - exact) <= np.maximum(torch_error, 0.5 * ulp.astype(np.float64)) * 1.0001)
+
+
 # -- forward: factors unique up to column signs ---------------------------------------------------------------------
 
 def _column_signs(m):

@@ -155,7 +155,7 @@ def ties(name, sample, got, expected, tol):
     if exact is None or sample.kwargs.get("stable"):
         return exact
     pos, default = TIE_ORDER[name]
-    x = sample.input.detach()
+    x = sample.input.detach().cpu()  # (our indices come back to the host: compare there)
     dim = sample.kwargs.get("dim", sample.args[pos] if len(sample.args) > pos else default)
     if name == "argsort":
         values, got_idx = x.gather(dim, expected) if x.ndim else x, got
@@ -183,7 +183,7 @@ def ties(name, sample, got, expected, tol):
 def tie_grad(name, sample, got, seed, grad, tol):
     """None if `grad` (ours, of the input) is the gradient of the values at OUR indices: the output
     gradient `seed` scattered to where our indices point (torch's own differs where it chose other ties)."""
-    x = sample.input.detach()
+    x = sample.input.detach().cpu()  # (our indices come back to the host: compare there)
     pos, default = TIE_ORDER[name]
     dim = sample.kwargs.get("dim", sample.args[pos] if len(sample.args) > pos else default)
     idx = torch_from_numpy(vt_to_numpy(got[1]))

@@ -41,7 +41,7 @@ def native_layer_norm(input, normalized_shape, weight, bias, eps):
     out = nn_ops.layer_norm(input, normalized_shape, weight, bias, eps)
     dims = tuple(range(input.ndim - len(normalized_shape), input.ndim))
     with no_grad():
-        mean, rstd = _mean_rstd(input, dims, eps, True, input._dtype)
+        mean, rstd = _mean_rstd(input, dims, eps, True, _stats_dtype(input, input._dtype))
     return out, mean, rstd
 
 
@@ -54,18 +54,38 @@ def native_group_norm(input, weight, bias, N, C, HxW, group, eps):
     return out, mean, rstd
 
 
+def _stats_dtype(input, cpu_dtype):
+    """torch's dtype of saved statistics: on CUDA the accumulate type (float32 for half types, as its
+    CUDA kernels allocate them), on CPU `cpu_dtype`."""
+    if input._device.type == "cuda":
+        return dt.float32 if input._dtype in (dt.bfloat16, dt.float16) else input._dtype
+    return cpu_dtype
+
+
 def _batch_stats_dtype(input, running_mean):
-    return running_mean._dtype if running_mean is not None else input._dtype
+    return _stats_dtype(input, running_mean._dtype if running_mean is not None else input._dtype)
+
+
+def _running_stats(input, running_mean, running_var, eps, dtype):
+    """torch's CUDA save_mean / save_invstd in evaluation: the running mean, and 1 / sqrt(running_var +
+    eps), in the statistics dtype."""
+    var = running_var if running_var._dtype is dtype else _c.to(running_var, dtype, input._device)
+    mean = running_mean if running_mean._dtype is dtype else _c.to(running_mean, dtype, input._device)
+    return _c.clone(mean), ew.rsqrt(ew.add(var, eps))
 
 
 def native_batch_norm(input, weight, bias, running_mean, running_var, training, momentum, eps):
     """(batch_norm(input), save_mean, save_invstd): the batch's statistics over every dim but 1 when
-    training (the running ones move toward them), empty tensors in evaluation."""
+    training (the running ones move toward them); in evaluation empty tensors on CPU, the running
+    statistics on CUDA (torch's two kernels differ there)."""
     stats_dtype = _batch_stats_dtype(input, running_mean)
     if training:
         with no_grad():  # before the running statistics move (they are not read here, but be plain)
             dims = (0,) + tuple(range(2, input.ndim))
             stats = _mean_rstd(input, dims, eps, False, stats_dtype)
+    elif input._device.type == "cuda" and running_mean is not None and running_var is not None:
+        with no_grad():
+            stats = _running_stats(input, running_mean, running_var, eps, stats_dtype)
     else:
         stats = _no_stats(input, stats_dtype)
     out = nn_ops.batch_norm(input, weight, bias, running_mean, running_var, training, momentum, eps)

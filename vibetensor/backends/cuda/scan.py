@@ -7,12 +7,17 @@ along the row (the same code, recursively), then a scan of each chunk starting f
 chunks before it. So no length is too long, and a long row keeps many programs busy.
 
 As torch's CUDA scans, sums and products accumulate in float32 for float32 (float64 for float64)
-and in int64 for integers; half types accumulate in float32 too and round each output once (torch
-rounds every partial result to the half type: ours is the more accurate). cummax/cummin carry
+and in int64 for integers. Half types: along a dim that is neither the last nor the only one of
+more than one element, torch walks each column sequentially, rounding every partial result to the
+half type; `_outer_kernel` does exactly that (the same bits, so gradients built from scans match
+too). Elsewhere torch's tree and cub scans round their partials in orders of their own: there half
+types accumulate in float32 and round each output once (the more accurate result). cummax/cummin carry
 (value, index) pairs combined as torch's scan_with_indices: the later element wins ties, and a NaN
 wins from where it appears until the next NaN. logcumsumexp combines with torch's
 _log_add_exp_helper. reverse=True scans from the end by reading and writing the row backwards.
 """
+import math
+
 import triton
 import triton.language as tl
 from triton.language.extra import libdevice
@@ -128,7 +133,33 @@ def _scan_kernel(x_ptr, xi_ptr, carry_ptr, carry_i_ptr, out_ptr, out_i_ptr, rows
             tl.store(out_i_ptr + offs, idx, mask=m)
 
 
+@triton.jit(do_not_specialize=["columns", "C", "inner", "reverse"])
+def _outer_kernel(x_ptr, out_ptr, columns, C, inner, reverse, OP: tl.constexpr, HALF: tl.constexpr,
+                  BLOCK: tl.constexpr):
+    """torch's tensor_kernel_scan_outer_dim for a half type: the contiguous x seen as (outer, C, inner),
+    one lane per (o, i) column walking its C elements in order (from the end when `reverse`), the
+    running sum or product rounded to HALF after every step."""
+    col = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    m = col < columns
+    o = col // inner
+    base = o * C * inner + (col - o * inner)
+    if OP == 0:
+        acc = tl.zeros((BLOCK,), tl.float32)
+    else:
+        acc = tl.full((BLOCK,), 1.0, tl.float32)
+    for c in range(0, C):
+        offs = base + tl.where(reverse != 0, C - 1 - c, c).to(tl.int64) * inner
+        v = tl.load(x_ptr + offs, mask=m, other=0).to(tl.float32)
+        if OP == 0:
+            acc = (acc + v).to(HALF).to(tl.float32)
+        else:
+            acc = (acc * v).to(HALF).to(tl.float32)
+        tl.store(out_ptr + offs, acc.to(out_ptr.dtype.element_ty), mask=m)
+
+
 _HALF = (dt.float16, dt.bfloat16)
+_TL_HALF = {dt.float16: tl.float16, dt.bfloat16: tl.bfloat16}
+OUTER_BLOCK = 128  # columns per program of _outer_kernel
 _ACC_DTYPE = {tl.float32: dt.float32, tl.float64: dt.float64, tl.int64: dt.int64}
 _kernels = {}
 
@@ -236,11 +267,33 @@ def _scan(name, op, a, d, compute, values, indices=None, reverse=False):
     if a.numel() == 0:
         return
     src = a if a._dtype is compute or _widens(a._dtype, compute) else creation.to(a, compute, a._device)
+    if op in (SUM, PROD) and compute in _HALF and _walks_columns(a, d):
+        return _outer_scan(op, src, d, compute, values, reverse)
     x, rows, cols = rows_of(src, d)
     v = dense_of(values, d)
     i = dense_of(indices, d) if indices is not None else (None, None)
     scan_rows(op, x, None, v[0], i[0], rows, cols, int(bool(reverse)))
     finish(v, i)
+
+
+def _walks_columns(a, d):
+    """Does torch's CUDA scan of a along d take its sequential outer-dim kernel (not the last dim, and
+    not the only dim of more than one element, which goes to cub)?"""
+    return a.ndim > 1 and d != a.ndim - 1 and a.numel() != a._shape[d]
+
+
+def _outer_scan(op, x, d, half, values, reverse):
+    """values = the scan of x along d by torch's outer-dim kernel (see _outer_kernel)."""
+    x = creation.contiguous(x)
+    shape = x._shape
+    C, inner = shape[d], math.prod(shape[d + 1:])
+    columns = x.numel() // C
+    buf = values if values.is_contiguous() and values._storage is not x._storage else \
+        empty(values._shape, values._dtype, values._device)
+    launcher.cached_kernel(_outer_kernel, OP=op, HALF=_TL_HALF[half], BLOCK=OUTER_BLOCK)(
+        (cdiv(columns, OUTER_BLOCK),), x, buf, columns, C, inner, int(bool(reverse)))
+    if buf is not values:
+        creation.copy_(values, buf)
 
 
 def _cumulative(op, scan_op):

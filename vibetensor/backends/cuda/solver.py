@@ -527,7 +527,13 @@ def _finish(name, out, spec, value):
 # larger (a select on the device), so matrices whose s would exceed MAX_SQUARINGS (1-norm above
 # theta * 2^20, about 1e6) are approximated less accurately than torch's.
 
+# float32 and the half types compute in float64 and round once. Scaling and squaring amplifies rounding
+# errors (by 2^s, and more where the result cancels): torch's float32 result is off in the last digits
+# of its badly conditioned entries, ours would be off differently; rounded from float64 it is never
+# the less accurate one.
+
 MAX_SQUARINGS = 20
+_VIA_FLOAT64 = (dt.float32, dt.float16, dt.bfloat16)
 _T18 = ((0.0, -1.00365581030144618291e-01, -8.02924648241156932449e-03, -8.92138498045729985177e-04, 0.0),
         (0.0, 3.97849749499645077844e-01, 1.36783778460411720168e+00, 4.98289622525382669416e-01,
          -6.37898194594723280150e-04),
@@ -536,7 +542,7 @@ _T18 = ((0.0, -1.00365581030144618291e-01, -8.02924648241156932449e-03, -8.92138
         (-9.04316832390810593223e-02, -6.76404519071381882256e-02, 6.75961301770459654925e-02,
          2.95552570429315521194e-02, -1.39180257516060693404e-05),
         (0.0, 0.0, -9.23364619367118555360e-02, -1.69364939002081722752e-02, -1.40086798182036094347e-05))
-_THETA18 = {dt.float32: 3.010066362817634e+00, dt.float64: 1.090863719290036e+00}
+THETA18 = 1.090863719290036e+00  # torch's float64 bound of the 1-norm for Taylor-18
 _coefficients = {}  # (device, dtype) -> the (5, 5) table on the device, uploaded once
 
 
@@ -570,12 +576,15 @@ def _matrix_exp(a, out=None):
     n = a._shape[-1]
     if a.numel() == 0:
         return _finish("linalg_matrix_exp", out, spec, creation.clone(a))
-    _data_type("linalg.matrix_exp", a)
-    if n == 1:
+    if n == 1:  # (as torch: the exponential of the one element, in a's dtype)
         return _finish("linalg_matrix_exp", out, spec, ew.exp(a))
+    if a._dtype in _VIA_FLOAT64:
+        wide = _matrix_exp(creation.to(a, dt.float64, a._device))
+        return _finish("linalg_matrix_exp", out, spec, creation.to(wide, a._dtype, a._device))
+    _data_type("linalg.matrix_exp", a)
     x = views.reshape(creation.contiguous(a), (-1, n, n))              # (B, n, n)
     norm = r.amax(r.sum(ew.abs(x), (-2,), False, None), (-1,), False)  # the 1-norm, (B,)
-    s = ew.clamp(ew.ceil(ew.log2(ew.div(norm, _THETA18[a._dtype]))), 0, MAX_SQUARINGS)
+    s = ew.clamp(ew.ceil(ew.log2(ew.div(norm, THETA18))), 0, MAX_SQUARINGS)
     s = views.unsqueeze(views.unsqueeze(s, -1), -1)                    # (B, 1, 1)
     e = _t18(ew.div(x, ew.exp2(s)))
     steps = creation.arange(0, MAX_SQUARINGS, 1, a._dtype, device=a._device)

@@ -173,12 +173,21 @@ def _merge_kernel(key_ptr, pos_ptr, key_out, pos_out, rows, n, kout, width, step
 
 @triton.jit(do_not_specialize=["rows", "n", "k"])
 def _pick_kernel(vals_ptr, idx_ptr, out_ptr, out_i_ptr, rows, n, k, WHICH: tl.constexpr, BLOCK: tl.constexpr):
-    """From each ascending sorted row (NaNs last): the element at position k (WHICH 0); the median, the
-    lower middle or, with NaNs, the first NaN (1); the lower middle of the non-NaN elements (2)."""
+    """From each ascending sorted row (NaNs last): the element at position k (WHICH 0) and, among the
+    elements equal to it, the index of the first one (torch's CUDA kthvalue returns the smallest
+    index holding the k-th value: measured on an H200); the median, the lower middle or, with NaNs,
+    the first NaN (1); the lower middle of the non-NaN elements (2)."""
     row = tl.program_id(0).to(tl.int64)
     base = row * n
     if WHICH == 0:
-        pos = row * 0 + k
+        kv = tl.load(vals_ptr + base + k)
+        first = tl.full((BLOCK,), n, tl.int64)
+        for start in range(0, k + 1, BLOCK):  # the stable sort keeps ties in index order, up to position k
+            offs = (start + tl.arange(0, BLOCK)).to(tl.int64)
+            v = tl.load(vals_ptr + base + offs, mask=offs <= k, other=0)
+            tie = (offs <= k) & ((v == kv) | ((v != v) & (kv != kv)))
+            first = tl.minimum(first, tl.where(tie, offs, n))
+        pos = tl.min(first, 0)
     else:
         nans = tl.zeros((BLOCK,), tl.int64)
         for start in range(0, n, BLOCK):
