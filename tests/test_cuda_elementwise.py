@@ -50,11 +50,35 @@ def _fn(name):
 def test_unary(name):
     positive = name in ("log", "log2", "log10", "sqrt", "rsqrt", "log1p", "acos", "asin")
     for dtype in dtypes_for(name, UNARY_INT_OK):
-        for shape, layout in (((33, 17), "contiguous"), ((33, 17), "transposed"), ((4, 6), "strided"),
-                              ((4, 6), "expanded"), ((), "contiguous"), ((0, 3), "contiguous")):
+        for shape, layout in (((33, 17), "contiguous"), ((16, 32), "contiguous"), ((33, 17), "transposed"),
+                              ((4, 6), "strided"), ((4, 6), "expanded"), ((), "contiguous"), ((0, 3), "contiguous")):
             low, high = (0.1, 0.9) if positive else (-3, 3)
             check_cuda(_fn(name), _cuda(make_pair(shape, dtype, layout, seed=1, low=low, high=high,
                                              special=not positive)))
+
+
+# Element counts that are multiples of 16 let Triton vectorise the contiguous kernel (16-byte loads and
+# stores), with code of its own: Triton 3.6 compiled sign's int -1 -> bfloat16/float16 conversion
+# there into +1 (every negative element's sign came out +1). Each case: fn(lib, x) on those shapes.
+VECTORISED = [
+    ("sign", lambda lib, x: lib.sign(x)),
+    ("sgn", lambda lib, x: lib.sgn(x)),
+    ("sign_inplace", lambda lib, x: x.clone().sign_()),
+    ("abs_grad", lambda lib, x: lib.autograd.grad(lib.abs(x).sum(), x)[0]),
+    ("sgn_after_abs", lambda lib, x: lib.sgn(x.abs().neg())),
+]
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16", "float32", "float64", "int32"])
+@pytest.mark.parametrize("name,fn", VECTORISED, ids=[c[0] for c in VECTORISED])
+def test_sign_vectorised(name, fn, dtype):
+    if name == "abs_grad" and dtype == "int32":
+        return  # (integers have no gradient)
+    for shape in ((20, 20), (64,), (2, 8, 16), (33, 17)):
+        t, v = _cuda(make_pair(shape, dtype, seed=9, special=dtype != "int32", low=-9, high=9))
+        if name == "abs_grad":
+            t, v = t.requires_grad_(True), v.requires_grad_(True)
+        check_cuda(fn, (t, v))
 
 
 @pytest.mark.parametrize("name", [n for n in cew.BINARY if n in cew.REGISTERED])

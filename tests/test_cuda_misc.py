@@ -283,3 +283,52 @@ def test_no_sync_in_composites():
     g.replay()
     for got, want in zip(ys, eager):
         np.testing.assert_allclose(got.cpu().numpy(), want, rtol=1e-5, atol=1e-5)
+
+
+# -- hash_tensor: the xor of the elements' 64-bit patterns, bit for bit torch's ------------------------------------
+
+HASHES = [  # (shape, dtype, layout, kwargs)
+    ((), "float32", "contiguous", {}),
+    ((), "float32", "contiguous", {"dim": 0, "keepdim": True}),
+    ((), "float32", "contiguous", {"dim": -1}),
+    ((5, 7), "float32", "contiguous", {}),
+    ((5, 7), "bfloat16", "transposed", {"dim": 1}),
+    ((3, 4, 5), "float16", "contiguous", {"dim": (0, 2), "keepdim": True}),
+    ((3, 4, 5), "float64", "strided", {"dim": -1}),
+    ((6, 3000), "float32", "contiguous", {"dim": 1}),
+    ((4, 5), "int32", "contiguous", {"dim": 0}),
+    ((4, 5), "int64", "expanded", {}),
+    ((4, 5), "uint8", "contiguous", {"dim": 1}),
+    ((4, 5), "int8", "contiguous", {"dim": 1}),
+    ((7, 5), "bool", "contiguous", {"dim": 0}),
+    ((0, 3), "float32", "contiguous", {"dim": 1}),
+]
+
+
+def _signed_zeros_and_infinities(lib, x):
+    """x with -0.0 for its small values and +-inf for its largest (NaN left out: its payload bits are
+    the conversion's business)."""
+    x = lib.where(x.abs() < 1, lib.full_like(x, -0.0), x)
+    x = lib.where(x > 8, lib.full_like(x, float("inf")), x)
+    return lib.where(x < -8, lib.full_like(x, float("-inf")), x)
+
+
+@pytest.mark.parametrize("shape,dtype,layout,kw", HASHES, ids=[f"{c[0]}-{c[1]}-{c[3]}" for c in HASHES])
+def test_hash_tensor(shape, dtype, layout, kw):
+    t, v = P(shape, dtype, layout, seed=60, low=-9, high=9)
+    if dtype.startswith("float") and layout == "contiguous":
+        t, v = _signed_zeros_and_infinities(torch, t), _signed_zeros_and_infinities(vt, v)
+    expected = torch.hash_tensor(t, **kw)
+    got = vt.hash_tensor(v, **kw)
+    assert got.dtype == vt.uint64 and tuple(got.shape) == tuple(expected.shape)
+    np.testing.assert_array_equal(got.cpu().numpy(), expected.cpu().numpy())
+
+
+def test_hash_tensor_errors_and_out():
+    t, v = P((3, 4), "float32", seed=61)
+    check(lambda lib, a: lib.hash_tensor(a, dim=1, mode=1), (t, v))
+    check(lambda lib, a: lib.hash_tensor(a[:0]), (t, v))
+    out_t, out_v = torch.empty(3, dtype=torch.uint64, device=DEV), vt.empty(3, dtype=vt.uint64, device="cuda")
+    torch.hash_tensor(t, dim=1, out=out_t)
+    vt.hash_tensor(v, dim=1, out=out_v)
+    np.testing.assert_array_equal(out_v.cpu().numpy(), out_t.cpu().numpy())

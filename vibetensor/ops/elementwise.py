@@ -1007,8 +1007,9 @@ def _conj_backward(ctx, grad, x):
 
 @_derivative(sgn, save=0)
 def _sgn_backward(ctx, grad, x):
-    if x._dtype.is_complex:
-        raise NotImplementedError("the derivative of sgn for complex tensors is not implemented in vibetensor")
+    if x._dtype.is_complex:  # torch's sgn_backward: (g - sgn(x)^2 conj(g)) / 2|x|, 0 where x == 0
+        s, mag = sgn(x), abs(x)
+        return (where(eq(mag, 0), 0.0, div(sub(grad, mul(mul(s, s), conj(grad))), mul(mag, 2))),)
     return _zeros_like(grad)
 
 

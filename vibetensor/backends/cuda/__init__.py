@@ -7,6 +7,7 @@ from vibetensor.backends.cuda import activation, indexing, joining, nn  # noqa: 
 from vibetensor.backends.cuda import autograd_streams, conv, foreach, random  # noqa: F401
 from vibetensor.backends.cuda import misc, sampling, scan, sorting  # noqa: F401
 from vibetensor.backends.cuda import solver  # noqa: F401  (cuSOLVER decompositions)
+from vibetensor.backends.cuda import complex  # noqa: F401,A004  (complex64/complex128 kernels)
 
 
 def _guarded(kernel):

@@ -85,11 +85,16 @@ def _grid(n):
     return (launcher.cdiv(n, BLOCK),)
 
 
+def _complex():
+    from vibetensor.backends.cuda import complex as cx  # (it imports this module)
+    return cx
+
+
 def full(shape, value, dtype, device=None):
     value = c.full_meta(shape, value, dtype)  # torch's overflow check and conversion, before allocating
-    if dtype.is_complex:
-        raise NotImplementedError("full: complex tensors on CUDA are not supported yet")
     t = empty(shape, dtype, device)
+    if dtype.is_complex:
+        return _complex().fill(t, value)
     n = t.numel()
     if n:
         is_float = isinstance(value, float) or dtype.is_floating_point
@@ -105,9 +110,8 @@ def _contiguous_same(dst, src):
 
 def _device_copy(dst, src):
     """Strided, casting copy between two CUDA tensors of the same shape (src may broadcast)."""
-    if dst._dtype.is_complex or src._dtype.is_complex:  # a same-dtype dense copy is a memcpy instead
-        raise NotImplementedError("copy_: strided or casting copies of complex tensors are not supported on "
-                                  "CUDA yet")
+    if dst._dtype.is_complex or src._dtype.is_complex:  # (re, im) pairs
+        return _complex().copy(dst, src)
     n = dst.numel()
     if n == 0:
         return
@@ -270,7 +274,11 @@ def arange(start, end, step, dtype, device=None, out=None):
 def linspace(start, end, steps, dtype, device=None, out=None):
     shape = c.linspace_meta(start, end, steps, dtype)
     res = c.range_output("linspace", out, shape, dtype, _device_of(device, out))
-    if steps == 1:  # the start alone (both ends equal, so either formula gives it)
+    if dtype.is_complex and steps:  # each part: the real linspace of those parts of start and end
+        start, end = complex(start), complex(end)
+        for part, lo, hi in zip(_complex().parts(res), (start.real, start.imag), (end.real, end.imag)):
+            linspace(lo, hi, steps, dtype.to_real(), out=part)
+    elif steps == 1:  # the start alone (both ends equal, so either formula gives it)
         _range_launch(res, 1, start, start, 0.0, 1, True)
     elif steps:
         if dtype.category < 2:  # torch: integer endpoints, a float step, the sum truncated
@@ -289,9 +297,9 @@ def eye(n, m, dtype, device=None, out=None):
     res = c.range_output("eye", out, shape, dtype, _device_of(device, out))
     count = n * m
     if count:
-        if dtype.is_complex:
-            raise NotImplementedError("eye: complex tensors on CUDA are not supported yet")
-        target = res if res.is_contiguous() else empty(res._shape, dtype, res._device)
+        # complex: the real identity, cast (its imaginary parts 0)
+        target = res if res.is_contiguous() and not dtype.is_complex else empty(res._shape, dtype.to_real(),
+                                                                                 res._device)
         eye_kernel(_grid(count), target, count, m)
         if target is not res:
             copy_(res, target)

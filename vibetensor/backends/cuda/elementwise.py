@@ -184,8 +184,9 @@ def _unary_math(x, OP: tl.constexpr):
         r = x == 0
     elif OP == 33:
         r = ~x
-    elif OP == 34:  # sign (of NaN: 0, as torch)
-        r = tl.where(x > 0, 1, tl.where(x < 0, -1, 0)).to(x.dtype)
+    elif OP == 34:  # sign (of NaN: 0), torch's (0 < x) - (x < 0); no int -1 -> bfloat16 conversion:
+        # Triton 3.6 folds where(c, -1, 0) -> bf16/f16 into a vectorised selp(1, 0) (negatives gave +1)
+        r = (x > 0).to(x.dtype) - (x < 0).to(x.dtype)
     elif OP == 35:
         r = libdevice.asinh(x)
     elif OP == 36:
@@ -198,8 +199,8 @@ def _unary_math(x, OP: tl.constexpr):
         r = x * 57.29577951308232
     elif OP == 40:
         r = x - libdevice.trunc(x)
-    elif OP == 41:  # sgn of a real number is its sign
-        r = tl.where(x > 0, 1, tl.where(x < 0, -1, 0)).to(x.dtype)
+    elif OP == 41:  # sgn of a real number is its sign (as code 34)
+        r = (x > 0).to(x.dtype) - (x < 0).to(x.dtype)
     elif OP == 42:
         if x.dtype.is_floating():
             r = libdevice.signbit(x) != 0
@@ -647,6 +648,9 @@ def launch(name, spec, a, b, res, alpha=1):
     n = res.numel()
     if n == 0:
         return res
+    if spec.common.is_complex:  # (re, im) pairs: backends/cuda/complex.py
+        from vibetensor.backends.cuda import complex as cx
+        return cx.launch(name, spec, a, b, res, alpha)
     compute = compute_of(name, spec.common)
     if name == "bitwise_not" and spec.common is dt.bool_:
         name = "logical_not"  # bools are stored as bytes: ~1 would be -2, i.e. still True
@@ -681,6 +685,9 @@ def launch_general(name, common, operands, res, params=(), compute=None):
     n = res.numel()
     if n == 0:
         return res
+    if common.is_complex:  # (re, im) pairs: backends/cuda/complex.py
+        from vibetensor.backends.cuda import complex as cx
+        return cx.launch_general(name, common, operands, res, params)
     compute = compute or compute_of(name, common)
     code, arity = CODE[name], len(operands)
     ops3 = [_as_operand(t, res) for t in operands] + [0] * (3 - arity)
@@ -818,6 +825,9 @@ _FINFO = {dt.float16: 65504.0, dt.bfloat16: 3.3895313892515355e38, dt.float32: 3
 
 
 def _nan_to_num(spec, res, a, nan=None, posinf=None, neginf=None):
+    if spec.dtype.is_complex:  # each part (backends/cuda/complex.py)
+        from vibetensor.backends.cuda import complex as cx
+        return cx.nan_to_num(spec, res, a, nan, posinf, neginf)
     if not spec.dtype.is_floating_point:
         launch_general("identity", spec.common, (a,), res)
         return

@@ -319,6 +319,10 @@ def launch_indexed(op, shape, src, src_stride, index, index_stride, dst, dst_str
     n = sh.numel(shape)
     if n == 0:
         return
+    if dst._dtype.is_complex:
+        return _complex_indexed(op, shape, src, src_stride, index, index_stride, dst, dst_stride,
+                                dict(src_indexed=src_indexed, sdim=sdim, ddim=ddim, size=size, dim=dim, mode=mode,
+                                     wrap=wrap, check=check, skip=skip), value, alpha)
     sizes, (ss, ist, ds) = geometry6(op, shape, src_stride, index_stride, dst_stride)
     is_float = dst._dtype.is_floating_point
     scalar = value is not None
@@ -329,13 +333,41 @@ def launch_indexed(op, shape, src, src_stride, index, index_stride, dst, dst_str
            _bits(value, is_float) if scalar else 0, _bits(alpha, is_float) if alpha is not None else 0)
 
 
+def _complex_indexed(op, shape, src, src_stride, index, index_stride, dst, dst_stride, kw, value, alpha):
+    """launch_indexed into a complex dst, on its float view: a complex src moves (re, im) pairs (one more
+    dim of size 2; an atomic add adds each part); a number or a real src fills each part alone."""
+    from vibetensor.backends.cuda.complex import floats, parts
+    if alpha is not None:
+        alpha = complex(alpha)
+        if alpha.imag:
+            raise NotImplementedError(f"{op}: a complex alpha on CUDA is not supported yet")
+        alpha = alpha.real
+    double = tuple(2 * s for s in dst_stride)
+    if value is not None or not src._dtype.is_complex:  # each part alone: the number's parts, or (real src, 0)
+        kw = {**kw, "ddim": 2 * kw["ddim"]}
+        v = complex(value) if value is not None else None
+        re_part, im_part = parts(dst)
+        if v is None:
+            launch_indexed(op, shape, src, src_stride, index, index_stride, re_part, double, **kw, alpha=alpha)
+        else:
+            launch_indexed(op, shape, re_part, src_stride, index, index_stride, re_part, double, **kw, value=v.real)
+        launch_indexed(op, shape, im_part, src_stride, index, index_stride, im_part, double, **kw,
+                       value=0.0 if v is None else v.imag)
+        return
+    if src._dtype is not dst._dtype:
+        raise NotImplementedError(f"{op}: {src._dtype} values into a {dst._dtype} tensor on CUDA are not supported yet")
+    kw = {**kw, "sdim": 2 * kw["sdim"], "ddim": 2 * kw["ddim"]}
+    launch_indexed(op, tuple(shape) + (2,), floats(src), tuple(2 * s for s in src_stride) + (1,), index,
+                   tuple(index_stride) + (0,), floats(dst), double + (1,), **kw, alpha=alpha)
+
+
 def _work(res, mode):
     """The tensor an atomic reduction accumulates in: res itself, or a float32/int32 copy for the
     types atomics do not cover (half types, 8/16-bit integers)."""
     if mode == STORE:
         return res
     d = res._dtype
-    if d is dt.bool_ or d.is_complex:
+    if d is dt.bool_ or (d.is_complex and mode != ADD):  # (complex sums add each part)
         raise NotImplementedError(f"scatter reductions of {d} tensors on CUDA are not supported yet")
     if d in (dt.float16, dt.bfloat16):  # products round in the dtype at each step, as torch's CAS loops
         return res if mode == MUL else creation.to(res, dt.float32, res._device)
@@ -563,7 +595,10 @@ def masked_fill(self, mask, value, out=None):
     mask, = _on("masked_fill", self, mask)
     res = m.result("masked_fill", out, shape, self._dtype, self._device, self)
     n = sh.numel(shape)
-    if n:
+    if n and self._dtype.is_complex:  # where(mask, value, self) (complex math: complex.py)
+        fill = value if isinstance(value, Tensor) and value.is_cuda else m.scalar_for(value, self._dtype)
+        creation.copy_(res, ew.where(mask, fill, self))
+    elif n:
         from_ptr = isinstance(value, Tensor) and value.is_cuda
         vbits = 0
         if not from_ptr:
@@ -582,6 +617,8 @@ def true_positions(x):
     n = x.numel()
     if n == 0:
         return empty((0,), dt.int64, x._device), 0
+    if x._dtype.is_complex:  # nonzero: either part
+        x = ew.ne(x, 0)
     shape = tuple(x._shape) or (1,)
     sizes, (xs,) = geometry6("nonzero", shape, x._stride if x.ndim else (0,))
     blocks = launcher.cdiv(n, BLOCK)

@@ -126,6 +126,11 @@ _triangle = {True: launcher.Kernel(_triangle_kernel, LOWER=True, BLOCK=BLOCK),
              False: launcher.Kernel(_triangle_kernel, LOWER=False, BLOCK=BLOCK)}
 
 
+def _parts(t):
+    from vibetensor.backends.cuda.complex import parts
+    return parts(t)
+
+
 def _triangle_op(name, lower):
     def kernel(self, diagonal=0, out=None):
         s.triangle_meta(name, self)
@@ -139,8 +144,12 @@ def _triangle_op(name, lower):
                 raise NotImplementedError(f"{name}: more than 4 non-mergeable batch dims on CUDA")
             pad = 4 - len(bshape)
             bshape, xb, db = (1,) * pad + bshape, (0,) * pad + xb, (0,) * pad + db
-            _triangle[lower]((launcher.cdiv(n, BLOCK),), self, res, n, *bshape[1:], self._shape[-2], self._shape[-1],
-                             *xb, *self._stride[-2:], *db, *res._stride[-2:], diagonal)
+            # complex: each part alone, on the float views (strides doubled)
+            f = 2 if self._dtype.is_complex else 1
+            for x, d in (zip(_parts(self), _parts(res)) if f == 2 else ((self, res),)):
+                _triangle[lower]((launcher.cdiv(n, BLOCK),), x, d, n, *bshape[1:], self._shape[-2], self._shape[-1],
+                                 *[f * v for v in xb + self._stride[-2:]], *[f * v for v in db + res._stride[-2:]],
+                                 diagonal)
         if out is not None:
             bump_version(res)
         return res

@@ -17,7 +17,8 @@ from vibetensor.tensor.shape import contiguous_strides
 from vibetensor.tensor.tensor import alias
 
 CUDA = DispatchKey.CUDA
-_SUPPORTED = {dt.float16: "float16", dt.bfloat16: "bfloat16", dt.float32: "float32", dt.float64: "float64"}
+_SUPPORTED = {dt.float16: "float16", dt.bfloat16: "bfloat16", dt.float32: "float32", dt.float64: "float64",
+              dt.complex64: "complex64", dt.complex128: "complex128"}  # (complex: cublasGemmEx)
 
 
 def _layout(shape, stride):

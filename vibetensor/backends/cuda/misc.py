@@ -1,7 +1,7 @@
 """CUDA kernels of the ops that fit no other family: special functions (i0e, i1e, zeta, polygamma),
 frexp/ldexp, conj, searching and counting (searchsorted, bucketize, isin, histc, bincount, unique),
-one_hot, embedding_renorm_, segment_reduce, and small linear-algebra composites (trace, dot, vdot,
-addr, linalg_cross, dist, renorm).
+one_hot, embedding_renorm_, segment_reduce, hash_tensor, and small linear-algebra composites (trace,
+dot, vdot, addr, linalg_cross, dist, renorm).
 
 Where an op is exactly a few existing CUDA ops, its kernel composes them (no host sync, capturable);
 the special functions follow torch's CUDA formulas (Cephes series, in float32 for half types).
@@ -1011,8 +1011,6 @@ def _trace(a):
     """torch's CUDA trace: the diagonal's sum (integers and bools sum to int64)."""
     if not isinstance(a, Tensor) or a.ndim != 2:
         return la.trace.meta(a)  # raises torch's error
-    if a._dtype.is_complex:
-        raise NotImplementedError("trace: complex tensors on CUDA are not supported yet")
     return r.sum(views.diagonal(a, 0, 0, 1), None, False, None)
 
 
@@ -1029,8 +1027,8 @@ def _product(name):
         d = spec.dtype
         if d.category < 2:  # torch's CUDA dot dispatches floating types only (vdot of reals is dot)
             raise NotImplementedError(f"\"dot\" not implemented for '{TYPE_NAMES[d]}'")
-        if d.is_complex:
-            raise NotImplementedError(f"{name}: complex tensors on CUDA are not supported yet")
+        if d.is_complex and name == "vdot":  # vdot conjugates its first vector (complex.py has the kernels)
+            a = ew.conj(a)
         value = la.mm(_vector_view(a, True), _vector_view(b, False))  # (1, 1), cuBLAS, float32 accumulation
         return _store(name, out, spec, views.reshape(value, ()))
     getattr(la, name).register(CUDA, kernel)
@@ -1101,6 +1099,45 @@ def _renorm(a, p, dim, maxnorm, out=None):
     return _finish(res, out)
 
 
+# -- hash_tensor ------------------------------------------------------------------------------------------------
+# torch's xor_sum (hash_tensor mode 0): the xor of the elements' 64-bit patterns, floats widened to
+# float64 (half types too), integers to int64 (sign-extended), bools as 0/1. Xor is order-free, so any
+# reduction order gives torch's bits.
+
+@triton.jit(do_not_specialize=["cols"])
+def _xor_rows_kernel(x_ptr, out_ptr, cols, FLOAT: tl.constexpr, BOOL: tl.constexpr, BLOCK: tl.constexpr):
+    row = tl.program_id(0).to(tl.int64)
+    acc = tl.zeros((BLOCK,), tl.int64)
+    for start in range(0, cols, BLOCK):
+        offs = start + tl.arange(0, BLOCK)
+        m = offs < cols
+        v = tl.load(x_ptr + row * cols + offs, mask=m, other=0)
+        if FLOAT:
+            bits = v.to(tl.float64).to(tl.int64, bitcast=True)
+        elif BOOL:
+            bits = tl.where(v != 0, tl.full((BLOCK,), 1, tl.int64), tl.zeros((BLOCK,), tl.int64))
+        else:
+            bits = v.to(tl.int64)
+        acc = acc ^ tl.where(m, bits, tl.zeros((BLOCK,), tl.int64))
+    tl.store(out_ptr + row, tl.xor_sum(acc, 0).to(tl.uint64, bitcast=True))
+
+
+def _hash_tensor(a, dim=None, keepdim=False, mode=0, out=None):
+    from vibetensor.backends.cuda.reduction import _rows  # (the reduced dims last, as a (rows, cols) matrix)
+    spec = r.hash_tensor.meta(a, dim, keepdim, mode, out)
+    res = output("hash_tensor", out, spec.shape, dt.uint64, spec.device)
+    if res.numel() == 0:
+        return _finish(res, out)
+    x, rows, cols = _rows(a, spec.dims)
+    buf = res if res.is_contiguous() else empty(res._shape, dt.uint64, res._device)
+    _kernel(_xor_rows_kernel, FLOAT=a._dtype.is_floating_point, BOOL=a._dtype is dt.bool_, BLOCK=BLOCK)(
+        (rows,), x, buf, cols)
+    if buf is not res:
+        creation.copy_(res, buf)
+    return _finish(res, out)
+
+
+r.hash_tensor.register(CUDA, _hash_tensor)
 la.trace.register(CUDA, _trace)
 _product("dot")
 _product("vdot")

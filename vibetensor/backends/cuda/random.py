@@ -339,9 +339,10 @@ def _copy(dst, src):
     return get("copy_").redispatch(CUDA, dst, src)
 
 
-def _no_complex(op, t):
-    if t._dtype.is_complex:
-        raise NotImplementedError(f"{op}: complex tensors on CUDA are not supported yet")
+def _as_real(t):
+    """A complex tensor's (re, im) pairs as a real view (torch draws both parts as real numbers)."""
+    from vibetensor.backends.cuda.complex import pairs
+    return pairs(t)
 
 
 def _compute(d):
@@ -352,7 +353,9 @@ def _compute(d):
 
 def uniform_(self, low=0.0, high=1.0, generator=None):
     r.uniform_meta(self, low, high)
-    _no_complex("uniform_", self)
+    if self._dtype.is_complex:
+        uniform_(_as_real(self), low, high, generator)
+        return self
     gen = r.generator_of(self._device, generator)
     wide = self._dtype is dt.float64
     return _into(self, lambda t: launch(t, gen, UNIFORM, t.numel() * (2 if wide else 1), wide, _compute(self._dtype),
@@ -369,7 +372,9 @@ def _normal(self, dist, mean, std, gen):
 
 def normal_(self, mean=0.0, std=1.0, generator=None):
     r.normal_meta(self, mean, std)
-    _no_complex("normal_", self)
+    if self._dtype.is_complex:  # each part carries half the variance
+        normal_(_as_real(self), mean, std / math.sqrt(2.0), generator)
+        return self
     return _normal(self, NORMAL, mean, std, r.generator_of(self._device, generator))
 
 

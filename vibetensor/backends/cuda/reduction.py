@@ -284,6 +284,9 @@ _plans = {}
 def _reduce(a, spec, op, res, fresh, mean=False):
     """res = the reduction of a over spec.dims; `fresh`: res is a new (contiguous) tensor."""
     compute = spec.compute
+    if compute.is_complex:  # (re, im) pairs: backends/cuda/complex.py
+        from vibetensor.backends.cuda import complex as cx
+        return cx.reduce(a, spec, op, res, fresh, mean)
     x = a if a._dtype is compute or compute in _LOAD_CONVERTS else creation.to(a, compute, a._device)
     key = (x._dtype, compute, x._shape, x._stride, x._device, spec.dims, op, mean)
     plan = _plans.get(key)
@@ -535,12 +538,23 @@ def _var_like(name, sqrt, with_mean):
 
     def kernel(a, dim=None, correction=1, keepdim=False, out=None):
         spec = o.meta(a, dim, correction, keepdim, out)
+        if a._dtype.is_complex:  # torch: the variances of the real and the imaginary parts, added
+            return _complex_var(name, spec, a, correction, keepdim, out, sqrt, with_mean)
         var, mean = _moments(a, spec.dims, correction, keepdim)
         stat = ew.sqrt(var) if sqrt else var
         if not with_mean:
             return _store(name, out, spec, stat)
         return _store(name, None, spec, stat), _store(name, None, spec, mean, a._dtype)
     o.register(CUDA, kernel)
+
+
+def _complex_var(name, spec, a, correction, keepdim, out, sqrt, with_mean):
+    from vibetensor.backends.cuda import complex as cx
+    var = ew.add(*(r.var(part, spec.dims, correction, keepdim) for part in cx.parts(a)))
+    stat = ew.sqrt(var) if sqrt else var
+    if not with_mean:
+        return _store(name, out, spec, stat)
+    return _store(name, None, spec, stat), r.mean(a, spec.dims, keepdim, None)
 
 
 def _logsumexp(a, dim, keepdim=False, out=None):
@@ -559,7 +573,7 @@ def _logsumexp(a, dim, keepdim=False, out=None):
 def _vector_norm(a, ord=2, dim=None, keepdim=False, dtype=None, out=None):
     spec = r.vector_norm.meta(a, ord, dim, keepdim, dtype, out)
     x = a if a._dtype is spec.compute else creation.to(a, spec.compute, a._device)
-    mag, dims = ew.abs(_acc_float(x)), spec.dims
+    mag, dims = ew.abs(x if x._dtype.is_complex else _acc_float(x)), spec.dims  # (|z| is real)
     if ord == 2:
         value = ew.sqrt(r.sum(ew.mul(mag, mag), dims, keepdim, None))
     elif ord == 1:

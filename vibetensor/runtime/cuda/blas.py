@@ -23,7 +23,7 @@ from vibetensor.runtime.cuda import stream as streams
 WORKSPACE_BYTES = 32 << 20  # what cuBLAS recommends for Hopper
 
 # cudaDataType by dtype name
-CUDA_DATA_TYPE = {"float32": 0, "float64": 1, "float16": 2, "bfloat16": 14}
+CUDA_DATA_TYPE = {"float32": 0, "float64": 1, "float16": 2, "bfloat16": 14, "complex64": 4, "complex128": 5}
 _LT_DTYPES = ("float16", "bfloat16", "float32")
 _local = threading.local()  # per-thread handles: cuBLAS handles must not be shared across threads
 allow_tf32 = [False]  # torch.backends.cuda.matmul.allow_tf32
@@ -110,6 +110,10 @@ def handle(device_index, stream):
 def _compute_type(dtype_name):
     """(cublasComputeType_t, NumPy type of alpha/beta, cudaDataType of alpha/beta)."""
     C = _cublas().ComputeType
+    if dtype_name == "complex64":  # CUDA_C_32F alpha/beta
+        return C.COMPUTE_32F, np.complex64, 4
+    if dtype_name == "complex128":
+        return C.COMPUTE_64F, np.complex128, 5
     if dtype_name == "float64":
         return C.COMPUTE_64F, np.float64, 1
     if dtype_name == "float32":
