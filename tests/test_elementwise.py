@@ -596,3 +596,16 @@ def test_erf_accuracy():
     assert max(abs(g - math.erf(v)) for g, v in zip(got, x)) < 1e-15
     got = vt.erfc(vt.tensor(x)).tolist()
     assert max(abs(g - math.erfc(v)) / max(math.erfc(v), 1e-300) for g, v in zip(got, x)) < 1e-13
+
+
+@pytest.mark.parametrize("dtype", ["complex64", "complex128"])
+def test_sgn_complex_gradient(dtype):
+    """torch's sgn_backward for complex x: (g - sgn(x)^2 conj(g)) / 2|x|, and 0 where x == 0."""
+    values = np.array([1 + 2j, -3 + 0.5j, 0j, 2 - 1j, -0.25 - 4j])
+    grads = np.array([0.5 - 1j, 2 + 0j, 1 + 1j, -1 + 3j, 0.25j])
+    results = []
+    for lib in (torch, vt):
+        x = lib.tensor(values, dtype=getattr(lib, dtype), requires_grad=True)
+        lib.sgn(x).backward(lib.tensor(grads, dtype=getattr(lib, dtype)))
+        results.append(np.asarray(x.grad.tolist()))
+    np.testing.assert_allclose(results[1], results[0], rtol=1e-6, atol=1e-7)
