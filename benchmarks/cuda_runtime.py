@@ -12,6 +12,7 @@ import argparse
 import json
 import statistics
 import sys
+import time
 
 import numpy as np
 
@@ -50,8 +51,23 @@ def to_host(p, n):
     return out
 
 
-def host_time(fn, calls=2000, rounds=11, sync=None):
-    return host_seconds(fn, sync or streams.synchronize, calls, rounds)
+def host_time(fn, calls=2000, rounds=11):
+    return host_seconds(fn, streams.synchronize, calls, rounds)
+
+
+def interleaved(cases, sync, rounds=15):
+    """{name: median us per call} of cases {name: (fn, calls)}, measured round-robin (one round of
+    each case in turn), so a slow spell of this shared host falls on all of them alike."""
+    samples = {name: [] for name in cases}
+    for r in range(rounds + 1):
+        for name, (fn, calls) in cases.items():
+            t0 = time.perf_counter()
+            for _ in range(calls):
+                fn()
+            if r:  # round 0 warms up
+                samples[name].append((time.perf_counter() - t0) / calls * 1e6)
+            sync()
+    return {name: statistics.median(v) for name, v in samples.items()}
 
 
 def main():
@@ -72,27 +88,33 @@ def main():
     add(grid, x, y, out, n)
     streams.synchronize()
     assert np.array_equal(to_host(out, n), xa + ya), "Triton add through our launcher is wrong"
-    results["fast_launch_us"] = host_time(lambda: add(grid, x, y, out, n)) * 1e6
-    results["triton_jit_launch_us"] = host_time(lambda: add_kernel[grid](x, y, out, n, BLOCK=1024)) * 1e6
-    # where the fast path's time goes: building the key vs the bare C launch
     fast, launch, function, a, b, c = next(iter(add.cache.values()))
-    s0 = streams.current_stream().cuda_stream
-    results["specialize_us"] = host_time(lambda: launcher.specialize((x, y, out, n)), calls=20000) * 1e6
     results["lean_c_launcher"] = fast
-    results["c_launch_only_us"] = host_time(
-        (lambda: launch(function, 1, 1, 1, b, c, s0, a, x.ptr, y.ptr, out.ptr, n, 1024)) if fast else
-        (lambda: launch(1, 1, 1, s0, function, b, c, None, None, a, None, None, None, x.ptr, y.ptr, out.ptr, n,
-                        1024))) * 1e6
-    results["current_stream_us"] = host_time(lambda: streams.current_stream(), calls=20000) * 1e6
-    if fast:  # the C launch split: argument conversion alone (an empty grid returns before the driver),
-        # and cuLaunchKernel on the legacy NULL stream vs the per-thread default stream vs a created one
-        results["c_call_no_launch_us"] = host_time(
-            lambda: launch(function, 0, 1, 1, b, c, s0, a, x.ptr, y.ptr, out.ptr, n, 1024), calls=20000) * 1e6
-        created = streams.Stream()
-        for name, handle in (("per_thread", 2), ("created", created.cuda_stream)):
-            results[f"c_launch_{name}_stream_us"] = host_time(
-                lambda: launch(function, 1, 1, 1, b, c, handle, a, x.ptr, y.ptr, out.ptr, n, 1024),
-                sync=lambda: drv.call(drv._driver().cuCtxSynchronize)) * 1e6
+    s0 = streams.current_stream().cuda_stream
+    ctx_sync = (lambda: drv.call(drv._driver().cuCtxSynchronize))
+    created = streams.Stream()
+    if fast:
+        def c_launch(gx, stream):
+            return lambda: launch(function, gx, 1, 1, b, c, stream, a, x.ptr, y.ptr, out.ptr, n, 1024)
+    else:
+        def c_launch(gx, stream):
+            return lambda: launch(gx, 1, 1, stream, function, b, c, None, None, a, None, None, None, x.ptr, y.ptr,
+                                  out.ptr, n, 1024)
+    cases = {
+        "fast_launch_us": (lambda: add(grid, x, y, out, n), 2000),
+        "triton_jit_launch_us": (lambda: add_kernel[grid](x, y, out, n, BLOCK=1024), 2000),
+        # where the fast path's time goes: building the key, the current stream, the bare C launch
+        "specialize_us": (lambda: launcher.specialize((x, y, out, n)), 20000),
+        "current_stream_us": (lambda: streams.current_stream(), 20000),
+        "c_launch_only_us": (c_launch(1, s0), 2000),
+        # the C launch split: argument conversion alone (an empty grid returns before the driver), and
+        # cuLaunchKernel on the legacy NULL stream (above) vs the per-thread default stream vs a created one
+        "c_call_no_launch_us": (c_launch(0, s0), 20000),
+        "c_launch_per_thread_stream_us": (c_launch(1, 2), 2000),
+        "c_launch_created_stream_us": (c_launch(1, created.cuda_stream), 2000),
+    }
+    for name, us in interleaved(cases, ctx_sync).items():
+        results[name] = us
 
     # graph: 100 dependent launches (out = out + y) captured, replay equals eager
     big = 1 << 20
