@@ -222,6 +222,38 @@ def test_record_stream_delays_reuse_until_event_completes():
     check_stats(a, {"active.all.current": 1, "num_sync_all_streams": 0, "segment.all.current": 1})
 
 
+def test_blocks_recycled_by_merges_and_segment_heads():
+    # merges hand their absorbed Block objects to later splits, and the segment list follows
+    # the block heading each segment: neither may leak state (streams, events, stacks)
+    dev, a = make()
+    s1 = dev.new_stream()
+    a.record_memory_history(enabled="all", context="all")
+    x, y = a.malloc(1000), a.malloc(1000)          # [x][y][rest]
+    s1.launch()
+    y.record_stream(s1)
+    del y                                          # waits on s1's event
+    s1.finish()
+    z = a.malloc(1000)  # y's block, now free, absorbed rest; z takes y's place from a recycled Block
+    assert z.ptr == x.ptr + 1024 and z.stream is dev.default_stream
+    w = a.malloc(12 * MiB)                         # a whole segment: no free block points at it
+    segments = a.snapshot()[0]
+    assert [[b["state"] for b in s["blocks"]] for s in segments] == \
+        [["active_allocated", "active_allocated", "inactive"], ["active_allocated"]]
+    here = "test_blocks_recycled_by_merges_and_segment_heads"
+    assert segments[0]["blocks"][1]["frames"][0]["name"] == here
+    del x, z            # z absorbs x (the head) and the rest: the segment's stack moves with it
+    small, large = a.snapshot()[0]
+    assert [b["state"] for b in small["blocks"]] == ["inactive"]
+    assert small["address"] == small["blocks"][0]["address"]
+    assert small["frames"][0]["name"] == here
+    check_stats(a, {"inactive_split.all.current": 0, "inactive_split.all.peak": 2,
+                    "active.all.current": 1, "active_bytes.all.current": 12 * MiB})
+    del w
+    a.empty_cache()
+    assert a.snapshot()[0] == [] and dev.live == {}
+    _check_consistent(a)
+
+
 def test_record_stream_on_allocation_stream_is_ignored():
     dev, a = make()
     s0 = dev.default_stream

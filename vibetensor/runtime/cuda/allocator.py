@@ -378,18 +378,20 @@ class DeviceStats:
 
 
 class Counters:
-    """One pool's statistics (or all pools') as running totals, so that malloc and free add to a
-    few ints instead of updating nine Stats: a stat's current value is (total up) - (total down),
-    its `allocated`/`freed` the totals since the last reset, and only peaks are tracked as they go.
+    """One pool kind's statistics as running totals, so that malloc and free add to a few ints
+    instead of updating nine Stats: a stat's current value is (total up) - (total down), its
+    `allocated`/`freed` the totals since the last reset, and only peaks are tracked as they go.
 
         n, b, r     blocks, bytes and requested bytes handed out by malloc
-        nf, bf      blocks and bytes whose free was requested (allocation = n - nf)
         nc, bc, rc  blocks, bytes, requested bytes whose free completed (active = n - nc)
+        pn, pb      blocks and bytes freed but waiting on events (allocation = n - nc - pn):
+                    nf and bf, the blocks and bytes whose free was requested, are nc + pn and
+                    bc + pb, so that a free that completes at once writes three totals, not five
         sp, sm      inactive split blocks appearing / disappearing; sbp, sbm their bytes
         seg, segf   segments cudaMalloc'd / cudaFree'd; rsv, rsvf their bytes
         pk_*        peaks
     """
-    __slots__ = ("n", "nf", "nc", "b", "bf", "bc", "r", "rc", "sp", "sm", "sbp", "sbm",
+    __slots__ = ("n", "nc", "pn", "b", "bc", "pb", "r", "rc", "sp", "sm", "sbp", "sbm",
                  "seg", "segf", "rsv", "rsvf", "pk_n", "pk_act", "pk_b", "pk_actb", "pk_r",
                  "pk_s", "pk_sb", "pk_seg", "pk_rsv", "base")
 
@@ -407,17 +409,17 @@ class Counters:
             setattr(self, name, 0)
         self.base = dict.fromkeys(self.TOTALS, 0)  # the totals at the last reset_accumulated
 
-    def segment(self, size, sign):
-        if sign > 0:
-            self.seg += 1
-            self.rsv += size
-            if self.seg - self.segf > self.pk_seg:
-                self.pk_seg = self.seg - self.segf
-            if self.rsv - self.rsvf > self.pk_rsv:
-                self.pk_rsv = self.rsv - self.rsvf
-        else:
-            self.segf += 1
-            self.rsvf += size
+    @property
+    def nf(self):
+        return self.nc + self.pn
+
+    @property
+    def bf(self):
+        return self.bc + self.pb
+
+    def current(self, name):
+        up, down, _ = self.LAYOUT[name]
+        return getattr(self, up) - getattr(self, down)
 
     def stat(self, name):
         up, down, peak = self.LAYOUT[name]
@@ -428,39 +430,118 @@ class Counters:
         return s
 
     def reset_peak(self):
-        for up, down, peak in self.LAYOUT.values():
-            setattr(self, peak, getattr(self, up) - getattr(self, down))
+        for name, (_, _, peak) in self.LAYOUT.items():
+            setattr(self, peak, self.current(name))
 
     def reset_accumulated(self):
         self.base = {name: getattr(self, name) for name in self.TOTALS}
 
 
+class AllPools:
+    """All pools' statistics: the small and large pools' Counters summed, with peaks of its own
+    (the peak of a sum is not the sum of the peaks). So malloc and free write the totals of one
+    Counters, and here only a peak that the new sum exceeds."""
+    __slots__ = ("parts", "pk_n", "pk_act", "pk_b", "pk_actb", "pk_r", "pk_s", "pk_sb", "pk_seg",
+                 "pk_rsv")
+
+    def __init__(self, small, large):
+        self.parts = (small, large)
+        self.reset_peak()
+
+    def current(self, name):
+        return sum(c.current(name) for c in self.parts)
+
+    def stat(self, name):
+        s = Stat()
+        for c in self.parts:
+            t = c.stat(name)
+            s.current += t.current
+            s.allocated += t.allocated
+            s.freed += t.freed
+        s.peak = getattr(self, Counters.LAYOUT[name][2])
+        return s
+
+    def reset_peak(self):
+        for name, (_, _, peak) in Counters.LAYOUT.items():
+            setattr(self, peak, self.current(name))
+
+    def reset_accumulated(self):
+        pass  # its totals are the pools'
+
+
+def _split_delta(c, o, a, blocks, nbytes):
+    """Inactive split blocks and bytes change by `blocks` and `nbytes` in pool Counters c (the
+    other pool's o, all pools' a): the totals, and the peaks they may raise."""
+    if blocks > 0:
+        c.sp += blocks
+        s = c.sp - c.sm
+        if s > c.pk_s:
+            c.pk_s = s
+        s += o.sp - o.sm
+        if s > a.pk_s:
+            a.pk_s = s
+    elif blocks < 0:
+        c.sm -= blocks
+    if nbytes > 0:
+        c.sbp += nbytes
+        s = c.sbp - c.sbm
+        if s > c.pk_sb:
+            c.pk_sb = s
+        s += o.sbp - o.sbm
+        if s > a.pk_sb:
+            a.pk_sb = s
+    elif nbytes < 0:
+        c.sbm -= nbytes
+
+
+def _alloc_peaks_pending(c, act_n, act_b, pending_n, pending_b):
+    """malloc's peak update while frees wait on events: allocated = active - pending."""
+    if act_n - pending_n > c.pk_n:
+        c.pk_n = act_n - pending_n
+    if act_n > c.pk_act:
+        c.pk_act = act_n
+    if act_b - pending_b > c.pk_b:
+        c.pk_b = act_b - pending_b
+    if act_b > c.pk_actb:
+        c.pk_actb = act_b
+
+
 class AllocatorStats:
-    """The caching allocator's statistics: Counters for all pools, the small and the large pool
+    """The caching allocator's statistics: AllPools and the small and large pools' Counters
     (indexed ALL, SMALL, LARGE), the event counters and the oversize stats."""
 
     def __init__(self, max_split_size=SIZE_MAX):
-        self.pools = (Counters(), Counters(), Counters())
+        small, large = Counters(), Counters()
+        self.pools = (AllPools(small, large), small, large)
         for name in COUNTERS:
             setattr(self, name, 0)
         self.oversize_allocations, self.oversize_segments = Stat(), Stat()
         self.max_split_size = -1 if max_split_size == SIZE_MAX else max_split_size
 
     def on_free(self, k, size):
-        """free() was called: the block is no longer allocated (it may stay active)."""
-        for c in (self.pools[ALL], self.pools[k]):
-            c.nf += 1
-            c.bf += size
+        """free() was called and waits for events: the block is no longer allocated, still active."""
+        c = self.pools[k]
+        c.pn += 1
+        c.pb += size
 
     def on_segment(self, k, size, sign):
         """A segment of `size` bytes was cudaMalloc'd (sign 1) or cudaFree'd (sign -1)."""
-        self.pools[ALL].segment(size, sign)
-        self.pools[k].segment(size, sign)
+        c, a = self.pools[k], self.pools[ALL]
+        if sign < 0:
+            c.segf += 1
+            c.rsvf += size
+            return
+        c.seg += 1
+        c.rsv += size
+        for p in (c, a):
+            seg, rsv = p.current("segment"), p.current("reserved_bytes")
+            if seg > p.pk_seg:
+                p.pk_seg = seg
+            if rsv > p.pk_rsv:
+                p.pk_rsv = rsv
 
     def current(self, name, k=ALL):
-        up, down, _ = Counters.LAYOUT[name]
-        c = self.pools[k]
-        return getattr(c, up) - getattr(c, down)
+        return self.pools[k].current(name)
 
     def peak(self, name, k=ALL):
         return getattr(self.pools[k], Counters.LAYOUT[name][2])
@@ -632,11 +713,9 @@ class PrivatePool:
 class Allocation:
     """What malloc returns: device memory at `.ptr` of `.size` requested bytes (`.allocated_size`
     after rounding). Dropping the last reference frees it, gated by any recorded streams' events.
-    The native backend's handle holds its Block; rounding and stream are read from it."""
+    The native backend's handle holds its Block; rounding and stream are read from it. Made by
+    CachingAllocator.malloc, which sets the four slots itself."""
     __slots__ = ("ptr", "size", "_block", "_allocator", "__weakref__")
-
-    def __init__(self, allocator, block, nbytes, ptr):
-        self._allocator, self._block, self.ptr, self.size = allocator, block, ptr, nbytes
 
     @property
     def allocated_size(self):
@@ -827,7 +906,10 @@ class CachingAllocator(_Locked):
     Host time matters here: every tensor's malloc and free runs through it. The common case (a
     small request on a stream that has a cached block big enough, no CUDA graph capture, no
     cross-stream frees pending, no history recording) takes `malloc`'s fast path: one bisect in
-    the stream's free list, the split, and a few integer adds to the running-total statistics."""
+    the stream's free list, the split, and a few integer adds to the running-total statistics.
+    The split's remainder, and on free the merged block, usually take over the list entry of the
+    block they replace (no removal and re-insertion), and the Block objects that merges drop are
+    reused by later splits."""
     backend = "native"
 
     def __init__(self, device, config=None):
@@ -837,12 +919,13 @@ class CachingAllocator(_Locked):
         self._current_stream = device.current_stream
         self.config = config if config is not None else AllocatorConfig()
         self.stats = AllocatorStats(self.config.max_split_size)
-        pools = self.stats.pools  # the Counters a block's pool kind updates, by pool.is_small
-        self._counters = ((pools[ALL], pools[LARGE]), (pools[ALL], pools[SMALL]))
+        all_pools, small, large = self.stats.pools  # by pool.is_small: (its Counters, the other's, all)
+        self._counters = ((large, small, all_pools), (small, large, all_pools))
         self.large_blocks, self.small_blocks = BlockPool(False), BlockPool(True)
         self._small_free = self.small_blocks.by_stream  # stream -> [(size, ptr, block)], sorted
         self._large_free = self.large_blocks.by_stream
-        self.active_blocks = set()          # allocated, or freed but waiting on events
+        self._segments = {}                 # segment address -> the Block heading it
+        self._spare = []                    # Blocks dropped by merges, reused by splits
         self.cuda_events = {}               # stream -> deque[(event, block)]
         self.needs_events_deferred = []     # blocks freed with stream uses during capture
         self.captures_underway = []         # [(pool_id, filter(stream) -> bool)]
@@ -884,7 +967,7 @@ class CachingAllocator(_Locked):
                         and size <= lst[-1][0]):
                     i = bisect_left(lst, (size,))
                     if nbytes <= K_SMALL_SIZE or self._fits(lst[i][0], size):
-                        block = self._take_block(lst.pop(i)[2], size, nbytes, None)
+                        block = self._take_block(lst[i][2], size, nbytes, None, lst, i)
                     else:
                         block = self._malloc(nbytes, stream, None)
                 else:
@@ -893,24 +976,23 @@ class CachingAllocator(_Locked):
                 lock.release()
             if self._deferred:
                 self._drain_deferred()
-            return Allocation(self, block, nbytes, block.ptr)
-        if nbytes == 0:
+        elif nbytes == 0:
             return PlainAllocation(self, _NO_BLOCK, 0, stream, 0, 0)
-        if nbytes >= ONE_EXA_BYTE:
+        elif nbytes >= ONE_EXA_BYTE:
             raise OutOfMemoryError("CUDA out of memory. Tried to allocate more than 1EB memory.")
-        frames = gather_frames() if self.history.context else None
-        self._enter()
-        try:
-            block = self._malloc(nbytes, stream, frames)
-        finally:
-            self._exit()
-        return Allocation(self, block, nbytes, block.ptr)
-
-    def _free_block_of(self, block):
-        if block.stream_uses or self.history.enabled:
-            self._free(block, gather_frames() if self.history.context >= ALL_CONTEXT else None)
-        else:  # no other stream's work to wait for: back into the pool at once
-            self._free_block(block, None, True)
+        else:
+            frames = gather_frames() if self.history.context else None
+            self._enter()
+            try:
+                block = self._malloc(nbytes, stream, frames)
+            finally:
+                self._exit()
+        h = Allocation()  # no __init__: four slot writes cost half a Python __init__ call
+        h._allocator = self
+        h._block = block
+        h.ptr = block.ptr
+        h.size = nbytes
+        return h
 
     def record_stream(self, handle, stream):
         """Mark the allocation as used on `stream`: its reuse after free waits for that stream."""
@@ -1085,7 +1167,7 @@ class CachingAllocator(_Locked):
         self._enter()
         try:
             trace = self.history.trace()
-            segments = [self._segment_info(b) for b in self._all_blocks() if b.prev is None]
+            segments = [self._segment_info(b) for b in self._segments.values()]
             segments.sort(key=lambda s: s["address"])
             if self.history.enabled:
                 active = sum(s["active_size"] for s in segments)
@@ -1093,12 +1175,6 @@ class CachingAllocator(_Locked):
             return segments, trace
         finally:
             self._exit()
-
-    def _all_blocks(self):
-        pools = [self.small_blocks, self.large_blocks]
-        for pp in self.graph_pools.values():
-            pools += [pp.small, pp.large]
-        return [b for p in pools for b in p.blocks()] + list(self.active_blocks)
 
     def _segment_info(self, head):
         owner = head.pool.owner
@@ -1197,76 +1273,96 @@ class CachingAllocator(_Locked):
         if self.history.enabled:
             self.history.record("segment_alloc", ptr, size, p.stream, frames, self._pool_id(p.pool))
         block.segment_frames = frames
+        self._segments[ptr] = block
         p.block = block
         return True
 
-    def _take_block(self, block, size, orig_size, frames):
+    def _take_block(self, block, size, orig_size, frames, lst=None, i=0):
         """Hand out `block` (just taken from its pool, or a new segment) for a request of `size`
         rounded bytes, splitting the rest off into the pool when that is worth it (small pool: if
-        >= 512 bytes remain; large: if more than 1 MiB remains and the request may be split)."""
+        >= 512 bytes remain; large: if more than 1 MiB remains and the request may be split).
+        lst, i: where the block still sits in its stream's free list (malloc's fast path leaves
+        it there, so that the remainder of a split can take its place)."""
         pool = block.pool
+        c, o, a = self._counters[pool.is_small]  # this pool's Counters, the other pool's, AllPools
         remaining = block.size - size
         already_split = block.prev is not None or block.next is not None
-        d_split = d_split_bytes = 0
         if (remaining >= K_MIN_BLOCK_SIZE if pool.is_small
                 else size < self._max_split and remaining > K_SMALL_SIZE):
             rest = block
             prev = rest.prev
-            block = Block(rest.stream, size, pool, rest.ptr, prev, rest)
+            if self._spare:  # a Block left over from a merge: cheaper than constructing one
+                block = self._spare.pop()
+                block.stream, block.size, block.pool, block.ptr = rest.stream, size, pool, rest.ptr
+                block.prev, block.next = prev, rest
+            else:
+                block = Block(rest.stream, size, pool, rest.ptr, prev, rest)
             if prev is not None:
                 prev.next = block
             else:  # the new block heads the segment now: it carries the segment's stack
                 block.segment_frames, rest.segment_frames = rest.segment_frames, None
+                self._segments[block.ptr] = block
             rest.prev = block
             rest.ptr += size
             rest.size = remaining
-            pool.insert(rest)
+            entry = (remaining, rest.ptr, rest)
+            if lst is not None and (i == 0 or lst[i - 1] < entry):
+                # the remainder sorts below the block it was, so if it also sorts above the entry
+                # before, it takes the block's place in the sorted list (no removal, no insort)
+                lst[i] = entry
+                rest.gc_count_base = pool.get_free_blocks_call_count
+            else:
+                if lst is not None:
+                    del lst[i]
+                pool.insert(rest)
             if already_split:  # an inactive split block shrinks by `size`
-                d_split_bytes = -size
+                c.sbm += size
             else:  # a new inactive split block appears
-                d_split, d_split_bytes = 1, remaining
-        elif already_split:  # an inactive split block becomes active
-            d_split, d_split_bytes = -1, -block.size
+                _split_delta(c, o, a, 1, remaining)
+        else:
+            if lst is not None:
+                del lst[i]
+            if already_split:  # an inactive split block becomes active
+                c.sm += 1
+                c.sbm += block.size
         block.allocated = True
         block.requested_size = orig_size
         block.frames = frames
         if self.history.enabled:
             self.history.record("alloc", block.ptr, orig_size, block.stream, frames, self._pool_id(pool))
-        self.active_blocks.add(block)
         size = block.size
-        # Active >= allocated always, and equal while no free waits on events: then a new active
-        # peak implies a new allocated peak, and the active check can hide behind that one.
-        pending = self.cuda_events or self.needs_events_deferred
-        for c in self._counters[pool.is_small]:  # self.stats.on_alloc, inline
-            n = c.n = c.n + 1
-            b = c.b = c.b + size
-            r = c.r = c.r + orig_size
-            if n - c.nf > c.pk_n:
-                c.pk_n = n - c.nf
-                if n - c.nc > c.pk_act:
-                    c.pk_act = n - c.nc
-            elif pending and n - c.nc > c.pk_act:
-                c.pk_act = n - c.nc
-            if b - c.bf > c.pk_b:
-                c.pk_b = b - c.bf
-                if b - c.bc > c.pk_actb:
-                    c.pk_actb = b - c.bc
-            elif pending and b - c.bc > c.pk_actb:
-                c.pk_actb = b - c.bc
-            if r - c.rc > c.pk_r:
-                c.pk_r = r - c.rc
-            if d_split > 0:  # c.split_delta, inline
-                c.sp += d_split
-                if c.sp - c.sm > c.pk_s:
-                    c.pk_s = c.sp - c.sm
-            elif d_split < 0:
-                c.sm -= d_split
-            if d_split_bytes > 0:
-                c.sbp += d_split_bytes
-                if c.sbp - c.sbm > c.pk_sb:
-                    c.pk_sb = c.sbp - c.sbm
-            elif d_split_bytes < 0:
-                c.sbm -= d_split_bytes
+        n = c.n = c.n + 1
+        b = c.b = c.b + size
+        r = c.r = c.r + orig_size
+        act_n, act_b = n - c.nc, b - c.bc  # this pool's active blocks and bytes, then all pools'
+        all_n, all_b = act_n + o.n - o.nc, act_b + o.b - o.bc
+        if self.cuda_events or self.needs_events_deferred:  # frees wait: allocated < active
+            _alloc_peaks_pending(c, act_n, act_b, c.pn, c.pb)
+            _alloc_peaks_pending(a, all_n, all_b, c.pn + o.pn, c.pb + o.pb)
+        else:  # allocated == active; the active peak >= the allocated peak, so only a new
+            # allocated peak can be a new active peak
+            if act_n > c.pk_n:
+                c.pk_n = act_n
+                if act_n > c.pk_act:
+                    c.pk_act = act_n
+            if act_b > c.pk_b:
+                c.pk_b = act_b
+                if act_b > c.pk_actb:
+                    c.pk_actb = act_b
+            if all_n > a.pk_n:
+                a.pk_n = all_n
+                if all_n > a.pk_act:
+                    a.pk_act = all_n
+            if all_b > a.pk_b:
+                a.pk_b = all_b
+                if all_b > a.pk_actb:
+                    a.pk_actb = all_b
+        r -= c.rc
+        if r > c.pk_r:
+            c.pk_r = r
+        r += o.r - o.rc
+        if r > a.pk_r:
+            a.pk_r = r
         if size >= self._max_split:
             self.stats.oversize_allocations.add(1)
         return block
@@ -1306,11 +1402,15 @@ class CachingAllocator(_Locked):
             else:
                 self._insert_events(block)
         else:
-            self._free_block(block, frames)
+            self._free_block(block, frames, False)
 
-    def _free_block(self, block, frames, just_freed=False):
+    def _free_block(self, block, frames=None, just_freed=True):
         """Move a block whose uses are over into its pool, merging with free neighbours.
-        just_freed: free() was called just now (the free_requested half is counted here too)."""
+        just_freed: free() is calling (as _free_block_of): a block that other streams used, or
+        any block while history is recorded, goes through _free, which counts the free as
+        requested and calls back here (just_freed False) once the block's uses are over."""
+        if just_freed and (block.stream_uses or self.history.enabled):
+            return self._free(block, gather_frames() if self.history.context >= ALL_CONTEXT else None)
         if self.history.enabled:
             self.history.record("free_completed", block.ptr, block.requested_size, block.stream,
                                 frames or block.frames, self._pool_id(block.pool))
@@ -1318,61 +1418,78 @@ class CachingAllocator(_Locked):
         block.frames = None
         size, requested = block.size, block.requested_size
         pool = block.pool
-        d_split = d_split_bytes = 0
+        lst = pool.by_stream.get(block.stream)  # the stream's free list, sorted by (size, ptr)
+        merged = 0  # free neighbours (inactive split blocks) absorbed
+        slot = -1   # where the last absorbed neighbour's entry still sits in lst
         prev, nxt = block.prev, block.next
         if prev is not None and not (prev.allocated or prev.event_count or prev.stream_uses):
-            d_split, d_split_bytes = -1, -self._merge(block, prev, pool)
+            slot = self._merge(block, prev, lst)
+            merged = 1
         if nxt is not None and not (nxt.allocated or nxt.event_count or nxt.stream_uses):
-            d_split -= 1
-            d_split_bytes -= self._merge(block, nxt, pool)
-        self.active_blocks.discard(block)
+            if merged:
+                del lst[slot]
+            slot = self._merge(block, nxt, lst)
+            merged += 1
         block.gc_count_base = pool.get_free_blocks_call_count  # pool.insert, inline
-        lst = pool.by_stream.get(block.stream)
-        if lst is None:
-            lst = pool.by_stream[block.stream] = []
-        insort(lst, (block.size, block.ptr, block))
-        if block.prev is not None or block.next is not None:  # it is an inactive split block now
-            d_split += 1
-            d_split_bytes += block.size
-        for c in self._counters[pool.is_small]:
-            if just_freed:  # st.on_free
-                c.nf += 1
-                c.bf += size
-            c.nc += 1  # the free completed: the block is no longer active
-            c.bc += size
-            c.rc += requested
-            if d_split > 0:  # c.split_delta, inline
-                c.sp += d_split
-                if c.sp - c.sm > c.pk_s:
-                    c.pk_s = c.sp - c.sm
-            elif d_split < 0:
-                c.sm -= d_split
-            if d_split_bytes > 0:
-                c.sbp += d_split_bytes
-                if c.sbp - c.sbm > c.pk_sb:
-                    c.pk_sb = c.sbp - c.sbm
-            elif d_split_bytes < 0:
-                c.sbm -= d_split_bytes
-        if just_freed and size >= self._max_split:
-            self.stats.oversize_allocations.add(-1)
+        entry = (block.size, block.ptr, block)
+        if merged and (slot + 1 == len(lst) or entry < lst[slot + 1]):
+            # the merged block sorts above the neighbour it absorbed, so if it also sorts below
+            # the entry after, it takes the neighbour's place in the sorted list
+            lst[slot] = entry
+        else:
+            if merged:
+                del lst[slot]
+            elif lst is None:
+                lst = pool.by_stream[block.stream] = []
+            insort(lst, entry)
+        c, o, a = self._counters[pool.is_small]
+        c.nc += 1  # the free completed: the block is no longer active
+        c.bc += size
+        c.rc += requested
+        if just_freed:
+            if size >= self._max_split:
+                self.stats.oversize_allocations.add(-1)
+        else:  # no longer pending: _free counted it
+            c.pn -= 1
+            c.pb -= size
+        if block.prev is not None or block.next is not None:
+            # the merged block is an inactive split block: the neighbours it absorbed were too,
+            # so the inactive split bytes grow by `size` (_split_delta, inline for this case)
+            if merged != 1:
+                _split_delta(c, o, a, 1 - merged, 0)
+            sb = c.sbp = c.sbp + size
+            sb -= c.sbm
+            if sb > c.pk_sb:
+                c.pk_sb = sb
+            sb += o.sbp - o.sbm
+            if sb > a.pk_sb:
+                a.pk_sb = sb
+        else:  # the whole segment is free: the absorbed neighbours are no inactive split blocks now
+            _split_delta(c, o, a, -merged, size - block.size)
 
-    @staticmethod
-    def _merge(dst, src, pool):
-        """Absorb the free neighbour `src` (taken out of its pool) into dst; returns its size."""
-        pool.remove(src)
+    _free_block_of = _free_block  # free()'s hook
+
+    def _merge(self, dst, src, lst):
+        """Absorb the free neighbour `src` into dst; returns the index of src's entry in lst, its
+        stream's free list, where the caller replaces or deletes it. src is unreachable
+        afterwards (free, unallocated, no events): it goes to the spare list."""
+        i = bisect_left(lst, (src.size, src.ptr))
+        assert lst[i][2] is src, "allocator: block missing from its pool"
         if dst.prev is src:  # [src dst]
             dst.ptr = src.ptr
             dst.prev = src.prev
             if dst.prev is not None:
                 dst.prev.next = dst
-            else:
-                dst.segment_frames = src.segment_frames
+            else:  # dst heads the segment now
+                dst.segment_frames, src.segment_frames = src.segment_frames, None
+                self._segments[dst.ptr] = dst
         else:  # [dst src]
             dst.next = src.next
             if dst.next is not None:
                 dst.next.prev = dst
         dst.size += src.size
-        return src.size
+        self._spare.append(src)
+        return i
 
     # -- events ------------------------------------------------------------------------------------
     def _get_event(self):
@@ -1394,7 +1511,7 @@ class CachingAllocator(_Locked):
         for block in pending:
             self._insert_events(block)
             if block.event_count == 0:
-                self._free_block(block, frames)
+                self._free_block(block, frames, False)
 
     def _process_events(self, frames):
         """Free the blocks whose recorded streams have finished with them (no waiting)."""
@@ -1412,7 +1529,7 @@ class CachingAllocator(_Locked):
                 self._event_pool.append(ev)
                 block.event_count -= 1
                 if block.event_count == 0:
-                    self._free_block(block, frames)
+                    self._free_block(block, frames, False)
             if not q:
                 del self.cuda_events[s]
 
@@ -1426,7 +1543,7 @@ class CachingAllocator(_Locked):
                 self._event_pool.append(ev)
                 block.event_count -= 1
                 if block.event_count == 0:
-                    self._free_block(block, frames)
+                    self._free_block(block, frames, False)
 
     # -- releasing segments ------------------------------------------------------------------------
     def _release_block(self, block, frames):
@@ -1437,6 +1554,7 @@ class CachingAllocator(_Locked):
                                 frames or block.segment_frames, self._pool_id(block.pool))
         pool = block.pool
         pool.remove(block)
+        del self._segments[block.ptr]
         self.device.raw_free(block.ptr)
         self.total_allocated_memory -= block.size
         if pool.owner is not None:
@@ -1452,6 +1570,7 @@ class CachingAllocator(_Locked):
 
     def _release_cached_blocks(self, frames):
         self._synchronize_and_free_events(frames)
+        self._spare.clear()
         self._release_blocks(self.large_blocks, frames)
         self._release_blocks(self.small_blocks, frames)
         for pool_id, pp in list(self.graph_pools_freeable.items()):
