@@ -1029,7 +1029,9 @@ def test_stream_hook_points():
         y.backward(vt.ones(2))
     finally:
         engine.set_stream_hooks(None, None, None)
-    assert calls == {"enter": 2, "sync": 2} and x.grad is not None
+    # sync runs only where a gradient may change streams: mul's, for AccumulateGrad (which records
+    # none); exp's, for mul, stays on s0
+    assert calls == {"enter": 2, "sync": 1} and x.grad is not None
     assert (x * 2).grad_fn.stream is None
 
 

@@ -47,14 +47,18 @@ lets the op run (composites are traced through their parts) and marks float outp
 out untracked with a node whose backward raises NotImplementedError, so a missing derivative is
 an error at backward time, never a silently wrong gradient.
 """
+from math import prod
+
 from vibetensor import dispatch
 from vibetensor.autograd import anomaly, engine
 from vibetensor.autograd.graph import (
     RAW_GRAD_FN, GraphError, Node, SavedVariable, TensorGeometry, TensorMeta, alias_of, grad_accumulator, gradient_edge,
     record_creation, requires_grad)
-from vibetensor.autograd.view_history import MULTI_OUTPUT_NODE, DEFAULT, check_inplace, rebase_history, record_view
-from vibetensor.dispatch import DispatchKey, local
-from vibetensor.tensor.tensor import Tensor
+from vibetensor.autograd.view_history import (
+    MULTI_OUTPUT_NODE, DEFAULT, check_inplace, note_untracked_view, rebase_history, record_view)
+from vibetensor.dispatch import DispatchKey, dispatcher, local
+from vibetensor.tensor.shape import view_strides
+from vibetensor.tensor.tensor import Tensor, alias
 
 _NO_EDGE = (None, 0)
 _new_meta = TensorMeta.__new__
@@ -64,18 +68,24 @@ RESULT = "result"
 
 class OpNode(Node):
     """The node of an op with a derivative formula. One subclass per node name (MulBackward0...)."""
-    __slots__ = ("_spec", "_args", "_kwargs", "_result", "_layout", "_out_meta", "_needs")
+    __slots__ = ("_spec", "_args", "_kwargs", "_result", "_layout", "_out_meta", "_needs", "_saves")
 
     def apply(self, grads):
         spec = self._spec
         if self._n_grads == 1:
             grad = grads[0]
+            fast = spec.view_grad  # (a view op's gradient: see _VIEW_GRADS)
+            if fast is not None and self._kwargs is None and _no_graph_wanted() and isinstance(grad, Tensor):
+                g = fast(self, grad)
+                if g is not None:
+                    return [g]
         else:
             grad = tuple(g if g is not None or m is None or m._dtype.category < 2 else engine.zeros(m)
                          for g, m in zip(grads, self._out_meta))
-        args = tuple(_unpack(a, self) for a in self._args)
-        kwargs = {k: _unpack(v, self) for k, v in self._kwargs.items()} if self._kwargs else {}
-        res = spec.formula(self, grad, *args, **kwargs)
+        # only positions in save= hold SavedVariables (kwargs are kept as given)
+        args = tuple([_unpack(a, self) for a in self._args]) if self._saves else self._args
+        kwargs = self._kwargs
+        res = spec.formula(self, grad, *args, **kwargs) if kwargs else spec.formula(self, grad, *args)
         return _flatten(self._layout, res)
 
     @property
@@ -107,8 +117,9 @@ class OpNode(Node):
         return tuple(out)
 
     def release(self):
-        for a in self._args:
-            _release(a)
+        if self._saves:
+            for a in self._args:
+                _release(a)
         r = self._result
         if r is not None:
             _release(r)
@@ -169,6 +180,8 @@ class Derivative:
         self._save_fn = save if callable(save) else None
         self._static = None if callable(save) else self._parse(save)
         self._cls = self._make_class(self.name) if self.name.__class__ is str else None  # the usual case
+        # the gradient as a direct alias, for view ops whose node keeps only TensorMetas and numbers
+        self.view_grad = _VIEW_GRADS.get(op.name) if self._static == _SAVES_NOTHING and not geometry else None
 
     def _parse(self, save):
         save = (save,) if isinstance(save, (int, str)) else tuple(save)
@@ -213,6 +226,78 @@ def derivative(op, save=(), name=None, inplace=False, geometry=()):
     return register
 
 
+# -- view gradients without the dispatcher -------------------------------------------------------------------
+# Half the nodes of a transformer step are views (ViewBackward0, TransposeBackward0). Their formulas
+# (ops/views.py) call reshape/transpose on the gradient: dispatcher round trips and geometry checks.
+# When no graph is being built (grad mode off: backward without create_graph) and no wrapper key
+# (profiler, autocast) watches op calls, the outcome is known: the alias the view op would make,
+# noted as a no-grad view. These make it directly, or return None where the formula must run (it
+# would copy, or the gradient does not fit and the formula raises its error). OpNode.apply uses them.
+
+_SAVES_NOTHING = (frozenset(), False)
+
+
+def _no_graph_wanted():
+    return not local.grad_enabled and not dispatcher._active_wrappers
+
+
+def _grad_alias(grad, shape, stride):
+    """What a view op returns for grad with grad mode off (ops/views.py `_alias`)."""
+    v = alias(grad, shape, stride, grad._offset)
+    note_untracked_view(grad, v)
+    return v
+
+
+def _reshape_grad(node, grad):
+    """reshape(grad, input shape) (view, _unsafe_view), when it is a view."""
+    shape = node._args[0]._shape
+    if prod(grad._shape) != prod(shape):
+        return None
+    stride = view_strides(grad._shape, grad._stride, shape)
+    return None if stride is None else _grad_alias(grad, shape, stride)
+
+
+def _transpose_grad(node, grad):
+    """transpose(grad, dim0, dim1)."""
+    _, d0, d1 = node._args
+    nd = len(grad._shape)
+    if type(d0) is not int or type(d1) is not int or not (-nd <= d0 < nd and -nd <= d1 < nd):
+        return None
+    shape, stride = list(grad._shape), list(grad._stride)
+    shape[d0], shape[d1] = shape[d1], shape[d0]
+    stride[d0], stride[d1] = stride[d1], stride[d0]
+    return _grad_alias(grad, tuple(shape), tuple(stride))
+
+
+def _permute_grad(node, grad):
+    """permute(grad, the inverse of dims)."""
+    dims = node._args[1]
+    nd = len(grad._shape)
+    if len(dims) != nd:
+        return None
+    inverse = [0] * nd
+    for i, d in enumerate(dims):
+        if type(d) is not int or not -nd <= d < nd:
+            return None
+        inverse[d] = i  # (a negative d indexes from the end, as wrapping it would)
+    shape, stride = grad._shape, grad._stride
+    return _grad_alias(grad, tuple([shape[d] for d in inverse]), tuple([stride[d] for d in inverse]))
+
+
+def _t_grad(node, grad):
+    """t(grad): a matrix transposed; a vector or a scalar as it is."""
+    shape, stride = grad._shape, grad._stride
+    if len(shape) > 2:
+        return None
+    if len(shape) == 2:
+        shape, stride = shape[::-1], stride[::-1]
+    return _grad_alias(grad, shape, stride)
+
+
+_VIEW_GRADS = {"vt::view": _reshape_grad, "vt::_unsafe_view": _reshape_grad, "vt::transpose": _transpose_grad,
+               "vt::permute": _permute_grad, "vt::t": _t_grad}
+
+
 # -- the Autograd-key kernel ---------------------------------------------------------------------------
 
 def _record(t, metas, edges):
@@ -254,7 +339,7 @@ def _inputs(args, save, snapshot_self=False, geometry=()):
                 kept.append(SavedVariable(_snapshot(a) if (i == 0 and snapshot_self) else a))
             else:
                 kept.append(TensorGeometry(a) if i in geometry else meta)
-        elif (type(a) is list or type(a) is tuple) and any(isinstance(b, Tensor) for b in a):
+        elif (type(a) is list or type(a) is tuple) and _has_tensor(a):
             flags, items = [], []
             for b in a:
                 is_t = isinstance(b, Tensor)
@@ -273,6 +358,13 @@ def _inputs(args, save, snapshot_self=False, geometry=()):
     return (edges if wanted else None), metas, layout, tuple(kept)
 
 
+def _has_tensor(items):
+    for b in items:  # (a loop, not any(genexpr): shapes are tuples too, and this runs per call)
+        if isinstance(b, Tensor):
+            return True
+    return False
+
+
 def _snapshot(t):
     """The value of t before an in-place op overwrites it, carrying t's history (so a second
     derivative still reaches whatever t came from)."""
@@ -286,11 +378,12 @@ def _snapshot(t):
     return c
 
 
-def _make_node(spec, args, kwargs, edges, metas, layout, saved):
-    node = spec.node_class(args, kwargs)(tuple(edges), tuple(metas))
+def _make_node(spec, args, kwargs, edges, metas, layout, saved, save):
+    node = (spec._cls or spec.node_class(args, kwargs))(tuple(edges), tuple(metas))
     node._spec, node._args, node._layout = spec, saved, tuple(layout)
     node._kwargs = kwargs or None
     node._result = node._out_meta = node._needs = None
+    node._saves = bool(save)  # some argument may be a SavedVariable (apply unpacks, release frees)
     if anomaly._enabled:
         record_creation(node)
     if engine.current_stream is not None:
@@ -388,15 +481,29 @@ def _autograd_kernel(spec):
         edges, metas, layout, saved = _inputs(args, save, geometry=geometry)
         if edges is None:
             return op.redispatch(None, *args, **kwargs)
+        kernel = _device_kernel(op, metas)
         local.grad_enabled = False
         try:
-            result = op.redispatch(None, *args, **kwargs)
+            result = kernel(*args, **kwargs) if kernel is not None else op.redispatch(None, *args, **kwargs)
         finally:
             local.grad_enabled = True
-        node = _make_node(spec, args, kwargs, edges, metas, layout, saved)
+        node = _make_node(spec, args, kwargs, edges, metas, layout, saved, save)
         return _mark_outputs(save_result, node, result, args)
     autograd_kernel.__name__ = f"autograd_{spec.short}"
     return autograd_kernel
+
+
+def _device_kernel(op, metas):
+    """The kernel op.redispatch(None, ...) would pick for tensors with these metas (the first
+    non-CPU device type, else CPU: the dispatcher's rule), without scanning the arguments again;
+    None where that backend is not loaded yet (then redispatch loads it)."""
+    device_type = metas[0]._device.type
+    if device_type == "cpu":
+        for m in metas:
+            if m._device.type != "cpu":
+                device_type = m._device.type
+                break
+    return op._by_type.get(device_type)
 
 
 def _out_error(short):
@@ -443,7 +550,7 @@ def _call_inplace(spec, args, kwargs, target, out):
     finally:
         local.grad_enabled = True
     kwargs.pop("out", None)
-    node = _make_node(spec, args, kwargs, edges, metas, layout, saved)
+    node = _make_node(spec, args, kwargs, edges, metas, layout, saved, save)
     return _mark_outputs(save_result, node, result, args, inplace_self=target)
 
 

@@ -17,6 +17,7 @@ import heapq
 import itertools
 import sys
 import warnings
+from contextlib import nullcontext
 
 from vibetensor import dispatch
 from vibetensor.autograd import anomaly
@@ -27,6 +28,8 @@ from vibetensor.tensor import memory_format as mf
 from vibetensor.tensor import shape as sh
 from vibetensor.tensor.tensor import Tensor, array, empty, make_tensor
 
+_heappush, _heappop = heapq.heappush, heapq.heappop
+
 # -- stream hook points (set by the CUDA runtime; None on CPU) ------------------------------------------
 _stream_enter = None  # fn(stream) -> context manager making `stream` current while a node runs
 _stream_sync = None   # fn(grad, producer_node, consumer_node) -> grad safe to use on consumer's stream
@@ -34,6 +37,8 @@ current_stream = None  # fn(device) -> the stream a node made now on `device` re
 
 
 def set_stream_hooks(enter, sync, current):
+    """The engine calls sync only for a gradient whose producer recorded a stream and whose
+    consumer did not record that same stream (a consumer on the producer's stream needs nothing)."""
     global _stream_enter, _stream_sync, current_stream
     _stream_enter, _stream_sync, current_stream = enter, sync, current
 
@@ -73,7 +78,7 @@ def sum_to(g, shape):
     lead = len(g._shape) - len(shape)
     kept = tuple(lead + i for i, s in enumerate(shape) if s == 1 and g._shape[lead + i] != 1)
     try:
-        sum_op = dispatch.get("sum")
+        sum_op = _op("sum")
     except KeyError:
         return _sum_to_numpy(g, shape, lead, kept)
     if g._requires_grad and local.grad_enabled and getattr(sum_op, "derivative", None) is None:
@@ -232,12 +237,15 @@ def _call_node(node, grads):
             r = fn(tuple(grads))
             if r is not None:
                 grads = list(r)
-    edges = node.next_functions
-    if all(g is None for g in grads):
-        outs = [None] * len(edges)
+    if _all_none(grads):
+        outs = [None] * len(node.next_functions)
     elif _stream_enter is not None and node.stream is not None:
-        with _stream_enter(node.stream):
+        context = _stream_enter(node.stream)
+        if type(context) is nullcontext:  # already on the node's stream (the usual case)
             outs = node.apply(grads)
+        else:
+            with context:
+                outs = node.apply(grads)
     else:
         outs = node.apply(grads)
     outs = validate_outputs(node, outs)
@@ -247,6 +255,13 @@ def _call_node(node, grads):
             if r is not None:
                 outs = list(r)
     return outs
+
+
+def _all_none(grads):
+    for g in grads:  # (a loop: cheaper than all(genexpr) on this per-node path)
+        if g is not None:
+            return False
+    return True
 
 
 def validate_outputs(node, outs):
@@ -271,13 +286,12 @@ def validate_outputs(node, outs):
             if not expandable(g._shape, meta._shape):
                 raise RuntimeError(f"Function {node.name()} returned an invalid gradient at index {i} - got "
                                    f"{list(g._shape)} but expected shape compatible with {list(meta._shape)}")
-            g = sum_to(g, meta._shape)
+            g = outs[i] = sum_to(g, meta._shape)
         if g._dtype is not meta._dtype:
-            g = cast(g, meta._dtype)
-        if g._device != meta._device:
+            g = outs[i] = cast(g, meta._dtype)
+        if g._device is not meta._device and g._device != meta._device:
             raise RuntimeError(f"Function {node.name()} returned an invalid gradient at index {i} - expected "
                                f"device {meta._device} but got {g._device}")
-        outs[i] = g
     if anomaly._enabled and anomaly._check_nan:
         for i, g in enumerate(outs):
             if g is not None and _has_nan(g):
@@ -290,16 +304,17 @@ def validate_outputs(node, outs):
 def _dependencies(roots):
     """How many edges of the reachable graph point at each node."""
     deps = {}
-    seen = set(roots)
-    stack = list(seen)
+    stack = list(roots)
+    roots = set(roots)
     while stack:
-        node = stack.pop()
-        for nxt, _ in node.next_functions:
+        for nxt, _ in stack.pop().next_functions:
             if nxt is not None:
-                deps[nxt] = deps.get(nxt, 0) + 1
-                if nxt not in seen:
-                    seen.add(nxt)
-                    stack.append(nxt)
+                if nxt in deps:
+                    deps[nxt] += 1
+                else:  # first seen: walk on from it
+                    deps[nxt] = 1
+                    if nxt not in roots:
+                        stack.append(nxt)
     return deps
 
 
@@ -350,7 +365,7 @@ def execute(root_edges, root_grads, keep_graph, create_graph, captures=None, run
     local.grad_enabled = create_graph
     try:
         while ready:
-            node = heapq.heappop(ready)[2]
+            node = _heappop(ready)[2]
             grads = buffers.pop(node)
             _call_tensor_pre_hooks(node, grads)
             if restricted:
@@ -358,7 +373,7 @@ def execute(root_edges, root_grads, keep_graph, create_graph, captures=None, run
                     fn(grads[nr])
                 if node not in needed:
                     continue
-            outs = _run(node, grads)
+            outs = _run(node, grads) if anomaly._enabled else _call_node(node, grads)
             if not keep_graph:
                 node.release()
             _deliver(node, outs, deps, buffers, ready, tie)
@@ -368,8 +383,7 @@ def execute(root_edges, root_grads, keep_graph, create_graph, captures=None, run
 
 
 def _run(node, grads):
-    if not anomaly._enabled:
-        return _call_node(node, grads)
+    """_call_node in anomaly mode: a failing node names the forward call that made it."""
     try:
         return _call_node(node, grads)
     except Exception:
@@ -378,20 +392,23 @@ def _run(node, grads):
 
 
 def _deliver(node, outs, deps, buffers, ready, tie):
+    stream = node.stream
+    sync = _stream_sync if stream is not None else None
     for (nxt, nr), g in zip(node.next_functions, outs):
         if nxt is None:
             continue
         buf = buffers.get(nxt)
         if buf is None:
-            buf = buffers[nxt] = [None] * _num_grads(nxt)
+            buf = buffers[nxt] = [None] * nxt._n_grads
         if g is not None:
-            if _stream_sync is not None:
-                g = _stream_sync(g, node, nxt)
-            buf[nr] = g if buf[nr] is None else add(buf[nr], g)
+            if sync is not None and nxt.stream is not stream:
+                g = sync(g, node, nxt)
+            old = buf[nr]
+            buf[nr] = g if old is None else add(old, g)
         left = deps[nxt] - 1
         deps[nxt] = left
         if left == 0:
-            heapq.heappush(ready, (-nxt._seq, next(tie), nxt))
+            _heappush(ready, (-nxt._seq, next(tie), nxt))
 
 
 def _num_grads(node):

@@ -17,6 +17,7 @@ import threading
 import traceback
 import weakref
 
+from vibetensor.dispatch import local
 from vibetensor.tensor.shape import Size
 from vibetensor.tensor.tensor import Tensor, make_tensor
 
@@ -152,7 +153,6 @@ class SavedVariable:
         if data._version.value != self.version:
             raise RuntimeError(self._version_error(node))
         if self.is_output and node is not None and self.requires_grad:
-            from vibetensor.dispatch import local
             if local.grad_enabled:  # create_graph: the unpacked output must lead back to its node
                 t = make_tensor(data._storage, data._shape, data._stride, data._offset, data._dtype,
                                 data._version, data._base)
