@@ -95,7 +95,14 @@ def context(index):
     return ctx
 
 
-_current = threading.local()  # per-thread current device, as cudaSetDevice
+class _Current(threading.local):
+    """Per-thread current device, as cudaSetDevice. Class defaults, because a missing attribute
+    costs getattr(..., default) an AttributeError (~1 us): the hot paths read these every op."""
+    index = 0
+    ctx_index = None
+
+
+_current = _Current()
 
 
 def current_device():

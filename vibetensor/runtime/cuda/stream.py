@@ -159,7 +159,14 @@ def _index(device):
 
 
 _defaults = {}
-_local = threading.local()  # per-thread current stream per device
+class _Local(threading.local):
+    """Per-thread current stream per device (`streams`) and their raw handles (`handles`, what
+    launches read). Class defaults: a getattr that misses raises internally (~1 us a lookup)."""
+    streams = None
+    handles = None
+
+
+_local = _Local()
 
 
 def priority_range():
