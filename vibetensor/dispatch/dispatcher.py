@@ -79,7 +79,10 @@ class Op:
                 if a._requires_grad or (a._base is not None and a._base._requires_grad):
                     grad = True
             elif type(a) is list or type(a) is tuple:
-                device_type, grad = _scan(a, device_type, grad)
+                for b in a:  # most are shapes or dims: ints only, nothing to scan
+                    if b.__class__ is not int:
+                        device_type, grad = _scan(a, device_type, grad)
+                        break
         if _active_wrappers:
             return self._call_wrapped(args, kwargs, device_type, grad)
         if grad and local.grad_enabled:
@@ -92,6 +95,25 @@ class Op:
         if kernel is None:
             kernel = self._load_backend(_KEY_OF_DEVICE[device_type])
         return kernel(*args, **kwargs)
+
+    def kernel_on(self, t):
+        """The kernel of a call whose only tensor argument is the tensor t, as __call__ picks it
+        without scanning the arguments; None while a wrapper key is on (then call the op)."""
+        if _active_wrappers:
+            return None
+        if (t._requires_grad or (t._base is not None and t._base._requires_grad)) and local.grad_enabled:
+            kernel = self._autograd
+            if kernel is not None:
+                return kernel
+        return self._by_type.get(t._device.type)
+
+    def call_on(self, t, *args):
+        """self(t, *args) where t is the call's only tensor argument (args hold none) and there are
+        no keywords: for composites calling their primitives (reshape -> view), and Tensor methods."""
+        kernel = self.kernel_on(t)
+        if kernel is None:
+            return self(t, *args)
+        return kernel(t, *args)
 
     def _call_wrapped(self, args, kwargs, device_type, grad):
         for key in _active_wrappers:
@@ -109,7 +131,7 @@ class Op:
             kernel = self.table.get(key)
             if kernel is not None:
                 return kernel(*args, **kwargs)
-        device_type = _scan(args)[0] or _device_type_of(kwargs.get("device"))
+        device_type = _device_type(args) or _device_type_of(kwargs.get("device"))
         kernel = self._by_type.get(device_type)
         if kernel is None:
             kernel = self._load_backend(_KEY_OF_DEVICE[device_type])
@@ -159,9 +181,27 @@ def _scan(args, device_type=None, grad=False):
     return device_type, grad
 
 
+def _device_type(args):
+    """_scan's device type alone: it is settled at the first non-CPU tensor, so the scan stops
+    there (redispatch's usual call: its first argument is that tensor)."""
+    found = None
+    for a in args:
+        if isinstance(a, Tensor):
+            found = a._device.type
+            if found != "cpu":
+                return found
+        elif type(a) is list or type(a) is tuple:
+            inner = _device_type(a)
+            if inner is not None:
+                found = inner
+                if inner != "cpu":
+                    return inner
+    return found
+
+
 def device_key(args, kwargs=None):
     """The device key of a call: the first tensor argument's device, else `device=`, else CPU."""
-    device_type = _scan(args)[0] or _device_type_of((kwargs or {}).get("device"))
+    device_type = _device_type(args) or _device_type_of((kwargs or {}).get("device"))
     return _KEY_OF_DEVICE[device_type]
 
 

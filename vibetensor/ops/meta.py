@@ -27,7 +27,7 @@ def common_device(op, operands):
     for t in operands:
         if not isinstance(t, Tensor):
             continue
-        if t.ndim == 0 and t._device.type == "cpu":
+        if not t._shape and t._device.type == "cpu":
             scalar_device = t._device
         elif device is None:
             device = t._device

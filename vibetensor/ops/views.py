@@ -16,10 +16,9 @@ allocate their results in torch's memory layout (index).
 from vibetensor.autograd.view_history import note_untracked_multi_output, note_untracked_view
 from vibetensor.dispatch import declare, local
 from vibetensor.ops.creation import is_non_overlapping_and_dense
-from vibetensor.ops.meta import TYPE_NAMES, legacy_type_name
+from vibetensor.ops.meta import TYPE_NAMES, legacy_type_name, remember
 from vibetensor.tensor import dtype as dt
 from vibetensor.tensor import shape as sh
-from vibetensor.tensor.tensor import alias as _tensor_alias
 from vibetensor.tensor.tensor import check_in_bounds, make_tensor
 
 
@@ -30,7 +29,8 @@ def _fmt(shape):
 def _alias(t, shape, stride, offset):
     """A view of t. Autograd records the views it sees; those made with grad mode off (or of a view
     it already knows) are noted here, so an in-place write through them is checked as torch does."""
-    v = _tensor_alias(t, shape, stride, offset)
+    base = t._base  # (tensor.alias, inlined: every view op ends here)
+    v = make_tensor(t._storage, shape, stride, offset, t._dtype, t._version, t if base is None else base)
     if not local.grad_enabled or t._view_info is not None:
         note_untracked_view(t, v)
     return v
@@ -44,6 +44,18 @@ def _retyped(t, shape, stride, offset, dtype, is_view=True):
     if is_view:
         note_untracked_view(t, v, view_as_complex if dtype.is_complex else view_as_real)
     return v
+
+
+def _cached_geometry(cache, key, compute, *args):
+    """cache[key], else compute(*args) (which validates, raising torch's errors) remembered there.
+    A training loop makes the same few views over and over; a key holding a list is not cached."""
+    try:
+        geometry = cache.get(key)
+    except TypeError:
+        return compute(*args)
+    if geometry is None:
+        geometry = remember(cache, key, compute(*args))
+    return geometry
 
 
 def infer_size(shape, numel):
@@ -86,12 +98,23 @@ def expand_geometry(shape, stride, sizes, type_name="Tensor"):
 
 # -- primitives --------------------------------------------------------------------------------------------
 
+_view_geometries = {}  # (shape, stride, requested shape) -> _view_geometry's answer
+
+
+def _view_geometry(self, shape):
+    """(the requested shape with -1 resolved, the strides that view self as it or None if none do)."""
+    shape = infer_size(shape, sh.numel(self._shape))
+    return shape, sh.view_strides(self._shape, self._stride, shape)
+
+
+_NOT_VIEWABLE = ("view size is not compatible with input tensor's size and stride (at least one dimension spans "
+                 "across two contiguous subspaces). Use .reshape(...) instead.")
+
+
 def _view(self, shape):
-    shape = infer_size(shape, self.numel())
-    stride = sh.view_strides(self._shape, self._stride, shape)
+    shape, stride = _cached_geometry(_view_geometries, (self._shape, self._stride, shape), _view_geometry, self, shape)
     if stride is None:
-        raise RuntimeError("view size is not compatible with input tensor's size and stride (at least one "
-                           "dimension spans across two contiguous subspaces). Use .reshape(...) instead.")
+        raise RuntimeError(_NOT_VIEWABLE)
     return _alias(self, shape, stride, self._offset)
 
 
@@ -102,7 +125,7 @@ def _view_dtype(self, dtype):
     if old == new:
         return _retyped(self, self._shape, self._stride, self._offset, dtype, is_view=False)
     names = f"{TYPE_NAMES[self._dtype]} as {TYPE_NAMES[dtype]} (different element sizes)"
-    if self.ndim == 0:
+    if len(self._shape) == 0:
         raise RuntimeError(f"self.dim() cannot be 0 to view {names}")
     shape, stride, offset = list(self._shape), list(self._stride), self._offset
     if old > new:
@@ -133,7 +156,7 @@ def _check_last_stride(stride, names):
 
 
 def _permute(self, dims):
-    nd = self.ndim
+    nd = len(self._shape)
     if len(dims) != nd:
         raise RuntimeError(f"permute(sparse_coo): number of dimensions in the tensor input does not match the "
                            f"length of the desired ordering of dimensions i.e. input.dim() = {nd} is not equal to "
@@ -144,38 +167,55 @@ def _permute(self, dims):
     return _alias(self, tuple(self._shape[d] for d in dims), tuple(self._stride[d] for d in dims), self._offset)
 
 
-def _transpose(self, dim0, dim1):
-    nd = self.ndim
+_transpose_geometries = {}  # (shape, stride, dim0, dim1) -> (shape, stride)
+
+
+def _transpose_geometry(self, dim0, dim1):
+    nd = len(self._shape)
     d0, d1 = sh.wrap_dim(dim0, nd, "transpose"), sh.wrap_dim(dim1, nd, "transpose")
     if nd == 0:
-        return _alias(self, (), (), self._offset)
+        return (), ()
     shape, stride = list(self._shape), list(self._stride)
     shape[d0], shape[d1] = shape[d1], shape[d0]
     stride[d0], stride[d1] = stride[d1], stride[d0]
-    return _alias(self, tuple(shape), tuple(stride), self._offset)
+    return tuple(shape), tuple(stride)
+
+
+def _transpose(self, dim0, dim1):
+    shape, stride = _cached_geometry(_transpose_geometries, (self._shape, self._stride, dim0, dim1),
+                                     _transpose_geometry, self, dim0, dim1)
+    return _alias(self, shape, stride, self._offset)
 
 
 def _t(self):
     """transpose(0, 1) of a matrix; vectors and scalars as they are (torch.t, its own node TBackward0)."""
-    if self.ndim > 2:
-        raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {self.ndim}D")
-    return _transpose(self, 0, 0 if self.ndim < 2 else 1)
+    if len(self._shape) > 2:
+        raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {len(self._shape)}D")
+    return _transpose(self, 0, 0 if len(self._shape) < 2 else 1)
+
+
+_expand_geometries = {}  # (shape, stride, sizes) -> (shape, stride)
+
+
+def _expand_geometry(self, sizes):
+    return expand_geometry(self._shape, self._stride, tuple(sizes), legacy_type_name(self))
 
 
 def _expand(self, shape):
-    shape, stride = expand_geometry(self._shape, self._stride, tuple(shape), legacy_type_name(self))
+    shape, stride = _cached_geometry(_expand_geometries, (self._shape, self._stride, shape), _expand_geometry,
+                                     self, shape)
     return _alias(self, shape, stride, self._offset)
 
 
 def _squeeze(self, dims=None):
-    nd = self.ndim
+    nd = len(self._shape)
     dims = set(range(nd)) if dims is None else set(sh.wrap_dims(dims, nd, "squeeze"))
     keep = [i for i in range(nd) if not (i in dims and self._shape[i] == 1)]
     return _alias(self, tuple(self._shape[i] for i in keep), tuple(self._stride[i] for i in keep), self._offset)
 
 
 def _unsqueeze(self, dim):
-    nd = self.ndim
+    nd = len(self._shape)
     d = sh.wrap_dim(dim, nd + 1, "unsqueeze")
     shape, stride = list(self._shape), list(self._stride)
     new_stride = shape[d] * stride[d] if d < nd else 1
@@ -185,7 +225,7 @@ def _unsqueeze(self, dim):
 
 
 def _select(self, dim, index):
-    nd = self.ndim
+    nd = len(self._shape)
     if nd == 0:
         raise IndexError("select() cannot be applied to a 0-dim tensor.")
     d = sh.wrap_dim(dim, nd, "select")
@@ -201,9 +241,9 @@ def _select(self, dim, index):
 
 def _slice(self, dim, start=None, stop=None, step=1):
     """x[start:stop:step] along dim; out-of-range bounds clamp (torch's aten::slice)."""
-    if self.ndim == 0:
+    if len(self._shape) == 0:
         raise IndexError("slice() cannot be applied to a 0-dim tensor.")
-    d = sh.wrap_dim(dim, self.ndim, "slice")
+    d = sh.wrap_dim(dim, len(self._shape), "slice")
     if step <= 0:
         raise RuntimeError("slice step must be positive")
     size = self._shape[d]
@@ -235,7 +275,7 @@ def _as_strided(self, size, stride, storage_offset=None):
 
 def _unfold(self, dimension, size, step):
     """Windows of `size` elements every `step` along a dim, as a new last dim (torch.Tensor.unfold)."""
-    nd = self.ndim
+    nd = len(self._shape)
     d = sh.wrap_dim(dimension, nd, "unfold")
     max_size = self._shape[d] if nd else 1
     if size > max_size:
@@ -254,7 +294,7 @@ def _unfold(self, dimension, size, step):
 
 
 def _diagonal(self, offset=0, dim1=0, dim2=1):
-    nd = self.ndim
+    nd = len(self._shape)
     d1, d2 = sh.wrap_dim(dim1, nd, "diagonal"), sh.wrap_dim(dim2, nd, "diagonal")
     if d1 == d2:
         raise RuntimeError(f"diagonal dimensions cannot be identical {dim1}, {dim2}")
@@ -282,7 +322,7 @@ def _view_as_complex(self):
     if self._dtype not in (dt.float32, dt.float64, dt.float16):
         raise RuntimeError(f"view_as_complex is only supported for half, float and double tensors, but got a "
                            f"tensor of scalar type: {TYPE_NAMES[self._dtype]}")
-    if self.ndim == 0:
+    if len(self._shape) == 0:
         raise RuntimeError("Input tensor must have one or more dimensions")
     if self._shape[-1] != 2:
         raise RuntimeError("Tensor must have a last dimension of size 2")
@@ -305,8 +345,10 @@ def _alias_op(self):
 def _unsafe_view_op(self, shape):
     """view() of a tensor nobody else sees (reshape's fresh copy): the result is not a view (torch's
     _unsafe_view), so in-place writes to it need no CopySlices."""
-    v = _view(self, shape)
-    return make_tensor(v._storage, v._shape, v._stride, v._offset, v._dtype, v._version, None)
+    shape, stride = _cached_geometry(_view_geometries, (self._shape, self._stride, shape), _view_geometry, self, shape)
+    if stride is None:
+        raise RuntimeError(_NOT_VIEWABLE)
+    return make_tensor(self._storage, shape, stride, self._offset, self._dtype, self._version, None)
 
 
 view = declare("view", composite=_view, family="views")
@@ -332,35 +374,38 @@ _unsafe_view = declare("_unsafe_view", composite=_unsafe_view_op, family="views"
 
 def _reshape(self, shape):
     """A view when the strides allow one, else a contiguous copy viewed to the shape."""
-    shape = infer_size(shape, self.numel())
-    if sh.view_strides(self._shape, self._stride, shape) is not None:
-        return view(self, shape)
+    shape, stride = _cached_geometry(_view_geometries, (self._shape, self._stride, shape), _view_geometry, self, shape)
+    if stride is not None:
+        kernel = view.kernel_on(self)  # what view(self, shape) runs
+        if kernel is _view:  # (its result, made here: the geometry is known)
+            return _alias(self, shape, stride, self._offset)
+        return view(self, shape) if kernel is None else kernel(self, shape)
     from vibetensor.ops import creation
-    return _unsafe_view(creation.contiguous(self), shape)  # no view exists, so this copies
+    return _unsafe_view.call_on(creation.contiguous(self), shape)  # no view exists, so this copies
 
 
 def _narrow(self, dim, start, length):
-    if self.ndim == 0:
+    if len(self._shape) == 0:
         raise RuntimeError("narrow() cannot be applied to a 0-dim tensor.")
     if length < 0:
         raise RuntimeError("narrow(): length must be non-negative.")
-    size = self._shape[sh.wrap_dim(dim, self.ndim, "narrow")]
+    size = self._shape[sh.wrap_dim(dim, len(self._shape), "narrow")]
     if not -size <= start <= size:
         raise IndexError(f"start out of range (expected to be in range of [{-size}, {size}], but got {start})")
     if start < 0:
         start += size
     if start > size - length:
         raise RuntimeError(f"start ({start}) + length ({length}) exceeds dimension size ({size}).")
-    return slice_(self, dim, start, start + length, 1)
+    return slice_.call_on(self, dim, start, start + length, 1)
 
 
 def _split(self, split_size, dim=0):
     """Pieces of split_size along dim (the last may be smaller); a tuple of views."""
-    if self.ndim == 0:
+    if len(self._shape) == 0:
         raise RuntimeError("split expects at least a 1-dimensional tensor")
     if split_size < 0:
         raise RuntimeError(f"split expects split_size be non-negative, but got split_size={split_size}")
-    size = self._shape[sh.wrap_dim(dim, self.ndim, "split")]
+    size = self._shape[sh.wrap_dim(dim, len(self._shape), "split")]
     if split_size == 0 and size != 0:
         raise RuntimeError(f"split_size can only be 0 if dimension size is 0, but got dimension size of {size}")
     n = max((size + split_size - 1) // split_size, 1) if split_size else 1
@@ -370,9 +415,9 @@ def _split(self, split_size, dim=0):
 
 
 def _split_with_sizes(self, split_sizes, dim=0):
-    if self.ndim == 0:
+    if len(self._shape) == 0:
         raise RuntimeError("split expects at least a 1-dimensional tensor")
-    size = self._shape[sh.wrap_dim(dim, self.ndim, "split_with_sizes")]
+    size = self._shape[sh.wrap_dim(dim, len(self._shape), "split_with_sizes")]
     if any(n < 0 for n in split_sizes):
         raise RuntimeError(f"split_with_sizes expects split_sizes have only non-negative entries, but got "
                            f"split_sizes={list(split_sizes)}")
@@ -380,14 +425,14 @@ def _split_with_sizes(self, split_sizes, dim=0):
         raise RuntimeError(f"split_with_sizes expects split_sizes to sum exactly to {size} (input tensor's size at "
                            f"dimension {dim}), but got split_sizes={list(split_sizes)}")
     starts = [sum(split_sizes[:i]) for i in range(len(split_sizes))]
-    return _multi_output(self, tuple(slice_(self, dim, s, s + n, 1) for s, n in zip(starts, split_sizes)))
+    return _multi_output(self, tuple(slice_.call_on(self, dim, s, s + n, 1) for s, n in zip(starts, split_sizes)))
 
 
 def _unbind(self, dim=0):
-    if self.ndim == 0:
+    if len(self._shape) == 0:
         raise IndexError(f"Dimension specified as {dim} but tensor has no dimensions")
-    d = sh.wrap_dim(dim, self.ndim, "unbind")
-    return _multi_output(self, tuple(select(self, d, i) for i in range(self._shape[d])))
+    d = sh.wrap_dim(dim, len(self._shape), "unbind")
+    return _multi_output(self, tuple(select.call_on(self, d, i) for i in range(self._shape[d])))
 
 
 def _multi_output(self, views):
@@ -399,7 +444,7 @@ def _multi_output(self, views):
 
 
 def _movedim(self, source, destination):
-    nd = self.ndim
+    nd = len(self._shape)
     if len(source) != len(destination):
         raise RuntimeError(f"movedim: Invalid source or destination dims: source ({list(source)} dims) should "
                            f"contain the same number of dims as destination ({list(destination)} dims)")
@@ -416,11 +461,11 @@ def _movedim(self, source, destination):
         order[d] = s
     rest_src = iter(i for i in range(nd) if i not in src)
     order = [o if o >= 0 else next(rest_src) for o in order]
-    return permute(self, tuple(order))
+    return permute.call_on(self, tuple(order))
 
 
 def _flatten(self, start_dim=0, end_dim=-1):
-    nd = self.ndim
+    nd = len(self._shape)
     s, e = sh.wrap_dim(start_dim, nd, "flatten"), sh.wrap_dim(end_dim, nd, "flatten")
     if s > e:
         raise RuntimeError("flatten() has invalid args: start_dim cannot come after end_dim")
@@ -432,7 +477,7 @@ def _flatten(self, start_dim=0, end_dim=-1):
 
 
 def _unflatten(self, dim, sizes):
-    d = sh.wrap_dim(dim, self.ndim, "unflatten")
+    d = sh.wrap_dim(dim, len(self._shape), "unflatten")
     if not sizes:
         raise RuntimeError("unflatten: sizes must be non-empty")
     try:
@@ -442,7 +487,7 @@ def _unflatten(self, dim, sizes):
             raise
         raise RuntimeError(f"unflatten: Provided sizes {_fmt(sizes)} don't multiply up to the size of dim {d} "
                            f"({self._shape[d]}) in the input tensor") from None
-    return view(self, self._shape[:d] + inferred + self._shape[d + 1:])
+    return view.call_on(self, self._shape[:d] + inferred + self._shape[d + 1:])
 
 
 reshape = declare("reshape", composite=_reshape, family="views")

@@ -36,6 +36,12 @@ def as_shape(args, op="view"):
     """Accept f(2, 3), f((2, 3)), f([2, 3]), f(Size) alike; ints only (TypeError otherwise)."""
     if len(args) == 1 and not isinstance(args[0], int):
         args = args[0]
+    if isinstance(args, (tuple, list)):
+        for s in args:  # the usual case, all plain ints: no conversion needed
+            if s.__class__ is not int:
+                break
+        else:
+            return tuple(args)
     try:
         return tuple(operator.index(s) for s in args)
     except TypeError:
@@ -53,6 +59,11 @@ def _is_index(x):
 
 def wrap_dim(dim, ndim, op=None):
     """Negative dims count from the end; 0-d tensors accept dims -1 and 0, like torch."""
+    if dim.__class__ is int and ndim:  # the usual case (an int in range), without the checks below
+        if 0 <= dim < ndim:
+            return dim
+        if -ndim <= dim < 0:
+            return dim + ndim
     try:
         dim = operator.index(dim)
     except TypeError:
@@ -77,6 +88,8 @@ def wrap_dims(dims, ndim, op=None):
 
 def broadcast_shapes(*shapes):
     """The broadcast of several shapes, or torch's RuntimeError naming the mismatching sizes."""
+    if len(shapes) == 2 and shapes[0] == shapes[1]:  # the usual case: equal shapes broadcast to themselves
+        return tuple(shapes[0])
     ndim = max((len(s) for s in shapes), default=0)
     out = [1] * ndim
     for s in shapes:
@@ -158,7 +171,10 @@ def infer_size(shape, count):
 
 def view_strides(old_shape, old_stride, new_shape):
     """Strides that let `new_shape` alias a tensor of (old_shape, old_stride), or None if no view
-    exists (then reshape copies). Walks chunks of old dims that are contiguous among themselves."""
+    exists (then reshape copies). Walks chunks of old dims that are contiguous among themselves.
+    Both shapes hold the same number of elements (view and reshape resolve -1 first)."""
+    if new_shape.__class__ is tuple and old_shape.__class__ is tuple and old_stride == contiguous_strides(old_shape):
+        return contiguous_strides(new_shape)  # a contiguous tensor views as any shape, contiguously
     if not old_shape:
         return (1,) * len(new_shape)
     if numel(old_shape) == 0:

@@ -130,7 +130,8 @@ class Tensor:
         return mf.is_contiguous(self._shape, self._stride, memory_format)
 
     def data_ptr(self):
-        return self._storage.data_ptr() + self._offset * self._dtype.itemsize
+        s = self._storage  # (Storage.data_ptr, inlined: cuBLAS calls read several per op)
+        return (s.data.ctypes.data if s.device.type == "cpu" else s.data.ptr) + self._offset * self._dtype.itemsize
 
     def untyped_storage(self):
         return self._storage
@@ -169,9 +170,17 @@ def set_requires_grad(t, flag):
     t._requires_grad = bool(flag)
 
 
+_new_tensor = Tensor.__new__
+
+
 def make_tensor(storage, shape, stride, offset, dtype, version=None, base=None):
-    t = Tensor.__new__(Tensor)
-    t._storage, t._shape, t._stride, t._offset, t._dtype = storage, shape, stride, offset, dtype
+    # (every op's result is made here: one store per line is cheaper than a tuple assignment)
+    t = _new_tensor(Tensor)
+    t._storage = storage
+    t._shape = shape
+    t._stride = stride
+    t._offset = offset
+    t._dtype = dtype
     t._device = storage.device
     t._version = version if version is not None else VersionCounter()
     t._base = base

@@ -28,8 +28,7 @@ def _dims(args, op):
     return sh.as_shape(args, op)
 
 
-def _int(x):
-    return operator.index(x)
+_int = operator.index  # an int argument as torch's parser reads it (a builtin: no frame of ours per argument)
 
 
 def _no_other_kwargs(op, kwargs):
@@ -53,7 +52,7 @@ def view(self, *shape, dtype=None, size=None):
         raise TypeError(f"view() received an invalid combination of arguments - got "
                         f"({', '.join(type(s).__name__ for s in shape)}), but expected one of:\n"
                         " * (torch.dtype dtype)\n * (tuple of ints size)") from None
-    return v.view(self, shape)
+    return v.view.call_on(self, shape)  # (a method: self is the call's one tensor)
 
 
 @method
@@ -66,12 +65,13 @@ def reshape(input, shape):
 
 
 def _reshape_method(self, *shape, **kwargs):
-    if "shape" in kwargs:
-        shape = (kwargs.pop("shape"),)
-    _no_other_kwargs("reshape", kwargs)
+    if kwargs:
+        if "shape" in kwargs:
+            shape = (kwargs.pop("shape"),)
+        _no_other_kwargs("reshape", kwargs)
     if not shape:
         raise TypeError('reshape() missing 1 required positional arguments: "shape"')
-    return v.reshape(self, sh.as_shape(shape, "reshape"))
+    return v.reshape.call_on(self, sh.as_shape(shape, "reshape"))
 
 
 method(_reshape_method, "reshape")
@@ -107,12 +107,13 @@ def permute(input, dims):
 
 
 def _permute_method(self, *dims, **kwargs):
-    if "dims" in kwargs:
-        dims = (kwargs.pop("dims"),)
-    _no_other_kwargs("permute", kwargs)
+    if kwargs:
+        if "dims" in kwargs:
+            dims = (kwargs.pop("dims"),)
+        _no_other_kwargs("permute", kwargs)
     if not dims:
         raise TypeError('permute() missing 1 required positional arguments: "dims"')
-    return v.permute(self, _dims(dims, "permute"))
+    return v.permute.call_on(self, _dims(dims, "permute"))
 
 
 method(_permute_method, "permute")
@@ -197,12 +198,13 @@ Tensor.mH = property(_mH)
 # -- broadcasting ----------------------------------------------------------------------------------------------
 
 def _expand_method(self, *sizes, **kwargs):
-    if "size" in kwargs:
-        sizes = (kwargs.pop("size"),)
-    _no_other_kwargs("expand", kwargs)
+    if kwargs:
+        if "size" in kwargs:
+            sizes = (kwargs.pop("size"),)
+        _no_other_kwargs("expand", kwargs)
     if not sizes:
         raise TypeError('expand() missing 1 required positional arguments: "size"')
-    return v.expand(self, sh.as_shape(sizes, "expand"))
+    return v.expand.call_on(self, sh.as_shape(sizes, "expand"))
 
 
 method(_expand_method, "expand")

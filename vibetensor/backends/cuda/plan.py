@@ -52,8 +52,10 @@ def _key(args):
         if isinstance(a, Tensor):  # (Parameters too)
             k += (a._dtype, a._shape, a._stride, a._device)
         else:
-            if a.__class__ is tuple and any(isinstance(x, Tensor) for x in a):
-                raise TypeError("tensors inside a tuple")  # a key must never hold a tensor alive
+            if a.__class__ is tuple:
+                for x in a:
+                    if isinstance(x, Tensor):
+                        raise TypeError("tensors inside a tuple")  # a key must never hold a tensor alive
             k += (a.__class__, a)
     return tuple(k)
 
@@ -179,9 +181,10 @@ def _pointer(t):
 
 
 def _source(a, args, inputs, allocs):
-    """Where a kernel's pointer argument comes from: (input number, byte offset from the input's
-    pointer) for an input or a view of one, (-1 - allocation number, byte offset) for memory the
-    call allocated; None otherwise."""
+    """Where a kernel's pointer argument comes from, as (j, byte offset from base pointer j) where a
+    replay's base pointers are the inputs' and then the allocations' (so j is the input number for
+    an input or a view of one, len(inputs) + allocation number for memory the call allocated); None
+    when it is neither."""
     if not isinstance(a, Tensor):  # a raw pointer (launcher.PointerArg): nothing to say where it is from
         return None
     p = _pointer(a)
@@ -191,13 +194,15 @@ def _source(a, args, inputs, allocs):
             return j, p - _pointer(t)
     for k, al in enumerate(allocs):
         if al.ptr <= p < al.ptr + max(al.size, 1):
-            return -1 - k, p - al.ptr
+            return len(inputs) + k, p - al.ptr
     return None
 
 
 def _launch_step(kernel, grid, kargs, stream, args, inputs, allocs, index):
     """(launch, function, gx, gy, gz, block, shared, kinds, pointer sources, other arguments) of
-    one recorded launch: the kernel's pointer arguments must come first."""
+    one recorded launch: the kernel's pointer arguments must come first. The sources are a slice
+    of the replay's base pointers when the kernel takes a run of them as they are (an elementwise
+    kernel: its inputs', then its output's), else a tuple of (base pointer number, byte offset)."""
     if stream is not None:
         return None
     spec, raw = launcher.specialize(kargs)
@@ -219,25 +224,36 @@ def _launch_step(kernel, grid, kargs, stream, args, inputs, allocs, index):
     gx = grid[0]
     gy = grid[1] if len(grid) > 1 else 1
     gz = grid[2] if len(grid) > 2 else 1
-    return (launch, function, gx, gy, gz, block, shared, kinds, tuple(sources), (*rest, *kernel.tail))
+    run = [(sources[0][0] + i, 0) for i in range(len(sources))] if sources else []
+    sources = slice(run[0][0], run[-1][0] + 1) if sources and sources == run else tuple(sources)
+    return (launch, function, gx, gy, gz, block, shared, kinds, sources, (*rest, *kernel.tail))
 
 
 def _replay(plan, args):
     """Run a plan: the result, or None when an input is misaligned (then the caller takes the
-    full path)."""
+    full path). Plain loops, not comprehensions: each of those is a function call in Python 3.11."""
     device, sizes, inputs, launches, outputs, is_tuple = plan
-    bases = []
+    bases = []  # the inputs' pointers, then the allocations' (what the launches' sources index)
     for i in inputs:
         t = args[i]
         p = t._storage.data.ptr + t._offset * t._dtype.itemsize  # _pointer(t), inlined (the hot path)
         if p & 15:
             return None
         bases.append(p)
-    allocs = [_device_alloc(n, device) for n in sizes]
+    allocs = []
+    malloc = runtime._mallocs.get(device)  # (runtime.device_alloc's fast path, once per replay)
+    for n in sizes:
+        a = malloc(n) if malloc is not None else _device_alloc(n, device)
+        allocs.append(a)
+        bases.append(a.ptr)
     stream = _stream_handle(device.index)
     for launch, function, gx, gy, gz, block, shared, kinds, sources, rest in launches:
-        launch(function, gx, gy, gz, block, shared, stream, kinds,
-               *[bases[s] + d if s >= 0 else allocs[-1 - s].ptr + d for s, d in sources], *rest)
-    res = [None if o is None else make_tensor(Storage(allocs[o[0]], sizes[o[0]], device), o[1], o[2], o[3], o[4])
-           for o in outputs]
-    return tuple(res) if is_tuple else res[0]
+        pointers = bases[sources] if sources.__class__ is slice else [bases[j] + d for j, d in sources]
+        launch(function, gx, gy, gz, block, shared, stream, kinds, *pointers, *rest)
+    if not is_tuple:
+        k, shape, stride, offset, dtype = outputs[0]
+        return make_tensor(Storage(allocs[k], sizes[k], device), shape, stride, offset, dtype)
+    res = []
+    for o in outputs:
+        res.append(None if o is None else make_tensor(Storage(allocs[o[0]], sizes[o[0]], device), *o[1:]))
+    return tuple(res)
