@@ -17,6 +17,7 @@ GPU's clocks drift over a run (on an H200, torch's bf16 matmul timed first gave 
 timed seconds later 675), and both must see the same drift. Results are checked against torch's. A missing op prints n/a with the reason.
 """
 import argparse
+import gc
 import json
 import statistics
 
@@ -28,8 +29,18 @@ import vibetensor.torch as vt
 MiB = 1 << 20
 
 
-def host_us(fn, sync):
-    return host_seconds(fn, sync, calls=1000, rounds=9, warmup=50) * 1e6
+def host_us_interleaved(cases, calls=1000, rounds=9):
+    """{key: median host us per call} of cases {key: (fn, sync)}, measured round-robin (one round of
+    each case in turn) after a full garbage collection: the first case measured alone read 2-3x
+    high in several runs, a slow spell of the shared host (or a collection) landing on it."""
+    gc.collect()
+    for fn, sync in cases.values():
+        host_seconds(fn, sync, calls=50, rounds=1, warmup=50)
+    samples = {key: [] for key in cases}
+    for _ in range(rounds):
+        for key, (fn, sync) in cases.items():
+            samples[key].append(host_seconds(fn, sync, calls=calls, rounds=1, warmup=0) * 1e6)
+    return {key: statistics.median(v) for key, v in samples.items()}
 
 
 def _time_once(lib, fn, sets, i, queued):
@@ -85,15 +96,21 @@ def main():
     results = {}
     print(f"{'host time per op (us)':<24} {'vibetensor':>10} {'torch':>8} {'ratio':>6}")
     ours, theirs = small_cases(vt), small_cases(torch)
+    cases = {}
     for name in ours:
         try:
-            o = host_us(ours[name], vt.cuda.synchronize)
+            ours[name]()
         except Exception as e:
             print(f"{name:<24} {'n/a':>10}  ({type(e).__name__}: {str(e).splitlines()[0][:70]})")
             continue
-        t = host_us(theirs[name], torch.cuda.synchronize)
-        results[f"host_us_{name}"] = (o, t)
-        print(f"{name:<24} {o:>10.2f} {t:>8.2f} {o / t:>6.2f}")
+        cases[("vt", name)] = (ours[name], vt.cuda.synchronize)
+        cases[("torch", name)] = (theirs[name], torch.cuda.synchronize)
+    us = host_us_interleaved(cases)
+    for name in ours:
+        if ("vt", name) in us:
+            o, t = us[("vt", name)], us[("torch", name)]
+            results[f"host_us_{name}"] = (o, t)
+            print(f"{name:<24} {o:>10.2f} {t:>8.2f} {o / t:>6.2f}")
 
     n = 256 * MiB // 4
     copy_sets = [(torch.randn(n, device="cuda"), torch.empty(n, device="cuda")) for _ in range(2)]
