@@ -35,7 +35,8 @@ from vibetensor.runtime.cuda import stream as streams
 from vibetensor.tensor.tensor import Storage, Tensor, make_tensor
 
 _UNPLANNABLE = ()  # the plan of a key whose call cannot be replayed
-_ALIASED = ((),)  # _build's answer for inputs sharing memory: no plan, and nothing remembered
+_ALIASED = ((),)  # _build's answer for inputs sharing memory, or a call that compiled a kernel: no plan,
+# and nothing remembered (a later call may plan)
 enabled = [os.environ.get("VIBETENSOR_PLANS", "1") != "0"]  # off: every call takes the full path (A/B checks)
 MAX_PLANS = 4096  # per op: a loop over ever-changing scalars clears the table rather than growing it
 _current = drv._current
@@ -133,6 +134,8 @@ def _tainting_call(call, rec, tid):
 
 def _build(res, args, rec, allocs):
     """The plan of a call that returned `res` after the recorded launches and allocations, or None."""
+    if any(r is launcher.COMPILED for r in rec):  # (its driver calls may have tainted it: try again)
+        return _ALIASED
     if None in rec:
         return None
     outputs = _outputs(res, allocs)

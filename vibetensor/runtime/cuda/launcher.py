@@ -103,6 +103,9 @@ def next_power_of_2(n):
 # thread id -> list of (kernel, grid, args, stream) launched while a replay plan is being built
 # (backends/cuda/plan.py); empty, so one dict test, whenever nothing records.
 recorders = {}
+# what a recording also holds when a launch compiled its kernel: compiling makes driver calls (device
+# properties, context) that would taint the recording, so the plan waits for a later call
+COMPILED = ("compiled",)
 
 
 class Kernel:
@@ -137,6 +140,10 @@ class Kernel:
         key = (arg_key, device)
         entry = self.cache.get(key)
         if entry is None:
+            if recorders:
+                rec = recorders.get(threading.get_ident())
+                if rec is not None:
+                    rec.append(COMPILED)
             self._compile_and_launch(key, grid, args)
             return
         if stream is not None:
