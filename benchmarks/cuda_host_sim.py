@@ -40,7 +40,7 @@ def install():
 
     class Device(SimulatedDevice):
         def current_stream(self):
-            current = getattr(streams._local, "streams", None)
+            current = streams._local.streams
             return current[0] if current and 0 in current else streams.Stream.default(0)
     rc.set_device_factory(lambda index: Device(80 << 30))
 

@@ -35,7 +35,7 @@ from vibetensor.runtime.cuda import stream as streams
 from vibetensor.tensor.tensor import Storage, Tensor, make_tensor
 
 _UNPLANNABLE = ()  # the plan of a key whose call cannot be replayed
-_ALIASED = ((),)  # _build's answer for inputs sharing memory, or a call that compiled a kernel: no plan,
+_NOT_YET = ((),)  # _build's answer for inputs sharing memory, or a call that compiled a kernel: no plan,
 # and nothing remembered (a later call may plan)
 enabled = [os.environ.get("VIBETENSOR_PLANS", "1") != "0"]  # off: every call takes the full path (A/B checks)
 MAX_PLANS = 4096  # per op: a loop over ever-changing scalars clears the table rather than growing it
@@ -48,7 +48,7 @@ _device_alloc = runtime.device_alloc
 
 def _key(args):
     """The plan key of positional arguments (raises TypeError for an unhashable one: no plan)."""
-    k = [getattr(_current, "index", 0)]
+    k = [_current.index]
     for a in args:
         if isinstance(a, Tensor):  # (Parameters too)
             k += (a._dtype, a._shape, a._stride, a._device)
@@ -82,7 +82,7 @@ def planned(kernel_fn):
             if res is not None:
                 return res
         res, plan = _record(kernel_fn, args)
-        if plan is _ALIASED:  # (the key does not see aliasing: a later call on distinct tensors may plan)
+        if plan is _NOT_YET:  # (the key sees neither aliasing nor compiling: a later call may plan)
             return res
         if len(plans) >= MAX_PLANS:
             plans.clear()
@@ -135,7 +135,7 @@ def _tainting_call(call, rec, tid):
 def _build(res, args, rec, allocs):
     """The plan of a call that returned `res` after the recorded launches and allocations, or None."""
     if any(r is launcher.COMPILED for r in rec):  # (its driver calls may have tainted it: try again)
-        return _ALIASED
+        return _NOT_YET
     if None in rec:
         return None
     outputs = _outputs(res, allocs)
@@ -144,12 +144,12 @@ def _build(res, args, rec, allocs):
     device = next(t._device for t in (res if res.__class__ is tuple else (res,)) if t is not None)
     inputs = [i for i, a in enumerate(args) if isinstance(a, Tensor)]
     if len({id(args[i]._storage) for i in inputs}) != len(inputs):  # inputs sharing memory (x * x): _source
-        return _ALIASED  # would tie every pointer to the first of them, wrong when replayed for distinct tensors
+        return _NOT_YET  # would tie every pointer to the first of them, wrong when replayed for distinct tensors
     # replays check the inputs' alignment only: every pointer is an input's plus a fixed offset
     # (aligned when recorded), or our allocations' (512-byte aligned)
     if any(args[i]._device is not device or _pointer(args[i]) % 16 for i in inputs):
         return None
-    index = getattr(_current, "index", 0)
+    index = _current.index
     launches = []
     for kernel, grid, kargs, stream in rec:
         step = _launch_step(kernel, grid, kargs, stream, args, inputs, allocs, index)

@@ -60,7 +60,7 @@ class CudaDevice:
     def current_stream(self):
         """This thread's current stream here: streams.current_stream(index) without its argument
         parsing (the allocator asks on every malloc)."""
-        current = getattr(streams._local, "streams", None)
+        current = streams._local.streams
         if current is not None:
             s = current.get(self.index)
             if s is not None:

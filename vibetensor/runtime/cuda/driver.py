@@ -96,8 +96,9 @@ def context(index):
 
 
 class _Current(threading.local):
-    """Per-thread current device, as cudaSetDevice. Class defaults, because a missing attribute
-    costs getattr(..., default) an AttributeError (~1 us): the hot paths read these every op."""
+    """Per-thread current device, as cudaSetDevice. Class defaults, so readers use plain attribute
+    access: a getattr(..., default) that misses raises internally (~1 us), and hot paths read these
+    every op."""
     index = 0
     ctx_index = None
 
@@ -106,7 +107,7 @@ _current = _Current()
 
 
 def current_device():
-    return getattr(_current, "index", 0)
+    return _current.index
 
 
 def set_device(index):
@@ -118,7 +119,7 @@ def set_device(index):
 def ensure_context(index=None):
     """Make the (current) device's context current on this thread; cheap after the first time."""
     index = current_device() if index is None else index
-    if getattr(_current, "ctx_index", None) != index:
+    if _current.ctx_index != index:
         call(_driver().cuCtxSetCurrent, context(index))
         _current.ctx_index = index
         _current.index = index
@@ -156,7 +157,7 @@ class on_device(device_guard):
 def in_context(index):
     """True when device `index`'s context is this thread's current one (the cheap test before
     reaching for on_device)."""
-    return getattr(_current, "ctx_index", None) == index
+    return _current.ctx_index == index
 
 
 def properties(index):

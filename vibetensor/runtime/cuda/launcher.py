@@ -108,6 +108,13 @@ recorders = {}
 COMPILED = ("compiled",)
 
 
+def _record(item):
+    """Add a launch (or COMPILED) to this thread's recording, if a plan is being built here."""
+    rec = recorders.get(threading.get_ident())
+    if rec is not None:
+        rec.append(item)
+
+
 class Kernel:
     """A cached, fast-launching wrapper of a @triton.jit function, with its constexprs bound:
 
@@ -132,24 +139,20 @@ class Kernel:
 
     def __call__(self, grid, *args, stream=None):
         if recorders:
-            rec = recorders.get(threading.get_ident())
-            if rec is not None:
-                rec.append((self, grid, args, stream))
-        device = getattr(_current, "index", 0)  # drv.current_device(), inlined: this is the hot path
+            _record((self, grid, args, stream))
+        device = _current.index  # drv.current_device(), inlined: this is the hot path
         arg_key, raw = specialize(args)
         key = (arg_key, device)
         entry = self.cache.get(key)
         if entry is None:
             if recorders:
-                rec = recorders.get(threading.get_ident())
-                if rec is not None:
-                    rec.append(COMPILED)
+                _record(COMPILED)
             self._compile_and_launch(key, grid, args)
             return
         if stream is not None:
             s = stream.cuda_stream
         else:  # streams.current_stream_handle(device), inlined
-            handles = getattr(_streams_local, "handles", None)
+            handles = _streams_local.handles
             s = handles.get(device, 0) if handles else 0
         n = len(grid)
         fast, launch, function, a, b, c = entry
