@@ -17,30 +17,15 @@ GPU's clocks drift over a run (on an H200, torch's bf16 matmul timed first gave 
 timed seconds later 675), and both must see the same drift. Results are checked against torch's. A missing op prints n/a with the reason.
 """
 import argparse
-import gc
 import json
 import statistics
 
 import torch
-from timing import host_seconds
+from timing import round_robin_us
 
 import vibetensor.torch as vt
 
 MiB = 1 << 20
-
-
-def host_us_interleaved(cases, calls=1000, rounds=9):
-    """{key: median host us per call} of cases {key: (fn, sync)}, measured round-robin (one round of
-    each case in turn) after a full garbage collection: the first case measured alone read 2-3x
-    high in several runs, a slow spell of the shared host (or a collection) landing on it."""
-    gc.collect()
-    for fn, sync in cases.values():
-        host_seconds(fn, sync, calls=50, rounds=1, warmup=50)
-    samples = {key: [] for key in cases}
-    for _ in range(rounds):
-        for key, (fn, sync) in cases.items():
-            samples[key].append(host_seconds(fn, sync, calls=calls, rounds=1, warmup=0) * 1e6)
-    return {key: statistics.median(v) for key, v in samples.items()}
 
 
 def _time_once(lib, fn, sets, i, queued):
@@ -103,9 +88,9 @@ def main():
         except Exception as e:
             print(f"{name:<24} {'n/a':>10}  ({type(e).__name__}: {str(e).splitlines()[0][:70]})")
             continue
-        cases[("vt", name)] = (ours[name], vt.cuda.synchronize)
-        cases[("torch", name)] = (theirs[name], torch.cuda.synchronize)
-    us = host_us_interleaved(cases)
+        cases[("vt", name)] = (ours[name], 1000, vt.cuda.synchronize)
+        cases[("torch", name)] = (theirs[name], 1000, torch.cuda.synchronize)
+    us = round_robin_us(cases, rounds=9)
     for name in ours:
         if ("vt", name) in us:
             o, t = us[("vt", name)], us[("torch", name)]

@@ -12,7 +12,6 @@ import argparse
 import json
 import statistics
 import sys
-import time
 
 import numpy as np
 
@@ -23,7 +22,7 @@ import triton.language as tl  # noqa: E402
 
 from vibetensor.runtime.cuda import driver as drv  # noqa: E402
 from vibetensor.runtime.cuda import graphs, launcher, stream as streams  # noqa: E402
-from timing import host_seconds  # noqa: E402
+from timing import host_seconds, round_robin_us  # noqa: E402
 
 
 @triton.jit
@@ -53,21 +52,6 @@ def to_host(p, n):
 
 def host_time(fn, calls=2000, rounds=11):
     return host_seconds(fn, streams.synchronize, calls, rounds)
-
-
-def interleaved(cases, sync, rounds=15):
-    """{name: median us per call} of cases {name: (fn, calls)}, measured round-robin (one round of
-    each case in turn), so a slow spell of this shared host falls on all of them alike."""
-    samples = {name: [] for name in cases}
-    for r in range(rounds + 1):
-        for name, (fn, calls) in cases.items():
-            t0 = time.perf_counter()
-            for _ in range(calls):
-                fn()
-            if r:  # round 0 warms up
-                samples[name].append((time.perf_counter() - t0) / calls * 1e6)
-            sync()
-    return {name: statistics.median(v) for name, v in samples.items()}
 
 
 def main():
@@ -101,20 +85,19 @@ def main():
             return lambda: launch(gx, 1, 1, stream, function, b, c, None, None, a, None, None, None, x.ptr, y.ptr,
                                   out.ptr, n, 1024)
     cases = {
-        "fast_launch_us": (lambda: add(grid, x, y, out, n), 2000),
-        "triton_jit_launch_us": (lambda: add_kernel[grid](x, y, out, n, BLOCK=1024), 2000),
+        "fast_launch_us": (lambda: add(grid, x, y, out, n), 2000, ctx_sync),
+        "triton_jit_launch_us": (lambda: add_kernel[grid](x, y, out, n, BLOCK=1024), 2000, ctx_sync),
         # where the fast path's time goes: building the key, the current stream, the bare C launch
-        "specialize_us": (lambda: launcher.specialize((x, y, out, n)), 20000),
-        "current_stream_us": (lambda: streams.current_stream(), 20000),
-        "c_launch_only_us": (c_launch(1, s0), 2000),
+        "specialize_us": (lambda: launcher.specialize((x, y, out, n)), 20000, ctx_sync),
+        "current_stream_us": (lambda: streams.current_stream(), 20000, ctx_sync),
+        "c_launch_only_us": (c_launch(1, s0), 2000, ctx_sync),
         # the C launch split: argument conversion alone (an empty grid returns before the driver), and
         # cuLaunchKernel on the legacy NULL stream (above) vs the per-thread default stream vs a created one
-        "c_call_no_launch_us": (c_launch(0, s0), 20000),
-        "c_launch_per_thread_stream_us": (c_launch(1, 2), 2000),
-        "c_launch_created_stream_us": (c_launch(1, created.cuda_stream), 2000),
+        "c_call_no_launch_us": (c_launch(0, s0), 20000, ctx_sync),
+        "c_launch_per_thread_stream_us": (c_launch(1, 2), 2000, ctx_sync),
+        "c_launch_created_stream_us": (c_launch(1, created.cuda_stream), 2000, ctx_sync),
     }
-    for name, us in interleaved(cases, ctx_sync).items():
-        results[name] = us
+    results.update(round_robin_us(cases, rounds=15))
 
     # graph: 100 dependent launches (out = out + y) captured, replay equals eager
     big = 1 << 20

@@ -39,15 +39,16 @@ def kernels(trace_path):
 
 
 def profiled(fn, steps, sync):
-    """Kernel table of `steps` calls of fn, and the wall ms per call (host clock, synchronised)."""
+    """Kernel table (see `kernels`) of `steps` calls of fn."""
     sync()
     with profile(activities=[ProfilerActivity.CUDA]) as prof:
         for _ in range(steps):
             fn()
         sync()
-    path = os.path.join(tempfile.mkdtemp(), "trace.json")
-    prof.export_chrome_trace(path)
-    return kernels(path)
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "trace.json")
+        prof.export_chrome_trace(path)
+        return kernels(path)
 
 
 def event_ms(fw, fn, steps):
