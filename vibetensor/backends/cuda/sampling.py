@@ -185,11 +185,10 @@ def _cubic_row(ptr, yo, vy, xo0, xo1, xo2, xo3, vx0, vx1, vx2, vx3, c0, c1, c2, 
 
 
 @triton.jit
-def _grid_sample_kernel(inp, grid, out, total, C, P, ID, IH, IW, OH, OW, sN, sC, sD, sH, sW, gN, gD, gH, gW, gK,
-                        flags, MODE: tl.constexpr, NDIM: tl.constexpr,
-                        ACC: tl.constexpr, BLOCK: tl.constexpr):
-    """out (N, C, P) contiguous, P = OD * OH * OW; input (N, C, ID, IH, IW) and grid (N, OD, OH, OW, NDIM)
-    strided (2-d: ID = 1, sD = gD = 0); flags = 2 + 2 * padding mode + align_corners (see _flags)."""
+def _sample_point(grid, total, P, OH, OW, gN, gD, gH, gW, gK, ID, IH, IW, flags, NDIM: tl.constexpr,
+                  ACC: tl.constexpr, BLOCK: tl.constexpr):
+    """What forward and backward both start from, per output location i = (n, p) of this program:
+    (pad, align, i, mask, n, p, zero, width, height, depth (as ACC vectors), grid x, y, z (z = 0 in 2-d))."""
     pad, align = (flags - 2) // 2, (flags - 2) % 2
     i = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = i < total
@@ -200,9 +199,57 @@ def _grid_sample_kernel(inp, grid, out, total, C, P, ID, IH, IW, OH, OW, sN, sC,
     od = p // (OW * OH)
     g = grid + n * gN + od * gD + oh * gH + ow * gW
     zero = tl.zeros((BLOCK,), ACC)
-    wf, hf, df = zero + IW, zero + IH, zero + ID
     x = tl.load(g, mask=mask, other=0).to(ACC)
     y = tl.load(g + gK, mask=mask, other=0).to(ACC)
+    if NDIM == 3:
+        z = tl.load(g + 2 * gK, mask=mask, other=0).to(ACC)
+    else:
+        z = zero
+    return pad, align, i, mask, n, p, zero, zero + IW, zero + IH, zero + ID, x, y, z
+
+
+@triton.jit
+def _cubic_taps(f, size, n, pad, align):
+    """The 4 bicubic taps f-1 .. f+2 along one dim, each padded on its own: 4 indices, 4 valid flags."""
+    i0, v0 = _bounded(f - 1, size, n, pad, align)
+    i1, v1 = _bounded(f, size, n, pad, align)
+    i2, v2 = _bounded(f + 1, size, n, pad, align)
+    i3, v3 = _bounded(f + 2, size, n, pad, align)
+    return i0, i1, i2, i3, v0, v1, v2, v3
+
+
+@triton.jit
+def _nearest(ix, iy, iz, IW, IH, ID, mask):
+    """Nearest source voxel (round half to even, as nearbyint) and whether it lies inside."""
+    xi = libdevice.rint(ix).to(tl.int64)
+    yi = libdevice.rint(iy).to(tl.int64)
+    zi = libdevice.rint(iz).to(tl.int64)
+    return xi, yi, zi, mask & _inside(xi, IW) & _inside(yi, IH) & _inside(zi, ID)
+
+
+@triton.jit
+def _linear_corners(ix, iy, iz, IW, IH, ID, mask, zero, NDIM: tl.constexpr):
+    """Bi/trilinear corners: per dim the lower index, the two weights and the two inside flags (2-d:
+    one z plane of weight 1; the z flags carry the mask)."""
+    x0, wx0, wx1 = _linear_taps(ix)
+    y0, wy0, wy1 = _linear_taps(iy)
+    z0, wz0, wz1 = _linear_taps(iz)
+    if NDIM == 2:
+        wz0 = zero + 1.0
+    vx0, vx1 = _inside(x0, IW), _inside(x0 + 1, IW)
+    vy0, vy1 = _inside(y0, IH), _inside(y0 + 1, IH)
+    vz0, vz1 = _inside(z0, ID) & mask, _inside(z0 + 1, ID) & mask
+    return x0, wx0, wx1, vx0, vx1, y0, wy0, wy1, vy0, vy1, z0, wz0, wz1, vz0, vz1
+
+
+@triton.jit
+def _grid_sample_kernel(inp, grid, out, total, C, P, ID, IH, IW, OH, OW, sN, sC, sD, sH, sW, gN, gD, gH, gW, gK,
+                        flags, MODE: tl.constexpr, NDIM: tl.constexpr,
+                        ACC: tl.constexpr, BLOCK: tl.constexpr):
+    """out (N, C, P) contiguous, P = OD * OH * OW; input (N, C, ID, IH, IW) and grid (N, OD, OH, OW, NDIM)
+    strided (2-d: ID = 1, sD = gD = 0); flags = 2 + 2 * padding mode + align_corners (see _flags)."""
+    pad, align, i, mask, n, p, zero, wf, hf, df, x, y, z = _sample_point(
+        grid, total, P, OH, OW, gN, gD, gH, gW, gK, ID, IH, IW, flags, NDIM, ACC, BLOCK)
     src = inp + n * sN
     dst = out + n * C * P + p
     if MODE == 2:  # bicubic (2-d): 4 x 4 taps, each index padded on its own
@@ -212,14 +259,8 @@ def _grid_sample_kernel(inp, grid, out, total, C, P, ID, IH, IW, OH, OW, sN, sC,
         fy = tl.floor(iy)
         cx0, cx1, cx2, cx3 = _cubic_coefficients(ix - fx)
         cy0, cy1, cy2, cy3 = _cubic_coefficients(iy - fy)
-        xi0, vx0 = _bounded(fx - 1, wf, IW, pad, align)
-        xi1, vx1 = _bounded(fx, wf, IW, pad, align)
-        xi2, vx2 = _bounded(fx + 1, wf, IW, pad, align)
-        xi3, vx3 = _bounded(fx + 2, wf, IW, pad, align)
-        yi0, vy0 = _bounded(fy - 1, hf, IH, pad, align)
-        yi1, vy1 = _bounded(fy, hf, IH, pad, align)
-        yi2, vy2 = _bounded(fy + 1, hf, IH, pad, align)
-        yi3, vy3 = _bounded(fy + 2, hf, IH, pad, align)
+        xi0, xi1, xi2, xi3, vx0, vx1, vx2, vx3 = _cubic_taps(fx, wf, IW, pad, align)
+        yi0, yi1, yi2, yi3, vy0, vy1, vy2, vy3 = _cubic_taps(fy, hf, IH, pad, align)
         xo0, xo1, xo2, xo3 = xi0 * sW, xi1 * sW, xi2 * sW, xi3 * sW
         vx0, vx1, vx2, vx3 = vx0 & mask, vx1 & mask, vx2 & mask, vx3 & mask
         for c in range(C):
@@ -234,15 +275,11 @@ def _grid_sample_kernel(inp, grid, out, total, C, P, ID, IH, IW, OH, OW, sN, sC,
         ix = _pad(_unnormalize(x, wf, align), wf, pad, align)
         iy = _pad(_unnormalize(y, hf, align), hf, pad, align)
         if NDIM == 3:
-            z = tl.load(g + 2 * gK, mask=mask, other=0).to(ACC)
             iz = _pad(_unnormalize(z, df, align), df, pad, align)
         else:
             iz = zero
-        if MODE == 1:  # nearest: round half to even (nearbyint)
-            xi = libdevice.rint(ix).to(tl.int64)
-            yi = libdevice.rint(iy).to(tl.int64)
-            zi = libdevice.rint(iz).to(tl.int64)
-            ok = mask & _inside(xi, IW) & _inside(yi, IH) & _inside(zi, ID)
+        if MODE == 1:  # nearest
+            xi, yi, zi, ok = _nearest(ix, iy, iz, IW, IH, ID, mask)
             off = zi * sD + yi * sH + xi * sW
             for c in range(C):
                 v = tl.load(src + off, mask=ok, other=0)
@@ -250,15 +287,9 @@ def _grid_sample_kernel(inp, grid, out, total, C, P, ID, IH, IW, OH, OW, sN, sC,
                 src += sC
                 dst += P
         else:  # bilinear / trilinear
-            x0, wx0, wx1 = _linear_taps(ix)
-            y0, wy0, wy1 = _linear_taps(iy)
-            z0, wz0, wz1 = _linear_taps(iz)
-            if NDIM == 2:
-                wz0 = zero + 1.0
+            x0, wx0, wx1, vx0, vx1, y0, wy0, wy1, vy0, vy1, z0, wz0, wz1, vz0, vz1 = _linear_corners(
+                ix, iy, iz, IW, IH, ID, mask, zero, NDIM)
             x1, y1, z1 = x0 + 1, y0 + 1, z0 + 1
-            vx0, vx1 = _inside(x0, IW), _inside(x1, IW)
-            vy0, vy1 = _inside(y0, IH), _inside(y1, IH)
-            vz0, vz1 = _inside(z0, ID) & mask, _inside(z1, ID) & mask
             for c in range(C):
                 acc = _plane(zero, src, z0 * sD, vz0, wz0, y0, y1, vy0, vy1, wy0, wy1, x0, x1, vx0, vx1, wx0, wx1,
                              sH, sW, ACC)
@@ -331,19 +362,8 @@ def _grid_sample_backward_kernel(gout, inp, grid, ginp, ggrid, total, C, P, ID, 
                                  ACC: tl.constexpr, BLOCK: tl.constexpr):
     """gout (N, C, P) contiguous; ginp (N, C, ID, IH, IW) contiguous accumulator (+= with atomics);
     ggrid (N, P, NDIM) contiguous, written once per location; flags as the forward's."""
-    pad, align = (flags - 2) // 2, (flags - 2) % 2
-    i = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
-    mask = i < total
-    n = i // P
-    p = i % P
-    ow = p % OW
-    oh = (p // OW) % OH
-    od = p // (OW * OH)
-    g = grid + n * gN + od * gD + oh * gH + ow * gW
-    zero = tl.zeros((BLOCK,), ACC)
-    wf, hf, df = zero + IW, zero + IH, zero + ID
-    x = tl.load(g, mask=mask, other=0).to(ACC)
-    y = tl.load(g + gK, mask=mask, other=0).to(ACC)
+    pad, align, i, mask, n, p, zero, wf, hf, df, x, y, z = _sample_point(
+        grid, total, P, OH, OW, gN, gD, gH, gW, gK, ID, IH, IW, flags, NDIM, ACC, BLOCK)
     GW = IW                 # ginp's row stride
     plane = IH * IW         # ginp's depth stride
     S = ID * plane          # ginp's channel stride
@@ -363,14 +383,8 @@ def _grid_sample_backward_kernel(gout, inp, grid, ginp, ggrid, total, C, P, ID, 
         cy0, cy1, cy2, cy3 = _cubic_coefficients(iy - fy)
         gcx0, gcx1, gcx2, gcx3 = _cubic_coefficients_grad(ix - fx)
         gcy0, gcy1, gcy2, gcy3 = _cubic_coefficients_grad(iy - fy)
-        xi0, vx0 = _bounded(fx - 1, wf, IW, pad, align)
-        xi1, vx1 = _bounded(fx, wf, IW, pad, align)
-        xi2, vx2 = _bounded(fx + 1, wf, IW, pad, align)
-        xi3, vx3 = _bounded(fx + 2, wf, IW, pad, align)
-        yi0, vy0 = _bounded(fy - 1, hf, IH, pad, align)
-        yi1, vy1 = _bounded(fy, hf, IH, pad, align)
-        yi2, vy2 = _bounded(fy + 1, hf, IH, pad, align)
-        yi3, vy3 = _bounded(fy + 2, hf, IH, pad, align)
+        xi0, xi1, xi2, xi3, vx0, vx1, vx2, vx3 = _cubic_taps(fx, wf, IW, pad, align)
+        yi0, yi1, yi2, yi3, vy0, vy1, vy2, vy3 = _cubic_taps(fy, hf, IH, pad, align)
         vx0, vx1, vx2, vx3 = vx0 & mask, vx1 & mask, vx2 & mask, vx3 & mask
         for c in range(C):
             go = tl.load(go_ptr, mask=mask, other=0).to(ACC)
@@ -393,15 +407,11 @@ def _grid_sample_backward_kernel(gout, inp, grid, ginp, ggrid, total, C, P, ID, 
         ix, mx = _source_grad(x, wf, pad, align)
         iy, my = _source_grad(y, hf, pad, align)
         if NDIM == 3:
-            z = tl.load(g + 2 * gK, mask=mask, other=0).to(ACC)
             iz, mz = _source_grad(z, df, pad, align)
         else:
             iz, mz = zero, zero
         if MODE == 1:  # nearest: the input gradient only; the grid gradient is zero
-            xi = libdevice.rint(ix).to(tl.int64)
-            yi = libdevice.rint(iy).to(tl.int64)
-            zi = libdevice.rint(iz).to(tl.int64)
-            ok = mask & _inside(xi, IW) & _inside(yi, IH) & _inside(zi, ID)
+            xi, yi, zi, ok = _nearest(ix, iy, iz, IW, IH, ID, mask)
             goff = zi * plane + yi * GW + xi
             for c in range(C):
                 go = tl.load(go_ptr, mask=mask, other=0).to(ACC)
@@ -410,15 +420,9 @@ def _grid_sample_backward_kernel(gout, inp, grid, ginp, ggrid, total, C, P, ID, 
                 go_ptr += P
             mx, my, mz = zero, zero, zero
         else:
-            x0, wx0, wx1 = _linear_taps(ix)
-            y0, wy0, wy1 = _linear_taps(iy)
-            z0, wz0, wz1 = _linear_taps(iz)
-            if NDIM == 2:
-                wz0 = zero + 1.0
+            x0, wx0, wx1, vx0, vx1, y0, wy0, wy1, vy0, vy1, z0, wz0, wz1, vz0, vz1 = _linear_corners(
+                ix, iy, iz, IW, IH, ID, mask, zero, NDIM)
             x1, y1, z1 = x0 + 1, y0 + 1, z0 + 1
-            vx0, vx1 = _inside(x0, IW), _inside(x1, IW)
-            vy0, vy1 = _inside(y0, IH), _inside(y1, IH)
-            vz0, vz1 = _inside(z0, ID) & mask, _inside(z1, ID) & mask
             for c in range(C):
                 go = tl.load(go_ptr, mask=mask, other=0).to(ACC)
                 gix, giy, giz = _plane_backward(gix, giy, giz, go, src, gsrc, z0 * sD, z0 * plane, vz0, wz0, -1.0,
