@@ -231,3 +231,38 @@ def test_full_is_exact_for_every_dtype():
                                       vt.full((3,), value, dtype=dtype).numpy())
     with pytest.raises(RuntimeError, match="overflow"):
         vt.full((2,), 300, dtype=vt.int8, device="cuda")
+
+
+def _affine_kernel():
+    import triton
+    import triton.language as tl
+
+    @triton.jit
+    def affine(x_ptr, out_ptr, n, scale, shift, negate, BLOCK: tl.constexpr):
+        offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+        mask = offs < n
+        y = tl.load(x_ptr + offs, mask=mask) * scale + shift
+        y = tl.where(negate, -y, y)
+        tl.store(out_ptr + offs, y, mask=mask)
+    return affine
+
+
+@pytest.mark.parametrize("n", [1, 16, 17, 1000])
+@pytest.mark.parametrize("shift", [0, 3, 2 ** 33])
+def test_cached_launch_in_c_equals_python_path(n, shift):
+    """Kernel's C path (fastlaunch.launch_cached) keys the cache exactly as launcher.specialize,
+    and launches what Triton's own path computes: ints specialised as 1 / multiple of 16 / 64-bit."""
+    from vibetensor.runtime.cuda import fastlaunch, launcher
+    k = launcher.Kernel(_affine_kernel(), BLOCK=256)
+    x = vt.arange(n, dtype=vt.float32, device="cuda") - 7.0
+    ref = (x.cpu().numpy() * 2.5 + np.float32(shift)) * -1.0
+    for negate in (True, True, True):  # the first call compiles, the others take the C path
+        out = vt.full((n,), float("nan"), device="cuda")
+        k((launcher.cdiv(n, 256),), x, out, n, 2.5, shift, negate)
+        np.testing.assert_allclose(out.cpu().numpy(), ref, rtol=1e-6)
+    mod = fastlaunch.module()
+    assert mod is not None and launcher._c_launch[0] is mod.launch_cached
+    args = (x, out, n, 2.5, shift, True)
+    key = mod.launch_cached({}, 0, 0, (1,), k.tail, *args)  # an empty cache: the key comes back
+    assert key == (launcher.specialize(args)[0], 0) and key in k.cache
+    assert mod.launch_cached({}, 0, 0, (1,), k.tail, x, out, 2 ** 70, 2.5, 0, True) is NotImplemented

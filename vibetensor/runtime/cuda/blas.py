@@ -143,14 +143,23 @@ class _LtPlan:
     """cuBLASLt's objects for one problem signature: descriptor, layouts of A, B, C (= D), the
     chosen algorithm (first field of the heuristic result), and the scalar type. (Host-side
     objects of a few hundred bytes, never destroyed: the cache is bounded and rarely cleared.)"""
-    __slots__ = ("desc", "layouts", "result", "algo", "scalar_type", "__weakref__")
+    __slots__ = ("desc", "layouts", "result", "algo", "scalar_type", "bias", "bias_ptr", "__weakref__")
 
     def __init__(self, desc, layouts, result, scalar_type):
         self.desc, self.layouts, self.result, self.scalar_type = desc, layouts, result, scalar_type
         self.algo = int(result.ptr)
+        # a bias plan's pointer attribute, written per call through this buffer (a new ndarray and
+        # its .ctypes cost ~1.5 us a call)
+        self.bias = np.zeros(1, np.uint64)
+        self.bias_ptr = self.bias.ctypes.data
+
+    def set_bias(self, pointer):
+        self.bias[0] = pointer
+        _cublaslt().matmul_desc_set_attribute(self.desc, _BIAS_POINTER[0], self.bias_ptr, 8)
 
 
 _lt_plans = {}  # signature -> _LtPlan, or None where cuBLASLt has no algorithm (cublasGemmEx then)
+_BIAS_POINTER = [None]  # cublasLtMatmulDescAttributes_t's BIAS_POINTER, as an int (set with the first plan)
 
 
 def _set(setter, obj, attr, value, np_type):
@@ -167,6 +176,7 @@ def _lt_plan(lt_handle, dtype_name, m, n, k, trans_a, trans_b, lda, ldb, ldc, ba
     data = CUDA_DATA_TYPE[dtype_name]
     D, L, P = lt.MatmulDescAttribute, lt.MatrixLayoutAttribute, lt.MatmulPreferenceAttribute
     desc = lt.matmul_desc_create(compute, scale)
+    _BIAS_POINTER[0] = int(D.BIAS_POINTER)
     if bias:  # column-major D is (n, m): the epilogue's per-row vector is our per-column bias
         _set(lt.matmul_desc_set_attribute, desc, D.EPILOGUE, int(lt.Epilogue.BIAS), np.uint32)
     # column-major: C^T (n, m) = op(B)^T (n, k) @ op(A)^T (k, m); the library's A is our b
@@ -235,8 +245,7 @@ def run(problem, a, b, c, device_index, alpha=1.0, beta=0.0, stream=None, bias=0
                                          bias=bool(bias))
         if plan is not None:
             if bias:
-                lt = _cublaslt()
-                _set(lt.matmul_desc_set_attribute, plan.desc, lt.MatmulDescAttribute.BIAS_POINTER, bias, np.uint64)
+                plan.set_bias(bias)
             s = stream.cuda_stream if stream is not None else streams.current_stream_handle(device_index)
             ws = h.workspaces.get(s)
             if ws is None:

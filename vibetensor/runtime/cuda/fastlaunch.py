@@ -11,6 +11,17 @@ kinds (bytes, one per argument as the Python function declares them): p pointer,
 8/16/32/64-bit, B/S/I/L unsigned, f float32, d float64, x skipped (constexpr). Triton kernels take
 two trailing scratch pointers, passed as NULL. It is compiled on first use with Triton's own
 build helper (the toolchain Triton needs anyway); if that fails, Triton's launcher is used.
+
+`launch_cached` is launcher.Kernel's whole steady-state call in one C function: it computes the
+specialisation key exactly as launcher.specialize does, finds the compiled kernel in the Kernel's
+cache and launches it, so a cached launch makes no Python-level calls but each pointer argument's
+data_ptr():
+
+    launch_cached(cache, device, stream, grid, tail, *args)
+      -> None (launched) | the key, not in cache (compile it) | NotImplemented (take the Python path)
+
+NotImplemented covers whatever the C path does not do: an entry for Triton's launcher (or for a
+stand-in launch function, as the host simulator installs), an integer beyond 64 bits.
 """
 import threading
 
@@ -82,10 +93,141 @@ static PyObject *launch(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
   Py_RETURN_NONE;
 }
 
+/* One argument's slot for `kind` from a Python int (pointers and integers) or float. */
+static int fill(Slot *s, char kind, PyObject *a, long long v, double f) {
+  switch (kind) {
+    case 'p': case 'L': case 'l': s->i64 = v; return 1;
+    case 'i': case 'I': s->i32 = (int32_t)v; return 1;
+    case 's': case 'S': s->i16 = (int16_t)v; return 1;
+    case 'b': case 'B': s->i8 = (int8_t)v; return 1;
+    case 'f': s->f32 = (float)f; return 1;
+    case 'd': s->f64 = f; return 1;
+    case 'x': return 0;
+  }
+  PyErr_Format(PyExc_TypeError, "launch: unknown kind '%c'", kind);
+  return -1;
+}
+
+static PyObject *launch_fn;     /* this module's `launch`: the entries launch_cached may run itself */
+static PyObject *str_data_ptr, *str_dtype;
+
+/* Kernel.__call__'s cached path: key as launcher.specialize builds it, cache lookup, launch. */
+static PyObject *launch_cached(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+  if (nargs < 5 || !PyDict_Check(args[0]) || !PyTuple_Check(args[3]) || !PyTuple_Check(args[4])) {
+    PyErr_SetString(PyExc_TypeError, "launch_cached(cache, device, stream, grid: tuple, tail: tuple, *args)");
+    return NULL;
+  }
+  PyObject *cache = args[0], *device = args[1], *grid = args[3], *tail = args[4];
+  Py_ssize_t n = nargs - 5, ntail = PyTuple_GET_SIZE(tail);
+  if (n + ntail > MAX_PARAMS) Py_RETURN_NOTIMPLEMENTED;
+  long long ival[MAX_PARAMS];
+  double fval[MAX_PARAMS];
+  PyObject *spec = PyTuple_New(n);
+  if (!spec) return NULL;
+  for (Py_ssize_t k = 0; k < n; k++) {
+    PyObject *a = args[5 + k], *item;
+    if (PyLong_CheckExact(a)) {        /* == 1, divisible by 16, fits 32 bits: packed as specialize does */
+      int overflow = 0;
+      long long v = PyLong_AsLongLongAndOverflow(a, &overflow);
+      if (overflow) { Py_DECREF(spec); Py_RETURN_NOTIMPLEMENTED; }
+      ival[k] = v;
+      fval[k] = (double)v;
+      item = PyLong_FromLong((v == 1) + 2 * ((v & 15) == 0) + 4 * (v >= INT32_MIN && v <= INT32_MAX));
+    } else if (PyFloat_CheckExact(a) || PyBool_Check(a)) {
+      fval[k] = PyFloat_AsDouble(a);
+      ival[k] = (long long)fval[k];
+      item = (PyObject *)Py_TYPE(a);
+      Py_INCREF(item);
+    } else {                           /* a pointer: (dtype, 16-byte aligned) */
+      PyObject *p = PyObject_CallMethodNoArgs(a, str_data_ptr);
+      if (!p) { Py_DECREF(spec); return NULL; }
+      ival[k] = (long long)PyLong_AsUnsignedLongLong(p);
+      fval[k] = 0.0;
+      Py_DECREF(p);
+      if (PyErr_Occurred()) { Py_DECREF(spec); return NULL; }
+      PyObject *dtype = PyObject_GetAttr(a, str_dtype);
+      if (!dtype) { Py_DECREF(spec); return NULL; }
+      item = PyTuple_Pack(2, dtype, (ival[k] & 15) == 0 ? Py_True : Py_False);
+      Py_DECREF(dtype);
+    }
+    if (!item) { Py_DECREF(spec); return NULL; }
+    PyTuple_SET_ITEM(spec, k, item);
+  }
+  PyObject *key = PyTuple_Pack(2, spec, device);
+  Py_DECREF(spec);
+  if (!key) return NULL;
+  PyObject *entry = PyDict_GetItemWithError(cache, key);   /* borrowed */
+  if (!entry) {
+    if (PyErr_Occurred()) { Py_DECREF(key); return NULL; }
+    return key;                                             /* not compiled yet */
+  }
+  Py_DECREF(key);
+  /* ours: (True, launch, function, kinds, block_x, shared) */
+  if (!PyTuple_Check(entry) || PyTuple_GET_SIZE(entry) != 6 || PyTuple_GET_ITEM(entry, 0) != Py_True ||
+      PyTuple_GET_ITEM(entry, 1) != launch_fn)
+    Py_RETURN_NOTIMPLEMENTED;
+  PyObject *kinds_obj = PyTuple_GET_ITEM(entry, 3);
+  const char *kinds = PyBytes_AS_STRING(kinds_obj);
+  if (PyBytes_GET_SIZE(kinds_obj) != n + ntail) {
+    PyErr_Format(PyExc_TypeError, "launch_cached: %zd arguments for %zd kinds", n + ntail,
+                 PyBytes_GET_SIZE(kinds_obj));
+    return NULL;
+  }
+  Slot slots[MAX_PARAMS + 2];
+  void *params[MAX_PARAMS + 2];
+  int m = 0;
+  for (Py_ssize_t k = 0; k < n + ntail; k++) {
+    int r;
+    if (k < n) {
+      r = fill(&slots[m], kinds[k], args[5 + k], ival[k], fval[k]);
+    } else {                           /* constexprs, normally skipped ('x') */
+      PyObject *a = PyTuple_GET_ITEM(tail, k - n);
+      if (kinds[k] == 'x') continue;
+      double f = PyFloat_Check(a) ? PyFloat_AsDouble(a) : 0.0;
+      long long v = PyFloat_Check(a) ? (long long)f : PyLong_AsLongLong(a);
+      if (PyErr_Occurred()) return NULL;
+      r = fill(&slots[m], kinds[k], a, v, f);
+    }
+    if (r < 0) return NULL;
+    if (r) { params[m] = &slots[m]; m++; }
+  }
+  slots[m].u64 = 0; params[m] = &slots[m]; m++;   /* global scratch */
+  slots[m].u64 = 0; params[m] = &slots[m]; m++;   /* profile scratch */
+  Py_ssize_t ng = PyTuple_GET_SIZE(grid);
+  unsigned g[3] = {1, 1, 1};
+  for (Py_ssize_t d = 0; d < ng && d < 3; d++) {
+    g[d] = (unsigned)PyLong_AsUnsignedLong(PyTuple_GET_ITEM(grid, d));
+    if (PyErr_Occurred()) return NULL;
+  }
+  CUstream stream = (CUstream)PyLong_AsUnsignedLongLong(args[2]);
+  CUfunction function = (CUfunction)PyLong_AsUnsignedLongLong(PyTuple_GET_ITEM(entry, 2));
+  unsigned block_x = (unsigned)PyLong_AsUnsignedLong(PyTuple_GET_ITEM(entry, 4));
+  unsigned shared = (unsigned)PyLong_AsUnsignedLong(PyTuple_GET_ITEM(entry, 5));
+  if (PyErr_Occurred()) return NULL;
+  if (g[0] * g[1] * g[2] == 0) Py_RETURN_NONE;
+  CUresult err = cuLaunchKernel(function, g[0], g[1], g[2], block_x, 1, 1, shared, stream, params, NULL);
+  if (err != CUDA_SUCCESS) {
+    const char *name = NULL;
+    cuGetErrorName(err, &name);
+    PyErr_Format(PyExc_RuntimeError, "CUDA error: %s (%d) in cuLaunchKernel", name ? name : "?", (int)err);
+    return NULL;
+  }
+  Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {{"launch", (PyCFunction)(void (*)(void))launch, METH_FASTCALL, NULL},
+                                {"launch_cached", (PyCFunction)(void (*)(void))launch_cached, METH_FASTCALL, NULL},
                                 {NULL, NULL, 0, NULL}};
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "vt_fastlaunch", NULL, -1, methods};
-PyMODINIT_FUNC PyInit_vt_fastlaunch(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit_vt_fastlaunch(void) {
+  PyObject *m = PyModule_Create(&module);
+  if (!m) return NULL;
+  launch_fn = PyObject_GetAttrString(m, "launch");
+  str_data_ptr = PyUnicode_InternFromString("data_ptr");
+  str_dtype = PyUnicode_InternFromString("dtype");
+  if (!launch_fn || !str_data_ptr || !str_dtype) { Py_DECREF(m); return NULL; }
+  return m;
+}
 """
 
 _KIND = {"i1": "b", "i8": "b", "u1": "B", "u8": "B", "i16": "s", "u16": "S", "i32": "i", "u32": "I",

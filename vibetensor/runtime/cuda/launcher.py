@@ -141,6 +141,21 @@ class Kernel:
         if recorders:
             _record((self, grid, args, stream))
         device = _current.index  # drv.current_device(), inlined: this is the hot path
+        if _c_launch[0] is not None and grid.__class__ is tuple:
+            # the C path: specialise, look up, launch (None), or a key to compile, or NotImplemented
+            if stream is not None:
+                s = stream.cuda_stream
+            else:  # streams.current_stream_handle(device), inlined
+                handles = _streams_local.handles
+                s = handles.get(device, 0) if handles else 0
+            miss = _c_launch[0](self.cache, device, s, grid, self.tail, *args)
+            if miss is None:
+                return
+            if miss is not NotImplemented:
+                if recorders:
+                    _record(COMPILED)
+                self._compile_and_launch(miss, grid, args)
+                return
         arg_key, raw = specialize(args)
         key = (arg_key, device)
         entry = self.cache.get(key)
@@ -181,11 +196,15 @@ class Kernel:
         plain = num_ctas == 1 and not run.launch_cooperative_grid and not run.launch_pdl
         lean = fastlaunch.module() if kinds is not None and plain else None
         if lean is not None:
+            _c_launch[0] = lean.launch_cached
             self.cache[key] = (True, lean.launch, int(compiled.function), kinds, 32 * num_warps, shared)
         else:
             self.cache[key] = (False, run.launch, compiled.function, compiled.packed_metadata,
                                run.launch_cooperative_grid, run.launch_pdl)
 
+
+# fastlaunch's launch_cached once the C module is built (the first kernel compiled through it)
+_c_launch = [None]
 
 _cached = {}
 
