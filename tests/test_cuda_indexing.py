@@ -86,6 +86,8 @@ CASES = [
     ("setitem_mask_scalar", lambda lib, x, m: _setitem(x, m, 5), lambda d, lay: (P((4, 5), d, lay, 1), P((4, 5), "bool", seed=4))),
     ("setitem_two", lambda lib, x, i, j, v: _setitem(x, (i, j), v), lambda d, lay: (P((4, 5), d, lay, 1), I([0, 3]), I([4, 4]), P((2,), d, seed=7))),
     ("cat", lambda lib, a, b: lib.cat([a, b, a], 1), lambda d, lay: (P((2, 4, 5), d, lay, 1), P((2, 3, 5), d, lay, 2))),
+    ("cat_last_with_empty", lambda lib, a, b: lib.cat([b, a[..., :0], a, b], -1),
+     lambda d, lay: (P((2, 3, 4), d, lay, 1), P((2, 3, 7), d, lay, 2))),
     ("cat_dim0_mixed", lambda lib, a, b: lib.cat([a, b], 0), lambda d, lay: (P((2, 5), d, lay, 1), P((3, 5), "float32", seed=2))),
     ("stack", lambda lib, a, b: lib.stack([a, b], 1), lambda d, lay: (P((4, 5), d, lay, 1), P((4, 5), d, lay, 2))),
     ("stack_last", lambda lib, a, b: lib.stack([a, b], -1), lambda d, lay: (P((4, 5), d, lay, 1), P((4, 5), d, lay, 2))),

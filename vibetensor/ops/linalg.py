@@ -338,7 +338,7 @@ def _linear(input, weight, bias=None):
         return addmm(bias, input, _t(weight), 1, 1)
     if bias is None and input.ndim == 2 and weight.ndim == 2:
         return mm(input, _t(weight))  # what matmul would do, without its dispatch and checks
-    if bias is not None and input.is_contiguous() and (input.ndim == 3 or bias.ndim == 1):
+    if bias is not None and weight.ndim == 2 and input.is_contiguous() and (input.ndim == 3 or bias.ndim == 1):
         lead = input._shape[:-1]
         result = addmm(bias, _reshape(input, (math.prod(lead), input._shape[-1])), _t(weight), 1, 1)
         return views.view(result, lead + (result._shape[1],))
@@ -694,8 +694,10 @@ addcdiv = _declare("addcdiv", _addc_meta("addcdiv"))          # addcdiv(input, t
 mvlgamma = _declare("mvlgamma", composite=_mvlgamma)          # mvlgamma(a, p)
 
 # -- derivatives (autograd) -----------------------------------------------------------------------------------
-# torch's derivatives.yaml formulas with ops, so they differentiate again. Composites (matmul,
-# outer, linear) have none: autograd records the mm/bmm/mv/dot and views they are made of.
+# torch's derivatives.yaml formulas with ops, so they differentiate again. The composite outer has
+# none: autograd records the mul and view it is made of. matmul and linear, composites in torch,
+# have their own here: one node each instead of one per view and product inside them (a node costs
+# several us of Python; the reversal step's 9 linears and 4 batched matmuls made ~40).
 from vibetensor.autograd.derivatives import conj as _conj, derivative as _derivative  # noqa: E402
 
 
@@ -902,3 +904,71 @@ def _addcdiv_derivative(ctx, grad, input, t1, t2, value=1):
     return (grad if _needs(ctx, 0) else None,
             ew.mul(grad, _conj(ew.div(value, t2))) if _needs(ctx, 1) else None,
             ew.mul(ew.neg(grad), _conj(ew.div(ew.mul(t1, value), ew.mul(t2, t2)))) if _needs(ctx, 2) else None)
+
+
+# -- matmul and linear: one node each ---------------------------------------------------------------------------
+# The products torch's decompositions make in backward (equal values), without a node per view.
+
+def _matmul_grads(ctx, grad, a, b):
+    """(grad of a, grad of b) of matmul(a, b). A 1-D operand is a matrix with a unit dim added, as
+    matmul treats it, and the dim is dropped from its gradient. Batch dims a broadcast added come
+    back unsummed (the engine sums them down), except where matmul folded a's batch into the rows of
+    one mm (b a matrix): then b's gradient is one mm over all rows, as torch's."""
+    if a.ndim == 1 and b.ndim == 1:  # dot
+        return (ew.mul(grad, _conj(b)) if _needs(ctx, 0) else None,
+                ew.mul(grad, _conj(a)) if _needs(ctx, 1) else None)
+    a2 = views.unsqueeze(a, 0) if a.ndim == 1 else a      # (.., n, k)
+    b2 = views.unsqueeze(b, -1) if b.ndim == 1 else b     # (.., k, p)
+    g2 = views.unsqueeze(grad, -2) if a.ndim == 1 else grad
+    g2 = views.unsqueeze(g2, -1) if b.ndim == 1 else g2   # (.., n, p)
+    ga = gb = None
+    if _needs(ctx, 0):
+        ga = matmul(g2, _mH(b2))                          # (.., n, k)
+        ga = views.squeeze(ga, (-2,)) if a.ndim == 1 else ga
+    if _needs(ctx, 1):
+        if b2.ndim == 2 and a2.ndim > 2:  # folded: (rows, k)^H @ (rows, p)
+            k, p = b2._shape
+            gb = mm(_mH(_reshape(a2, (a2.numel() // k if k else 0, k))), _reshape(g2, (g2.numel() // p if p else 0, p)))
+        else:
+            gb = matmul(_mH(a2), g2)                      # (.., k, p)
+        gb = views.squeeze(gb, (-1,)) if b.ndim == 1 else gb
+    return ga, gb
+
+
+def _matmul_name(a, b, out=None):
+    """torch's grad_fn name for matmul's output (its decomposition's last node)."""
+    return {(1, 1): "DotBackward0", (1, 2): "SqueezeBackward4", (2, 1): "MvBackward0",
+            (2, 2): "MmBackward0"}.get((a.ndim, b.ndim), "CloneBackward0" if a.ndim == 2 else "UnsafeViewBackward0")
+
+
+@_derivative(matmul, save=(0, 1), name=_matmul_name)
+def _matmul_derivative(ctx, grad, a, b):
+    return _matmul_grads(ctx, grad, a, b)
+
+
+def _linear_name(input, weight, bias=None):
+    """torch's grad_fn name for linear's output."""
+    if bias is None:
+        return _matmul_name(input, weight)
+    if weight.ndim == 1:
+        return "AddBackward0"
+    if input.ndim == 2:
+        return "AddmmBackward0"
+    return "ViewBackward0" if input.ndim == 1 or input.is_contiguous() else "AddBackward0"
+
+
+@_derivative(linear, save=(0, 1), name=_linear_name)
+def _linear_derivative(ctx, grad, input, weight, bias=None):
+    """linear(x, W, b) = x @ W^T + b: x's gradient grad @ conj(W), W's one mm over every row,
+    (grad rows)^T @ conj(x rows), contiguous like W; b gets grad, which the engine sums down."""
+    gb = grad if bias is not None and _needs(ctx, 2) else None
+    if weight.ndim == 1:  # x @ w: matmul's gradients
+        gi, gw = _matmul_grads(ctx, grad, input, weight)
+        return gi, gw, gb
+    out_features, in_features = weight._shape
+    gi = matmul(grad, _conj(weight)) if _needs(ctx, 0) else None  # (*, out) @ (out, in)
+    gw = None
+    if _needs(ctx, 1):
+        rows = input.numel() // in_features if in_features else grad.numel() // max(out_features, 1)
+        gw = mm(_mT(_reshape(grad, (rows, out_features))), _conj(_reshape(input, (rows, in_features))))
+    return gi, gw, gb
