@@ -306,13 +306,6 @@ def test_a_failed_op_leaves_the_context_usable():
     assert np.allclose(to_numpy(vt.linalg.inv(a) @ a), np.eye(2), atol=1e-6)
 
 
-def test_complex_matrices_are_not_supported_yet():
-    a = vt.from_numpy(np.eye(3, dtype=np.complex64)).cuda()
-    for fn in (vt.linalg.inv, vt.linalg.svdvals, vt.linalg.eig):
-        with pytest.raises(NotImplementedError):
-            fn(a)
-
-
 # -- gradients --------------------------------------------------------------------------------------------------------------
 
 GRADS = [  # (name, loss(lib, *inputs), [(kind, shape), ...]); losses blind to the factors' signs

@@ -1046,9 +1046,9 @@ def _hypot_backward(ctx, grad, a, b):
 
 
 @_derivative(logaddexp, save=(0, 1))
-def _logaddexp_backward(ctx, grad, a, b):
-    return (div(grad, add(exp(sub(b, a)), 1)) if _needs(ctx, 0) else None,
-            div(grad, add(exp(sub(a, b)), 1)) if _needs(ctx, 1) else None)
+def _logaddexp_backward(ctx, grad, a, b):  # (conjugated for complex numbers, as torch's)
+    return (div(grad, _conj(add(exp(sub(b, a)), 1))) if _needs(ctx, 0) else None,
+            div(grad, _conj(add(exp(sub(a, b)), 1))) if _needs(ctx, 1) else None)
 
 
 @_derivative(logaddexp2, save=(0, 1))

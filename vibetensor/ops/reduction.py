@@ -117,7 +117,7 @@ def _spec(op, t, dim, keepdim, dtype, compute=None, one_dim=False):
 def _sum_like(name, one_dim=False, nan=False):
     def meta(a, dim=None, keepdim=False, dtype=None, out=None):
         spec = _spec(name, a, dim, keepdim, None, one_dim=one_dim)
-        if nan and a._dtype.is_complex:
+        if nan and a._dtype.is_complex and a._device.type == "cpu":  # (torch's CUDA nansum takes complex)
             raise RuntimeError("nansum on CPU does not support complex inputs")
         if dtype is not None:
             check_out_dtype(out, dtype)
@@ -138,7 +138,7 @@ def _mean_like(name, nan=False):
                 raise RuntimeError(f"nanmean(): expected input to have floating point or complex dtype but got "
                                    f"{_NAMES[a._dtype]}")
             _spec(name, a, dim, keepdim, None)  # dims are checked before the complex check of nansum
-            if a._dtype.is_complex:
+            if a._dtype.is_complex and a._device.type == "cpu":
                 raise RuntimeError("nansum on CPU does not support complex inputs")
         if dtype is not None:
             if dtype.category < 2:

@@ -171,9 +171,10 @@ def _logcumsumexp_backward(ctx, grad, a, dim, reverse=False):
     log-scan separately, so no log of a negative number is taken."""
     if grad.ndim == 0 or grad.numel() == 0:
         return grad
-    if grad._dtype.is_complex:
-        raise NotImplementedError("the derivative of logcumsumexp for complex tensors is not implemented")
     y = ctx.result
+    if grad._dtype.is_complex:  # torch: no split by sign needed, conj(exp(rev_lcse(log(conj(grad)) - y) + a))
+        term = _ew.exp(_ew.add(logcumsumexp(_ew.sub(_ew.log(_conj(grad)), y), dim, not reverse), a))
+        return _conj(term)
     lowest = _LOWEST.get(grad._dtype, -1.7976931348623157e308)  # the finite minimum: exp() of it is 0
     log_abs = _ew.log(_ew.abs(grad))
     out = None

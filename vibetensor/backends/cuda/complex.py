@@ -1,29 +1,35 @@
-"""CUDA kernels of complex64 / complex128 tensors: elementwise math, casting copies, fill, sum/mean/prod.
+"""CUDA kernels of complex64 / complex128 tensors: elementwise math, casting copies, fill, sum/mean/prod, logspace.
 
 A complex tensor's storage is interleaved (re, im) pairs of its real dtype. Kernels take a float view of
 it (`floats`: the same memory as float32/float64, strides doubled): the real part of element k sits at
 offset o(k), the imaginary part at o(k) + 1. They load both halves, compute in the real dtype, and store
 both. Real tensors (any dtype) and Python numbers join as (x, 0) and (re, im), as torch promotes them.
 
-The math follows torch's CUDA kernels (c10::complex and the C++ complex library): products and
-quotients as c10's operators (a naive product; numpy's scaled quotient), add's alpha multiplied as a
-complex number, exp/log/pow as exp(y log x), reciprocal and sqrt with their special values.
+The math follows torch's CUDA kernels, which reach two libraries: c10::complex (products and quotients
+as c10's operators: a naive product, numpy's scaled quotient; thrust's asin, acos, atan, asinh, acosh,
+atanh: complex_math.py) and, in its jiterated kernels, the C++ library's functions (exp, sinh, cosh and
+their special values; the quotient of rsqrt, sigmoid and sinc with its recovery of infinities). add's
+alpha multiplies as a complex number; pow(z, 2) is z z; exp/log/pow as exp(y log x); reciprocal and sqrt
+with their special values.
 
 The other backend files route complex operands here with one early branch each: elementwise.launch
-and launch_general, creation.full / copy_ / eye, reduction._reduce (sum and mean reduce the
-view_as_real pairs with the real kernels; prod has its own kernel).
+and launch_general, creation.full / copy_ / eye / logspace, reduction._reduce (sum and mean reduce the
+view_as_real pairs with the real kernels; prod has its own kernel), indexing (a complex alpha), nn
+(rms_norm). Scans are in complex_scan.py.
 """
 import numpy as np
 import triton
 import triton.language as tl
 from triton.language.extra import libdevice
 
+from vibetensor.backends.cuda import complex_math as cm
 from vibetensor.backends.cuda import creation as cuda_creation
 from vibetensor.backends.cuda.elementwise import _FINFO, _as_operand, _geometry, _offset
 from vibetensor.ops import creation
+from vibetensor.ops import elementwise as ew
 from vibetensor.runtime.cuda import launcher
 from vibetensor.tensor import dtype as dt
-from vibetensor.tensor.tensor import Tensor, empty, make_tensor
+from vibetensor.tensor.tensor import Tensor, alias, empty, make_tensor
 
 BLOCK = 512
 CX, REAL, NUM, NONE = 0, 1, 2, 3  # operand kinds: complex tensor, real tensor, Python number, absent
@@ -31,8 +37,10 @@ CX, REAL, NUM, NONE = 0, 1, 2, 3  # operand kinds: complex tensor, real tensor, 
 # codes 0.. (`_unary`), 100.. (`_binary`), 200.. (`_param`); ops not listed raise NotImplementedError
 UNARY = ["neg", "reciprocal", "abs", "sgn", "exp", "log", "log2", "log10", "log1p", "expm1", "sqrt", "rsqrt",
          "sin", "cos", "tan", "sinh", "cosh", "tanh", "sigmoid", "isnan", "isinf", "isfinite", "isreal",
-         "identity", "one", "conj", "logical_not"]
-BINARY = ["add", "sub", "mul", "div", "div_scalar", "pow", "eq", "ne", "logical_and", "logical_or", "logical_xor"]
+         "identity", "one", "conj", "logical_not", "asin", "acos", "atan", "asinh", "acosh", "atanh", "exp2", "sinc",
+         "square", "silu"]
+BINARY = ["add", "sub", "mul", "div", "div_scalar", "pow", "eq", "ne", "logical_and", "logical_or", "logical_xor",
+          "logaddexp"]
 PARAM = ["where", "isclose", "nan_to_num", "addcmul", "addcdiv", "lerp", "lerp_scalar"]
 CODE = {**{n: i for i, n in enumerate(UNARY)}, **{n: 100 + i for i, n in enumerate(BINARY)},
         **{n: 200 + i for i, n in enumerate(PARAM)}}
@@ -89,6 +97,35 @@ def _cdiv(a, b, c, d):
     re = tl.where(c_big, tl.where(both_zero, a / abs_c, (a + b * rat1) * scl1), (a * rat2 + b) * scl2)
     im = tl.where(c_big, tl.where(both_zero, b / abs_d, (b - a * rat1) * scl1), (b * rat2 - a) * scl2)
     return re, im
+
+
+@triton.jit
+def _cdiv_recover(a, b, c, d):
+    """c10's quotient, then the C++ library's recovery of infinities where both parts came out NaN (the
+    quotient of torch's jiterated kernels: rsqrt, sigmoid, sinc): x / 0 is inf; inf / finite keeps the
+    infinite direction; finite / inf is 0."""
+    re, im = _cdiv(a, b, c, d)
+    both_nan = (re != re) & (im != im)
+    a_inf = tl.abs(a) == float("inf")
+    b_inf = tl.abs(b) == float("inf")
+    c_inf = tl.abs(c) == float("inf")
+    d_inf = tl.abs(d) == float("inf")
+    zero = tl.zeros_like(a)
+    # denominator 0 (and a number on top): copysign(inf, c) times each part
+    by_zero = (c == 0) & (d == 0) & ((a == a) | (b == b))
+    s = libdevice.copysign(zero + float("inf"), c)
+    # an infinite numerator over a finite denominator: inf times the direction of (a', b') / (c, d)
+    top_inf = (a_inf | b_inf) & (tl.abs(c) < float("inf")) & (tl.abs(d) < float("inf"))
+    a1 = libdevice.copysign(tl.where(a_inf, 1.0, 0.0) + zero, a)
+    b1 = libdevice.copysign(tl.where(b_inf, 1.0, 0.0) + zero, b)
+    # a finite numerator over an infinite denominator: 0 times the direction
+    bottom_inf = (c_inf | d_inf) & (tl.abs(a) < float("inf")) & (tl.abs(b) < float("inf"))
+    c1 = libdevice.copysign(tl.where(c_inf, 1.0, 0.0) + zero, c)
+    d1 = libdevice.copysign(tl.where(d_inf, 1.0, 0.0) + zero, d)
+    re2 = tl.where(by_zero, s * a, tl.where(top_inf, float("inf") * (a1 * c + b1 * d), 0.0 * (a * c1 + b * d1)))
+    im2 = tl.where(by_zero, s * b, tl.where(top_inf, float("inf") * (b1 * c - a1 * d), 0.0 * (b * c1 - a * d1)))
+    fix = both_nan & (by_zero | top_inf | bottom_inf)
+    return tl.where(fix, re2, re), tl.where(fix, im2, im)
 
 
 @triton.jit
@@ -149,25 +186,37 @@ def _csqrt(a, b):
 
 @triton.jit
 def _csinh(a, b):
-    """sinh a cos b + i cosh a sin b; a real non-finite a stays itself (not inf * 0)."""
+    """The C++ library's sinh (torch's jiterated kernels): sinh a cos b + i cosh a sin b, except
+    sinh(+-0 + i(inf|nan)) = +-0 + i nan, sinh(+-inf + i(inf|nan)) = +-inf + i nan, and a non-finite a
+    on the real axis stays itself (a finite one where cosh a overflows gives inf * 0 = nan, as torch)."""
     re = libdevice.sinh(a) * libdevice.cos(b)
     im = libdevice.cosh(a) * libdevice.sin(b)
-    real_inf = (b == 0) & ~(tl.abs(a) < float("inf"))
-    return tl.where(real_inf, a, re), tl.where(real_inf, b, im)
+    a_finite = tl.abs(a) < float("inf")
+    keep_a = ((a == 0) | (tl.abs(a) == float("inf"))) & ~(tl.abs(b) < float("inf"))
+    real_axis = (b == 0) & ~a_finite
+    re = tl.where(real_axis | keep_a, a, re)
+    im = tl.where(real_axis, b, tl.where(keep_a, float("nan"), im))
+    return re, im
 
 
 @triton.jit
 def _ccosh(a, b):
-    """cosh a cos b + i sinh a sin b; cosh(+-inf + 0i) = inf + 0i."""
+    """The C++ library's cosh: cosh a cos b + i sinh a sin b, except cosh(+-0 + i(inf|nan)) = nan + 0i,
+    cosh(+-inf + i(inf|nan)) = inf + i nan, and cosh(+-inf + 0i) = inf + 0i."""
     re = libdevice.cosh(a) * libdevice.cos(b)
     im = libdevice.sinh(a) * libdevice.sin(b)
+    b_bad = ~(tl.abs(b) < float("inf"))
+    a_inf = tl.abs(a) == float("inf")
+    re = tl.where(a_inf & b_bad, float("inf"), re)
+    im = tl.where(a_inf & b_bad, float("nan"), tl.where((a == 0) & b_bad, 0.0, im))
     return re, tl.where((b == 0) & ~(tl.abs(a) < float("inf")), b, im)
 
 
 @triton.jit
 def _ctanh(a, b):
-    """Kahan's formula (the C++ library's ctanh): t = tan b, s = sinh a, beta = 1 + t^2,
-    tanh z = (beta s sqrt(1 + s^2) + i t) / (1 + beta s^2); for large |a|, sign(a) + 4 sin b cos b e^(-2|a|) i."""
+    """thrust's ctanh: Kahan's formula t = tan b, s = sinh a, beta = 1 + t^2,
+    tanh z = (beta s sqrt(1 + s^2) + i t) / (1 + beta s^2); for large |a|, sign(a) + 4 sin b cos b e^(-2|a|) i;
+    tanh(+-inf + iy) = +-1 +- 0i, tanh(nan + 0i) = nan + 0i, a finite a with a non-finite b gives nan + i nan."""
     if a.dtype == tl.float64:
         BIG: tl.constexpr = 22.0
     else:
@@ -180,19 +229,16 @@ def _ctanh(a, b):
     rho = libdevice.sqrt(1 + s * s)
     denom = 1 + beta * s * s
     e = libdevice.exp(-tl.abs(a))
-    re = tl.where(big, libdevice.copysign(tl.zeros_like(a) + 1, a), beta * rho * s / denom)
-    im = tl.where(big, 4 * libdevice.sin(b) * libdevice.cos(b) * e * e, t / denom)
+    zero = tl.zeros_like(a)
+    sc = libdevice.sin(b) * libdevice.cos(b)
+    re = tl.where(big, libdevice.copysign(zero + 1, a), beta * rho * s / denom)
+    im = tl.where(big, 4 * sc * e * e, t / denom)
+    b_inf = tl.abs(b) == float("inf")
+    a_inf = tl.abs(a) == float("inf")
+    re = tl.where(~(tl.abs(b) < float("inf")) & (tl.abs(a) < float("inf")), float("nan"), re)
+    im = tl.where(a_inf, libdevice.copysign(zero, tl.where(b_inf, b, sc)), im)
+    im = tl.where((a != a) & (b == 0), b, im)
     return re, im
-
-
-@triton.jit
-def _clog1p(a, b):
-    """c10's log1p: 0.5 log1p(a (2 + a) + b^2) near 0 (|z| < 0.5), else log|1 + z|; arg(1 + z)."""
-    theta = libdevice.atan2(b, a + 1)
-    r = a * (2 + a) + b * b
-    near = libdevice.hypot(a, b) < 0.5
-    re = tl.where(near, tl.where(r == 0, a, 0.5 * libdevice.log1p(r)), libdevice.log(libdevice.hypot(a + 1, b)))
-    return re, theta
 
 
 @triton.jit
@@ -227,21 +273,23 @@ def _unary(a, b, OP: tl.constexpr):
         re, im = _cexp(a, b)
     elif OP == 5:
         re, im = _clog(a, b)
-    elif OP == 6:  # log2, log10: log z divided by the real constant (c10's quotient by (ln 2, 0))
-        re, im = _clog(a, b)
-        re, im = re * 1.4426950408889634, im * 1.4426950408889634
+    elif OP == 6:  # log2, log10: each part of log z divided by the real constant, correctly rounded (an
+        re, im = _clog(a, b)  # infinite part leaves the other compared exactly)
+        ln = zero + 0.6931471805599453
+        re, im = libdevice.div_rn(re, ln), libdevice.div_rn(im, ln)
     elif OP == 7:
         re, im = _clog(a, b)
-        re, im = re / 2.302585092994046, im / 2.302585092994046
+        ln = zero + 2.302585092994046
+        re, im = libdevice.div_rn(re, ln), libdevice.div_rn(im, ln)
     elif OP == 8:
-        re, im = _clog1p(a, b)
+        re, im = cm.log1p(a, b)
     elif OP == 9:
         re, im = _cexpm1(a, b)
     elif OP == 10:
         re, im = _csqrt(a, b)
     elif OP == 11:  # rsqrt: 1 / sqrt z
         sr, si = _csqrt(a, b)
-        re, im = _cdiv(zero + 1, zero, sr, si)
+        re, im = _cdiv_recover(zero + 1, zero, sr, si)
     elif OP == 12:  # sin z = -i sinh(iz)
         p, q = _csinh(-b, a)
         re, im = q, -p
@@ -258,7 +306,7 @@ def _unary(a, b, OP: tl.constexpr):
         re, im = _ctanh(a, b)
     elif OP == 18:  # sigmoid: 1 / (1 + exp(-z))
         er, ei = _cexp(-a, -b)
-        re, im = _cdiv(zero + 1, zero, er + 1, ei)
+        re, im = _cdiv_recover(zero + 1, zero, er + 1, ei)
     elif OP == 19:
         re, im = (a != a) | (b != b), zero
     elif OP == 20:
@@ -273,8 +321,33 @@ def _unary(a, b, OP: tl.constexpr):
         re, im = zero + 1, zero
     elif OP == 25:
         re, im = a, -b
-    else:  # logical_not: both parts zero
+    elif OP == 26:  # logical_not: both parts zero
         re, im = (a == 0) & (b == 0), zero
+    elif OP == 27:
+        re, im = cm.casin(a, b)
+    elif OP == 28:
+        re, im = cm.cacos(a, b)
+    elif OP == 29:
+        re, im = cm.catan(a, b)
+    elif OP == 30:
+        re, im = cm.casinh(a, b)
+    elif OP == 31:
+        re, im = cm.cacosh(a, b)
+    elif OP == 32:
+        re, im = cm.catanh(a, b)
+    elif OP == 33:  # exp2: exp(ln 2 z), ln 2 a real factor (torch's exp2_impl)
+        re, im = _cexp(a * 0.6931471805599453, b * 0.6931471805599453)
+    elif OP == 35:  # square (and pow(z, 2)): z z, c10's product, as torch
+        re, im = _cmul(a, b, a, b)
+    elif OP == 36:  # silu: z / (1 + exp(-z)) (c10's quotient)
+        er, ei = _cexp(-a, -b)
+        re, im = _cdiv(a, b, er + 1, ei)
+    else:  # sinc: sin(pi z) / (pi z), pi a complex factor (c10's product); 1 at 0
+        pr, pim = _cmul(zero + 3.141592653589793, zero, a, b)
+        p, q = _csinh(-pim, pr)  # sin w = -i sinh(iw)
+        re, im = _cdiv_recover(q, -p, pr, pim)
+        at_zero = (a == 0) & (b == 0)
+        re, im = tl.where(at_zero, 1.0, re), tl.where(at_zero, 0.0, im)
     return re, im
 
 
@@ -300,6 +373,8 @@ def _binary(a, b, c, d, p0, p1, OP: tl.constexpr):
         re, im = (a == c) & (b == d), tl.zeros_like(a)
     elif OP == 107:
         re, im = (a != c) | (b != d), tl.zeros_like(a)
+    elif OP == 111:
+        re, im = cm.clogaddexp(a, b, c, d)
     else:  # logical and/or/xor: a number is true when either part is nonzero
         x = (a != 0) | (b != 0)
         y = (c != 0) | (d != 0)
@@ -471,7 +546,7 @@ def run(name, common, operands, res, params=()):
 
 # -- entry points of elementwise.py's kernels --------------------------------------------------------------------
 
-_POW_SHORTCUTS = {0: "one", 1: "identity", 0.5: "sqrt", -0.5: "rsqrt", -1: "reciprocal"}
+_POW_SHORTCUTS = {0: "one", 1: "identity", 0.5: "sqrt", -0.5: "rsqrt", -1: "reciprocal", 2: "square"}
 
 
 def launch(name, spec, a, b, res, alpha=1):
@@ -577,6 +652,78 @@ def copy(dst, src):
                                                  DST_BOOL=key[2], BLOCK=1024)
     k((launcher.cdiv(n, 1024),), floats(src) if s_cx else src, floats(dst) if d_cx else dst, n, *sizes,
       *[2 * s if s_cx else s for s in ss], *[2 * s if d_cx else s for s in ds])
+
+
+# -- logspace (creation.py's) --------------------------------------------------------------------------------------
+
+@triton.jit
+def _logspace_kernel(out_ptr, n, halfway, sr, si, er, ei, dr, di, base, COMPUTE: tl.constexpr, BLOCK: tl.constexpr):
+    """torch's complex logspace: element i is base ** (start + step i) for i < halfway, else
+    base ** (end - step (n - 1 - i)), complex arithmetic in COMPUTE (the numbers come as float64 bits)."""
+    i = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    mask = i < n
+    first = i < halfway
+    k = tl.where(first, i, n - 1 - i).to(COMPUTE)
+    step_r = _number(dr, COMPUTE, BLOCK) * k
+    step_i = _number(di, COMPUTE, BLOCK) * k
+    exp_r = tl.where(first, _number(sr, COMPUTE, BLOCK) + step_r, _number(er, COMPUTE, BLOCK) - step_r)
+    exp_i = tl.where(first, _number(si, COMPUTE, BLOCK) + step_i, _number(ei, COMPUTE, BLOCK) - step_i)
+    zero = tl.zeros((BLOCK,), COMPUTE)
+    re, im = _cpow(_number(base, COMPUTE, BLOCK), zero, exp_r, exp_i)
+    ty = out_ptr.dtype.element_ty
+    tl.store(out_ptr + 2 * i, re.to(ty), mask=mask)
+    tl.store(out_ptr + 2 * i + 1, im.to(ty), mask=mask)
+
+
+def _pow_of_real(base, z):
+    """base ** z for a real base and complex z, in double, as the C++ library's pow(T, complex<T>)."""
+    import cmath
+    import math
+    if base > 0:
+        r, theta = base ** z.real, z.imag * math.log(base)
+        return complex(r * math.cos(theta), r * math.sin(theta))
+    return 0j if base == 0 else cmath.exp(z * cmath.log(complex(base)))
+
+
+def logspace(res, start, end, steps, base):
+    """res (a fresh (steps,) complex tensor) = torch's CUDA logspace: start, end, the step and base held
+    in the complex dtype, the step (end - start) / (steps - 1) as c10's quotient (times 1 / (steps - 1))."""
+    if steps == 1:  # torch fills pow(base, start) computed in double
+        return fill(res, _pow_of_real(float(base), complex(start)))
+    if steps == 0:
+        return res
+    real = res._dtype.to_real().np.type
+    start, end = complex(start), complex(end)
+    s = (real(start.real), real(start.imag))
+    e = (real(end.real), real(end.imag))
+    scale = real(1) / real(steps - 1)
+    step = (real(e[0] - s[0]) * scale, real(e[1] - s[1]) * scale)
+    target = res if res.is_contiguous() else empty(res._shape, res._dtype, res._device)
+    k = launcher.cached_kernel(_logspace_kernel, COMPUTE=_COMPUTE[res._dtype], BLOCK=BLOCK)
+    k((launcher.cdiv(steps, BLOCK),), floats(target), steps, steps // 2,
+      *[_f64_bits(v) for v in (*s, *e, *step, real(base))])
+    if target is not res:
+        creation.copy_(res, target)
+    return res
+
+
+# -- complex parameters of other ops -------------------------------------------------------------------------------
+
+def scaled_source(op, src, shape, src_stride, alpha, src_indexed):
+    """(alpha * src over `shape` (read with src_stride) as a new contiguous tensor, its strides, 1): how a
+    complex alpha reaches indexing.py's kernels, whose own alpha is real (torch adds src * alpha)."""
+    if src_indexed:
+        raise NotImplementedError(f"{op}: a complex alpha with an indexed source on CUDA is not supported")
+    scaled = ew.mul(alias(src, tuple(shape), tuple(src_stride), src._offset), alpha)
+    return scaled, scaled._stride, 1 + 0j
+
+
+def rms_norm(x, normalized_shape, weight, eps):
+    """torch's rms_norm of complex x, its composite: x rsqrt(mean(x^2) + eps) weight (x^2 the complex
+    square, not |x|^2), in x's dtype."""
+    from vibetensor.ops import nn as nn_ops
+    y = nn_ops.rms_norm_composite(x, normalized_shape, weight, eps)
+    return y if y._dtype is x._dtype else creation.to(y, x._dtype, x._device)
 
 
 # -- reductions (reduction.py's sum, mean, prod) ---------------------------------------------------------------------

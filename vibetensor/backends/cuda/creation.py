@@ -352,8 +352,8 @@ def _logspace_scalars(start, end, steps, base, dtype):
 def logspace(start, end, steps, base, dtype, device=None, out=None):
     shape = c.linspace_meta(start, end, steps, dtype)
     res = c.range_output("logspace", out, shape, dtype, _device_of(device, out))
-    if dtype.is_complex:
-        raise NotImplementedError("logspace: complex tensors on CUDA are not supported yet")
+    if dtype.is_complex:  # backends/cuda/complex.py
+        return _bumped(_complex().logspace(res, start, end, steps, base), out)
     if steps == 1:  # torch fills pow(base, start), computed in double
         copy_(res, full((1,), float(np.power(np.float64(base), np.float64(start))), dtype, res._device))
     elif steps:

@@ -817,7 +817,7 @@ def _lerp(spec, res, a, b, weight):
     if isinstance(weight, Tensor) and weight._device is res._device:
         launch_general("lerp", spec.common, (a, b, weight), res)
     else:
-        launch_general("lerp_scalar", spec.common, (a, b), res, (float(weight),))
+        launch_general("lerp_scalar", spec.common, (a, b), res, (weight if spec.common.is_complex else float(weight),))
 
 
 _FINFO = {dt.float16: 65504.0, dt.bfloat16: 3.3895313892515355e38, dt.float32: 3.4028234663852886e38,

@@ -339,8 +339,9 @@ def _complex_indexed(op, shape, src, src_stride, index, index_stride, dst, dst_s
     from vibetensor.backends.cuda.complex import floats, parts
     if alpha is not None:
         alpha = complex(alpha)
-        if alpha.imag:
-            raise NotImplementedError(f"{op}: a complex alpha on CUDA is not supported yet")
+        if alpha.imag:  # alpha * src first, then a plain add (backends/cuda/complex.py)
+            from vibetensor.backends.cuda.complex import scaled_source
+            src, src_stride, alpha = scaled_source(op, src, shape, src_stride, alpha, kw["src_indexed"])
         alpha = alpha.real
     double = tuple(2 * s for s in dst_stride)
     if value is not None or not src._dtype.is_complex:  # each part alone: the number's parts, or (real src, 0)

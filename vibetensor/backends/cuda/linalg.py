@@ -110,14 +110,19 @@ def _add_product(name, spec, input, a, b, beta, alpha, out, shape=None):
     result as the matrix (or batch) the product fills (mv's (m,) as (m, 1))."""
     res = output(name, out, spec.shape, spec.dtype, spec.device, inplace=out is not None and out is input)
     target = res if out is None or res.is_contiguous() else output(name, None, spec.shape, spec.dtype, spec.device)
-    if _bias_epilogue(name, input, beta, target) and _gemm(name, a, b, target, 0.0, float(alpha),
+    if _bias_epilogue(name, input, beta, target) and _gemm(name, a, b, target, 0.0, _number(alpha),
                                                             bias=input.data_ptr()) is not None:
         return _finish(res, target, out)  # linear's bias added by cuBLASLt: no broadcast copy first
     if input is not None and beta != 0 and target is not input:
         creation.copy_(target, views.expand(input, spec.shape))
     product = target if shape is None else alias(target, shape, contiguous_strides(shape), target._offset)
-    _gemm(name, a, b, product, beta=float(beta) if input is not None and beta != 0 else 0.0, alpha=float(alpha))
+    _gemm(name, a, b, product, beta=_number(beta) if input is not None and beta != 0 else 0.0, alpha=_number(alpha))
     return _finish(res, target, out)
+
+
+def _number(v):
+    """alpha/beta for blas.run: a float, or a complex number as it is (complex products)."""
+    return v if isinstance(v, complex) else float(v)
 
 
 def _bias_epilogue(name, input, beta, target):

@@ -1045,8 +1045,6 @@ def _addr(input, v1, v2, beta=1, alpha=1, out=None):  # noqa: A002
     operation for half types, as torch's scalar_t arithmetic); bool: (beta and input) or (alpha and v1 and v2)."""
     spec = la.addr.meta(input, v1, v2, beta, alpha, out)
     d, device = spec.dtype, spec.device
-    if d.is_complex:
-        raise NotImplementedError("addr: complex tensors on CUDA are not supported yet")
     col = views.unsqueeze(creation.to(v1, d, device), 1)  # (m, 1)
     row = creation.to(v2, d, device)                       # (n,)
     if d is dt.bool_:

@@ -895,8 +895,9 @@ def _layer_norm_backward(grad, x, normalized_shape, weight, bias, eps, needs):
 
 def _rms_norm(x, normalized_shape, weight=None, eps=None):
     nn.rms_norm.meta(x, normalized_shape, weight, eps)
-    if x._dtype.is_complex:
-        raise NotImplementedError("rms_norm: complex inputs on CUDA are not supported yet")
+    if x._dtype.is_complex:  # torch's composite (backends/cuda/complex.py)
+        from vibetensor.backends.cuda import complex as cx
+        return cx.rms_norm(x, normalized_shape, weight, eps)
     k = len(normalized_shape)
     lay = _Layout(math.prod(x._shape[:x.ndim - k]), math.prod(x._shape[x.ndim - k:]))
     return _norm_forward(x, weight, None, nn.rms_eps(x, eps), lay, False)

@@ -564,10 +564,15 @@ def _logsumexp(a, dim, keepdim=False, out=None):
     if x.numel() == 0:
         return _store("logsumexp", out, spec, ew.log(r.sum(ew.exp(x), dims, keepdim, None)))
     # shift by the max; an infinite max shifts by 0 so inf - inf never makes NaN
-    shift = r.amax(x, dims, True)
+    shift = r.amax(_real_part(x), dims, True)  # (complex: of the real parts, as torch)
     shift = ew.where(ew.isinf(shift), 0, shift)
     total = ew.log(r.sum(ew.exp(ew.sub(x, shift)), dims, keepdim, None))
     return _store("logsumexp", out, spec, ew.add(total, shift if keepdim else views.reshape(shift, total._shape)))
+
+
+def _real_part(x):
+    from vibetensor.backends.cuda import complex as cx
+    return cx.parts(x)[0] if x._dtype.is_complex else x
 
 
 def _vector_norm(a, ord=2, dim=None, keepdim=False, dtype=None, out=None):

@@ -262,8 +262,9 @@ def _widens(src, dst):
 
 def _scan(name, op, a, d, compute, values, indices=None, reverse=False):
     """Write the scan of a along d (converted to `compute` first) into values (and indices)."""
-    if compute.is_complex:
-        raise NotImplementedError(f"{name}: complex tensors are not supported on CUDA yet")
+    if compute.is_complex:  # (re, im) pairs: backends/cuda/complex_scan.py
+        from vibetensor.backends.cuda import complex_scan
+        return complex_scan.scan(name, op, a, d, compute, values, reverse)
     if a.numel() == 0:
         return
     src = a if a._dtype is compute or _widens(a._dtype, compute) else creation.to(a, compute, a._device)

@@ -13,7 +13,8 @@ caching allocator (capturable: no cudaMalloc).
 Host synchronisation as torch's: the ops that raise on a failed factorisation (inv, solve, cholesky:
 singular or not positive-definite; eigh, svd: no convergence; eig: non-finite input) read the info
 array back, once, after all the work is queued; det, slogdet, lu_factor, qr, geqrf, lu_permutation
-and matrix_exp never synchronise. Complex matrices are not supported on CUDA yet.
+and matrix_exp never synchronise. Complex matrices use the same calls with complex data types (Hermitian
+for cholesky and eigh, unitary factors for qr and svd; eigenvalues and singular values real).
 """
 import threading
 
@@ -38,7 +39,7 @@ from vibetensor.tensor.shape import contiguous_strides
 from vibetensor.tensor.tensor import array, empty, empty_cpu, make_tensor
 
 CUDA = DispatchKey.CUDA
-_DATA = {dt.float32: 0, dt.float64: 1}  # cudaDataType: CUDA_R_32F, CUDA_R_64F
+_DATA = {dt.float32: 0, dt.float64: 1, dt.complex64: 4, dt.complex128: 5}  # cudaDataType: CUDA_R/C_32F/64F
 LOWER, UPPER = 0, 1                      # cublasFillMode_t
 NOVECTOR, VECTOR = 0, 1                  # cusolverEigMode_t
 NO_TRANS = 0                             # cublasOperation_t
@@ -88,8 +89,8 @@ def _host_workspace(nbytes):
 def _data_type(op, a):
     code = _DATA.get(a._dtype)
     if code is None:
-        raise NotImplementedError(f"{op}: {a._dtype} matrices on CUDA are not supported yet (float32 and "
-                                  "float64 are)")
+        raise NotImplementedError(f"{op}: {a._dtype} matrices on CUDA are not supported yet (float32, float64, "
+                                  "complex64 and complex128 are)")
     return code
 
 
@@ -224,7 +225,8 @@ def _slogdet(a):
         return d.slogdet_result(creation.full(specs[0].shape, 1, specs[0].dtype, device=a._device),
                                 creation.full(specs[1].shape, 0, specs[1].dtype, device=a._device))
     diag, sign = _lu_diagonal(a)
-    sign = ew.mul(r.prod(ew.sign(diag), -1, False, None), sign)
+    phase = ew.sgn(diag) if diag._dtype.is_complex else ew.sign(diag)
+    sign = ew.mul(r.prod(phase, -1, False, None), sign)
     return d.slogdet_result(sign, r.sum(ew.log(ew.abs(diag)), (-1,), False, None))
 
 
@@ -283,7 +285,9 @@ def _cholesky(a, upper=False):
                         f"leading minor of order {code} is not positive-definite).")
     if not upper:
         return lower
-    return _rewrap(lower, spec.shape, lower._stride[:-2] + (lower._stride[-1], lower._stride[-2]))  # L^T (real)
+    if lower._dtype.is_complex:
+        lower = ew.conj(lower)
+    return _rewrap(lower, spec.shape, lower._stride[:-2] + (lower._stride[-1], lower._stride[-2]))  # L^H
 
 
 # -- QR: geqrf, linalg_qr -----------------------------------------------------------------------------------------------
@@ -305,6 +309,9 @@ def _geqrf_into(f):
     return tau
 
 
+_ORGQR = {dt.float32: "sorgqr", dt.float64: "dorgqr", dt.complex64: "cungqr", dt.complex128: "zungqr"}
+
+
 def _orgqr(q, tau):
     """Form the first q.shape[-1] columns of H_1 ... H_k in place of q (column-major (*batch, m, c), the
     reflectors in its first k columns)."""
@@ -312,8 +319,8 @@ def _orgqr(q, tau):
     k = tau._shape[-1]
     count = _batch(q._shape)
     lib, h, _ = _solver(q._device.index)
-    prefix = "s" if q._dtype is dt.float32 else "d"
-    size_fn, run = getattr(lib, prefix + "orgqr_buffer_size"), getattr(lib, prefix + "orgqr")
+    name = _ORGQR[q._dtype]
+    size_fn, run = getattr(lib, name + "_buffer_size"), getattr(lib, name)
     lwork = size_fn(h, m, c, k, q.data_ptr(), m, tau.data_ptr())  # in elements
     work = _workspace(max(int(lwork), 1) * q._dtype.itemsize, q._device)
     info = empty((count,), dt.int32, q._device)
@@ -368,16 +375,17 @@ def _eigh(a, uplo="L"):
     n = a._shape[-1]
     count = _batch(a._shape)
     f = _fortran_copy(a)  # becomes the eigenvectors (columns)
-    w = empty(specs[0].shape, a._dtype, a._device)
+    w = empty(specs[0].shape, specs[0].dtype, a._device)  # (real for Hermitian matrices too)
+    wtype = _DATA[w._dtype]
     lib, h, params = _solver(a._device.index)
     fill = LOWER if uplo == "L" else UPPER
     info = empty((count,), dt.int32, a._device)
-    dev_bytes, host_bytes = lib.xsyevd_buffer_size(h, params, VECTOR, fill, n, dtype, f.data_ptr(), n, dtype,
+    dev_bytes, host_bytes = lib.xsyevd_buffer_size(h, params, VECTOR, fill, n, dtype, f.data_ptr(), n, wtype,
                                                    w.data_ptr(), dtype)
     work = _workspace(dev_bytes, a._device)
     host, host_ptr = _host_workspace(host_bytes)
     for m_, v, i in zip(_pointers(f, count, n * n), _pointers(w, count, n), _pointers(info, count, 1)):
-        lib.xsyevd(h, params, VECTOR, fill, n, dtype, m_, n, dtype, v, dtype, work.data_ptr(), dev_bytes, host_ptr,
+        lib.xsyevd(h, params, VECTOR, fill, n, dtype, m_, n, wtype, v, dtype, work.data_ptr(), dev_bytes, host_ptr,
                    host_bytes, i)
     _check("linalg.eigh", info, a.ndim > 2, _no_convergence("eigenvalues"))
     return d.eigh_result(w, f)
@@ -387,8 +395,6 @@ def _eigh(a, uplo="L"):
 
 def _eig(a):
     specs = d.linalg_eig.meta(a)
-    if a._dtype.is_complex:
-        raise NotImplementedError("linalg.eig: complex matrices on CUDA are not supported yet")
     if a.numel() == 0:
         return d.eig_result(empty(specs[0].shape, specs[0].dtype, a._device), empty(specs[1].shape, specs[1].dtype,
                                                                                     a._device))
@@ -399,7 +405,8 @@ def _eig(a):
     *batch, n, _ = a._shape
     count = _batch(a._shape)
     f = _fortran_copy(a)
-    w = empty(tuple(batch) + (2 * n,), a._dtype, a._device)  # real parts, then imaginary parts (LAPACK's wr, wi)
+    per = n if a._dtype.is_complex else 2 * n  # real input: real parts, then imaginary parts (LAPACK's wr, wi)
+    w = empty(tuple(batch) + (per,), a._dtype, a._device)
     vr = _fortran(a._shape, a._dtype, a._device)
     lib, h, params = _solver(a._device.index)
     info = empty((count,), dt.int32, a._device)
@@ -407,11 +414,13 @@ def _eig(a):
                                                   w.data_ptr(), dtype, 0, n, dtype, vr.data_ptr(), n, dtype)
     work = _workspace(dev_bytes, a._device)
     host, host_ptr = _host_workspace(host_bytes)
-    for m_, v, e, i in zip(_pointers(f, count, n * n), _pointers(w, count, 2 * n), _pointers(vr, count, n * n),
+    for m_, v, e, i in zip(_pointers(f, count, n * n), _pointers(w, count, per), _pointers(vr, count, n * n),
                            _pointers(info, count, 1)):
         lib.xgeev(h, params, NOVECTOR, VECTOR, n, dtype, m_, n, dtype, v, dtype, 0, n, dtype, e, n, dtype,
                   work.data_ptr(), dev_bytes, host_ptr, host_bytes, i)
     _check("torch.linalg.eig", info, a.ndim > 2, _no_convergence("eigenvalues"))
+    if a._dtype.is_complex:
+        return d.eig_result(w, vr)
     return d.eig_result(*_complex_eigen(w, vr, specs))
 
 
@@ -450,8 +459,9 @@ def _gesvd(a, full_matrices, compute_uv):
     dtype = _data_type("linalg.svd", a)
     tall = m >= n
     cm, cn = (m, n) if tall else (n, m)  # what cuSOLVER sees: (cm, cn), cm >= cn = k
-    c = _fortran_copy(a) if tall else _row_major_copy(a)
-    s = empty(batch + (k,), a._dtype, a._device)
+    c = _fortran_copy(a) if tall else _row_major_copy(a)  # (A^T for complex too: U, Vh come out right)
+    s = empty(batch + (k,), a._dtype.to_real(), a._device)
+    stype = _DATA[s._dtype]
     job = (ord("A") if full_matrices else ord("S")) if compute_uv else ord("N")
     u_cols = cm if full_matrices else cn
     if not compute_uv:
@@ -465,14 +475,14 @@ def _gesvd(a, full_matrices, compute_uv):
     lib, h, params = _solver(a._device.index)
     info = empty((count,), dt.int32, a._device)
     u_ptr, vt_ptr = (u.data_ptr(), vt.data_ptr()) if compute_uv else (0, 0)
-    dev_bytes, host_bytes = lib.xgesvd_buffer_size(h, params, job, job, cm, cn, dtype, c.data_ptr(), cm, dtype,
+    dev_bytes, host_bytes = lib.xgesvd_buffer_size(h, params, job, job, cm, cn, dtype, c.data_ptr(), cm, stype,
                                                    s.data_ptr(), dtype, u_ptr, cm, dtype, vt_ptr, cn, dtype)
     work = _workspace(dev_bytes, a._device)
     host, host_ptr = _host_workspace(host_bytes)
     us = _pointers(u, count, cm * u_cols) if compute_uv else [0] * count
     vts = _pointers(vt, count, cn * cn) if compute_uv else [0] * count
     for x, sv, uu, vv, i in zip(_pointers(c, count, m * n), _pointers(s, count, k), us, vts, _pointers(info, count, 1)):
-        lib.xgesvd(h, params, job, job, cm, cn, dtype, x, cm, dtype, sv, dtype, uu, cm, dtype, vv, cn, dtype,
+        lib.xgesvd(h, params, job, job, cm, cn, dtype, x, cm, stype, sv, dtype, uu, cm, dtype, vv, cn, dtype,
                    work.data_ptr(), dev_bytes, host_ptr, host_bytes, i)
     _check("linalg.svd", info, a.ndim > 2, _no_convergence("singular values"))
     if not compute_uv:
@@ -533,7 +543,7 @@ def _finish(name, out, spec, value):
 # the less accurate one.
 
 MAX_SQUARINGS = 20
-_VIA_FLOAT64 = (dt.float32, dt.float16, dt.bfloat16)
+_VIA_FLOAT64 = (dt.float32, dt.float16, dt.bfloat16, dt.complex64)
 _T18 = ((0.0, -1.00365581030144618291e-01, -8.02924648241156932449e-03, -8.92138498045729985177e-04, 0.0),
         (0.0, 3.97849749499645077844e-01, 1.36783778460411720168e+00, 4.98289622525382669416e-01,
          -6.37898194594723280150e-04),
@@ -579,7 +589,7 @@ def _matrix_exp(a, out=None):
     if n == 1:  # (as torch: the exponential of the one element, in a's dtype)
         return _finish("linalg_matrix_exp", out, spec, ew.exp(a))
     if a._dtype in _VIA_FLOAT64:
-        wide = _matrix_exp(creation.to(a, dt.float64, a._device))
+        wide = _matrix_exp(creation.to(a, dt.complex128 if a._dtype.is_complex else dt.float64, a._device))
         return _finish("linalg_matrix_exp", out, spec, creation.to(wide, a._dtype, a._device))
     _data_type("linalg.matrix_exp", a)
     x = views.reshape(creation.contiguous(a), (-1, n, n))              # (B, n, n)
@@ -587,7 +597,7 @@ def _matrix_exp(a, out=None):
     s = ew.clamp(ew.ceil(ew.log2(ew.div(norm, THETA18))), 0, MAX_SQUARINGS)
     s = views.unsqueeze(views.unsqueeze(s, -1), -1)                    # (B, 1, 1)
     e = _t18(ew.div(x, ew.exp2(s)))
-    steps = creation.arange(0, MAX_SQUARINGS, 1, a._dtype, device=a._device)
+    steps = creation.arange(0, MAX_SQUARINGS, 1, s._dtype, device=a._device)
     more = ew.gt(s, steps)                                             # (B, 1, MAX_SQUARINGS): squaring k is due
     for k in range(MAX_SQUARINGS):
         e = ew.where(views.narrow(more, -1, k, 1), la.matmul(e, e), e)
@@ -619,8 +629,8 @@ _permutation_kernels = {}  # BLOCK_M -> Kernel
 
 def _lu_permutation(pivots, m, dtype):
     spec = d.lu_permutation.meta(pivots, m, dtype)
-    if spec.dtype.is_complex:
-        raise NotImplementedError("lu_unpack: complex permutation matrices on CUDA are not supported yet")
+    if spec.dtype.is_complex:  # the real permutation matrix, cast
+        return creation.to(_lu_permutation(pivots, m, spec.dtype.to_real()), spec.dtype, spec.device)
     p = creation.full(spec.shape, 0, spec.dtype, device=spec.device)
     count = _batch(spec.shape)
     k = pivots._shape[-1]
