@@ -1,12 +1,17 @@
 """The autograd host fast paths give what the slow paths give: a view op's gradient made as a direct
 alias (derivatives._VIEW_GRADS) equals its formula's result (values, geometry, shared memory, view
-bookkeeping, errors), and the formula still runs where a graph is built or op calls are watched."""
+bookkeeping, errors), and the formula still runs where a graph is built or op calls are watched; the
+engine's and node-making fast paths (validation, flattening, nodes made without __init__, recorded
+views, AccumulateGrad, remembered geometry) equal their general paths, and cases that must leave them do."""
 import numpy as np
 import pytest
 import torch
 
 import vibetensor.torch as vt
 from vibetensor import dispatch
+from vibetensor.autograd import derivatives as D
+from vibetensor.autograd import engine as E
+from vibetensor.autograd.graph import AccumulateGrad
 from vibetensor.dispatch import DispatchKey
 
 G = np.arange(24, dtype=np.float32)
@@ -142,3 +147,258 @@ def test_view_backward_runs_through_the_dispatcher_while_a_wrapper_watches():
             dispatch.register_fallback(DispatchKey.Profiler, old)
     assert "vt::t" in seen and "vt::reshape" in seen and "vt::view" in seen
     np.testing.assert_array_equal(x.grad.numpy(), np.ones((2, 3), np.float32))
+
+
+# -- the engine and node-making fast paths (session 5): each gives what its general path gives ----------
+
+
+def _mul_node():
+    """MulBackward0 of a (2, 3) float32 leaf times a (3,) float64 constant: one edge, one no-edge input."""
+    return (vt.ones(2, 3, requires_grad=True) * vt.ones(3, dtype=vt.float64)).grad_fn
+
+
+F32, F64 = vt.float32, vt.float64
+# gradients for the mul node's two inputs -> what validate_outputs makes of each (None: dropped)
+VALIDATE_CASES = [
+    ((lambda: vt.ones(2, 3), lambda: None), ((2, 3), F32), None),                     # fits: the fast path
+    ((lambda: vt.ones(2, 3), lambda: vt.ones(3, dtype=F64)), ((2, 3), F32), None),    # no edge: dropped
+    ((lambda: vt.ones(4, 2, 3), lambda: None), ((2, 3), F32), None),                  # broadcast: summed
+    ((lambda: vt.ones(1, 3), lambda: None), ((2, 3), F32), "invalid gradient"),       # misfit shape
+    ((lambda: vt.ones(2, 3, dtype=F64), lambda: None), ((2, 3), F32), None),          # cast to the input's
+    ((lambda: vt.nn.Parameter(vt.ones(2, 3), False), lambda: None), ((2, 3), F32), None),  # subclass: slow path
+    ((lambda: 1.0, lambda: None), None, "expected a Tensor"),
+]
+
+
+@pytest.mark.parametrize("makers, expect, error", VALIDATE_CASES)
+def test_validate_outputs_fast_path_equals_per_gradient_checks(makers, expect, error):
+    node = _mul_node()
+    outs = [m() for m in makers]
+    before = list(outs)
+    if error:
+        with pytest.raises((RuntimeError, TypeError), match=error):
+            E.validate_outputs(node, outs)
+        return
+    got = E.validate_outputs(node, outs)
+    assert all(a is b for a, b in zip(outs, before))  # outs itself is never changed
+    slow = [None if g is None else E._validate_output(node, i, g, node._in_meta[i], node.next_functions[i][0])
+            for i, g in enumerate(outs)]
+    fits = outs[0].__class__ is vt.Tensor and outs[0].shape == (2, 3) and outs[0].dtype == F32 and outs[1] is None
+    assert (got is outs) == fits  # all fit: outs comes back as it is, else a corrected copy
+    for g, s in zip(got, slow):
+        assert (g is None) == (s is None)
+        if g is not None:
+            assert (tuple(g.shape), g.dtype) == (tuple(s.shape), s.dtype) == expect
+            np.testing.assert_array_equal(g.numpy(), s.numpy())
+    with pytest.raises(RuntimeError, match="incorrect number of gradients"):
+        E.validate_outputs(node, outs[:1])
+
+
+@pytest.mark.parametrize("layout, res", [
+    ((True,), "g"), ((True, None), ("g0", None)), ((True, None, None), "g"),
+    ((True, True, None), ("g0", "g1", "x")), ((True, True, None), ("g0",)),           # short: padded with None
+    ((True, None, True, True, None), ("g0", None, "g2", "g3", None)),                   # tensors after a number
+    ((True, (True, False, True)), ("g0", ("l0", None, "l2"))), ((None, (True,)), (None, None)),
+])
+def test_flatten_fast_path_equals_argument_by_argument(layout, res):
+    assert list(D._flatten(layout, res)) == D._flatten_each(layout, res if type(res) is tuple else (res,))
+
+
+def _all_slots(node):
+    return [s for cls in type(node).__mro__ for s in getattr(cls, "__slots__", ()) if s != "__weakref__"]
+
+
+@pytest.mark.parametrize("make", [
+    lambda x: x * 2, lambda x: x.view(6), lambda x: x.t(), lambda x: x.split(1), lambda x: vt.cat([x, x]),
+    lambda x: vt.nn.functional.layer_norm(x, (3,)), lambda x: (x * 1).mul_(2), lambda x: (x * 1)[0].mul_(2),
+])
+def test_nodes_made_without_init_have_every_slot_set(make):
+    x = vt.ones(2, 3, requires_grad=True)
+    out = make(x)
+    node = (out[0] if isinstance(out, tuple) else out).grad_fn
+    for name in _all_slots(node):
+        getattr(node, name)  # AttributeError if a slot was left unset
+    inner = getattr(node, "_fn", None)  # CopySlices wraps the op's node
+    leaf = x.grad_fn if x.grad_fn is not None else (x * 1).grad_fn.next_functions[0][0]
+    assert type(leaf) is AccumulateGrad
+    for n in [leaf] + ([inner] if inner is not None else []):
+        for name in _all_slots(n):
+            getattr(n, name)
+
+
+def _view_meta(t):
+    info = t._view_info
+    return None if info is None else (info.attr_version, info.creation_meta, info.view_fn)
+
+
+# (the parent, from a leaf x; the recorded view op on it; how record_view would be told it was made)
+VIEW_CASES = [
+    (lambda x: x, lambda p: p.view(6), "DEFAULT"),                       # a view of a leaf
+    (lambda x: x.view(6).view(2, 3), lambda p: p.t(), "DEFAULT"),        # a view of views
+    (lambda x: x * 1, lambda p: p.view(6), "DEFAULT"),                   # a view of a non-leaf
+    (lambda x: x.detach().requires_grad_(), lambda p: p.view(3, 2), "DEFAULT"),
+    (lambda x: x, lambda p: p.split(1)[0], "MULTI_OUTPUT_NODE"),         # several outputs: the general path
+]
+
+
+@pytest.mark.parametrize("make_parent, view_op, how", VIEW_CASES)
+def test_recorded_views_get_the_view_info_record_view_gives(make_parent, view_op, how):
+    from vibetensor.autograd import view_history as VH
+    from vibetensor.autograd.graph import alias_of
+    x = vt.ones(2, 3, requires_grad=True)
+    with vt.no_grad():
+        nograd_parent = make_parent(x).view(6).view(2, 3)  # views of it stay marked NO_GRAD_MODE
+    for parent in (make_parent(x),) + ((nograd_parent,) if nograd_parent.requires_grad else ()):
+        v = view_op(parent)
+        assert v.grad_fn is not None and v._base is not None
+        twin = alias_of(v)
+        VH.record_view(twin, parent, getattr(VH, how))
+        assert _view_meta(v) == _view_meta(twin)
+
+
+def test_a_stale_view_input_regenerates_its_edge():
+    def f(lib):
+        x = lib.ones(2, 3, requires_grad=True)
+        b = x * 1
+        v = b[0]
+        b.mul_(2)          # v's grad_fn is stale now: the edge must come from the regenerated history
+        (v * lib.arange(3.0)).sum().backward()
+        return x.grad
+    np.testing.assert_array_equal(f(vt).numpy(), f(torch).numpy())
+
+
+def _leaf_hooks_trace(lib, node_hooks):
+    order = []
+    x = lib.tensor([1.0, 2.0], requires_grad=True)
+    y = x * 3
+    acc = y.grad_fn.next_functions[0][0]
+    x.register_hook(lambda g: order.append(("tensor", g.tolist())) or g * 2)
+    if node_hooks:
+        acc.register_prehook(lambda go: order.append(("pre", go[0].tolist())))
+        # (the gradient stays stolen, not copied, although the engine holds it for this hook)
+        acc.register_hook(lambda gi, go: order.append(("post", gi, go[0].tolist(),
+                                                       go[0].data_ptr() == x.grad.data_ptr())))
+    x.register_post_accumulate_grad_hook(lambda p: order.append(("acc", p.grad.tolist())))
+    y.backward(lib.tensor([1.0, 1.0]))
+    return order, x.grad.tolist()
+
+
+@pytest.mark.parametrize("node_hooks", [False, True])
+def test_accumulate_grad_fast_path_and_its_hooks(node_hooks):
+    assert _leaf_hooks_trace(vt, node_hooks) == _leaf_hooks_trace(torch, node_hooks)
+
+
+def test_node_extras_hold_hooks_and_a_removed_hook_leaves_the_node_working():
+    x = vt.tensor([1.0, 2.0], requires_grad=True)
+    y = x * 3
+    node = y.grad_fn
+    assert node._extras is None and node._pre_hooks is None and node.tensor_pre_hooks() == ()
+    seen = []
+    handle = node.register_hook(lambda gi, go: seen.append(1))
+    assert node._extras is not None and len(node._post_hooks) == 1
+    handle.remove()
+    y.sum().backward()
+    assert seen == [] and x.grad.tolist() == [3.0, 3.0]
+    node.metadata["k"] = 1
+    assert node._metadata == {"k": 1}
+
+
+def test_deliver_fills_buffers_of_nodes_fed_by_several_edges():
+    def f(lib):
+        x = lib.tensor([1.0, 2.0, 3.0, 4.0], requires_grad=True)
+        a, b = (x * 2).split(2)     # SplitBackward0 gets two gradients, from nodes that run apart
+        y = (a * a).sum() + (b.exp() * 2).sum() + (x * x).sum()
+        y.backward()
+        return x.grad
+    np.testing.assert_allclose(f(vt).numpy(), f(torch).numpy(), rtol=1e-6)
+
+
+def test_remembered_view_gradient_geometry_equals_the_formula():
+    D._RESHAPES.clear()
+    D._TRANSPOSES.clear()
+    for _ in range(2):  # the second round answers from the caches
+        for fwd, x_shape, g_shape, layout, name in CASES:
+            if name not in ("ViewBackward0", "UnsafeViewBackward0", "TransposeBackward0"):
+                continue
+            node = _node(fwd, x_shape)
+            g = _grad(g_shape, layout)
+            with vt.no_grad():
+                fast = node.apply([g])[0]
+                slow = node._spec.formula(node, g, *node._args)
+            assert _describe(fast) == _describe(slow)
+
+
+def _contract_by_the_rule(g, leaf):
+    """torch's Gradient Layout Contract, spelled out (what obeys_layout_contract answers)."""
+    from vibetensor.tensor import memory_format as mf
+    if not mf.is_non_overlapping_and_dense(leaf._shape, leaf._stride):
+        return g.is_contiguous()
+    return all((gs == ls) if n != 1 else gs != 0 for n, gs, ls in zip(g._shape, g._stride, leaf._stride))
+
+
+@pytest.mark.parametrize("leaf, g", [
+    (lambda: vt.ones(4, 3), lambda: vt.ones(4, 3)),                          # the usual: same strides
+    (lambda: vt.ones(4, 3), lambda: vt.ones(3, 4).t()),                      # transposed: copied
+    (lambda: vt.ones(3, 4).t(), lambda: vt.ones(3, 4).t()),                  # a dense transposed leaf
+    (lambda: vt.ones(3, 4).t(), lambda: vt.ones(4, 3)),
+    (lambda: vt.ones(4, 1), lambda: vt.ones(4, 1)),
+    (lambda: vt.ones(4, 1), lambda: vt.ones(4).view(4, 1).expand(4, 1)),
+    (lambda: vt.ones(1, 4), lambda: vt.ones(4).expand(1, 4)),
+    (lambda: vt.ones(1, 4), lambda: vt.ones(5, 4)[:1]),                      # size-1 dim, another stride
+    (lambda: vt.ones(4, 6)[:, ::2], lambda: vt.ones(4, 3)),                  # a leaf that is not dense
+    (lambda: vt.ones(4, 6)[:, ::2], lambda: vt.ones(4, 6)[:, ::2]),
+    (lambda: vt.ones(0, 3), lambda: vt.ones(0, 3)),
+])
+def test_layout_contract_fast_path_equals_the_rule(leaf, g):
+    leaf, g = leaf(), g()
+    for _ in range(2):  # the second answer comes from the remembered density
+        assert E.obeys_layout_contract(g, leaf) == _contract_by_the_rule(g, leaf)
+
+
+def _custom_backward_trace(lib, make_grad):
+    """A Function whose backward returns make_grad(lib, x): the engine validates it on its way out."""
+    class F(lib.autograd.Function):
+        @staticmethod
+        def forward(ctx, x, y):
+            ctx.save_for_backward(x)
+            return x * 2 + y.sum()
+
+        @staticmethod
+        def backward(ctx, g):
+            x, = ctx.saved_tensors
+            return make_grad(lib, x), lib.ones(5, dtype=lib.float64)  # y needs no grad: dropped
+
+    x = lib.ones(2, 3, requires_grad=True)
+    loss = F.apply(x, lib.ones(5, dtype=lib.float64)).sum()
+    errors = []
+    for _ in range(2):  # a node whose gradient fails validation is not released: the retry fails alike
+        try:
+            loss.backward()
+        except RuntimeError as e:
+            errors.append(str(e).split(" - ")[-1])
+    return errors, None if x.grad is None else (x.grad.dtype == lib.float32, x.grad.tolist())
+
+
+@pytest.mark.parametrize("make_grad", [
+    lambda lib, x: x * 3,                                      # fits
+    lambda lib, x: (x * 3).expand(4, 2, 3),                    # broadcast: summed down
+    lambda lib, x: (x * 3).double(),                           # float64: cast to the input's float32
+    lambda lib, x: lib.ones(5),                                # misfit: the error, twice
+])
+def test_gradients_validated_as_they_are_delivered_match_torch(make_grad):
+    assert _custom_backward_trace(vt, make_grad) == _custom_backward_trace(torch, make_grad)
+
+
+@pytest.mark.parametrize("make", [
+    lambda x, c: vt.nn.functional.linear(x, c),                # the weight needs no grad
+    lambda x, c: vt.nn.functional.linear(c, x, x[0, :2]),
+    lambda x, c: vt.nn.functional.layer_norm(x, (3,), c[0], None),
+    lambda x, c: x * c, lambda x, c: vt.cat([c, x, c]), lambda x, c: x.sum(1, keepdim=True),
+])
+def test_needs_input_grad_fast_path_equals_argument_by_argument(make):
+    x, c = vt.ones(2, 3, requires_grad=True), vt.ones(2, 3)
+    node = make(x, c).grad_fn
+    D._EDGE_PREFIX.pop(node._layout, None)
+    slow = node._compute_needs()
+    D._edge_prefix(node._layout)  # (remembered for layouts without lists)
+    assert node._compute_needs() == slow

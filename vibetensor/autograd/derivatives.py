@@ -50,10 +50,10 @@ an error at backward time, never a silently wrong gradient.
 from math import prod
 
 from vibetensor import dispatch
-from vibetensor.autograd import anomaly, engine
+from vibetensor.autograd import anomaly, engine, graph
 from vibetensor.autograd.graph import (
     RAW_GRAD_FN, GraphError, Node, SavedVariable, TensorGeometry, TensorMeta, alias_of, grad_accumulator, gradient_edge,
-    record_creation, requires_grad)
+    record_creation, remembered, requires_grad)
 from vibetensor.autograd.view_history import (
     MULTI_OUTPUT_NODE, DEFAULT, check_inplace, note_untracked_view, rebase_history, record_view)
 from vibetensor.dispatch import DispatchKey, dispatcher, local
@@ -62,7 +62,10 @@ from vibetensor.tensor.tensor import Tensor, alias
 
 _NO_EDGE = (None, 0)
 _new_meta = TensorMeta.__new__
+_new_node = object.__new__
+_next_seq = graph._seq.__next__  # (Node.__init__'s creation order)
 _raw_grad_fn = RAW_GRAD_FN.__get__
+_set_grad_fn = RAW_GRAD_FN.__set__
 RESULT = "result"
 
 
@@ -74,16 +77,19 @@ class OpNode(Node):
         spec = self._spec
         if self._n_grads == 1:
             grad = grads[0]
-            fast = spec.view_grad  # (a view op's gradient: see _VIEW_GRADS)
-            if fast is not None and self._kwargs is None and _no_graph_wanted() and isinstance(grad, Tensor):
+            fast = spec.view_grad  # (a view op's gradient, when no graph is wanted: see _VIEW_GRADS)
+            if (fast is not None and self._kwargs is None and not local.grad_enabled
+                    and not dispatcher._active_wrappers and isinstance(grad, Tensor)):
                 g = fast(self, grad)
                 if g is not None:
-                    return [g]
+                    return (g,)
         else:
             grad = tuple(g if g is not None or m is None or m._dtype.category < 2 else engine.zeros(m)
                          for g, m in zip(grads, self._out_meta))
-        # only positions in save= hold SavedVariables (kwargs are kept as given)
-        args = tuple([_unpack(a, self) for a in self._args]) if self._saves else self._args
+        args = self._args
+        if self._saves:  # only positions in save= hold SavedVariables (kwargs are kept as given)
+            args = [a.unpack(self) if a.__class__ is SavedVariable else _unpack(a, self) if a.__class__ is list
+                    else a for a in args]
         kwargs = self._kwargs
         res = spec.formula(self, grad, *args, **kwargs) if kwargs else spec.formula(self, grad, *args)
         return _flatten(self._layout, res)
@@ -105,21 +111,34 @@ class OpNode(Node):
         return needs
 
     def _compute_needs(self):
-        edges = iter(self.next_functions)
+        edges = self.next_functions
+        layout = self._layout
+        k = _EDGE_PREFIX.get(layout)
+        if k is not None and k >= 0:  # tensors first, then plain arguments (see _flatten)
+            return tuple([e[0] is not None for e in edges]) + (False,) * (len(layout) - k)
         out = []
-        for lay in self._layout:
+        k = 0  # the edge of the next tensor argument
+        for lay in layout:
             if lay is None:
                 out.append(False)
             elif lay is True:
-                out.append(next(edges)[0] is not None)
+                out.append(edges[k][0] is not None)
+                k += 1
             else:
-                out.append(tuple(next(edges)[0] is not None if is_t else False for is_t in lay))
+                flags = []
+                for is_t in lay:
+                    flags.append(is_t and edges[k][0] is not None)
+                    k += is_t
+                out.append(tuple(flags))
         return tuple(out)
 
     def release(self):
         if self._saves:
             for a in self._args:
-                _release(a)
+                if a.__class__ is SavedVariable:
+                    a.release()
+                elif a.__class__ is list:
+                    _release(a)
         r = self._result
         if r is not None:
             _release(r)
@@ -152,6 +171,16 @@ def _flatten(layout, res):
     """The formula's per-argument gradients -> one per edge."""
     if type(res) is not tuple:
         res = (res,)
+    k = _EDGE_PREFIX.get(layout)
+    if k is None:
+        k = _edge_prefix(layout)
+    if k >= 0 and len(res) >= k:  # the usual layout: tensors first, then plain arguments
+        return res[:k]
+    return _flatten_each(layout, res)
+
+
+def _flatten_each(layout, res):
+    """_flatten, argument by argument (any layout: lists of tensors, tensors after plain arguments)."""
     outs = []
     n = len(res)
     for i, lay in enumerate(layout):
@@ -165,6 +194,19 @@ def _flatten(layout, res):
                 if is_t:
                     outs.append(r[j] if r is not None else None)
     return outs
+
+
+_EDGE_PREFIX = {}  # layout -> k where its tensor arguments are exactly its first k, else -1
+
+
+def _edge_prefix(layout):
+    k = 0
+    while k < len(layout) and layout[k] is True:
+        k += 1
+    plain = all(lay is None for lay in layout[k:])
+    if plain or all(lay is None or lay is True for lay in layout):  # (no lists: the key space stays small)
+        _EDGE_PREFIX[layout] = k if plain else -1
+    return k if plain else -1
 
 
 class Derivative:
@@ -237,10 +279,6 @@ def derivative(op, save=(), name=None, inplace=False, geometry=()):
 _SAVES_NOTHING = (frozenset(), False)
 
 
-def _no_graph_wanted():
-    return not local.grad_enabled and not dispatcher._active_wrappers
-
-
 def _grad_alias(grad, shape, stride):
     """What a view op returns for grad with grad mode off (ops/views.py `_alias`)."""
     v = alias(grad, shape, stride, grad._offset)
@@ -248,25 +286,37 @@ def _grad_alias(grad, shape, stride):
     return v
 
 
+_RESHAPES, _TRANSPOSES = {}, {}  # (grad shape, grad strides, the op's arguments) -> geometry | None
+
+
 def _reshape_grad(node, grad):
     """reshape(grad, input shape) (view, _unsafe_view), when it is a view."""
     shape = node._args[0]._shape
-    if prod(grad._shape) != prod(shape):
-        return None
-    stride = view_strides(grad._shape, grad._stride, shape)
+    stride = remembered(_RESHAPES, (grad._shape, grad._stride, shape), _reshape_strides, grad, shape)
     return None if stride is None else _grad_alias(grad, shape, stride)
+
+
+def _reshape_strides(grad, shape):
+    return view_strides(grad._shape, grad._stride, shape) if prod(grad._shape) == prod(shape) else None
 
 
 def _transpose_grad(node, grad):
     """transpose(grad, dim0, dim1)."""
     _, d0, d1 = node._args
+    if type(d0) is not int or type(d1) is not int:
+        return None
+    geometry = remembered(_TRANSPOSES, (grad._shape, grad._stride, d0, d1), _transposed, grad, d0, d1)
+    return None if geometry is None else _grad_alias(grad, *geometry)
+
+
+def _transposed(grad, d0, d1):
     nd = len(grad._shape)
-    if type(d0) is not int or type(d1) is not int or not (-nd <= d0 < nd and -nd <= d1 < nd):
+    if not (-nd <= d0 < nd and -nd <= d1 < nd):
         return None
     shape, stride = list(grad._shape), list(grad._stride)
     shape[d0], shape[d1] = shape[d1], shape[d0]
     stride[d0], stride[d1] = stride[d1], stride[d0]
-    return _grad_alias(grad, tuple(shape), tuple(stride))
+    return tuple(shape), tuple(stride)
 
 
 def _permute_grad(node, grad):
@@ -311,20 +361,30 @@ def _record(t, metas, edges):
     return meta, False
 
 
-def _inputs(args, save, snapshot_self=False, geometry=()):
-    """One pass over an op's positional arguments: (edges | None when no tensor requires grad,
-    TensorMeta per tensor, layout, what the node keeps of each argument: a SavedVariable where the
-    formula reads the tensor (positions in `save`), its TensorMeta otherwise, non-tensors as they are)."""
-    edges, metas, layout, kept = [], [], [], []
+def _node(spec, args, kwargs, save, snapshot_self=False, geometry=()):
+    """The op's graph node, made before the op runs (as torch does), or None when no tensor argument
+    requires grad. One pass over the positional arguments records each tensor's TensorMeta (the
+    gradient's expected shape/dtype/device) and gradient edge, and what the node keeps of each
+    argument: a SavedVariable where the formula reads the tensor (positions in `save`), its TensorMeta
+    otherwise (TensorGeometry for positions in `geometry`), non-tensors as they are."""
+    edges, metas = [], []
+    layout = [None] * len(args)  # per argument: True (a tensor), a tuple of flags (a list), None
+    kept = list(args)
     wanted = False
-    for i, a in enumerate(args):
-        if isinstance(a, Tensor):  # _record and gradient_edge, inlined for non-views (the hot path)
+    i = -1
+    for a in args:
+        i += 1
+        if isinstance(a, Tensor):  # _record and gradient_edge, inlined (the hot path)
             meta = _new_meta(TensorMeta)
             meta._shape, meta._dtype, meta._device = a._shape, a._dtype, a._device
             metas.append(meta)
             if a._base is not None:
                 if a._requires_grad or a._base._requires_grad:
-                    edges.append(gradient_edge(a))
+                    fn, info = _raw_grad_fn(a), a._view_info
+                    if fn is not None and (info is None or info.attr_version == a._version.value):
+                        edges.append((fn, a._output_nr))  # its history is current (view_grad_fn's first answer)
+                    else:
+                        edges.append(gradient_edge(a))
                     wanted = True
                 else:
                     edges.append(_NO_EDGE)
@@ -334,12 +394,12 @@ def _inputs(args, save, snapshot_self=False, geometry=()):
                 wanted = True
             else:
                 edges.append(_NO_EDGE)
-            layout.append(True)
+            layout[i] = True
             if i in save:
-                kept.append(SavedVariable(_snapshot(a) if (i == 0 and snapshot_self) else a))
+                kept[i] = SavedVariable(_snapshot(a) if (i == 0 and snapshot_self) else a)
             else:
-                kept.append(TensorGeometry(a) if i in geometry else meta)
-        elif (type(a) is list or type(a) is tuple) and _has_tensor(a):
+                kept[i] = TensorGeometry(a) if i in geometry else meta
+        elif (a.__class__ is list or a.__class__ is tuple) and _has_tensor(a):
             flags, items = [], []
             for b in a:
                 is_t = isinstance(b, Tensor)
@@ -350,12 +410,36 @@ def _inputs(args, save, snapshot_self=False, geometry=()):
                     items.append(SavedVariable(b) if i in save else meta)
                 else:
                     items.append(b)
-            layout.append(tuple(flags))
-            kept.append(items)
-        else:
-            layout.append(None)
-            kept.append(a)
-    return (edges if wanted else None), metas, layout, tuple(kept)
+            layout[i] = tuple(flags)
+            kept[i] = items
+    if not wanted:
+        return None
+    # Every slot of Node and OpNode is set here: Node.__init__ is skipped on this path, which runs
+    # once per recorded op (test_autograd_fastpaths checks that no slot is left unset).
+    node = _new_node(spec._cls or spec.node_class(args, kwargs))
+    node.next_functions, node._in_meta, node._seq = tuple(edges), metas, _next_seq()
+    node.stream = None if engine.current_stream is None else engine.current_stream(metas[0]._device)
+    node._n_grads, node._extras = 1, None
+    node._spec, node._args, node._layout, node._kwargs = spec, kept, tuple(layout), kwargs or None
+    node._result = node._out_meta = node._needs = None
+    node._saves = save  # (truthy: some argument may be a SavedVariable: apply unpacks, release frees)
+    if anomaly._enabled:
+        record_creation(node)
+    return node
+
+
+def _edges(args):
+    """(edges, TensorMetas) of an op's positional tensor arguments, for nodes made elsewhere than
+    in _node (which inlines this)."""
+    edges, metas = [], []
+    for a in args:
+        if isinstance(a, Tensor):
+            _record(a, metas, edges)
+        elif type(a) is list or type(a) is tuple:
+            for b in a:
+                if isinstance(b, Tensor):
+                    _record(b, metas, edges)
+    return tuple(edges), tuple(metas)
 
 
 def _has_tensor(items):
@@ -378,29 +462,21 @@ def _snapshot(t):
     return c
 
 
-def _make_node(spec, args, kwargs, edges, metas, layout, saved, save):
-    node = (spec._cls or spec.node_class(args, kwargs))(tuple(edges), tuple(metas))
-    node._spec, node._args, node._layout = spec, saved, tuple(layout)
-    node._kwargs = kwargs or None
-    node._result = node._out_meta = node._needs = None
-    node._saves = bool(save)  # some argument may be a SavedVariable (apply unpacks, release frees)
-    if anomaly._enabled:
-        record_creation(node)
-    if engine.current_stream is not None:
-        node.stream = engine.current_stream(metas[0]._device)
-    return node
-
-
 def _mark_outputs(save_result, node, result, args, inplace_self=None):
     """Point the op's outputs at node; returns the result (an output that is an input object is
     replaced by a view of it first, so the input's own history is left alone)."""
-    if _fresh_float_output(result, args, inplace_self):  # the usual case, without the lists below
-        result.grad_fn, result._output_nr, result._requires_grad = node, 0, True
-        if result._base is not None:
-            _record_view(node, result, 0, True, args)
-        if save_result:
-            node._result = SavedVariable(result, True)
-        return result
+    if inplace_self is None and result.__class__ is Tensor and result._dtype.category >= 2:
+        for a in args:
+            if a is result:
+                break
+        else:  # the usual case: one new floating-point tensor, without the lists below
+            _set_grad_fn(result, node)
+            result._output_nr, result._requires_grad = 0, True
+            if result._base is not None:
+                _record_view(node, result, 0, True, args)
+            if save_result:
+                node._result = SavedVariable(result, True)
+            return result
     single = isinstance(result, Tensor)
     outs = [result] if single else list(result)
     node._n_grads = len(outs)
@@ -427,16 +503,6 @@ def _mark_outputs(save_result, node, result, args, inplace_self=None):
     return result
 
 
-def _fresh_float_output(result, args, inplace_self):
-    """One floating-point tensor output that is not one of the op's inputs."""
-    if inplace_self is not None or not isinstance(result, Tensor) or result._dtype.category < 2:
-        return False
-    for a in args:
-        if a is result:
-            return False
-    return True
-
-
 def _view_of(t):
     v = alias_of(t)
     v._base = t if t._base is None else t._base
@@ -447,13 +513,20 @@ def _record_view(node, view, k, single, args):
     """An output sharing memory with an input is a view of it (several from one op may not be
     modified in place); one of a temporary the op made is not (torch's `_base` is None there)."""
     root = view._base
-    parent = args[0] if args and isinstance(args[0], Tensor) else None
-    if parent is None or (parent._base if parent._base is not None else parent) is not root:
+    parent = args[0] if args else None
+    if not isinstance(parent, Tensor) or (parent._base if parent._base is not None else parent) is not root:
         parent = next((a for a in args if isinstance(a, Tensor) and (a._base if a._base is not None else a) is root),
                       None)
         if parent is None:
             view._base = None
             return
+    info = view._view_info
+    if single and view._dtype is root._dtype and info is not None and info.attr_version == view._version.value:
+        # the usual case: the view op's kernel noted an untracked view (grad mode is off below autograd);
+        # it is a tracked one, made as record_view would (DEFAULT, or what its parent's views are)
+        parent_info = parent._view_info
+        info.creation_meta = DEFAULT if parent_info is None else parent_info.creation_meta
+        return
     replay = None
     if view._dtype is not root._dtype:  # as_strided can't rebuild it from the base: keep a replay
         replay = _replay(node._spec.op, args[1:], node._kwargs or {}, None if single else k)
@@ -478,16 +551,17 @@ def _autograd_kernel(spec):
         if spec.inplace:
             return _call_inplace(spec, args, kwargs, args[0], None)
         save, save_result = static if static is not None else spec.saves(args, kwargs)
-        edges, metas, layout, saved = _inputs(args, save, geometry=geometry)
-        if edges is None:
+        node = _node(spec, args, kwargs, save, False, geometry)
+        if node is None:
             return op.redispatch(None, *args, **kwargs)
-        kernel = _device_kernel(op, metas)
+        metas = node._in_meta
+        device = metas[0]._device.type  # (_device_kernel's answer without a call when it is not CPU)
+        kernel = op._by_type.get(device) if device != "cpu" else _device_kernel(op, metas)
         local.grad_enabled = False
         try:
             result = kernel(*args, **kwargs) if kernel is not None else op.redispatch(None, *args, **kwargs)
         finally:
             local.grad_enabled = True
-        node = _make_node(spec, args, kwargs, edges, metas, layout, saved, save)
         return _mark_outputs(save_result, node, result, args)
     autograd_kernel.__name__ = f"autograd_{spec.short}"
     return autograd_kernel
@@ -537,20 +611,19 @@ def _call_inplace(spec, args, kwargs, target, out):
     """An op writing args[0] (`target`) in place, with grad mode on: torch's checks, then the node,
     which becomes target's history (through CopySlices into its base when target is a view)."""
     op = spec.op
+    node_kwargs = kwargs  # the formula's kwargs: out= is not one
     if out is not None:
         kwargs = dict(kwargs, out=out)
     if not _any_requires_grad(args):
         return op.redispatch(None, *args, **kwargs)
     check_inplace(target)
     save, save_result = spec.saves(args, kwargs)
-    edges, metas, layout, saved = _inputs(args, save, snapshot_self=True, geometry=spec.geometry)
+    node = _node(spec, args, node_kwargs, save, True, spec.geometry)
     local.grad_enabled = False
     try:
         result = op.redispatch(None, *args, **kwargs)
     finally:
         local.grad_enabled = True
-    kwargs.pop("out", None)
-    node = _make_node(spec, args, kwargs, edges, metas, layout, saved, save)
     return _mark_outputs(save_result, node, result, args, inplace_self=target)
 
 
@@ -589,7 +662,7 @@ def _not_implemented_kernel(op):
         if target is not None:
             check_inplace(target)
             before = RAW_GRAD_FN.__get__(target)
-            edges, metas, _, _ = _inputs(args, ())  # before the write changes target's history
+            edges, metas = _edges(args)  # before the write changes target's history
         result = op.redispatch(None, *args, **kwargs)  # grad mode stays on: composites are traced
         if isinstance(result, Tensor) and result is not target and requires_grad(result):
             return result  # the usual composite: its parts recorded the history
@@ -600,12 +673,12 @@ def _not_implemented_kernel(op):
                 continue
             if o is target:
                 if RAW_GRAD_FN.__get__(o) is before:  # the write was not traced: its derivative is unknown
-                    rebase_history(o, GraphError(message, tuple(edges), tuple(metas), NotImplementedError,
+                    rebase_history(o, GraphError(message, edges, metas, NotImplementedError,
                                                  "NotImplemented"))
             elif not requires_grad(o) and not any(o is a for a in args):
                 if edges is None:  # inputs the op did not write: their edges are as they were before it
-                    edges, metas, _, _ = _inputs(args, ())
-                o.grad_fn = GraphError(message, tuple(edges), tuple(metas), NotImplementedError, "NotImplemented")
+                    edges, metas = _edges(args)
+                o.grad_fn = GraphError(message, edges, metas, NotImplementedError, "NotImplemented")
                 o._output_nr, o._requires_grad = 0, True
         return result
     kernel.__name__ = f"autograd_not_implemented_{short}"

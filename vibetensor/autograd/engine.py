@@ -20,9 +20,10 @@ import warnings
 from contextlib import nullcontext
 
 from vibetensor import dispatch
-from vibetensor.autograd import anomaly
+from vibetensor.autograd import anomaly, graph
 from vibetensor.autograd.graph import (
-    GRAD, Node, TensorMeta, existing_grad_accumulator, grad_accumulator, gradient_edge, raw_grad)
+    GRAD, AccumulateGrad, Node, TensorMeta, existing_grad_accumulator, grad_accumulator, gradient_edge, raw_grad,
+    remembered)
 from vibetensor.dispatch import local
 from vibetensor.tensor import memory_format as mf
 from vibetensor.tensor import shape as sh
@@ -155,16 +156,17 @@ def _cpu():
 _OWNED_REFS = 3
 
 
-def accumulate_into_grad(leaf, g):
+def accumulate_into_grad(leaf, g, held=0):
     """leaf.grad += g, as torch's AccumulateGrad: the first gradient is stolen when no one else can
     see it and it obeys the layout contract (else copied into the leaf's layout), later ones are
-    added in place (or out of place under create_graph)."""
+    added in place (or out of place under create_graph). held: references the engine keeps for the
+    node's post hooks (torch's `1 + !post_hooks().empty()`)."""
     grad = raw_grad(leaf)
     if grad is None:
         # Steal g when nothing else can see it (torch's use_count test). Under create_graph torch
         # clones instead; we keep g itself then too, so .grad stays differentiable through ops
         # that have derivatives (only its grad_fn's name differs from torch's CloneBackward0).
-        if (sys.getrefcount(g) <= _OWNED_REFS and g._offset == 0 and obeys_layout_contract(g, leaf)
+        if (sys.getrefcount(g) <= _OWNED_REFS + held and g._offset == 0 and obeys_layout_contract(g, leaf)
                 and (g.grad_fn is None or local.grad_enabled)):
             if g._base is None:
                 return GRAD.__set__(leaf, g)
@@ -175,6 +177,9 @@ def accumulate_into_grad(leaf, g):
         _op("add")(grad, g, out=grad)
     else:
         GRAD.__set__(leaf, add(grad, g))
+
+
+graph.accumulate_into_grad = accumulate_into_grad  # what AccumulateGrad.apply calls
 
 
 _BASE_REFS = 3  # a base seen only by its view's _base slot (+ the local and getrefcount's argument)
@@ -192,18 +197,28 @@ def obeys_layout_contract(g, leaf):
     """torch's Gradient Layout Contract: a dense leaf's .grad has the leaf's strides (size-1 dims
     aside), any other leaf's .grad is contiguous. So a contiguous weight gets a contiguous grad even
     when its gradient arrives transposed (mm's backward), and fused optimisers never copy."""
-    if not mf.is_non_overlapping_and_dense(leaf._shape, leaf._stride):
+    if not _dense(leaf):
         return g.is_contiguous()
+    if g._stride == leaf._stride and 0 not in g._stride:  # the usual case, without the loop below
+        return True
     for n, gs, ls in zip(g._shape, g._stride, leaf._stride):
         if gs != ls if n != 1 else gs == 0:  # a 0 stride on a size-1 dim marks a view (cat's)
             return False
     return True
 
 
+def _dense(leaf):
+    shape, stride = leaf._shape, leaf._stride
+    return remembered(_DENSE, (shape, stride), mf.is_non_overlapping_and_dense, shape, stride)
+
+
+_DENSE = {}  # (shape, strides) of leaves -> is_non_overlapping_and_dense
+
+
 def clone_obey_contract(g, leaf):
     """A copy of g laid out as the contract asks (torch's clone_obey_contract): in the leaf's
     strides when the leaf is dense, else contiguous. Differentiable under create_graph."""
-    if mf.is_non_overlapping_and_dense(leaf._shape, leaf._stride):
+    if _dense(leaf):
         shape, stride = leaf._shape, leaf._stride
         n = 1 + sum((s - 1) * st for s, st in zip(shape, stride)) if sh.numel(shape) else 0
         dst = make_tensor(empty((n,), leaf._dtype, leaf._device)._storage, shape, stride, 0, leaf._dtype)
@@ -237,66 +252,86 @@ def _call_node(node, grads):
             r = fn(tuple(grads))
             if r is not None:
                 grads = list(r)
-    if _all_none(grads):
-        outs = [None] * len(node.next_functions)
-    elif _stream_enter is not None and node.stream is not None:
-        context = _stream_enter(node.stream)
-        if type(context) is nullcontext:  # already on the node's stream (the usual case)
-            outs = node.apply(grads)
-        else:
-            with context:
-                outs = node.apply(grads)
-    else:
-        outs = node.apply(grads)
-    outs = validate_outputs(node, outs)
-    if node._post_hooks:
-        for fn in tuple(node._post_hooks.values()):
-            r = fn(tuple(outs), tuple(grads))
+    post = node._post_hooks
+    inputs = tuple(grads) if post else None  # (before apply, which may empty grads: post hooks see them)
+    outs = validate_outputs(node, _apply(node, grads))
+    if post:
+        for fn in tuple(post.values()):
+            r = fn(tuple(outs), inputs)
             if r is not None:
                 outs = list(r)
     return outs
 
 
-def _all_none(grads):
-    for g in grads:  # (a loop: cheaper than all(genexpr) on this per-node path)
+def _apply(node, grads):
+    """node.apply on the node's stream; a node that received no gradient at all gives none."""
+    for g in grads:  # (a loop: cheaper than any(genexpr) on this per-node path)
         if g is not None:
-            return False
-    return True
+            break
+    else:
+        return [None] * len(node.next_functions)
+    del g  # hold no gradient while apply runs: AccumulateGrad steals one only when nobody else does
+    if _stream_enter is not None and node.stream is not None:
+        context = _stream_enter(node.stream)
+        if type(context) is not nullcontext:  # (nullcontext: already on the node's stream, the usual case)
+            with context:
+                return node.apply(grads)
+    return node.apply(grads)
 
 
 def validate_outputs(node, outs):
-    """Each gradient must fit the input it is for: broadcast ones are summed down, dtype is cast."""
+    """Each gradient must fit the input it is for: broadcast ones are summed down, dtype is cast, one
+    for an input that takes none is dropped. Returns outs itself when all fit (the usual case), else a
+    corrected copy: outs is never changed (it may be a hook's or a Function's own list)."""
     edges = node.next_functions
     if len(outs) != len(edges):
-        raise RuntimeError(f"function {node.name()} returned an incorrect number of gradients (expected "
-                           f"{len(edges)}, got {len(outs)})")
-    outs = list(outs)
+        raise _count_error(node, outs)
     metas = node._in_meta
-    for i, g in enumerate(outs):
-        if g is None:
-            continue
-        if edges[i][0] is None:
-            outs[i] = None
-            continue
-        if not isinstance(g, Tensor):
-            raise TypeError(f"function {node.name()} returned a gradient at index {i} of type "
-                            f"{type(g).__name__}, expected a Tensor or None")
-        meta = metas[i]
-        if g._shape != meta._shape:
-            if not expandable(g._shape, meta._shape):
-                raise RuntimeError(f"Function {node.name()} returned an invalid gradient at index {i} - got "
-                                   f"{list(g._shape)} but expected shape compatible with {list(meta._shape)}")
-            g = outs[i] = sum_to(g, meta._shape)
-        if g._dtype is not meta._dtype:
-            g = outs[i] = cast(g, meta._dtype)
-        if g._device is not meta._device and g._device != meta._device:
-            raise RuntimeError(f"Function {node.name()} returned an invalid gradient at index {i} - expected "
-                               f"device {meta._device} but got {g._device}")
+    fixed = None
+    i = 0
+    for g in outs:
+        if g is not None:
+            m = metas[i]
+            # fits as it is: a plain Tensor with the input's shape, dtype and device, for an input with an edge
+            if (g.__class__ is not Tensor or g._shape != m._shape or g._dtype is not m._dtype
+                    or g._device is not m._device or edges[i][0] is None):
+                if fixed is None:
+                    fixed = list(outs)
+                fixed[i] = _validate_output(node, i, g, m, edges[i][0])
+        i += 1
+    if fixed is not None:
+        outs = fixed
     if anomaly._enabled and anomaly._check_nan:
         for i, g in enumerate(outs):
             if g is not None and _has_nan(g):
                 raise RuntimeError(f"Function '{node.name()}' returned nan values in its {i}th output.")
     return outs
+
+
+def _count_error(node, outs):
+    n = len(node.next_functions)
+    return RuntimeError(f"function {node.name()} returned an incorrect number of gradients (expected {n}, got "
+                        f"{len(outs)})")
+
+
+def _validate_output(node, i, g, meta, nxt):
+    """validate_outputs for a gradient that does not fit as it is: the fitted gradient, or the error."""
+    if nxt is None:
+        return None
+    if not isinstance(g, Tensor):
+        raise TypeError(f"function {node.name()} returned a gradient at index {i} of type "
+                        f"{type(g).__name__}, expected a Tensor or None")
+    if g._shape != meta._shape:
+        if not expandable(g._shape, meta._shape):
+            raise RuntimeError(f"Function {node.name()} returned an invalid gradient at index {i} - got "
+                               f"{list(g._shape)} but expected shape compatible with {list(meta._shape)}")
+        g = sum_to(g, meta._shape)
+    if g._dtype is not meta._dtype:
+        g = cast(g, meta._dtype)
+    if g._device is not meta._device and g._device != meta._device:
+        raise RuntimeError(f"Function {node.name()} returned an invalid gradient at index {i} - expected "
+                           f"device {meta._device} but got {g._device}")
+    return g
 
 
 # -- the graph walk ------------------------------------------------------------------------------------
@@ -348,38 +383,59 @@ def execute(root_edges, root_grads, keep_graph, create_graph, captures=None, run
     With either given, only nodes on a path to them run; otherwise the whole graph runs."""
     roots = list(dict.fromkeys(node for node, _ in root_edges))
     deps = _dependencies(roots)
-    restricted = captures is not None or run_targets is not None
-    if restricted:
+    needed = None  # with captures or run_targets: the nodes that run
+    if captures is not None or run_targets is not None:
         targets = set(captures or ()) | set(run_targets or ())
         needed = _needed(roots, deps, targets) | set(run_targets or ())
-    buffers = {}
+    buffers = {}  # node -> the gradients it has received so far, while it waits for more
     for (node, nr), g in zip(root_edges, root_grads):
         buf = buffers.get(node)
         if buf is None:
             buf = buffers[node] = [None] * _num_grads(node)
         buf[nr] = g if buf[nr] is None else add(buf[nr], g)
+    # the ready queue: (-seq, tie, node, its gradients); the latest made runs first, ties in arrival order
     tie = itertools.count()
-    ready = [(-node._seq, next(tie), node) for node in roots if node not in deps]
+    ready = [(-node._seq, next(tie), node, buffers.pop(node)) for node in roots if node not in deps]
     heapq.heapify(ready)
     prev_mode = local.grad_enabled
     local.grad_enabled = create_graph
     try:
         while ready:
-            node = _heappop(ready)[2]
-            grads = buffers.pop(node)
-            _call_tensor_pre_hooks(node, grads)
-            if restricted:
-                for nr, fn in (captures.get(node, ()) if captures else ()):
-                    fn(grads[nr])
-                if node not in needed:
+            _, _, node, grads = _heappop(ready)
+            if (node._extras is None and node.__class__ is not AccumulateGrad and needed is None
+                    and not anomaly._enabled):  # the usual node
+                outs = _apply(node, grads)
+            else:
+                outs = _run_special(node, grads, captures, needed)
+                if outs is None:
                     continue
-            outs = _run(node, grads) if anomaly._enabled else _call_node(node, grads)
+            _deliver(node, outs, deps, buffers, ready, tie)  # (validates them first)
+            del outs  # hold no gradient here: AccumulateGrad steals one only when nobody else does
             if not keep_graph:
                 node.release()
-            _deliver(node, outs, deps, buffers, ready, tie)
-            del outs  # hold no gradient here: AccumulateGrad steals one only when nobody else does
     finally:
         local.grad_enabled = prev_mode
+
+
+def _run_special(node, grads, captures, needed):
+    """A node with hooks, a leaf's AccumulateGrad, one under backward(inputs=)/grad() (`needed`:
+    the nodes that run), or any node in anomaly mode: its gradients, or None when nothing is left
+    to deliver (it did not need to run, or it was an AccumulateGrad)."""
+    if node._extras is not None or (node.__class__ is AccumulateGrad and node.variable._hooks):
+        _call_tensor_pre_hooks(node, grads)
+    if needed is not None:
+        for nr, fn in (captures.get(node, ()) if captures else ()):
+            fn(grads[nr])
+        if node not in needed:
+            return None
+    if anomaly._enabled:
+        return _run(node, grads)
+    if node._extras is not None:
+        return _call_node(node, grads)
+    if node.__class__ is AccumulateGrad:
+        node.apply(grads)  # into leaf.grad (it has no edges: nothing to validate or deliver)
+        return None
+    return validate_outputs(node, _apply(node, grads))
 
 
 def _run(node, grads):
@@ -392,23 +448,46 @@ def _run(node, grads):
 
 
 def _deliver(node, outs, deps, buffers, ready, tie):
+    """Hand node's gradients to the nodes they are for, each validated on the way (validate_outputs,
+    fused: one pass). A node whose last awaited gradient arrives is ready: it moves to the ready
+    queue with its buffer (one that waits on a single edge, most nodes, never enters `buffers`).
+    A gradient that fails validation raises before node is released, as in torch."""
+    edges = node.next_functions
+    if len(outs) != len(edges):
+        raise _count_error(node, outs)
     stream = node.stream
     sync = _stream_sync if stream is not None else None
-    for (nxt, nr), g in zip(node.next_functions, outs):
+    metas = node._in_meta
+    i = -1
+    for g in outs:
+        i += 1
+        nxt, nr = edges[i]
         if nxt is None:
-            continue
-        buf = buffers.get(nxt)
-        if buf is None:
-            buf = buffers[nxt] = [None] * nxt._n_grads
+            continue  # (a gradient for an input that takes none is dropped)
         if g is not None:
-            if sync is not None and nxt.stream is not stream:
+            m = metas[i]
+            if (g.__class__ is not Tensor or g._shape != m._shape or g._dtype is not m._dtype
+                    or g._device is not m._device):  # (validate_outputs' test, then its slow path)
+                g = _validate_output(node, i, g, m, nxt)
+            if nxt.stream is not stream and sync is not None:
                 g = sync(g, node, nxt)
+        left = deps[nxt] - 1
+        if left:  # nxt waits for more
+            deps[nxt] = left
+            buf = buffers.get(nxt)
+            if buf is None:
+                buf = buffers[nxt] = [None] * nxt._n_grads
+        else:
+            buf = buffers.pop(nxt, None)
+            if buf is None:  # nxt waited for this gradient alone (most nodes)
+                buf = [None] * nxt._n_grads
+                buf[nr] = g
+                _heappush(ready, (-nxt._seq, next(tie), nxt, buf))
+                continue
+            _heappush(ready, (-nxt._seq, next(tie), nxt, buf))
+        if g is not None:
             old = buf[nr]
             buf[nr] = g if old is None else add(old, g)
-        left = deps[nxt] - 1
-        deps[nxt] = left
-        if left == 0:
-            _heappush(ready, (-nxt._seq, next(tie), nxt))
 
 
 def _num_grads(node):

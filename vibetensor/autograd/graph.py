@@ -34,6 +34,19 @@ def raw_grad(t):
 
 _seq = itertools.count()  # creation order; the engine runs later-created nodes first
 _LAST = float("inf")      # AccumulateGrad runs as soon as it is ready, as in torch
+_MISSING = object()
+
+
+def remembered(cache, key, compute, *args):
+    """cache[key], else compute(*args) remembered there: for answers that depend only on geometry,
+    which a training step asks about over and over (a few shapes and strides). Bounded."""
+    value = cache.get(key, _MISSING)
+    if value is _MISSING:
+        value = compute(*args)
+        if len(cache) > 4096:
+            cache.clear()
+        cache[key] = value
+    return value
 
 
 class TensorMeta:
@@ -184,19 +197,49 @@ class SavedVariable:
 
 # -- nodes -------------------------------------------------------------------------------------------
 
+class NodeExtras:
+    """What few nodes have: hooks, retain_grad, metadata. Kept out of Node itself so a plain node
+    carries one None for all of them, and the engine tells plain nodes apart with one test."""
+    __slots__ = ("pre_hooks", "post_hooks", "tensor_pre_hooks", "retains_grad_hooks", "metadata")
+
+    def __init__(self):
+        self.pre_hooks = self.post_hooks = self.tensor_pre_hooks = None
+        self.retains_grad_hooks = self.metadata = None
+
+
+def _extra(field):
+    """Node._<field>: the NodeExtras field (None while the node has no extras); setting it makes them."""
+    slot = NodeExtras.__dict__[field]
+
+    def get(node):
+        extras = node._extras
+        return None if extras is None else slot.__get__(extras)
+
+    def set(node, value):
+        extras = node._extras
+        if extras is None:
+            extras = node._extras = NodeExtras()
+        slot.__set__(extras, value)
+    return property(get, set)
+
+
 class Node:
     """One op application, backwards. Subclasses implement apply(grads) -> one grad per edge."""
-    __slots__ = ("next_functions", "_in_meta", "_seq", "stream", "_pre_hooks", "_post_hooks",
-                 "_tensor_pre_hooks", "_retains_grad_hooks", "_metadata", "_n_grads", "__weakref__")
+    __slots__ = ("next_functions", "_in_meta", "_seq", "stream", "_n_grads", "_extras", "__weakref__")
 
     def __init__(self, next_functions=(), in_meta=(), seq=None):
         self.next_functions = next_functions  # ((node | None, input_nr), ...)
         self._in_meta = in_meta              # TensorMeta per edge: the gradient's expected shape/dtype
         self._seq = next(_seq) if seq is None else seq
         self.stream = None                   # the stream current at creation (None on CPU)
-        self._pre_hooks = self._post_hooks = self._tensor_pre_hooks = None
-        self._retains_grad_hooks = self._metadata = None
         self._n_grads = 1                    # gradients it takes: one per output of the forward op
+        self._extras = None                  # NodeExtras, once a hook or metadata is added
+
+    _pre_hooks = _extra("pre_hooks")                    # Hooks: fn(grad_outputs), before apply
+    _post_hooks = _extra("post_hooks")                  # Hooks: fn(grad_inputs, grad_outputs), after
+    _tensor_pre_hooks = _extra("tensor_pre_hooks")      # [(output_nr, Hooks)] of the outputs' tensor hooks
+    _retains_grad_hooks = _extra("retains_grad_hooks")  # {output_nr: fn(grad)} of retain_grad
+    _metadata = _extra("metadata")
 
     def name(self):
         return type(self).__name__
@@ -256,7 +299,10 @@ class AccumulateGrad(Node):
     __slots__ = ("variable", "_lock")
 
     def __init__(self, variable):
-        Node.__init__(self, (), (TensorMeta(variable),), _LAST)  # (not super(): made once per leaf per graph)
+        # Node's slots, set here without a Node.__init__ call: one is made per leaf per graph
+        self.next_functions, self._in_meta, self._seq = (), (TensorMeta(variable),), _LAST
+        self.stream = self._extras = None
+        self._n_grads = 1
         self.variable = variable
         self._lock = threading.Lock()  # two threads may backward into the same parameter
 
@@ -268,18 +314,22 @@ class AccumulateGrad(Node):
         return ((0, hooks),) if hooks else ()
 
     def apply(self, grads):
-        from vibetensor.autograd.engine import accumulate_into_grad
         g = grads[0]
         grads[0] = None  # drop our reference so accumulate_into_grad can tell when it is the only owner
         if g is not None:
+            extras = self._extras  # (post hooks: the engine holds the gradient for them too)
             with self._lock:
-                accumulate_into_grad(self.variable, g)
+                accumulate_into_grad(self.variable, g, 1 if extras is not None and extras.post_hooks else 0)
             hooks = self.variable._post_acc_hooks
             if hooks:
                 for fn in tuple(hooks.values()):
                     fn(self.variable)
         return []
 
+
+# engine.accumulate_into_grad, set by the engine when it loads (it imports this module, so this
+# module cannot import it; a per-call import would cost more than the rest of a leaf's step)
+accumulate_into_grad = None
 
 _acc_lock = threading.Lock()  # taken only when a leaf's accumulator is first made
 

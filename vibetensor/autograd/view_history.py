@@ -74,7 +74,9 @@ def note_untracked_view(parent, view, replay=None):
     else:
         meta = INFERENCE_MODE if local.inference_mode else NO_GRAD_MODE
     if info is not None:
-        meta = propagate(info.creation_meta, meta)
+        previous = info.creation_meta
+        if meta == DEFAULT or previous == INFERENCE_MODE:  # propagate(previous, meta), inlined
+            meta = previous
     view_fn = None
     if view._dtype is not view._base._dtype:
         view_fn = _view_fn(view, parent, info, replay if replay is not None else _as_strided_fn(view))
@@ -95,9 +97,15 @@ def record_view(view, parent, meta=DEFAULT, replay=None):
     the op on x, needed only when the view's dtype differs from its base's."""
     info = parent._view_info
     if info is not None:
-        meta = propagate(info.creation_meta, meta)
-    view_fn = _view_fn(view, parent, info, replay) if view._dtype is not view._base._dtype else None
-    view._view_info = ViewInfo(view._version.value, meta, view_fn)
+        meta = info.creation_meta if meta == DEFAULT else propagate(info.creation_meta, meta)
+    if view._dtype is not view._base._dtype:
+        view._view_info = ViewInfo(view._version.value, meta, _view_fn(view, parent, info, replay))
+        return
+    mine = view._view_info
+    if mine is not None and mine.attr_version == view._version.value:
+        mine.creation_meta, mine.view_fn = meta, None  # the view op's kernel noted it (below autograd): reuse
+    else:
+        view._view_info = ViewInfo(view._version.value, meta, None)
 
 
 def _view_fn(view, parent, info, replay):

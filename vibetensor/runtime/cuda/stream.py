@@ -176,13 +176,15 @@ def priority_range():
 
 
 def current_stream(device=None):
-    index = drv.current_device() if device is None else _index(device)
+    # (ints and the default streams' cache handled inline: autograd asks once per node made and run)
+    index = device if device.__class__ is int else drv.current_device() if device is None else _index(device)
     streams = _local.streams
     if streams is not None:
         s = streams.get(index)
         if s is not None:
             return s
-    return Stream.default(index)
+    s = _defaults.get(index)
+    return s if s is not None else Stream.default(index)
 
 
 def set_stream(stream):
