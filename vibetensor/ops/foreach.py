@@ -16,8 +16,11 @@ it returns None (torch's in-place foreach ops return nothing); out-of-place retu
     _foreach_norm(tensors, ord=2, dtype=None) -> list of 0-d tensors
     _fused_adam_ / _fused_adamw_ / _fused_sgd_ : torch's signatures, positional
     _total_norm(tensors, ord) -> 0-d tensor: the norm of the per-tensor norms (clip_grad_norm_)
+    _clip_by_total_norm_(tensors, max_norm, ord) -> 0-d tensor: clip_grad_norm_ itself: the total
+        norm, and every tensor scaled in place by clip_coef(total, max_norm)
 """
 import math
+from itertools import repeat
 
 from vibetensor.dispatch import DispatchKey, declare
 from vibetensor.ops import creation as cr
@@ -37,7 +40,7 @@ LIST, SCALAR, SCALARLIST, TENSOR = "list", "scalar", "scalarlist", "tensor"
 # -- validation (torch's check_foreach_api_restrictions) ------------------------------------------------
 
 def tensor_list(op, x, arg="self", pos=1):
-    if not isinstance(x, (list, tuple)) or not all(isinstance(t, Tensor) for t in x):
+    if not isinstance(x, (list, tuple)) or not all(map(isinstance, x, repeat(Tensor))):  # (C loop: no generator)
         raise TypeError(f"{op}(): argument '{arg}' (position {pos}) must be tuple of Tensors, not "
                         f"{type(x).__name__}")
     if not x:
@@ -173,6 +176,34 @@ def _total_norm_loop(tensors, ord):  # noqa: A002
     return red.vector_norm(jn.stack(norms, 0), ord, None, False, None)
 
 
+def clip_coef(total_norm, max_norm):
+    """min(1, max_norm / (total_norm + 1e-6)) as torch's clip_grads_with_norm_ computes it (torch's
+    number / tensor is tensor.reciprocal() * number), on the norm's device: no host read."""
+    return ew.clamp(ew.mul(ew.reciprocal(ew.add(total_norm, 1e-6, 1)), float(max_norm)), None, 1.0)
+
+
+def mul_by_(tensors, coef, foreach=True):
+    """Every tensor *= coef (a 0-d tensor) cast to the tensor's device and dtype: one foreach op
+    per (device, dtype) group, or with foreach False one mul per tensor."""
+    groups = {}
+    for t in tensors:
+        groups.setdefault((t._device, t._dtype), []).append(t)
+    for (device, dtype), ts in groups.items():
+        c = cr.to(coef, dtype, device)
+        if foreach:
+            OPS["_foreach_mul"](ts, c, out=ts)
+        else:
+            for t in ts:
+                ew.mul(t, c, out=t)
+
+
+def _clip_loop(tensors, max_norm, ord):  # noqa: A002
+    tensor_list("_clip_by_total_norm_", tensors)
+    total = OPS["_total_norm"](tensors, ord)
+    mul_by_(tensors, clip_coef(total, max_norm))
+    return total
+
+
 BINARY = {  # name -> per-tensor op(t, other, [alpha,] out=)
     "add": ew.add, "sub": ew.sub, "mul": ew.mul, "div": lambda t, o, out=None: ew.div(t, o, None, out=out),
     "maximum": _maximum, "minimum": _minimum, "clamp_min": _maximum, "clamp_max": _minimum, "pow": ew.pow,
@@ -193,6 +224,7 @@ LOOPS["_foreach_lerp"] = _lerp_loop
 LOOPS["_foreach_norm"] = _norm_loop
 LOOPS["_foreach_copy"] = _copy_loop
 LOOPS["_total_norm"] = _total_norm_loop
+LOOPS["_clip_by_total_norm_"] = _clip_loop
 
 
 # -- fused optimizer steps: the per-tensor reference math (torch's fused kernels' formulas) -------------

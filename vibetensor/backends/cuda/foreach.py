@@ -4,10 +4,12 @@ One launch updates every tensor of a dtype group, whatever their number. The ker
 device table of int64: one row per tensor (its data pointers, cast in-kernel with
 `.to(tl.pointer_type(...))`, its numel and a spare slot), then one (tensor, chunk) pair per
 program. The table is built on the host, uploaded from pinned memory with an asynchronous copy and
-cached under the tensors' data pointers, offsets, shapes, strides and dtypes: parameters, their
-states and (with the caching allocator's stable reuse) their gradients keep their addresses from
-step to step, so a steady-state step uploads nothing. A table used while a CUDA graph is being
-captured is kept for good (the graph's kernels read it at every replay).
+cached under the tensors' data pointers, offsets, shapes, strides and dtypes (two levels: see
+"tables" below): parameters, their states and (with the caching allocator's stable reuse) their
+gradients keep their addresses from step to step, so a steady-state step uploads nothing. Tables
+live in slabs of their own, so that making one never moves the next step's gradients. A table
+used while a CUDA graph is being captured is kept for good (the graph's kernels read it at every
+replay).
 
     table: [row 0 .. row n-1][(tensor, chunk) for program 0 .. nch-1]      int64
     row:   [ptr0, ptr1, ptr2, ptr3, ptr4, ptr5, numel, spare]             spare: a scalar's bits
@@ -16,6 +18,8 @@ captured is kept for good (the graph's kernels read it at every replay).
 What the fast path does not cover (integer or complex dtypes, non-contiguous or broadcasting
 operands, mixed dtypes within a row) runs the ops' per-tensor loop instead (ops/foreach.py).
 """
+import math
+import threading
 from collections import OrderedDict
 from operator import attrgetter
 
@@ -52,8 +56,23 @@ Y_LIST, Y_SCALAR, Y_SCALARLIST, Y_TENSOR = 0, 1, 2, 3
 
 def _bits(value, is_float=True):
     """A Python number as an int64 kernel argument: a float64's bit pattern (Triton would pass a
-    Python float as float32), or the integer itself."""
-    return int(np.float64(value).view(np.int64)) if is_float else int(value)
+    Python float as float32), or the integer itself. Bit patterns are remembered (an optimiser
+    passes the same lr every step; NumPy's scalar round trip costs a microsecond); 0.0 and -0.0
+    are one dict key with two patterns, told apart by the sign."""
+    if not is_float:
+        return int(value)
+    b = _BITS.get(value)
+    if b is None:
+        b = int(np.float64(value).view(np.int64))
+        if value != 0 and len(_BITS) < 1024:
+            _BITS[value] = b
+    elif b == 0 and math.copysign(1.0, value) < 0:
+        return _NEG_ZERO
+    return b
+
+
+_BITS = {0: 0}  # (a zero key also matches -0.0: its sign is checked)
+_NEG_ZERO = int(np.float64(-0.0).view(np.int64))
 
 
 # -- kernels ------------------------------------------------------------------------------------------
@@ -260,6 +279,24 @@ def _norm_total(partial, n, out, inv_p_bits, ORD: tl.constexpr, COMPUTE: tl.cons
     tl.store(out, _root(r, inv_p_bits, ORD, COMPUTE).to(out.dtype.element_ty))
 
 
+@triton.jit(do_not_specialize=["n", "inv_p_bits", "max_norm_bits", "eps_bits"])
+def _clip_total(partial, n, out, inv_p_bits, max_norm_bits, eps_bits, ORD: tl.constexpr, COMPUTE: tl.constexpr,
+                BLOCK: tl.constexpr):
+    """out[0] = the norm over the chunk partials partial[1 : 1 + n]; partial[0] = clip_grad_norm_'s
+    coefficient min(1, max_norm / (norm + eps)), rounded to out's dtype after each op as torch's
+    ops (add, reciprocal, mul, clamp on the 0-d norm) round it."""
+    norm = _root(_reduce_partials(partial, 1, n, ORD, COMPUTE, BLOCK), inv_p_bits, ORD, COMPUTE).to(
+        out.dtype.element_ty)
+    tl.store(out, norm)
+    eps = eps_bits.to(tl.int64).to(tl.float64, bitcast=True).to(COMPUTE)
+    max_norm = max_norm_bits.to(tl.int64).to(tl.float64, bitcast=True).to(COMPUTE)
+    shifted = (norm.to(COMPUTE) + eps).to(out.dtype.element_ty).to(COMPUTE)
+    inv = _div(1.0, shifted, COMPUTE).to(out.dtype.element_ty).to(COMPUTE)
+    coef = (inv * max_norm).to(out.dtype.element_ty).to(COMPUTE)
+    coef = tl.where(coef > 1.0, 1.0, coef)  # clamp(max=1): NaN stays NaN
+    tl.store(partial, coef.to(partial.dtype.element_ty))
+
+
 @triton.jit(do_not_specialize=["lr_bits", "beta1_bits", "beta2_bits", "wd_bits", "eps_bits"])
 def _adam(table, base, lr_ptr, lr_bits, beta1_bits, beta2_bits, wd_bits, eps_bits,
           DT: tl.constexpr, COMPUTE: tl.constexpr, ADAMW: tl.constexpr, AMSGRAD: tl.constexpr,
@@ -345,48 +382,125 @@ def _sgd(table, base, lr_ptr, lr_bits, wd_bits, momentum_bits, dampening_bits,
 
 
 # -- tables -----------------------------------------------------------------------------------------
+#
+# A call's tables are cached in two levels. Its tensors' geometry (device, offset, shape, strides,
+# dtype: `_GEO`) picks a Grouping: the dtype groups, each with its table minus the addresses. Its
+# tensors' data pointers then pick the uploaded tables. Gradients are new tensors every step
+# (zero_grad(set_to_none=True)) and the caching allocator need not hand back the same addresses,
+# so the second level misses often: such a miss costs one NumPy write per pointer column and an
+# upload, not a rebuild. Uploaded tables are never rewritten (a captured graph reads them at
+# every replay, and kernels still queued may read them), so each address set has its own.
 
-_SIG = attrgetter("_storage.data.ptr", "_offset", "_shape", "_stride", "_dtype")
+_GEO = attrgetter("_device", "_offset", "_shape", "_stride", "_dtype")  # [2:]: what `check` reads
+_DATA = attrgetter("_storage.data.ptr")  # (a CPU tensor's NumPy data has no .ptr: AttributeError)
 _MAX_TABLES = 512
+_MAX_GROUPINGS = 256
+_UNSEEN = object()
 FIRST_CHUNKS = "first chunks"  # spare= value: each row's spare slot holds its first chunk (norms)
 
 
 class Table:
     """One dtype group's uploaded table: the device tensor, the program count; `pending` is the
     upload still owed when the table was built during a capture (else None)."""
-    __slots__ = ("dev", "base", "n_chunks", "rows", "dtype", "pending")
+    __slots__ = ("dev", "base", "n_chunks", "rows", "dtype", "pending", "grid")
 
-    def __init__(self, device, dtype, rows, numels, first_in_spare):
+    def __init__(self, device, dtype, flat, rows, n_chunks):
+        graph, self.pending = graphs.current_graph(), None
+        if graph is None:
+            stream = streams.current_stream(device.index or 0)
+            self.dev = _table_memory(flat.size, device, stream)
+            _upload(self.dev, flat, stream)
+        else:  # capturing: no pinned allocation or event now (the driver refuses both on a capturing
+            # stream); the table lives outside the graph's pool and the first replay uploads it
+            self.dev = empty_outside_graph_pool((flat.size,), dt.int64, device)
+            self.pending = _UploadOnce(self.dev, flat)
+            graph.add_replay_hook(self.pending)
+        self.base, self.n_chunks, self.rows, self.dtype = rows * COLS, n_chunks, rows, dtype
+        self.grid = (n_chunks,)
+
+
+class Layout:
+    """A dtype group's table minus its addresses: the list positions of its rows, and the flat
+    table with numels, chunk pairs (and first chunks) written and the pointer slots zero."""
+    __slots__ = ("dtype", "idx", "positions", "template", "rows", "n_chunks")
+
+    def __init__(self, dtype, positions, numels, first_in_spare):
         counts = (numels + CHUNK - 1) // CHUNK
         first = np.zeros(len(numels), np.int64)
         np.cumsum(counts[:-1], out=first[1:])
         total = int(counts.sum())
+        rows = np.zeros((len(numels), COLS), np.int64)
         rows[:, NUMEL] = numels
         if first_in_spare:
             rows[:, SPARE] = first
         pairs = np.empty((total, 2), np.int64)
         pairs[:, 0] = np.repeat(np.arange(len(numels)), counts)
         pairs[:, 1] = np.arange(total) - np.repeat(first, counts)
-        flat = np.concatenate((rows.ravel(), pairs.ravel()))
-        graph, self.pending = graphs.current_graph(), None
-        if graph is None:
-            self.dev = empty((flat.size,), dt.int64, device)
-            _upload(self.dev, flat, streams.current_stream(device.index or 0))
-        else:  # capturing: no pinned allocation or event now (the driver refuses both on a capturing
-            # stream); the table lives outside the graph's pool and the first replay uploads it
-            self.dev = empty_outside_graph_pool((flat.size,), dt.int64, device)
-            self.pending = _UploadOnce(self.dev, flat)
-            graph.add_replay_hook(self.pending)
-        self.base, self.n_chunks, self.rows, self.dtype = rows.size, total, len(numels), dtype
+        self.template = np.concatenate((rows.ravel(), pairs.ravel()))
+        self.dtype, self.positions, self.rows, self.n_chunks = dtype, positions, len(numels), total
+        self.idx = np.array(positions, np.intp)
+
+    def flat(self, ptrs, spare):
+        """The table's int64 contents. ptrs: per row slot, the byte addresses of that column's
+        tensors in list order (an int64 array), or None; spare: per-list-position int64 values, or None."""
+        flat = self.template.copy()
+        rows = flat[:self.rows * COLS].reshape(self.rows, COLS)  # (rows, COLS), a view into flat
+        for j, p in enumerate(ptrs):
+            if p is not None:
+                rows[:, j] = p[self.idx]
+        if spare is not None:
+            rows[:, SPARE] = spare[self.idx]
+        return flat
+
+
+class Grouping:
+    """A call's tables minus their addresses: its dtype groups' Layouts, and per column the byte
+    offsets of its tensors (added to their data pointers)."""
+    __slots__ = ("layouts", "offsets", "device")
+
+    def __init__(self, layouts, offsets, device):
+        self.layouts, self.offsets, self.device = layouts, offsets, device
+
+    def upload(self, data, spare):
+        """[(Table, list positions of its rows)] per dtype group, for these data pointers."""
+        ptrs = []  # per column, its tensors' byte addresses
+        for d, off in zip(data, self.offsets):
+            ptrs.append(None if d is None else ptrs[d] if d.__class__ is int else np.array(d, np.int64) + off)
+        spare = None if spare is None or spare is FIRST_CHUNKS else np.array(spare, np.int64)
+        return [(Table(self.device, lay.dtype, lay.flat(ptrs, spare), lay.rows, lay.n_chunks), lay.positions)
+                for lay in self.layouts]
+
+
+_SLAB = 1 << 15  # int64s per slab of table memory (256 KiB)
+_slabs = {}  # device index -> [slab tensor, its first free int64]
+_slab_lock = threading.Lock()
+
+
+def _table_memory(n, device, stream):
+    """An int64 device buffer of n for a table, usable on `stream`: a view into a slab, which
+    returns to the allocator when its last table is evicted. Tables come and go as gradients
+    move; allocated one by one from the step's own pool they would move the next step's
+    gradients in turn, and the cache would never settle (measured on the reversal step: a miss
+    every step that way; none after the second step with slabs)."""
+    index = device.index or 0
+    with _slab_lock:  # (misses only) two threads must not carve the same bytes
+        slab = _slabs.get(index)
+        if slab is None or slab[1] + n > slab[0]._shape[0]:
+            slab = _slabs[index] = [empty((max(_SLAB, n),), dt.int64, device), 0]
+        buf, at = slab
+        slab[1] = at + n + (n & 1)  # 16-byte aligned tables (Triton specialises pointers on it)
+    buf._storage.data.record_stream(stream)  # its reuse, once free, waits for `stream`
+    return alias(buf, (n,), (1,), at)
 
 
 def _upload(dev, flat, stream):
     """Copy the int64 array flat into dev asynchronously on stream, through pinned memory that is
     reused only once the copy is done."""
-    host = memory.pinned_empty(flat.nbytes).view(np.int64)
-    host[:] = flat
-    memory.copy_h2d(dev.data_ptr(), host.ctypes.data, flat.nbytes, stream, blocking=False)
-    memory.block_of(host).record_stream(stream)
+    host = memory.pinned_empty(flat.nbytes)
+    block = memory.block_of(host)  # (host starts at block.ptr)
+    host.view(np.int64)[:] = flat
+    memory.copy_h2d(dev.data_ptr(), block.ptr, flat.nbytes, stream, blocking=False)
+    block.record_stream(stream)
 
 
 class _UploadOnce:
@@ -409,12 +523,9 @@ class Entry:
         self.groups, self.keep = groups, False  # groups: [(Table, [list position of each row])]
 
 
-_cache = OrderedDict()
+_groupings = {}  # (tag, check, first_in_spare, per column geometry) -> Grouping, or None: no fast path
+_cache = OrderedDict()  # (Grouping, per column data pointers, spare) -> Entry
 _kept = []  # entries a captured graph reads: never evicted
-
-
-def _ptr_of(sig):
-    return sig[0] + sig[1] * sig[4].itemsize
 
 
 def _numel(shape):
@@ -425,6 +536,8 @@ def _numel(shape):
 
 
 def _contiguous(shape, stride):
+    if 0 in shape:  # empty: contiguous whatever its strides, as torch
+        return True
     expected = 1
     for size, st in zip(reversed(shape), reversed(stride)):
         if size != 1 and st != expected:
@@ -445,48 +558,69 @@ def same_dense(sigs):
     return dtype
 
 
-def _group_tables(columns, sigs, spare, check):
-    """Tables per dtype group, or None if some row cannot take the fast path."""
-    device = next(col for col in columns if col is not None)[0]._device
-    if any(t._device is not device for col in columns if col is not None for t in col):
+def _signatures(columns):
+    """(geometry, data pointers): per column None, its tensors' _GEO / _DATA, or, for a list
+    passed again (an in-place op's out= is its input), the index of its first column (read and
+    hashed once)."""
+    geo, data = [], []
+    for j, col in enumerate(columns):
+        if col is None:
+            geo.append(None)
+            data.append(None)
+            continue
+        for i in range(j):
+            if columns[i] is col:
+                geo.append(i)
+                data.append(i)
+                break
+        else:
+            geo.append(tuple(map(_GEO, col)))
+            data.append(tuple(map(_DATA, col)))
+    return tuple(geo), tuple(data)
+
+
+def _grouping(geo, first_in_spare, check):
+    """The Grouping of a call's geometry, or None when the fast path does not apply (tensors on
+    several devices, or a row that `check` refuses)."""
+    geo = [geo[g] if g.__class__ is int else g for g in geo]
+    present = [g for g in geo if g is not None]
+    device = present[0][0][0]
+    if any(s[0] is not device for g in present for s in g):
         return None
     by_dtype = {}
-    for i in range(len(sigs[0] if sigs[0] is not None else sigs[1])):
-        row = [None if col is None else col[i] for col in sigs]
-        dtype = check(row)
+    for i, row in enumerate(zip(*present)):
+        dtype = check([None if g is None else g[i] for g in geo])
         if dtype is None:
             return None
-        by_dtype.setdefault(dtype, []).append((i, row))
-    groups = []
-    for dtype, members in by_dtype.items():
-        rows = np.zeros((len(members), COLS), np.int64)
-        numels = np.empty(len(members), np.int64)
-        for r, (i, row) in enumerate(members):
-            for j, s in enumerate(row):
-                if s is not None:
-                    rows[r, j] = _ptr_of(s)
-            numels[r] = _numel(next(s for s in row if s is not None)[2])
-            if spare is not None and spare is not FIRST_CHUNKS:
-                rows[r, SPARE] = spare[i]
-        groups.append((Table(device, dtype, rows, numels, spare is FIRST_CHUNKS), [i for i, _ in members]))
-    return groups
+        by_dtype.setdefault(dtype, []).append((i, _numel(row[0][2])))
+    layouts = [Layout(dtype, [i for i, _ in members], np.array([n for _, n in members], np.int64), first_in_spare)
+               for dtype, members in by_dtype.items()]
+    offsets = [None if g is None else np.array([s[1] * s[4].itemsize for s in g], np.int64) for g in geo]
+    return Grouping(layouts, offsets, device)
 
 
 def tables(tag, columns, spare=None, check=same_dense):
     """The cached tables of a call (built and uploaded on a miss), or None when the fast path does
     not apply. columns: per row slot, a list of tensors or None; spare: per-row int64 values (a
-    scalar's bits), or FIRST_CHUNKS."""
+    scalar's bits), or FIRST_CHUNKS. check(row of _GEO tuples) -> the row's dtype, or None."""
     try:
-        sigs = tuple(None if col is None else tuple(map(_SIG, col)) for col in columns)
+        geo, data = _signatures(columns)
     except AttributeError:  # a CPU tensor among them: the loop raises torch's device error
         return None
-    key = (tag, sigs, spare if spare is None or spare is FIRST_CHUNKS else tuple(spare))
+    first_in_spare = spare is FIRST_CHUNKS
+    key = (tag, check, first_in_spare, geo)
+    grouping = _groupings.get(key, _UNSEEN)
+    if grouping is _UNSEEN:
+        grouping = _grouping(geo, first_in_spare, check)
+        if len(_groupings) >= _MAX_GROUPINGS:
+            _groupings.clear()
+        _groupings[key] = grouping
+    if grouping is None:
+        return None
+    key = (grouping, data, None if spare is None or first_in_spare else tuple(spare))
     entry = _cache.get(key)
     if entry is None:
-        groups = _group_tables(columns, sigs, spare, check)
-        if groups is None:
-            return None
-        entry = _cache[key] = Entry(groups)
+        entry = _cache[key] = Entry(grouping.upload(data, spare))
         if len(_cache) > _MAX_TABLES:
             for old in list(_cache)[:_MAX_TABLES // 4]:
                 del _cache[old]  # entries a graph reads stay alive through _kept
@@ -498,10 +632,6 @@ def tables(tag, columns, spare=None, check=same_dense):
             if table.pending is not None and table.pending.flat is not None and not graphs.is_capturing():
                 table.pending(streams.current_stream(table.dev._device.index or 0))
     return entry.groups
-
-
-def _grid(table):
-    return (table.n_chunks,)
 
 
 def _launchable(groups):
@@ -539,7 +669,7 @@ def _binary(name, code):
         bits = _bits(other, True) if kind == fe.SCALAR else 0
         for table, _ in _launchable(groups):
             s_ptr = other if kind == fe.TENSOR else table.dev
-            _ew_kernel(code, 2, y_kind, table.dtype)(_grid(table), table.dev, table.base, s_ptr, bits,
+            _ew_kernel(code, 2, y_kind, table.dtype)(table.grid, table.dev, table.base, s_ptr, bits,
                                                        _bits(alpha, True))
         return _finish(tensors, out, outs)
     return kernel
@@ -556,7 +686,7 @@ def _unary(name, code):
         if groups is None:
             return loop(tensors, out=out)
         for table, _ in _launchable(groups):
-            _ew_kernel(code, 1, 0, table.dtype)(_grid(table), table.dev, table.base, table.dev, 0, 0)
+            _ew_kernel(code, 1, 0, table.dtype)(table.grid, table.dev, table.base, table.dev, 0, 0)
         return _finish(tensors, out, outs)
     return kernel
 
@@ -570,8 +700,7 @@ def _outs(tensors, out):
 def _finish(tensors, out, outs):
     if out is None:
         return outs
-    for t in out:
-        bump_version(t)
+    _bump_all(out)
     return None
 
 
@@ -615,7 +744,7 @@ def _pointwise(name, code):
         y_kind = Y_SCALAR if kind == fe.SCALAR else Y_SCALARLIST
         bits = _bits(value, True) if kind == fe.SCALAR else 0
         for table, _ in _launchable(groups):
-            _ternary_kernel(code, y_kind, table.dtype)(_grid(table), table.dev, table.base, bits)
+            _ternary_kernel(code, y_kind, table.dtype)(table.grid, table.dev, table.base, bits)
         return _finish(tensors, out, outs)
     return kernel
 
@@ -636,7 +765,7 @@ def _lerp(tensors, ends, weight, out=None):
     y_kind = Y_LIST if kind == fe.LIST else Y_SCALAR
     bits = _bits(weight, True) if kind == fe.SCALAR else 0
     for table, _ in _launchable(groups):
-        _ternary_kernel(2, y_kind, table.dtype)(_grid(table), table.dev, table.base, bits)
+        _ternary_kernel(2, y_kind, table.dtype)(table.grid, table.dev, table.base, bits)
     return _finish(tensors, out, outs)
 
 
@@ -649,9 +778,8 @@ def _copy(tensors, src, non_blocking=False, out=None):
     if groups is None:
         return fe.LOOPS["_foreach_copy"](tensors, src, non_blocking, out=out)
     for table, _ in _launchable(groups):
-        _ew_kernel(COPY, 1, 0, table.dtype)(_grid(table), table.dev, table.base, table.dev, 0, 0)
-    for t in tensors:
-        bump_version(t)
+        _ew_kernel(COPY, 1, 0, table.dtype)(table.grid, table.dev, table.base, table.dev, 0, 0)
+    _bump_all(tensors)
 
 
 # -- norms ---------------------------------------------------------------------------------------------
@@ -675,17 +803,18 @@ def _norm_groups(tensors):
     return tables("norm", (None, tensors), FIRST_CHUNKS)
 
 
-def _norm_kernel(fn, key, **constexprs):
-    k = _kernels.get(key)
-    if k is None:
-        k = _kernels[key] = launcher.Kernel(fn, **constexprs)
+def _new_kernel(key, fn, **constexprs):
+    """The Kernel of fn with these constexprs, remembered under key. Callers write
+    `_kernels.get(key) or _new_kernel(key, fn, ...)`: a hit builds no keyword arguments."""
+    k = _kernels[key] = launcher.Kernel(fn, **constexprs)
     return k
 
 
 def _partials(table, partial, part_off, code, p):
-    _norm_kernel(_norm_partial, ("norm_partial", code, table.dtype), ORD=code, DT=_TL[table.dtype],
-                 COMPUTE=_COMPUTE[table.dtype], CHUNK=CHUNK)(
-        _grid(table), table.dev, table.base, partial, part_off, _bits(p, True))
+    key = ("norm_partial", code, table.dtype)
+    k = _kernels.get(key) or _new_kernel(key, _norm_partial, ORD=code, DT=_TL[table.dtype],
+                                         COMPUTE=_COMPUTE[table.dtype], CHUNK=CHUNK)
+    k(table.grid, table.dev, table.base, partial, part_off, _bits(p, True))
 
 
 def _norm(tensors, ord=2, dtype=None):  # noqa: A002
@@ -704,8 +833,10 @@ def _norm(tensors, ord=2, dtype=None):  # noqa: A002
         out = empty((table.rows,), dtype or table.dtype, device)
         if table.n_chunks:
             _partials(table, partial, 0, code, p)
-        _norm_kernel(_norm_finish, ("norm_finish", code, compute), ORD=code, COMPUTE=_TL[compute], CHUNK=CHUNK,
-                     BLOCK=FINISH_BLOCK)((table.rows,), table.dev, partial, out, _bits(inv_p, True))
+        key = ("norm_finish", code, compute)
+        k = _kernels.get(key) or _new_kernel(key, _norm_finish, ORD=code, COMPUTE=_TL[compute], CHUNK=CHUNK,
+                                             BLOCK=FINISH_BLOCK)
+        k((table.rows,), table.dev, partial, out, _bits(inv_p, True))
         for r, i in enumerate(idx):
             result[i] = alias(out, (), (), r)
     return result
@@ -733,9 +864,46 @@ def _total_norm(tensors, ord):  # noqa: A002
             _partials(table, partial, off, code, p)
         off += table.n_chunks
     out = empty((), result_dtype, device)
-    _norm_kernel(_norm_total, ("norm_total", code, compute), ORD=code, COMPUTE=_TL[compute],
-                 BLOCK=FINISH_BLOCK)((1,), partial, n, out, _bits(inv_p, True))
+    key = ("norm_total", code, compute)
+    k = _kernels.get(key) or _new_kernel(key, _norm_total, ORD=code, COMPUTE=_TL[compute], BLOCK=FINISH_BLOCK)
+    k((1,), partial, n, out, _bits(inv_p, True))
     return out
+
+
+def _clip_by_total_norm(tensors, max_norm, ord):  # noqa: A002
+    """clip_grad_norm_ in three launches and no host sync, from one table whose rows hold each
+    tensor as both input and output: the norm's chunk partials, the total norm with the clip
+    coefficient (written at partial[0]), the scaling in place. Several dtypes: the loop (a
+    coefficient cast per dtype, as clip_grads_with_norm_ does)."""
+    name = "_clip_by_total_norm_"
+    fe.tensor_list(name, tensors)
+    code = _ord_code(ord) if _scalar_ok(max_norm) else None
+    groups = tables("norm", (tensors, tensors), FIRST_CHUNKS) if code is not None else None
+    if groups is None or len(groups) != 1:
+        return fe.LOOPS[name](tensors, max_norm, ord)
+    code, p, inv_p = code
+    table = groups[0][0]
+    compute = dt.float64 if table.dtype is dt.float64 else dt.float32
+    device = tensors[0]._device
+    partial = empty((table.n_chunks + 1,), compute, device)  # [coefficient, chunk partials...]
+    total = empty((), table.dtype, device)
+    if table.n_chunks:
+        _partials(table, partial, 1, code, p)
+    key = ("clip_total", code, compute)
+    k = _kernels.get(key) or _new_kernel(key, _clip_total, ORD=code, COMPUTE=_TL[compute], BLOCK=FINISH_BLOCK)
+    k((1,), partial, table.n_chunks, total, _bits(inv_p), _bits(max_norm), _bits(1e-6))
+    if table.n_chunks:
+        _ew_kernel(BINARY_CODES["mul"], 2, Y_TENSOR, table.dtype)(table.grid, table.dev, table.base, partial, 0,
+                                                                  _bits(1))
+    _bump_all(tensors)
+    return total
+
+
+def _bump_all(*lists):
+    """bump_version of every tensor of the lists, inlined (an optimiser step writes hundreds)."""
+    for lst in lists:
+        for t in lst:
+            t._version.value += 1
 
 
 # -- fused optimizer steps -------------------------------------------------------------------------------
@@ -783,15 +951,12 @@ def _fused_adam(decoupled):
         lr_tensor, lr_t, lr_bits = _lr(lr, params[0]._device)
         scalars = (lr_bits, _bits(beta1, True), _bits(beta2, True), _bits(weight_decay, True), _bits(eps, True))
         for table, _ in _launchable(groups):
-            k = _norm_kernel(_adam, ("adam", decoupled, bool(amsgrad), bool(maximize), weight_decay != 0, lr_tensor,
-                                     table.dtype),
-                             DT=_TL[table.dtype], COMPUTE=_COMPUTE[table.dtype], ADAMW=decoupled,
-                             AMSGRAD=bool(amsgrad), MAXIMIZE=bool(maximize), WD=weight_decay != 0,
-                             LR_TENSOR=lr_tensor, CHUNK=CHUNK)
-            k(_grid(table), table.dev, table.base, lr_t if lr_tensor else table.dev, *scalars)
-        for lst in (params, exp_avgs, exp_avg_sqs, max_exp_avg_sqs if amsgrad else ()):
-            for t in lst:
-                bump_version(t)
+            key = ("adam", decoupled, bool(amsgrad), bool(maximize), weight_decay != 0, lr_tensor, table.dtype)
+            k = _kernels.get(key) or _new_kernel(
+                key, _adam, DT=_TL[table.dtype], COMPUTE=_COMPUTE[table.dtype], ADAMW=decoupled,
+                AMSGRAD=bool(amsgrad), MAXIMIZE=bool(maximize), WD=weight_decay != 0, LR_TENSOR=lr_tensor, CHUNK=CHUNK)
+            k(table.grid, table.dev, table.base, lr_t if lr_tensor else table.dev, *scalars)
+        _bump_all(params, exp_avgs, exp_avg_sqs, max_exp_avg_sqs if amsgrad else ())
     return name, kernel
 
 
@@ -807,16 +972,15 @@ def _fused_sgd(params, grads, momentum_buffer_list, weight_decay, momentum, lr, 
                                   "float tensor of one dtype per param on one device")
     lr_tensor, lr_t, lr_bits = _lr(lr, params[0]._device)
     for table, _ in _launchable(groups):
-        k = _norm_kernel(_sgd, ("sgd", use_buf, bool(nesterov), bool(maximize), weight_decay != 0,
-                                bool(is_first_step), lr_tensor, table.dtype),
-                         DT=_TL[table.dtype], COMPUTE=_COMPUTE[table.dtype], MOMENTUM=use_buf,
-                         NESTEROV=bool(nesterov), MAXIMIZE=bool(maximize), WD=weight_decay != 0,
-                         FIRST=bool(is_first_step), LR_TENSOR=lr_tensor, CHUNK=CHUNK)
-        k(_grid(table), table.dev, table.base, lr_t if lr_tensor else table.dev, lr_bits, _bits(weight_decay, True),
+        key = ("sgd", use_buf, bool(nesterov), bool(maximize), weight_decay != 0, bool(is_first_step), lr_tensor,
+               table.dtype)
+        k = _kernels.get(key) or _new_kernel(
+            key, _sgd, DT=_TL[table.dtype], COMPUTE=_COMPUTE[table.dtype], MOMENTUM=use_buf, NESTEROV=bool(nesterov),
+            MAXIMIZE=bool(maximize), WD=weight_decay != 0, FIRST=bool(is_first_step), LR_TENSOR=lr_tensor,
+            CHUNK=CHUNK)
+        k(table.grid, table.dev, table.base, lr_t if lr_tensor else table.dev, lr_bits, _bits(weight_decay, True),
           _bits(momentum, True), _bits(dampening, True))
-    for lst in (params, momentum_buffer_list if use_buf else ()):
-        for t in lst:
-            bump_version(t)
+    _bump_all(params, momentum_buffer_list if use_buf else ())
 
 
 # -- fill (a fallback until the creation kernels have one) ------------------------------------------
@@ -854,6 +1018,7 @@ fe.OPS["_foreach_lerp"].register(CUDA, _lerp)
 fe.OPS["_foreach_copy"].register(CUDA, _copy)
 fe.OPS["_foreach_norm"].register(CUDA, _norm)
 fe.OPS["_total_norm"].register(CUDA, _total_norm)
+fe.OPS["_clip_by_total_norm_"].register(CUDA, _clip_by_total_norm)
 for _name, _kernel in (_fused_adam(False), _fused_adam(True)):
     fe.OPS[_name].register(CUDA, _kernel)
 fe.OPS["_fused_sgd_"].register(CUDA, _fused_sgd)

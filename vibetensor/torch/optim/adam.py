@@ -9,7 +9,8 @@ tensor, so a step captured in a CUDA graph follows a scheduler that writes into 
 import vibetensor.torch as torch
 from vibetensor.tensor.tensor import Tensor
 from vibetensor.torch.optim.optimizer import (
-    Optimizer, _check, _check_fused_params, _check_tensor_lr, _grad, _host_value, _implementation, _step_value)
+    Optimizer, _check, _check_fused_params, _check_tensor_lr, _grad, _host_value, _implementation, _step_value,
+    with_grads)
 
 __all__ = ["Adam"]
 
@@ -82,7 +83,7 @@ class Adam(Optimizer):
         torch._foreach_add_(steps, 1)
         beta1, beta2 = group["betas"]
         fused = torch._fused_adamw_ if group["decoupled_weight_decay"] else torch._fused_adam_
-        fused(params, [p.grad for p in params], exp_avgs, exp_avg_sqs,
+        fused(params, with_grads(params)[1], exp_avgs, exp_avg_sqs,
               max_exp_avg_sqs if group["amsgrad"] else [], steps, lr=group["lr"], beta1=beta1, beta2=beta2,
               weight_decay=group["weight_decay"], eps=group["eps"], amsgrad=group["amsgrad"],
               maximize=group["maximize"])

@@ -6,6 +6,7 @@ from copy import deepcopy
 from itertools import chain
 
 from vibetensor.autograd.grad_mode import enable_grad, no_grad
+from vibetensor.autograd.graph import GRAD
 from vibetensor.tensor.tensor import Tensor
 
 __all__ = ["Optimizer", "required"]
@@ -22,6 +23,26 @@ required = _RequiredParameter()
 def _typename(obj):
     from vibetensor.torch.nn.modules.module import typename
     return typename(obj)
+
+
+_get_grad_slot, _set_grad_slot = GRAD.__get__, GRAD.__set__  # .grad's raw slot (an unset one raises)
+
+
+def with_grads(params):
+    """(the params whose .grad is not None, their grads). Reads the raw slot: the .grad property's
+    checks cost more than the read, and are needed only where the slot is empty (the property
+    warns for a non-leaf tensor, as torch; it is asked then)."""
+    ps, gs = [], []
+    for p in params:
+        try:
+            g = _get_grad_slot(p)
+        except AttributeError:
+            g = None
+        if g is None and p.grad is None:  # (always None then: the property reads the same slot)
+            continue
+        ps.append(p)
+        gs.append(g)
+    return ps, gs
 
 
 def _step_value(step_t):
@@ -98,6 +119,11 @@ class Optimizer:
         self.param_groups.append(param_group)
 
     def zero_grad(self, set_to_none=True):
+        if set_to_none:  # the raw slot: None needs none of the .grad setter's checks
+            for group in self.param_groups:
+                for p in group["params"]:
+                    _set_grad_slot(p, None)
+            return
         from vibetensor.torch.nn.modules.module import _zero_grads
         _zero_grads(chain.from_iterable(group["params"] for group in self.param_groups), set_to_none)
 
@@ -114,7 +140,7 @@ class Optimizer:
                 raise RuntimeError(f"{hook} must return None or a tuple of (new_args, new_kwargs), but got {res}.")
         with no_grad():
             for group in self.param_groups:
-                params = [p for p in group["params"] if p.grad is not None]
+                params = with_grads(group["params"])[0]
                 if params:
                     self._update_group(group, params)
         for hook in list(self._optimizer_step_post_hooks.values()):

@@ -3,7 +3,7 @@ and fused algorithms (the fused one is the CUDA default: one launch per dtype gr
 import vibetensor.torch as torch
 from vibetensor.tensor.tensor import Tensor
 from vibetensor.torch.optim.optimizer import (
-    Optimizer, _check, _check_fused_params, _check_tensor_lr, _grad, _host_value, _implementation)
+    Optimizer, _check, _check_fused_params, _check_tensor_lr, _grad, _host_value, _implementation, with_grads)
 
 __all__ = ["SGD"]
 
@@ -53,7 +53,7 @@ class SGD(Optimizer):
         if first:
             bufs = [b if b is not None else torch.empty_like(p) for p, b in zip(params, bufs)]
             self._store_buffers(params, bufs)
-        torch._fused_sgd_(params, [p.grad for p in params], bufs, weight_decay=group["weight_decay"],
+        torch._fused_sgd_(params, with_grads(params)[1], bufs, weight_decay=group["weight_decay"],
                           momentum=momentum, lr=group["lr"], dampening=group["dampening"],
                           nesterov=group["nesterov"], maximize=group["maximize"], is_first_step=first)
 

@@ -1,7 +1,9 @@
 """Gradient clipping. The total norm stays a tensor (no host sync) unless error_if_nonfinite asks."""
 import vibetensor.torch as torch
 from vibetensor.autograd.grad_mode import no_grad
+from vibetensor.ops import foreach as fe
 from vibetensor.tensor.tensor import Tensor
+from vibetensor.torch.optim.optimizer import with_grads
 
 __all__ = ["clip_grad_norm_", "clip_grad_norm", "clip_grad_value_", "get_total_norm", "clip_grads_with_norm_"]
 
@@ -12,10 +14,10 @@ def _tensor_list(tensors):
 
 def _check_foreach(foreach, tensors):
     """foreach=True is honoured (as a plain loop) on the devices torch has foreach kernels for."""
-    bad = [t.device.type for t in tensors if t.device.type not in ("cpu", "cuda")]
-    if foreach and bad:
-        bad = bad[0]
-        raise RuntimeError(f"foreach=True was passed, but can't use the foreach API on {bad} tensors")
+    if foreach:
+        bad = [t._device.type for t in tensors if t._device.type not in ("cpu", "cuda")]
+        if bad:
+            raise RuntimeError(f"foreach=True was passed, but can't use the foreach API on {bad[0]} tensors")
 
 
 @no_grad()
@@ -28,7 +30,7 @@ def get_total_norm(tensors, norm_type=2.0, error_if_nonfinite=False, foreach=Non
         return torch.tensor(0.0)
     _check_foreach(foreach, tensors)
     norm_type = float(norm_type)
-    if foreach is not False and all(t.device.type == "cuda" for t in tensors):
+    if foreach is not False and all(t._device.type == "cuda" for t in tensors):
         total_norm = torch._total_norm(tensors, norm_type)
     else:
         device = tensors[0].device
@@ -41,40 +43,26 @@ def get_total_norm(tensors, norm_type=2.0, error_if_nonfinite=False, foreach=Non
     return total_norm
 
 
-def _clamp_max_one(coef):
-    """min(coef, 1) on coef's device (clamp where the device has it, else minimum with a 0-d one)."""
-    try:
-        return torch.clamp(coef, max=1.0)
-    except NotImplementedError:
-        return torch.minimum(coef, torch.ones((), dtype=coef.dtype, device=coef.device))
-
-
 @no_grad()
 def clip_grads_with_norm_(parameters, max_norm, total_norm, foreach=None):
-    grads = [p.grad for p in _tensor_list(parameters) if p.grad is not None]
-    if not grads:
-        return
-    _check_foreach(foreach, grads)
-    # scale by min(1, max_norm / (norm + eps)) without reading the norm on the host
-    clip_coef_clamped = _clamp_max_one(float(max_norm) / (total_norm + 1e-6))
-    by_device = {}
-    for g in grads:
-        by_device.setdefault((g.device, g.dtype), []).append(g)
-    for (device, dtype), gs in by_device.items():
-        coef = clip_coef_clamped.to(device, dtype)
-        if foreach is False:
-            for g in gs:
-                g.mul_(coef)
-        else:
-            torch._foreach_mul_(gs, coef)
+    _scale(with_grads(_tensor_list(parameters))[1], max_norm, total_norm, foreach)
+
+
+def _scale(grads, max_norm, total_norm, foreach):
+    """grads *= min(1, max_norm / (total_norm + eps)), without reading the norm on the host."""
+    if grads:
+        _check_foreach(foreach, grads)
+        fe.mul_by_(grads, fe.clip_coef(total_norm, max_norm), foreach is not False)
 
 
 @no_grad()
 def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False, foreach=None):
-    parameters = _tensor_list(parameters)
-    grads = [p.grad for p in parameters if p.grad is not None]
+    grads = with_grads(_tensor_list(parameters))[1]
+    if grads and grads[0]._device.type == "cuda" and foreach is not False and not error_if_nonfinite:
+        # one op: the total norm, the coefficient and the scaling from one multi-tensor table
+        return fe.OPS["_clip_by_total_norm_"](grads, float(max_norm), float(norm_type))
     total_norm = get_total_norm(grads, norm_type, error_if_nonfinite, foreach)
-    clip_grads_with_norm_(parameters, max_norm, total_norm, foreach)
+    _scale(grads, max_norm, total_norm, foreach)
     return total_norm
 
 
@@ -88,7 +76,7 @@ def clip_grad_norm(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False
 @no_grad()
 def clip_grad_value_(parameters, clip_value, foreach=None):
     clip_value = float(clip_value)
-    grads = [p.grad for p in _tensor_list(parameters) if p.grad is not None]
+    grads = with_grads(_tensor_list(parameters))[1]
     _check_foreach(foreach, grads)
     if not grads:
         return
