@@ -60,7 +60,9 @@ def test_mixed_dtypes_clip_matches_torch():
     vp = with_grads(vt, "float32", 3, shapes=SHAPES[:3]) + with_grads(vt, "bfloat16", 4, shapes=SHAPES[3:])
     expected = torch.nn.utils.clip_grad_norm_(tp, 1.0, foreach=True)
     got = vt.nn.utils.clip_grad_norm_(vp, 1.0)
-    np.testing.assert_allclose(np_of(got), np_of(expected), rtol=1e-5)
+    # torch rounds each bfloat16 tensor's norm to bfloat16 before combining the groups' norms; ours
+    # combines the exact sums of squares: the totals agree to bfloat16's precision (measured 4.5e-4)
+    np.testing.assert_allclose(np_of(got), np_of(expected), rtol=2 ** -8)
     for g, e in zip(vp, tp):
         tol = TOL["bfloat16" if g.dtype == vt.bfloat16 else "float32"]
         np.testing.assert_allclose(np_of(g.grad), np_of(e.grad), rtol=tol, atol=tol)
