@@ -36,6 +36,45 @@ _SRC = r"""
 typedef union { uint64_t u64; int64_t i64; int32_t i32; uint32_t u32; int16_t i16; uint16_t u16;
                 int8_t i8; uint8_t u8; float f32; double f64; } Slot;
 
+/* One argument's slot for `kind`, from its value as an integer (pointers too) or a float. Returns 1
+   when the kernel takes the argument, 0 for a constexpr ('x'), -1 (an exception set) otherwise. */
+static int fill(Slot *s, char kind, long long v, double f) {
+  switch (kind) {
+    case 'p': case 'L': case 'l': s->i64 = v; return 1;
+    case 'i': case 'I': s->i32 = (int32_t)v; return 1;
+    case 's': case 'S': s->i16 = (int16_t)v; return 1;
+    case 'b': case 'B': s->i8 = (int8_t)v; return 1;
+    case 'f': s->f32 = (float)f; return 1;
+    case 'd': s->f64 = f; return 1;
+    case 'x': return 0;
+  }
+  PyErr_Format(PyExc_TypeError, "launch: unknown kind '%c'", kind);
+  return -1;
+}
+
+/* A Python argument's value for `kind`: floats in *f, integers and pointers in *v. */
+static void value_of(PyObject *a, char kind, long long *v, double *f) {
+  if (kind == 'f' || kind == 'd') *f = PyFloat_AsDouble(a);
+  else if (kind == 'p' || kind == 'L') *v = (long long)PyLong_AsUnsignedLongLong(a);
+  else if (kind != 'x') *v = PyLong_AsLongLong(a);
+}
+
+/* Add the two scratch pointers Triton kernels take (NULL), then cuLaunchKernel (not for an empty grid). */
+static PyObject *finish_launch(CUfunction function, unsigned gx, unsigned gy, unsigned gz, unsigned block_x,
+                               unsigned shared, CUstream stream, Slot *slots, void **params, int n) {
+  slots[n].u64 = 0; params[n] = &slots[n]; n++;   /* global scratch */
+  slots[n].u64 = 0; params[n] = &slots[n]; n++;   /* profile scratch */
+  if (gx * gy * gz == 0) Py_RETURN_NONE;
+  CUresult err = cuLaunchKernel(function, gx, gy, gz, block_x, 1, 1, shared, stream, params, NULL);
+  if (err != CUDA_SUCCESS) {
+    const char *name = NULL;
+    cuGetErrorName(err, &name);
+    PyErr_Format(PyExc_RuntimeError, "CUDA error: %s (%d) in cuLaunchKernel", name ? name : "?", (int)err);
+    return NULL;
+  }
+  Py_RETURN_NONE;
+}
+
 static PyObject *launch(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
   if (nargs < 8 || !PyBytes_Check(args[7])) {
     PyErr_SetString(PyExc_TypeError, "launch(function, gx, gy, gz, block_x, shared, stream, kinds, *args)");
@@ -58,54 +97,15 @@ static PyObject *launch(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
   void *params[MAX_PARAMS + 2];
   int n = 0;
   for (Py_ssize_t k = 0; k < nkinds; k++) {
-    PyObject *a = args[8 + k];
-    Slot *s = &slots[n];
-    switch (kinds[k]) {
-      case 'x': continue;
-      case 'p': case 'L': s->u64 = PyLong_AsUnsignedLongLong(a); break;
-      case 'l': s->i64 = PyLong_AsLongLong(a); break;
-      case 'i': s->i32 = (int32_t)PyLong_AsLong(a); break;
-      case 'I': s->u32 = (uint32_t)PyLong_AsUnsignedLong(a); break;
-      case 's': s->i16 = (int16_t)PyLong_AsLong(a); break;
-      case 'S': s->u16 = (uint16_t)PyLong_AsUnsignedLong(a); break;
-      case 'b': s->i8 = (int8_t)PyLong_AsLong(a); break;
-      case 'B': s->u8 = (uint8_t)PyLong_AsUnsignedLong(a); break;
-      case 'f': s->f32 = (float)PyFloat_AsDouble(a); break;
-      case 'd': s->f64 = PyFloat_AsDouble(a); break;
-      default:
-        PyErr_Format(PyExc_TypeError, "launch: unknown kind '%c'", kinds[k]);
-        return NULL;
-    }
-    params[n] = s;
-    n++;
+    long long v = 0;
+    double f = 0.0;
+    value_of(args[8 + k], kinds[k], &v, &f);
+    int r = fill(&slots[n], kinds[k], v, f);
+    if (r < 0) return NULL;
+    if (r) { params[n] = &slots[n]; n++; }
   }
   if (PyErr_Occurred()) return NULL;
-  slots[n].u64 = 0; params[n] = &slots[n]; n++;   /* global scratch */
-  slots[n].u64 = 0; params[n] = &slots[n]; n++;   /* profile scratch */
-  if (gx * gy * gz == 0) Py_RETURN_NONE;
-  CUresult err = cuLaunchKernel(function, gx, gy, gz, block_x, 1, 1, shared, stream, params, NULL);
-  if (err != CUDA_SUCCESS) {
-    const char *name = NULL;
-    cuGetErrorName(err, &name);
-    PyErr_Format(PyExc_RuntimeError, "CUDA error: %s (%d) in cuLaunchKernel", name ? name : "?", (int)err);
-    return NULL;
-  }
-  Py_RETURN_NONE;
-}
-
-/* One argument's slot for `kind` from a Python int (pointers and integers) or float. */
-static int fill(Slot *s, char kind, PyObject *a, long long v, double f) {
-  switch (kind) {
-    case 'p': case 'L': case 'l': s->i64 = v; return 1;
-    case 'i': case 'I': s->i32 = (int32_t)v; return 1;
-    case 's': case 'S': s->i16 = (int16_t)v; return 1;
-    case 'b': case 'B': s->i8 = (int8_t)v; return 1;
-    case 'f': s->f32 = (float)f; return 1;
-    case 'd': s->f64 = f; return 1;
-    case 'x': return 0;
-  }
-  PyErr_Format(PyExc_TypeError, "launch: unknown kind '%c'", kind);
-  return -1;
+  return finish_launch(function, gx, gy, gz, block_x, shared, stream, slots, params, n);
 }
 
 static PyObject *launch_fn;     /* this module's `launch`: the entries launch_cached may run itself */
@@ -179,20 +179,17 @@ static PyObject *launch_cached(PyObject *self, PyObject *const *args, Py_ssize_t
   for (Py_ssize_t k = 0; k < n + ntail; k++) {
     int r;
     if (k < n) {
-      r = fill(&slots[m], kinds[k], args[5 + k], ival[k], fval[k]);
+      r = fill(&slots[m], kinds[k], ival[k], fval[k]);
     } else {                           /* constexprs, normally skipped ('x') */
-      PyObject *a = PyTuple_GET_ITEM(tail, k - n);
-      if (kinds[k] == 'x') continue;
-      double f = PyFloat_Check(a) ? PyFloat_AsDouble(a) : 0.0;
-      long long v = PyFloat_Check(a) ? (long long)f : PyLong_AsLongLong(a);
+      long long v = 0;
+      double f = 0.0;
+      value_of(PyTuple_GET_ITEM(tail, k - n), kinds[k], &v, &f);
       if (PyErr_Occurred()) return NULL;
-      r = fill(&slots[m], kinds[k], a, v, f);
+      r = fill(&slots[m], kinds[k], v, f);
     }
     if (r < 0) return NULL;
     if (r) { params[m] = &slots[m]; m++; }
   }
-  slots[m].u64 = 0; params[m] = &slots[m]; m++;   /* global scratch */
-  slots[m].u64 = 0; params[m] = &slots[m]; m++;   /* profile scratch */
   Py_ssize_t ng = PyTuple_GET_SIZE(grid);
   unsigned g[3] = {1, 1, 1};
   for (Py_ssize_t d = 0; d < ng && d < 3; d++) {
@@ -204,15 +201,7 @@ static PyObject *launch_cached(PyObject *self, PyObject *const *args, Py_ssize_t
   unsigned block_x = (unsigned)PyLong_AsUnsignedLong(PyTuple_GET_ITEM(entry, 4));
   unsigned shared = (unsigned)PyLong_AsUnsignedLong(PyTuple_GET_ITEM(entry, 5));
   if (PyErr_Occurred()) return NULL;
-  if (g[0] * g[1] * g[2] == 0) Py_RETURN_NONE;
-  CUresult err = cuLaunchKernel(function, g[0], g[1], g[2], block_x, 1, 1, shared, stream, params, NULL);
-  if (err != CUDA_SUCCESS) {
-    const char *name = NULL;
-    cuGetErrorName(err, &name);
-    PyErr_Format(PyExc_RuntimeError, "CUDA error: %s (%d) in cuLaunchKernel", name ? name : "?", (int)err);
-    return NULL;
-  }
-  Py_RETURN_NONE;
+  return finish_launch(function, g[0], g[1], g[2], block_x, shared, stream, slots, params, m);
 }
 
 static PyMethodDef methods[] = {{"launch", (PyCFunction)(void (*)(void))launch, METH_FASTCALL, NULL},
