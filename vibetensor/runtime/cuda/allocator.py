@@ -390,10 +390,14 @@ class Counters:
         sp, sm      inactive split blocks appearing / disappearing; sbp, sbm their bytes
         seg, segf   segments cudaMalloc'd / cudaFree'd; rsv, rsvf their bytes
         pk_*        peaks
+        g_*         guards (AllocatorStats.retune): while this pool's current allocations,
+                    bytes, requested bytes, inactive split blocks and bytes stay at or below
+                    them, neither this pool's peaks nor all pools' can rise, so the hot paths
+                    compare one number per stat instead of updating peaks
     """
     __slots__ = ("n", "nc", "pn", "b", "bc", "pb", "r", "rc", "sp", "sm", "sbp", "sbm",
                  "seg", "segf", "rsv", "rsvf", "pk_n", "pk_act", "pk_b", "pk_actb", "pk_r",
-                 "pk_s", "pk_sb", "pk_seg", "pk_rsv", "base")
+                 "pk_s", "pk_sb", "pk_seg", "pk_rsv", "base", "g_n", "g_b", "g_r", "g_s", "g_sb")
 
     # stat name -> (running total up, running total down, peak)
     LAYOUT = {"allocation": ("n", "nf", "pk_n"), "segment": ("seg", "segf", "pk_seg"),
@@ -469,29 +473,19 @@ class AllPools:
         pass  # its totals are the pools'
 
 
-def _split_delta(c, o, a, blocks, nbytes):
+def _split_delta(stats, c, o, a, blocks, nbytes):
     """Inactive split blocks and bytes change by `blocks` and `nbytes` in pool Counters c (the
     other pool's o, all pools' a): the totals, and the peaks they may raise."""
     if blocks > 0:
         c.sp += blocks
-        s = c.sp - c.sm
-        if s > c.pk_s:
-            c.pk_s = s
-        s += o.sp - o.sm
-        if s > a.pk_s:
-            a.pk_s = s
     elif blocks < 0:
         c.sm -= blocks
     if nbytes > 0:
         c.sbp += nbytes
-        s = c.sbp - c.sbm
-        if s > c.pk_sb:
-            c.pk_sb = s
-        s += o.sbp - o.sbm
-        if s > a.pk_sb:
-            a.pk_sb = s
     elif nbytes < 0:
         c.sbm -= nbytes
+    if blocks > 0 or nbytes > 0:
+        stats.split_peaks(c, o, a)
 
 
 def _alloc_peaks_pending(c, act_n, act_b, pending_n, pending_b):
@@ -517,6 +511,47 @@ class AllocatorStats:
             setattr(self, name, 0)
         self.oversize_allocations, self.oversize_segments = Stat(), Stat()
         self.max_split_size = -1 if max_split_size == SIZE_MAX else max_split_size
+        self.retune()
+
+    def alloc_peaks(self, c, o, a):
+        """malloc's peak update for pool Counters c (the other pool's o, all pools' a), exact:
+        allocated = active - pending (frees waiting on events). Then the guards follow."""
+        act_n, act_b = c.n - c.nc, c.b - c.bc  # this pool's active blocks and bytes, then all pools'
+        _alloc_peaks_pending(c, act_n, act_b, c.pn, c.pb)
+        _alloc_peaks_pending(a, act_n + o.n - o.nc, act_b + o.b - o.bc, c.pn + o.pn, c.pb + o.pb)
+        r = c.r - c.rc
+        if r > c.pk_r:
+            c.pk_r = r
+        r += o.r - o.rc
+        if r > a.pk_r:
+            a.pk_r = r
+        self.retune()
+
+    def split_peaks(self, c, o, a):
+        """The inactive split peaks after c's split blocks or bytes grew; then the guards."""
+        s, sb = c.sp - c.sm, c.sbp - c.sbm
+        if s > c.pk_s:
+            c.pk_s = s
+        if sb > c.pk_sb:
+            c.pk_sb = sb
+        s += o.sp - o.sm
+        sb += o.sbp - o.sbm
+        if s > a.pk_s:
+            a.pk_s = s
+        if sb > a.pk_sb:
+            a.pk_sb = sb
+        self.retune()
+
+    def retune(self):
+        """Each pool's guards: the most its current value may reach with no peak rising, its
+        own nor all pools' (the other pool's current is at most its peak)."""
+        a, small, large = self.pools
+        for c, o in ((small, large), (large, small)):
+            c.g_n = min(c.pk_n, a.pk_n - o.pk_n)
+            c.g_b = min(c.pk_b, a.pk_b - o.pk_b)
+            c.g_r = min(c.pk_r, a.pk_r - o.pk_r)
+            c.g_s = min(c.pk_s, a.pk_s - o.pk_s)
+            c.g_sb = min(c.pk_sb, a.pk_sb - o.pk_sb)
 
     def on_free(self, k, size):
         """free() was called and waits for events: the block is no longer allocated, still active."""
@@ -551,6 +586,7 @@ class AllocatorStats:
             c.reset_peak()
         for s in (self.oversize_allocations, self.oversize_segments):
             s.peak = s.current
+        self.retune()
 
     def reset_accumulated(self):
         for c in self.pools:
@@ -662,38 +698,67 @@ class Block:
         return self.prev is not None or self.next is not None
 
 
-class BlockPool:
-    """Cached free blocks, per stream, each list sorted by (size, ptr): bisect finds the best fit
-    (PyTorch's std::set ordered by (stream, size, ptr))."""
-    __slots__ = ("is_small", "owner", "by_stream", "get_free_blocks_call_count")
+def _slot(sizes, blocks, size, ptr):
+    """Where a free block of (size, ptr) goes in a free list: after the entries sorting before it."""
+    i = bisect_left(sizes, size)
+    n = len(sizes)
+    while i < n and sizes[i] == size and blocks[i].ptr < ptr:
+        i += 1
+    return i
 
-    def __init__(self, is_small, owner=None):
-        self.is_small, self.owner = is_small, owner  # owner: the PrivatePool, for graph pools
-        self.by_stream = {}
+
+class BlockPool:
+    """Cached free blocks, per stream, in (size, ptr) order: bisect finds the best fit (PyTorch's
+    std::set ordered by (stream, size, ptr)). A stream's free list is a pair of parallel lists
+    (sizes, blocks), sizes[i] = blocks[i].size: bisect compares sizes (ints, cheap), and blocks
+    of one size sit in address order."""
+    __slots__ = ("is_small", "min_rest", "owner", "counters", "by_stream", "get_free_blocks_call_count")
+
+    def __init__(self, is_small, owner=None, counters=None):
+        self.is_small = is_small
+        # a block is split if at least this much remains (large pool: also only below max_split_size)
+        self.min_rest = K_MIN_BLOCK_SIZE if is_small else K_SMALL_SIZE + 1
+        self.owner = owner  # the PrivatePool, for graph pools
+        self.counters = counters  # the statistics it counts in: (its kind's Counters, the other's, AllPools)
+        self.by_stream = {}  # stream -> (sizes, blocks)
         self.get_free_blocks_call_count = 0
+
+    def free_list(self, stream):
+        fl = self.by_stream.get(stream)
+        if fl is None:  # (an emptied list stays: the stream will likely cache blocks again)
+            fl = self.by_stream[stream] = ([], [])
+        return fl
 
     def insert(self, block):
         block.gc_count_base = self.get_free_blocks_call_count
-        lst = self.by_stream.get(block.stream)
-        if lst is None:
-            lst = self.by_stream[block.stream] = []
-        insort(lst, (block.size, block.ptr, block))
+        sizes, blocks = self.free_list(block.stream)
+        i = _slot(sizes, blocks, block.size, block.ptr)
+        sizes.insert(i, block.size)
+        blocks.insert(i, block)
+
+    def index(self, block):
+        """Where the block sits in its stream's free list."""
+        sizes, blocks = self.by_stream[block.stream]
+        i, n = bisect_left(sizes, block.size), len(sizes)
+        while i < n and blocks[i] is not block:
+            i += 1
+        assert i < n, "allocator: block missing from its pool"
+        return i
 
     def remove(self, block):
-        lst = self.by_stream[block.stream]
-        i = bisect_left(lst, (block.size, block.ptr))
-        assert lst[i][2] is block, "allocator: block missing from its pool"
-        del lst[i]  # (an emptied list stays: the stream will likely cache blocks again)
+        sizes, blocks = self.by_stream[block.stream]
+        i = self.index(block)
+        del sizes[i], blocks[i]
 
     def best_fit(self, stream, size):
-        lst = self.by_stream.get(stream)
-        if not lst:
-            return None
-        i = bisect_left(lst, (size,))
-        return lst[i][2] if i < len(lst) else None
+        """The index of the smallest block of at least `size` bytes in the stream's free list
+        (lowest address first), and the list; index None if there is none."""
+        sizes, blocks = fl = self.free_list(stream)
+        i = bisect_left(sizes, size)
+        return (i if i < len(sizes) else None), fl
 
     def blocks(self):
-        return [b for lst in self.by_stream.values() for (_, _, b) in lst]
+        return [b for _, blocks in self.by_stream.values() for b in blocks]
 
     def total(self):
         return sum(b.size for b in self.blocks())
@@ -702,12 +767,12 @@ class BlockPool:
 class PrivatePool:
     """A CUDA graph's pool: its own small and large BlockPools."""
 
-    def __init__(self, pool_id):
+    def __init__(self, pool_id, small_counters=None, large_counters=None):
         self.id = pool_id
         self.use_count = 1      # graphs (or contexts) using it
         self.malloc_count = 0   # its segments not yet returned with cudaFree
-        self.small = BlockPool(True, self)
-        self.large = BlockPool(False, self)
+        self.small = BlockPool(True, self, small_counters)
+        self.large = BlockPool(False, self, large_counters)
 
 
 class Allocation:
@@ -734,8 +799,10 @@ class Allocation:
 
     def free(self):
         """Return the memory now (idempotent); normally the garbage of the last reference does it."""
-        if self._block is not None:
-            self._allocator.free(self)
+        block = self._block
+        if block is not None:
+            self._block = None
+            self._allocator._release(block)
 
     def record_stream(self, stream):
         self._allocator.record_stream(self, stream)
@@ -744,10 +811,18 @@ class Allocation:
     def freed(self):
         return self._block is None
 
-    def __del__(self):
-        if self._block is not None:
+    def __del__(self):  # every tensor's memory comes back through here
+        block = self._block
+        if block is not None:
+            self._block = None
+            a = self._allocator
+            if block.stream_uses is None and not a._recording:
+                # a plain free waits, without the lock, for the allocator's next call (_Locked);
+                # frees recording events or history entries are done at once
+                a._deferred.append(block)
+                return
             try:
-                self._allocator.free(self)
+                a._release(block)
             except Exception:  # interpreter shutdown: the device may already be gone
                 pass
 
@@ -769,8 +844,23 @@ class PlainAllocation(Allocation):
     def device_index(self):
         return self._index
 
+    def free(self):
+        block = self._block
+        if block is not None:
+            self._block = None
+            if block is not _NO_BLOCK:
+                self._allocator._release(block)
+
+    def __del__(self):
+        if self._block is not None:
+            try:
+                self.free()
+            except Exception:
+                pass
+
 
 _NO_BLOCK = object()  # the block of a 0-byte allocation: no memory, nothing to free
+_EMPTY = ((), ())     # the free list of a stream that has none
 
 
 # ---------------------------------------------------------------------------------------------
@@ -853,43 +943,58 @@ class _Params:
 
 
 class _Locked:
-    """Per-device lock plus deferral of frees that arrive re-entrantly: a handle's __del__ can run
-    (by refcount or the cyclic GC) while this thread is inside the allocator; its free then waits
-    for the outer call to finish instead of mutating pools mid-operation."""
+    """Per-device lock plus frees that wait in `_deferred` (FIFO) for the allocator's next call:
+    the native handles' plain frees (Allocation.__del__: no lock taken, nothing done but an
+    append), and frees arriving re-entrantly (a handle's __del__ run by refcount or the cyclic GC
+    while this thread is inside the allocator) instead of mutating pools mid-operation. Every
+    call that reads or changes the allocator's state completes the waiting frees first, in the
+    order they came, so what it sees is what freeing at once would have left."""
+    __slots__ = ("_lock", "_deferred")
 
     def __init__(self):
         self._lock = threading.RLock()
-        self._deferred = []
+        self._deferred = deque()  # (append and popleft are atomic: other threads append freely)
 
     def _enter(self):
-        self._lock.acquire()
+        lock = self._lock
+        nested = lock._is_owned()
+        lock.acquire()
+        if self._deferred and not nested:
+            self._drain()
 
     def _exit(self):
         self._lock.release()
-        if self._deferred and not self._lock._is_owned():
+        if self._deferred:
             self._drain_deferred()
 
+    def _drain(self):
+        """Complete the waiting frees (the lock held, by a call not nested in another)."""
+        deferred = self._deferred
+        while deferred:
+            self._free_block_of(deferred.popleft())
+
     def _drain_deferred(self):
+        if self._lock._is_owned():  # a call nested in the allocator's own: the outer one drains
+            return
         with self._lock:
-            while self._deferred:
-                self._free_block_of(self._deferred.pop())
+            self._drain()
 
     def free(self, handle, from_gc=False):
-        """Give the handle's memory back (PyTorch: the DataPtr deleter). Each backend says what its
-        handles hold (a Block, or a pointer) through `_free_block_of`. (`from_gc` is accepted for
-        callers of the old signature: every free inside the allocator's own call is deferred.)"""
-        block = handle._block
-        if block is None:
-            return
-        handle._block = None
-        if block is _NO_BLOCK:
-            return
+        """Give the handle's memory back (PyTorch: the DataPtr deleter): handle.free(). (`from_gc`
+        is accepted for callers of the old signature: every free inside the allocator's own call
+        is deferred.)"""
+        handle.free()
+
+    def _release(self, block):
+        """Free what a handle held (a Block, or a pointer: each backend's `_free_block_of` says)."""
         lock = self._lock
         if lock._is_owned():  # this thread is inside the allocator: free after it leaves
             self._deferred.append(block)
             return
         lock.acquire()
         try:
+            if self._deferred:  # the frees that came first go first
+                self._drain()
             self._free_block_of(block)
         finally:
             lock.release()
@@ -911,6 +1016,14 @@ class CachingAllocator(_Locked):
     block they replace (no removal and re-insertion), and the Block objects that merges drop are
     reused by later splits."""
     backend = "native"
+    # slots: attribute loads and method lookups on self specialise (an instance dict of this
+    # many keys is not shared, and the interpreter would look methods up generically)
+    __slots__ = ("device", "index", "_current_stream", "config", "stats",
+                 "large_blocks", "small_blocks", "_small_free", "_large_free", "_segments",
+                 "_spare", "cuda_events", "needs_events_deferred", "captures_underway",
+                 "graph_pools", "graph_pools_freeable", "total_allocated_memory", "set_fraction",
+                 "allowed_memory_maximum", "history", "_event_pool", "_raw", "_plain_rounding",
+                 "_max_split", "_recording", "_fast_settings", "_fast")
 
     def __init__(self, device, config=None):
         super().__init__()
@@ -919,13 +1032,13 @@ class CachingAllocator(_Locked):
         self._current_stream = device.current_stream
         self.config = config if config is not None else AllocatorConfig()
         self.stats = AllocatorStats(self.config.max_split_size)
-        all_pools, small, large = self.stats.pools  # by pool.is_small: (its Counters, the other's, all)
-        self._counters = ((large, small, all_pools), (small, large, all_pools))
-        self.large_blocks, self.small_blocks = BlockPool(False), BlockPool(True)
-        self._small_free = self.small_blocks.by_stream  # stream -> [(size, ptr, block)], sorted
+        all_pools, small, large = self.stats.pools
+        self.large_blocks = BlockPool(False, None, (large, small, all_pools))
+        self.small_blocks = BlockPool(True, None, (small, large, all_pools))
+        self._small_free = self.small_blocks.by_stream  # stream -> (sizes, blocks), see BlockPool
         self._large_free = self.large_blocks.by_stream
         self._segments = {}                 # segment address -> the Block heading it
-        self._spare = []                    # Blocks dropped by merges, reused by splits
+        self._spare = None                  # Blocks dropped by merges, reused by splits, chained by .next
         self.cuda_events = {}               # stream -> deque[(event, block)]
         self.needs_events_deferred = []     # blocks freed with stream uses during capture
         self.captures_underway = []         # [(pool_id, filter(stream) -> bool)]
@@ -946,52 +1059,119 @@ class CachingAllocator(_Locked):
         cfg = self.config
         self._plain_rounding = not any(cfg.roundup_power2_divisions)
         self._max_split = cfg.max_split_size
-        # the fast path needs plain 512-byte rounding, no history, no garbage-collection ageing
-        self._fast = (self._plain_rounding and not self.history.enabled
-                      and not (self.set_fraction and cfg.garbage_collection_threshold > 0.0))
+        self._recording = self.history.enabled
+        # malloc's fast path needs plain 512-byte rounding, no history, no garbage-collection ageing
+        self._fast_settings = (self._plain_rounding and not self._recording
+                               and not (self.set_fraction and cfg.garbage_collection_threshold > 0.0))
+        self._update_fast()
+
+    def _update_fast(self):
+        """_fast: malloc may take its fast path: the settings allow it, and no capture is under
+        way and no free waits on events (called wherever those states may change)."""
+        self._fast = self._fast_settings and not (self.captures_underway or self.cuda_events
+                                                  or self.needs_events_deferred)
 
     # -- public API ------------------------------------------------------------------------------
     def malloc(self, nbytes, stream=None):
         """Memory for `nbytes` usable on `stream` (default: the device's current stream)."""
         if stream is None:
             stream = self._current_stream()
-        if 0 < nbytes < ONE_EXA_BYTE and self._fast:
-            # fast path: the smallest cached block of this stream's pool that fits (large requests
-            # also need the block to pass _get_free_block's oversize rules)
-            size = (nbytes + 511) & -512
-            lock = self._lock
-            lock.acquire()
-            try:
-                lst = (self._small_free if nbytes <= K_SMALL_SIZE else self._large_free).get(stream)
-                if (lst and not (self.captures_underway or self.cuda_events or self.needs_events_deferred)
-                        and size <= lst[-1][0]):
-                    i = bisect_left(lst, (size,))
-                    if nbytes <= K_SMALL_SIZE or self._fits(lst[i][0], size):
-                        block = self._take_block(lst[i][2], size, nbytes, None, lst, i)
+        if nbytes <= 0:
+            return self._malloc_unusual(nbytes, stream)
+        lock = self._lock
+        lock.acquire()
+        try:
+            deferred = self._deferred
+            while deferred:  # frees first, as if they had been done at once (_Locked._drain)
+                self._free_block(deferred.popleft())
+            if self._fast:  # the fast path: the smallest cached block of the stream's pool that fits
+                sizes, blocks = (self._small_free if nbytes <= K_SMALL_SIZE else self._large_free).get(stream, _EMPTY)
+                size = (nbytes + 511) & -512
+                i = bisect_left(sizes, size)
+                if i < len(sizes) and sizes[i] < self._max_split:  # (oversize: _fits' rules)
+                    # take blocks[i]: _take_block's work without what the fast path excludes
+                    # (pending frees, history, oversize blocks); the tests compare the two
+                    block = blocks[i]
+                    pool = block.pool
+                    c, o, a = pool.counters  # this pool's Counters, the other pool's, AllPools
+                    prev = block.prev
+                    remaining = block.size - size
+                    if remaining >= pool.min_rest:  # split: the front `size` bytes go out
+                        rest = block  # keeps its identity, and its place in the list if it can
+                        ptr = rest.ptr
+                        block = self._spare
+                        if block is not None:  # a Block a merge left: cheaper than a new one
+                            self._spare = block.next
+                            block.stream = stream
+                            block.size = size
+                            block.pool = pool
+                            block.ptr = ptr
+                            block.prev = prev
+                            block.next = rest
+                        else:
+                            block = Block(stream, size, pool, ptr, prev, rest)
+                        if prev is not None:
+                            prev.next = block
+                        else:  # the new block heads the segment: it carries the segment's stack
+                            block.segment_frames, rest.segment_frames = rest.segment_frames, None
+                            self._segments[ptr] = block
+                        rest.prev = block
+                        rest.ptr = ptr = ptr + size
+                        rest.size = remaining
+                        rest.gc_count_base = pool.get_free_blocks_call_count
+                        if i == 0 or sizes[i - 1] < remaining or (
+                                sizes[i - 1] == remaining and blocks[i - 1].ptr < ptr):
+                            # the remainder sorts below the block it was, so if it also sorts
+                            # above the entry before, it takes the block's place in the list
+                            sizes[i] = remaining
+                        else:
+                            del sizes[i], blocks[i]
+                            pool.insert(rest)
+                        if prev is not None or rest.next is not None:  # a split block shrinks
+                            c.sbm += size
+                        else:  # a new inactive split block appears
+                            sp = c.sp = c.sp + 1
+                            sb = c.sbp = c.sbp + remaining
+                            if sp - c.sm > c.g_s or sb - c.sbm > c.g_sb:
+                                self.stats.split_peaks(c, o, a)
                     else:
-                        block = self._malloc(nbytes, stream, None)
+                        del sizes[i], blocks[i]
+                        size = block.size
+                        if prev is not None or block.next is not None:  # a split block turns active
+                            c.sm += 1
+                            c.sbm += size
+                    block.allocated = True  # (a cached block's frames are None already)
+                    block.requested_size = nbytes
+                    n = c.n = c.n + 1
+                    b = c.b = c.b + size
+                    r = c.r = c.r + nbytes
+                    if n - c.nc > c.g_n or b - c.bc > c.g_b or r - c.rc > c.g_r:  # a peak may rise
+                        self.stats.alloc_peaks(c, o, a)
                 else:
                     block = self._malloc(nbytes, stream, None)
-            finally:
-                lock.release()
-            if self._deferred:
-                self._drain_deferred()
-        elif nbytes == 0:
-            return PlainAllocation(self, _NO_BLOCK, 0, stream, 0, 0)
-        elif nbytes >= ONE_EXA_BYTE:
-            raise OutOfMemoryError("CUDA out of memory. Tried to allocate more than 1EB memory.")
-        else:
-            frames = gather_frames() if self.history.context else None
-            self._enter()
-            try:
-                block = self._malloc(nbytes, stream, frames)
-            finally:
-                self._exit()
+            else:
+                block = self._malloc(nbytes, stream, gather_frames() if self.history.context else None)
+        finally:
+            lock.release()
+        if self._deferred:
+            self._drain_deferred()
         h = Allocation()  # no __init__: four slot writes cost half a Python __init__ call
         h._allocator = self
         h._block = block
         h.ptr = block.ptr
         h.size = nbytes
+        return h
+
+    def _malloc_unusual(self, nbytes, stream):
+        if nbytes == 0:  # no memory: a null pointer, as PyTorch
+            return PlainAllocation(self, _NO_BLOCK, 0, stream, 0, 0)
+        self._enter()
+        try:
+            block = self._malloc(nbytes, stream, None)
+        finally:
+            self._exit()
+        h = Allocation()
+        h._allocator, h._block, h.ptr, h.size = self, block, block.ptr, nbytes
         return h
 
     def record_stream(self, handle, stream):
@@ -1069,17 +1249,24 @@ class CachingAllocator(_Locked):
     def memory_stats(self):
         return flatten_stats(self.memory_stats_as_nested_dict())
 
+    def _stat(self, read, name):
+        self._enter()  # (completes waiting frees)
+        try:
+            return read(name)
+        finally:
+            self._exit()
+
     def memory_allocated(self):
-        return self.stats.current("allocated_bytes")
+        return self._stat(self.stats.current, "allocated_bytes")
 
     def max_memory_allocated(self):
-        return self.stats.peak("allocated_bytes")
+        return self._stat(self.stats.peak, "allocated_bytes")
 
     def memory_reserved(self):
-        return self.stats.current("reserved_bytes")
+        return self._stat(self.stats.current, "reserved_bytes")
 
     def max_memory_reserved(self):
-        return self.stats.peak("reserved_bytes")
+        return self._stat(self.stats.peak, "reserved_bytes")
 
     def reset_peak_memory_stats(self):
         self._enter()
@@ -1128,12 +1315,14 @@ class CachingAllocator(_Locked):
                 raise RuntimeError("beginAllocateToPool: already recording to mempool_id")
             pp = self.graph_pools.get(pool_id)
             if pp is None:
-                self.graph_pools[pool_id] = PrivatePool(pool_id)
+                self.graph_pools[pool_id] = PrivatePool(pool_id, self.small_blocks.counters,
+                                                        self.large_blocks.counters)
             else:
                 if pp.use_count <= 0:
                     raise RuntimeError(f"beginAllocateToPool: pool {pool_id} was already released")
                 pp.use_count += 1
             self.captures_underway.append((pool_id, filter or (lambda stream: True)))
+            self._update_fast()
         finally:
             self._exit()
 
@@ -1143,6 +1332,7 @@ class CachingAllocator(_Locked):
             for i, (pid, _) in enumerate(self.captures_underway):
                 if pid == pool_id:
                     del self.captures_underway[i]
+                    self._update_fast()
                     return
             raise RuntimeError("endAllocatePool: not currently recording to mempool_id")
         finally:
@@ -1200,6 +1390,8 @@ class CachingAllocator(_Locked):
 
     # -- malloc ------------------------------------------------------------------------------------
     def _malloc(self, orig_size, stream, frames):
+        if orig_size >= ONE_EXA_BYTE:
+            raise OutOfMemoryError("CUDA out of memory. Tried to allocate more than 1EB memory.")
         if (self.cuda_events or self.needs_events_deferred) and not self.captures_underway:
             # event queries are illegal during capture: reclaim cross-stream frees afterwards
             self._process_events(frames)
@@ -1242,12 +1434,13 @@ class CachingAllocator(_Locked):
         pool, cfg = p.pool, self.config
         if self.set_fraction and cfg.garbage_collection_threshold > 0.0:
             pool.get_free_blocks_call_count += 1  # ages cached blocks for garbage collection
-        block = pool.best_fit(p.stream, p.size)
-        if block is None:
+        i, (sizes, blocks) = pool.best_fit(p.stream, p.size)
+        if i is None:
             return False
+        block = blocks[i]
         if not self._fits(block.size, p.size):
             return False
-        pool.remove(block)
+        del sizes[i], blocks[i]
         p.block = block
         return True
 
@@ -1277,22 +1470,20 @@ class CachingAllocator(_Locked):
         p.block = block
         return True
 
-    def _take_block(self, block, size, orig_size, frames, lst=None, i=0):
+    def _take_block(self, block, size, orig_size, frames):
         """Hand out `block` (just taken from its pool, or a new segment) for a request of `size`
         rounded bytes, splitting the rest off into the pool when that is worth it (small pool: if
-        >= 512 bytes remain; large: if more than 1 MiB remains and the request may be split).
-        lst, i: where the block still sits in its stream's free list (malloc's fast path leaves
-        it there, so that the remainder of a split can take its place)."""
+        >= 512 bytes remain; large: if more than 1 MiB remains and the request may be split)."""
         pool = block.pool
-        c, o, a = self._counters[pool.is_small]  # this pool's Counters, the other pool's, AllPools
+        c, o, a = pool.counters  # this pool's Counters, the other pool's, AllPools
         remaining = block.size - size
-        already_split = block.prev is not None or block.next is not None
-        if (remaining >= K_MIN_BLOCK_SIZE if pool.is_small
-                else size < self._max_split and remaining > K_SMALL_SIZE):
+        already_split = block.is_split()
+        if remaining >= pool.min_rest and (pool.is_small or size < self._max_split):
             rest = block
             prev = rest.prev
-            if self._spare:  # a Block left over from a merge: cheaper than constructing one
-                block = self._spare.pop()
+            block = self._spare
+            if block is not None:
+                self._spare = block.next
                 block.stream, block.size, block.pool, block.ptr = rest.stream, size, pool, rest.ptr
                 block.prev, block.next = prev, rest
             else:
@@ -1305,64 +1496,24 @@ class CachingAllocator(_Locked):
             rest.prev = block
             rest.ptr += size
             rest.size = remaining
-            entry = (remaining, rest.ptr, rest)
-            if lst is not None and (i == 0 or lst[i - 1] < entry):
-                # the remainder sorts below the block it was, so if it also sorts above the entry
-                # before, it takes the block's place in the sorted list (no removal, no insort)
-                lst[i] = entry
-                rest.gc_count_base = pool.get_free_blocks_call_count
-            else:
-                if lst is not None:
-                    del lst[i]
-                pool.insert(rest)
+            pool.insert(rest)
             if already_split:  # an inactive split block shrinks by `size`
                 c.sbm += size
             else:  # a new inactive split block appears
-                _split_delta(c, o, a, 1, remaining)
-        else:
-            if lst is not None:
-                del lst[i]
-            if already_split:  # an inactive split block becomes active
-                c.sm += 1
-                c.sbm += block.size
+                _split_delta(self.stats, c, o, a, 1, remaining)
+        elif already_split:  # an inactive split block becomes active
+            c.sm += 1
+            c.sbm += block.size
         block.allocated = True
         block.requested_size = orig_size
         block.frames = frames
-        if self.history.enabled:
+        if self._recording:
             self.history.record("alloc", block.ptr, orig_size, block.stream, frames, self._pool_id(pool))
         size = block.size
-        n = c.n = c.n + 1
-        b = c.b = c.b + size
-        r = c.r = c.r + orig_size
-        act_n, act_b = n - c.nc, b - c.bc  # this pool's active blocks and bytes, then all pools'
-        all_n, all_b = act_n + o.n - o.nc, act_b + o.b - o.bc
-        if self.cuda_events or self.needs_events_deferred:  # frees wait: allocated < active
-            _alloc_peaks_pending(c, act_n, act_b, c.pn, c.pb)
-            _alloc_peaks_pending(a, all_n, all_b, c.pn + o.pn, c.pb + o.pb)
-        else:  # allocated == active; the active peak >= the allocated peak, so only a new
-            # allocated peak can be a new active peak
-            if act_n > c.pk_n:
-                c.pk_n = act_n
-                if act_n > c.pk_act:
-                    c.pk_act = act_n
-            if act_b > c.pk_b:
-                c.pk_b = act_b
-                if act_b > c.pk_actb:
-                    c.pk_actb = act_b
-            if all_n > a.pk_n:
-                a.pk_n = all_n
-                if all_n > a.pk_act:
-                    a.pk_act = all_n
-            if all_b > a.pk_b:
-                a.pk_b = all_b
-                if all_b > a.pk_actb:
-                    a.pk_actb = all_b
-        r -= c.rc
-        if r > c.pk_r:
-            c.pk_r = r
-        r += o.r - o.rc
-        if r > a.pk_r:
-            a.pk_r = r
+        c.n += 1
+        c.b += size
+        c.r += orig_size
+        self.stats.alloc_peaks(c, o, a)
         if size >= self._max_split:
             self.stats.oversize_allocations.add(1)
         return block
@@ -1401,6 +1552,7 @@ class CachingAllocator(_Locked):
                 self.needs_events_deferred.append(block)
             else:
                 self._insert_events(block)
+            self._update_fast()
         else:
             self._free_block(block, frames, False)
 
@@ -1409,87 +1561,95 @@ class CachingAllocator(_Locked):
         just_freed: free() is calling (as _free_block_of): a block that other streams used, or
         any block while history is recorded, goes through _free, which counts the free as
         requested and calls back here (just_freed False) once the block's uses are over."""
-        if just_freed and (block.stream_uses or self.history.enabled):
-            return self._free(block, gather_frames() if self.history.context >= ALL_CONTEXT else None)
-        if self.history.enabled:
-            self.history.record("free_completed", block.ptr, block.requested_size, block.stream,
-                                frames or block.frames, self._pool_id(block.pool))
-        block.allocated = False
-        block.frames = None
-        size, requested = block.size, block.requested_size
+        size = block.size
         pool = block.pool
-        lst = pool.by_stream.get(block.stream)  # the stream's free list, sorted by (size, ptr)
-        merged = 0  # free neighbours (inactive split blocks) absorbed
-        slot = -1   # where the last absorbed neighbour's entry still sits in lst
-        prev, nxt = block.prev, block.next
-        if prev is not None and not (prev.allocated or prev.event_count or prev.stream_uses):
-            slot = self._merge(block, prev, lst)
-            merged = 1
-        if nxt is not None and not (nxt.allocated or nxt.event_count or nxt.stream_uses):
-            if merged:
-                del lst[slot]
-            slot = self._merge(block, nxt, lst)
-            merged += 1
-        block.gc_count_base = pool.get_free_blocks_call_count  # pool.insert, inline
-        entry = (block.size, block.ptr, block)
-        if merged and (slot + 1 == len(lst) or entry < lst[slot + 1]):
-            # the merged block sorts above the neighbour it absorbed, so if it also sorts below
-            # the entry after, it takes the neighbour's place in the sorted list
-            lst[slot] = entry
-        else:
-            if merged:
-                del lst[slot]
-            elif lst is None:
-                lst = pool.by_stream[block.stream] = []
-            insort(lst, entry)
-        c, o, a = self._counters[pool.is_small]
-        c.nc += 1  # the free completed: the block is no longer active
-        c.bc += size
-        c.rc += requested
+        c, o, a = pool.counters
         if just_freed:
+            if block.stream_uses or self._recording:
+                return self._free(block, gather_frames() if self.history.context >= ALL_CONTEXT else None)
             if size >= self._max_split:
                 self.stats.oversize_allocations.add(-1)
         else:  # no longer pending: _free counted it
+            if self._recording:
+                self.history.record("free_completed", block.ptr, block.requested_size, block.stream,
+                                    frames or block.frames, self._pool_id(pool))
             c.pn -= 1
             c.pb -= size
-        if block.prev is not None or block.next is not None:
-            # the merged block is an inactive split block: the neighbours it absorbed were too,
-            # so the inactive split bytes grow by `size` (_split_delta, inline for this case)
-            if merged != 1:
-                _split_delta(c, o, a, 1 - merged, 0)
+        block.allocated = False
+        block.frames = None
+        c.nc += 1  # the free completed: the block is no longer active
+        c.bc += size
+        c.rc += block.requested_size
+        prev, nxt = block.prev, block.next
+        if prev is None and nxt is None:  # a whole segment: nothing to merge, no split blocks
+            pool.insert(block)
+            return
+        block.gc_count_base = pool.get_free_blocks_call_count  # pool.insert, inline
+        sizes, blocks = pool.by_stream[block.stream]  # the stream's free list, see BlockPool
+        # absorb free neighbours (inactive split blocks): their Blocks go to the spare chain, and
+        # `slot` is where the last one absorbed still sits in the free list
+        merged = 0
+        if prev is not None and not (prev.allocated or prev.event_count or prev.stream_uses):
+            slot = bisect_left(sizes, prev.size)
+            while blocks[slot] is not prev:  # (blocks of one size: in address order)
+                slot += 1
+            block.ptr = prev.ptr
+            block.size += prev.size
+            pp = block.prev = prev.prev
+            if pp is not None:
+                pp.next = block
+            else:  # the block heads the segment now
+                block.segment_frames, prev.segment_frames = prev.segment_frames, None
+                self._segments[block.ptr] = block
+            prev.next = self._spare
+            self._spare = prev
+            merged = 1
+        if nxt is not None and not (nxt.allocated or nxt.event_count or nxt.stream_uses):
+            if merged:
+                del sizes[slot], blocks[slot]
+            slot = bisect_left(sizes, nxt.size)
+            while blocks[slot] is not nxt:
+                slot += 1
+            block.size += nxt.size
+            nn = block.next = nxt.next
+            if nn is not None:
+                nn.prev = block
+            nxt.next = self._spare
+            self._spare = nxt
+            merged += 1
+        if merged:
+            merged_size = block.size
+            j = slot + 1
+            if j == len(sizes) or merged_size < sizes[j] or (merged_size == sizes[j] and block.ptr < blocks[j].ptr):
+                # the merged block sorts above the neighbour it absorbed, so if it also sorts
+                # below the entry after, it takes the neighbour's place in the list
+                sizes[slot] = merged_size
+                blocks[slot] = block
+            else:
+                del sizes[slot], blocks[slot]
+                pool.insert(block)
+            if block.prev is None and block.next is None:
+                # the whole segment is free: the absorbed neighbours are no inactive split blocks now
+                c.sm += merged
+                c.sbm += block.size - size
+                return
+            if merged == 2:  # two inactive split blocks became one
+                c.sm += 1
+            sb = c.sbp = c.sbp + size  # the inactive split bytes grow by the freed block's
+            if sb - c.sbm > c.g_sb:
+                self.stats.split_peaks(c, o, a)
+        else:  # a new inactive split block
+            i = bisect_left(sizes, size)
+            if i < len(sizes) and sizes[i] == size:  # blocks of one size: in address order
+                i = _slot(sizes, blocks, size, block.ptr)
+            sizes.insert(i, size)
+            blocks.insert(i, block)
+            sp = c.sp = c.sp + 1
             sb = c.sbp = c.sbp + size
-            sb -= c.sbm
-            if sb > c.pk_sb:
-                c.pk_sb = sb
-            sb += o.sbp - o.sbm
-            if sb > a.pk_sb:
-                a.pk_sb = sb
-        else:  # the whole segment is free: the absorbed neighbours are no inactive split blocks now
-            _split_delta(c, o, a, -merged, size - block.size)
+            if sp - c.sm > c.g_s or sb - c.sbm > c.g_sb:
+                self.stats.split_peaks(c, o, a)
 
-    _free_block_of = _free_block  # free()'s hook
-
-    def _merge(self, dst, src, lst):
-        """Absorb the free neighbour `src` into dst; returns the index of src's entry in lst, its
-        stream's free list, where the caller replaces or deletes it. src is unreachable
-        afterwards (free, unallocated, no events): it goes to the spare list."""
-        i = bisect_left(lst, (src.size, src.ptr))
-        assert lst[i][2] is src, "allocator: block missing from its pool"
-        if dst.prev is src:  # [src dst]
-            dst.ptr = src.ptr
-            dst.prev = src.prev
-            if dst.prev is not None:
-                dst.prev.next = dst
-            else:  # dst heads the segment now
-                dst.segment_frames, src.segment_frames = src.segment_frames, None
-                self._segments[dst.ptr] = dst
-        else:  # [dst src]
-            dst.next = src.next
-            if dst.next is not None:
-                dst.next.prev = dst
-        dst.size += src.size
-        self._spare.append(src)
-        return i
+    _free_block_of = _free_block  # _release's hook
 
     # -- events ------------------------------------------------------------------------------------
     def _get_event(self):
@@ -1512,6 +1672,7 @@ class CachingAllocator(_Locked):
             self._insert_events(block)
             if block.event_count == 0:
                 self._free_block(block, frames, False)
+        self._update_fast()
 
     def _process_events(self, frames):
         """Free the blocks whose recorded streams have finished with them (no waiting)."""
@@ -1532,6 +1693,7 @@ class CachingAllocator(_Locked):
                     self._free_block(block, frames, False)
             if not q:
                 del self.cuda_events[s]
+        self._update_fast()
 
     def _synchronize_and_free_events(self, frames):
         self.stats.num_sync_all_streams += 1
@@ -1544,6 +1706,7 @@ class CachingAllocator(_Locked):
                 block.event_count -= 1
                 if block.event_count == 0:
                     self._free_block(block, frames, False)
+        self._update_fast()
 
     # -- releasing segments ------------------------------------------------------------------------
     def _release_block(self, block, frames):
@@ -1570,7 +1733,7 @@ class CachingAllocator(_Locked):
 
     def _release_cached_blocks(self, frames):
         self._synchronize_and_free_events(frames)
-        self._spare.clear()
+        self._spare = None
         self._release_blocks(self.large_blocks, frames)
         self._release_blocks(self.small_blocks, frames)
         for pool_id, pp in list(self.graph_pools_freeable.items()):
@@ -1587,14 +1750,13 @@ class CachingAllocator(_Locked):
         if max_split == SIZE_MAX:
             return False
         key = max(p.size, max_split)
-        lst = p.pool.by_stream.get(p.stream, [])
-        i = bisect_left(lst, (key,))
-        if i < len(lst):
-            self._release_block(lst[i][2], frames)
+        i, (sizes, blocks) = p.pool.best_fit(p.stream, key)
+        if i is not None:
+            self._release_block(blocks[i], frames)
             return True
-        released, j = 0, i - 1  # no single block is big enough: free the largest oversize ones
-        while released < key and j >= 0 and lst[j][0] >= max_split:
-            block = lst[j][2]
+        released, j = 0, len(sizes) - 1  # no single block is big enough: free the largest oversize ones
+        while released < key and j >= 0 and blocks[j].size >= max_split:
+            block = blocks[j]
             released += block.size
             self._release_block(block, frames)
             j -= 1
