@@ -63,9 +63,9 @@ def test_mixed_dtypes_clip_matches_torch():
     # torch rounds each bfloat16 tensor's norm to bfloat16 before combining the groups' norms; ours
     # combines the exact sums of squares: the totals agree to bfloat16's precision (measured 4.5e-4)
     np.testing.assert_allclose(np_of(got), np_of(expected), rtol=2 ** -8)
-    for g, e in zip(vp, tp):
-        tol = TOL["bfloat16" if g.dtype == vt.bfloat16 else "float32"]
-        np.testing.assert_allclose(np_of(g.grad), np_of(e.grad), rtol=tol, atol=tol)
+    for g, e in zip(vp, tp):  # (the float32 gradients carry the coefficient's difference too)
+        tol = TOL["bfloat16"] if g.dtype == vt.bfloat16 else 2 ** -8
+        np.testing.assert_allclose(np_of(g.grad), np_of(e.grad), rtol=tol, atol=1e-6)
 
 
 def test_steps_with_moving_gradients_match_torch():

@@ -36,7 +36,7 @@ def with_grads(params):
     for p in params:
         try:
             g = _get_grad_slot(p)
-        except AttributeError:
+        except (AttributeError, TypeError):  # unset slot; not a tensor (p.grad below raises as torch)
             g = None
         if g is None and p.grad is None:  # (always None then: the property reads the same slot)
             continue
