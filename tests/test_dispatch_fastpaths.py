@@ -47,6 +47,17 @@ CASES = [
     ("unbind", (3, 2), "contiguous", lambda lib, x: x.unbind(1)),
     ("movedim", (2, 3, 4), "contiguous", lambda lib, x: x.movedim(0, -1)),
     ("permute", (2, 3, 4), "contiguous", lambda lib, x: x.permute(2, 0, 1)),
+    ("slice", (5, 4), "contiguous", lambda lib, x: x[1:3]),
+    ("slices", (5, 4), "transposed", lambda lib, x: x[1:4, :2]),
+    ("slices step", (5, 4), "strided", lambda lib, x: x[::2, 1:]),
+    ("slices clamp", (5, 4), "contiguous", lambda lib, x: x[-10:10, 3:1]),
+    ("slices too many", (5,), "contiguous", lambda lib, x: x[1:, :2]),
+    ("slice then int", (5, 4), "contiguous", lambda lib, x: x[1:, 2]),
+    ("split last dim", (3, 7), "strided", lambda lib, x: x.split(3, -1)),
+    ("split larger", (3, 2), "contiguous", lambda lib, x: x.split(5)),
+    ("split zero", (3, 2), "contiguous", lambda lib, x: x.split(0)),
+    ("split bad dim", (3, 2), "contiguous", lambda lib, x: x.split(1, 2)),
+    ("swapaxes", (2, 3, 4), "transposed", lambda lib, x: x.swapaxes(0, -1)),
 ]
 
 
@@ -107,7 +118,9 @@ def test_wrapper_keys_see_the_primitives_of_composites():
                  (lambda: x.view(24), ["vt::view"]),
                  (lambda: x.narrow(0, 1, 2), ["vt::narrow", "vt::slice"]),
                  (lambda: x.unflatten(1, (2, 3)), ["vt::unflatten", "vt::view"]),
-                 (lambda: x.transpose(0, 1), ["vt::transpose"])]
+                 (lambda: x.transpose(0, 1), ["vt::transpose"]),
+                 (lambda: x.split(2), ["vt::split", "vt::slice", "vt::slice"]),
+                 (lambda: x[1:, :2], ["vt::slice", "vt::slice"])]
         for fn, expected in cases:
             seen.clear()
             fn()
@@ -165,3 +178,60 @@ def test_view_strides_contiguous_shortcut_matches_the_walk():
         for t in targets:
             if sh.numel(t) == sh.numel(s):
                 assert sh.view_strides(s, st, t) == sh.view_strides(list(s), st, t), (s, t)
+
+
+def test_split_pieces_are_slices_under_grad_mode():
+    """split's kernel called with grad mode on (a composite inside a traced formula) makes its pieces
+    with slice calls autograd records, as before the cached split geometry."""
+    (tx, x) = make_pair((5, 3), "float32", "contiguous")
+    x = x.detach().requires_grad_()
+    pieces = views._split(x, 2, 0)
+    assert [p.grad_fn.name() for p in pieces] == ["SliceBackward0"] * 3
+    sum((p * (k + 1)).sum() for k, p in enumerate(pieces)).backward()
+    assert x.grad.tolist() == [[1.0] * 3] * 2 + [[2.0] * 3] * 2 + [[3.0] * 3]
+
+
+def test_module_hooks_fire_after_the_hookless_fast_path():
+    """Module.__call__ skips the hook machinery while a module has no hooks; registering one later
+    (and removing it) is seen at once."""
+    lin = vt.nn.Linear(3, 2)
+    x = vt.ones(1, 3)
+    calls = []
+    lin(x)
+    pre = lin.register_forward_pre_hook(lambda m, args: calls.append("pre"))
+    post = lin.register_forward_hook(lambda m, args, out: calls.append("post"))
+    lin(x)
+    assert calls == ["pre", "post"]
+    pre.remove()
+    post.remove()
+    lin(x)
+    assert calls == ["pre", "post"]
+    with pytest.raises(AttributeError, match="has no attribute 'nothing'"):
+        lin.nothing
+    assert lin.weight is lin._parameters["weight"]
+
+
+def test_addmm_meta_cache_keeps_the_errors():
+    """addmm's spec is cached per signature for calls without out=; failures are not cached, and
+    the scalars' values are part of the key."""
+    m1, m2 = vt.ones(2, 3), vt.ones(3, 4)
+    for bias in (vt.ones(4), vt.ones(2, 4), vt.ones(1)):
+        for _ in range(2):
+            assert vt.addmm(bias, m1, m2).tolist() == torch.addmm(torch.ones(tuple(bias.shape)), torch.ones(2, 3),
+                                                                   torch.ones(3, 4)).tolist()
+    for _ in range(2):
+        with pytest.raises(RuntimeError):
+            vt.addmm(vt.ones(3), m1, m2)  # not broadcastable to (2, 4)
+        with pytest.raises(RuntimeError):
+            vt.addmm(vt.ones(4), m1, m2, beta=1j)  # a complex scalar for a float result
+    assert vt.addmm(vt.ones(4), m1, m2, beta=2, alpha=0.5).tolist() == [[3.5] * 4] * 2
+
+
+def test_is_contiguous_fast_case_and_lists():
+    """The row-major shortcut agrees with torch's rule, and shapes given as lists still work."""
+    for shape, stride in [((2, 3), (3, 1)), ((2, 3), (1, 2)), ((1, 3), (7, 1)), ((0, 3), (1, 5)), ((), ()),
+                          ((2, 1, 3), (3, 9, 1))]:
+        expected = torch.empty(64).as_strided(shape, stride).is_contiguous()
+        assert sh.is_contiguous(shape, stride) == expected
+        assert sh.is_contiguous(list(shape), stride) == expected
+    assert sh.numel((2, 3, 4)) == 24 and sh.numel(()) == 1 and sh.numel([0, 5]) == 0

@@ -30,6 +30,7 @@ class DispatchKey(enum.IntEnum):
 DEVICE_KEYS = (DispatchKey.CPU, DispatchKey.CUDA, DispatchKey.Meta)
 _KEY_OF_DEVICE = {"cpu": DispatchKey.CPU, "cuda": DispatchKey.CUDA, "meta": DispatchKey.Meta}
 _EMPTY = types.MappingProxyType({})
+_SEQUENCES = frozenset((list, tuple))  # the argument types the dispatcher looks into (`type(a) in`: one test)
 
 
 class _LocalState(threading.local):
@@ -78,7 +79,7 @@ class Op:
                     device_type = a._device.type
                 if a._requires_grad or (a._base is not None and a._base._requires_grad):
                     grad = True
-            elif type(a) is list or type(a) is tuple:
+            elif type(a) in _SEQUENCES:
                 for b in a:  # most are shapes or dims: ints only, nothing to scan
                     if b.__class__ is not int:
                         device_type, grad = _scan(a, device_type, grad)
@@ -110,10 +111,15 @@ class Op:
     def call_on(self, t, *args):
         """self(t, *args) where t is the call's only tensor argument (args hold none) and there are
         no keywords: for composites calling their primitives (reshape -> view), and Tensor methods."""
-        kernel = self.kernel_on(t)
-        if kernel is None:
-            return self(t, *args)
-        return kernel(t, *args)
+        if not _active_wrappers:  # (kernel_on, inlined: every view a composite or a method makes comes here)
+            if (t._requires_grad or (t._base is not None and t._base._requires_grad)) and local.grad_enabled:
+                kernel = self._autograd
+                if kernel is not None:
+                    return kernel(t, *args)
+            kernel = self._by_type.get(t._device.type)
+            if kernel is not None:
+                return kernel(t, *args)
+        return self(t, *args)
 
     def _call_wrapped(self, args, kwargs, device_type, grad):
         for key in _active_wrappers:
@@ -176,7 +182,7 @@ def _scan(args, device_type=None, grad=False):
                 device_type = a._device.type
             if a._requires_grad or (a._base is not None and a._base._requires_grad):  # a view requires grad
                 grad = True                                                             # when its base does
-        elif type(a) is list or type(a) is tuple:
+        elif type(a) in _SEQUENCES:
             device_type, grad = _scan(a, device_type, grad)
     return device_type, grad
 

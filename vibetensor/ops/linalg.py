@@ -100,9 +100,10 @@ def _bmm_meta(a, b, out=None):
 
 def _addmm_meta(input, m1, m2, beta=1, alpha=1, out=None):
     """beta * input + alpha * (m1 @ m2), input broadcast to the product's shape."""
-    _tensors("addmm", ("input", "mat1", "mat2"), input, m1, m2)
+    if not (isinstance(input, Tensor) and isinstance(m1, Tensor) and isinstance(m2, Tensor)):
+        _tensors("addmm", ("input", "mat1", "mat2"), input, m1, m2)
     for name, t in (("mat1", m1), ("mat2", m2)):
-        if t.ndim != 2:
+        if len(t._shape) != 2:
             raise RuntimeError(f"{name} must be a matrix, got {t.ndim}-D tensor")
     if input._dtype is not m2._dtype:
         raise RuntimeError(f"self and mat2 must have the same dtype, but got {_NAMES[input._dtype]} and "
@@ -113,7 +114,7 @@ def _addmm_meta(input, m1, m2, beta=1, alpha=1, out=None):
     if m1._shape[1] != m2._shape[0]:
         raise _shapes_mismatch(m1, m2)
     shape = (m1._shape[0], m2._shape[1])
-    views.expand(input, shape)  # torch's broadcast check, with expand's messages
+    views.expanded_geometry(input, shape)  # torch's broadcast check, with expand's messages
     _check_inplace(input, out, shape)
     _no_bool("addmm_impl_cpu_", m1._dtype, sh.numel(shape), m1._shape[1])
     if m1._dtype.kind == "b" and sh.numel(shape) and not m1._shape[1]:  # torch scales input by an int beta
@@ -214,9 +215,30 @@ def _memoized_product(meta):
     return meta_
 
 
+def _memoized_add_product(meta):
+    """A cache of the meta of beta * input + alpha * (m1 @ m2) for calls without out=: its spec depends
+    on the three tensors' signatures and on the scalars' values only (linear's addmm, every call)."""
+    cache = m.spec_cache()
+
+    def meta_(input, m1, m2, beta=1, alpha=1, out=None):
+        if out is not None or not (isinstance(input, Tensor) and isinstance(m1, Tensor) and isinstance(m2, Tensor)):
+            return meta(input, m1, m2, beta, alpha, out)
+        key = (input._dtype, input._shape, input._device, m1._dtype, m1._shape, m1._device,
+               m2._dtype, m2._shape, m2._device, beta, alpha)
+        try:
+            spec = cache.get(key)
+        except TypeError:  # (an unhashable scalar: validated, and refused, by the meta)
+            return meta(input, m1, m2, beta, alpha, out)
+        if spec is None:
+            spec = m.remember(cache, key, meta(input, m1, m2, beta, alpha, out))
+        return spec
+    meta_.uncached = meta
+    return meta_
+
+
 mm = _declare("mm", _memoized_product(_mm_meta))     # mm(a, b)
 bmm = _declare("bmm", _memoized_product(_bmm_meta))  # bmm(a, b)
-addmm = _declare("addmm", _addmm_meta)             # addmm(input, m1, m2, beta, alpha)
+addmm = _declare("addmm", _memoized_add_product(_addmm_meta))  # addmm(input, m1, m2, beta, alpha)
 addmv = _declare("addmv", _addmv_meta)             # addmv(input, mat, vec, beta, alpha)
 mv = _declare("mv", _mv_meta)                      # mv(mat, vec)
 dot = _declare("dot", _dot_meta)                   # dot(a, b)
@@ -227,31 +249,34 @@ vdot = _declare("vdot", lambda a, b, out=None: _dot_meta(a, b, out, "vdot"))  # 
 
 def _reshape(t, shape):
     """A view when strides allow one, else a contiguous copy viewed (torch's reshape)."""
-    if sh.view_strides(t._shape, t._stride, shape) is None:
-        t = creation.contiguous(t)
-    return views.view(t, tuple(shape))
+    shape = tuple(shape)
+    if views.view_geometry(t, shape)[1] is None:
+        t = creation.contiguous.call_on(t)
+    return views.view.call_on(t, shape)
 
 
 def _mT(t):
-    return views.transpose(t, -2, -1)
+    return views.transpose.call_on(t, -2, -1)
 
 
 def _t(t):
-    if t.ndim > 2:
-        raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {t.ndim}D")
-    return views.transpose(t, 0, 1) if t.ndim == 2 else t
+    nd = len(t._shape)
+    if nd > 2:
+        raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {nd}D")
+    return views.transpose.call_on(t, 0, 1) if nd == 2 else t
 
 
 def _should_fold(a, b):
     """torch's rule: fold the larger (>=3-D) operand into a matrix and use mm/mv when that needs no
     copy (or the smaller operand requires grad, to keep its gradient small)."""
-    larger = a.ndim >= b.ndim
-    t1 = a if larger else _mT(b)
-    if not (t1.ndim >= 3 and (b.ndim if larger else a.ndim) <= 2):
+    da, db = len(a._shape), len(b._shape)
+    larger = da >= db
+    if not (max(da, db) >= 3 and (db if larger else da) <= 2):  # (both >= 3-D: a batched product)
         return False
+    t1 = a if larger else _mT(b)
     if (b if larger else a)._requires_grad:
         return True
-    if a.ndim == 2:
+    if da == 2:
         return False
     if t1.numel() == 0:
         return True
@@ -265,8 +290,8 @@ def _matmul_folded(a, b):
     out_shape = t1._shape[:-1]  # (*batch, n)
     folded = _reshape(t1, (math.prod(out_shape), t1._shape[-1]))
     if t2.ndim == 1:
-        return views.view(mv(folded, t2), out_shape)
-    output = views.view(mm(folded, t2), out_shape + (t2._shape[1],))
+        return views.view.call_on(mv(folded, t2), out_shape)
+    output = views.view.call_on(mm(folded, t2), out_shape + (t2._shape[1],))
     return creation.contiguous(_mT(output)) if transpose else output
 
 
@@ -284,18 +309,24 @@ def _matmul_batched(a, b):
             return matmul(a, views.squeeze(b, (0,)))
     batch = sh.broadcast_shapes(batch_a, batch_b)
     nb = math.prod(batch)
-    a3 = _reshape(views.expand(a, batch + (n, k1)), (nb, n, k1))  # (B, n, k)
+    a3 = _reshape(_expand(a, batch + (n, k1)), (nb, n, k1))  # (B, n, k)
     if b.ndim == 1:
-        b3 = views.unsqueeze(_reshape(views.expand(b, batch + (k2,)), (nb, k2)), 2)  # (B, k, 1)
+        b3 = views.unsqueeze.call_on(_reshape(_expand(b, batch + (k2,)), (nb, k2)), 2)  # (B, k, 1)
     else:
-        b3 = _reshape(views.expand(b, batch + (k2, p)), (nb, k2, p))  # (B, k, p)
+        b3 = _reshape(_expand(b, batch + (k2, p)), (nb, k2, p))  # (B, k, p)
     out_shape = batch + ((n,) if a.ndim > 1 else ()) + ((p,) if b.ndim > 1 else ())
-    return views.view(bmm(a3, b3), out_shape)
+    return views.view.call_on(bmm(a3, b3), out_shape)
+
+
+def _expand(t, shape):
+    """t.expand(shape), or t itself when that is its shape already (matmul's operands usually are)."""
+    return t if t._shape == shape else views.expand.call_on(t, shape)
 
 
 def _matmul(a, b, out=None):
-    _tensors("matmul", ("input", "other"), a, b)
-    da, db = a.ndim, b.ndim
+    if not (isinstance(a, Tensor) and isinstance(b, Tensor)):
+        _tensors("matmul", ("input", "other"), a, b)
+    da, db = len(a._shape), len(b._shape)
     if da == 0 or db == 0:
         raise RuntimeError(f"both arguments to matmul need to be at least 1D, but they are {da}D and {db}D")
     if out is not None and local.grad_enabled and (a._requires_grad or b._requires_grad
@@ -330,18 +361,19 @@ def _outer(a, b, out=None):
 
 def _linear(input, weight, bias=None):
     """input @ weight.T + bias, routed like torch (fused addmm for 2-D and contiguous inputs)."""
-    _tensors("linear", ("input", "weight"), input, weight)
-    if input.ndim == 0 or weight.ndim == 0:
-        raise RuntimeError(f"both arguments to linear need to be at least 1D, but they are {input.ndim}D and "
-                           f"{weight.ndim}D")
-    if bias is not None and input.ndim == 2:
+    if not (isinstance(input, Tensor) and isinstance(weight, Tensor)):
+        _tensors("linear", ("input", "weight"), input, weight)
+    di, dw = len(input._shape), len(weight._shape)
+    if di == 0 or dw == 0:
+        raise RuntimeError(f"both arguments to linear need to be at least 1D, but they are {di}D and {dw}D")
+    if bias is not None and di == 2:
         return addmm(bias, input, _t(weight), 1, 1)
-    if bias is None and input.ndim == 2 and weight.ndim == 2:
+    if bias is None and di == 2 and dw == 2:
         return mm(input, _t(weight))  # what matmul would do, without its dispatch and checks
-    if bias is not None and weight.ndim == 2 and input.is_contiguous() and (input.ndim == 3 or bias.ndim == 1):
+    if bias is not None and dw == 2 and input.is_contiguous() and (di == 3 or bias.ndim == 1):
         lead = input._shape[:-1]
         result = addmm(bias, _reshape(input, (math.prod(lead), input._shape[-1])), _t(weight), 1, 1)
-        return views.view(result, lead + (result._shape[1],))
+        return views.view.call_on(result, lead + (result._shape[1],))
     output = matmul(input, _t(weight))
     if bias is not None:
         ew.add(output, bias, 1, out=output)
@@ -950,11 +982,12 @@ def _linear_name(input, weight, bias=None):
     """torch's grad_fn name for linear's output."""
     if bias is None:
         return _matmul_name(input, weight)
-    if weight.ndim == 1:
+    if len(weight._shape) == 1:
         return "AddBackward0"
-    if input.ndim == 2:
+    di = len(input._shape)
+    if di == 2:
         return "AddmmBackward0"
-    return "ViewBackward0" if input.ndim == 1 or input.is_contiguous() else "AddBackward0"
+    return "ViewBackward0" if di == 1 or input.is_contiguous() else "AddBackward0"
 
 
 @_derivative(linear, save=(0, 1), name=_linear_name)

@@ -48,7 +48,8 @@ def _retyped(t, shape, stride, offset, dtype, is_view=True):
 
 def _cached_geometry(cache, key, compute, *args):
     """cache[key], else compute(*args) (which validates, raising torch's errors) remembered there.
-    A training loop makes the same few views over and over; a key holding a list is not cached."""
+    A training loop makes the same few views over and over; a key holding a list is not cached.
+    (The view ops read cache[key] inline first: `try` costs nothing when the key is there.)"""
     try:
         geometry = cache.get(key)
     except TypeError:
@@ -107,12 +108,25 @@ def _view_geometry(self, shape):
     return shape, sh.view_strides(self._shape, self._stride, shape)
 
 
+def view_geometry(t, shape):
+    """(shape, strides) of t.view(shape), cached; the strides are None when no view exists (then
+    reshape copies). Raises view's errors for a shape of another size."""
+    try:
+        return _view_geometries[t._shape, t._stride, shape]
+    except (KeyError, TypeError):
+        return _cached_geometry(_view_geometries, (t._shape, t._stride, shape), _view_geometry, t, shape)
+
+
 _NOT_VIEWABLE = ("view size is not compatible with input tensor's size and stride (at least one dimension spans "
                  "across two contiguous subspaces). Use .reshape(...) instead.")
 
 
 def _view(self, shape):
-    shape, stride = _cached_geometry(_view_geometries, (self._shape, self._stride, shape), _view_geometry, self, shape)
+    try:
+        shape, stride = _view_geometries[self._shape, self._stride, shape]
+    except (KeyError, TypeError):
+        shape, stride = _cached_geometry(_view_geometries, (self._shape, self._stride, shape), _view_geometry,
+                                         self, shape)
     if stride is None:
         raise RuntimeError(_NOT_VIEWABLE)
     return _alias(self, shape, stride, self._offset)
@@ -182,8 +196,11 @@ def _transpose_geometry(self, dim0, dim1):
 
 
 def _transpose(self, dim0, dim1):
-    shape, stride = _cached_geometry(_transpose_geometries, (self._shape, self._stride, dim0, dim1),
-                                     _transpose_geometry, self, dim0, dim1)
+    try:
+        shape, stride = _transpose_geometries[self._shape, self._stride, dim0, dim1]
+    except (KeyError, TypeError):
+        shape, stride = _cached_geometry(_transpose_geometries, (self._shape, self._stride, dim0, dim1),
+                                         _transpose_geometry, self, dim0, dim1)
     return _alias(self, shape, stride, self._offset)
 
 
@@ -201,9 +218,17 @@ def _expand_geometry(self, sizes):
     return expand_geometry(self._shape, self._stride, tuple(sizes), legacy_type_name(self))
 
 
+def expanded_geometry(t, shape):
+    """(shape, strides) of t.expand(shape), cached; raises expand's errors (a broadcast check that
+    makes no tensor)."""
+    try:
+        return _expand_geometries[t._shape, t._stride, shape]
+    except (KeyError, TypeError):
+        return _cached_geometry(_expand_geometries, (t._shape, t._stride, shape), _expand_geometry, t, shape)
+
+
 def _expand(self, shape):
-    shape, stride = _cached_geometry(_expand_geometries, (self._shape, self._stride, shape), _expand_geometry,
-                                     self, shape)
+    shape, stride = expanded_geometry(self, shape)
     return _alias(self, shape, stride, self._offset)
 
 
@@ -239,8 +264,10 @@ def _select(self, dim, index):
                   self._offset + index * self._stride[d])
 
 
-def _slice(self, dim, start=None, stop=None, step=1):
-    """x[start:stop:step] along dim; out-of-range bounds clamp (torch's aten::slice)."""
+_slice_geometries = {}  # (shape, stride, dim, start, stop, step) -> (shape, stride, offset delta)
+
+
+def _slice_geometry(self, dim, start, stop, step):
     if len(self._shape) == 0:
         raise IndexError("slice() cannot be applied to a 0-dim tensor.")
     d = sh.wrap_dim(dim, len(self._shape), "slice")
@@ -258,7 +285,17 @@ def _slice(self, dim, start=None, stop=None, step=1):
     shape, stride = list(self._shape), list(self._stride)
     shape[d] = (stop - start + step - 1) // step
     stride[d] *= step
-    return _alias(self, tuple(shape), tuple(stride), self._offset + start * self._stride[d])
+    return tuple(shape), tuple(stride), start * self._stride[d]
+
+
+def _slice(self, dim, start=None, stop=None, step=1):
+    """x[start:stop:step] along dim; out-of-range bounds clamp (torch's aten::slice)."""
+    try:
+        shape, stride, delta = _slice_geometries[self._shape, self._stride, dim, start, stop, step]
+    except (KeyError, TypeError):
+        shape, stride, delta = _cached_geometry(_slice_geometries, (self._shape, self._stride, dim, start, stop, step),
+                                                _slice_geometry, self, dim, start, stop, step)
+    return _alias(self, shape, stride, self._offset + delta)
 
 
 def _as_strided(self, size, stride, storage_offset=None):
@@ -374,7 +411,7 @@ _unsafe_view = declare("_unsafe_view", composite=_unsafe_view_op, family="views"
 
 def _reshape(self, shape):
     """A view when the strides allow one, else a contiguous copy viewed to the shape."""
-    shape, stride = _cached_geometry(_view_geometries, (self._shape, self._stride, shape), _view_geometry, self, shape)
+    shape, stride = view_geometry(self, shape)
     if stride is not None:
         kernel = view.kernel_on(self)  # what view(self, shape) runs
         if kernel is _view:  # (its result, made here: the geometry is known)
@@ -399,8 +436,10 @@ def _narrow(self, dim, start, length):
     return slice_.call_on(self, dim, start, start + length, 1)
 
 
-def _split(self, split_size, dim=0):
-    """Pieces of split_size along dim (the last may be smaller); a tuple of views."""
+_split_geometries = {}  # (shape, stride, split_size, dim) -> per piece (shape, stride, offset delta)
+
+
+def _split_geometry(self, split_size, dim):
     if len(self._shape) == 0:
         raise RuntimeError("split expects at least a 1-dimensional tensor")
     if split_size < 0:
@@ -410,8 +449,25 @@ def _split(self, split_size, dim=0):
         raise RuntimeError(f"split_size can only be 0 if dimension size is 0, but got dimension size of {size}")
     n = max((size + split_size - 1) // split_size, 1) if split_size else 1
     last = split_size - (split_size * n - size)
-    return _multi_output(self, tuple(_narrow(self, dim, i * split_size, split_size if i < n - 1 else last)
-                                     for i in range(n)))
+    return tuple(_slice_geometry(self, dim, i * split_size, i * split_size + (split_size if i < n - 1 else last), 1)
+                 for i in range(n))
+
+
+def _split(self, split_size, dim=0):
+    """Pieces of split_size along dim (the last may be smaller); a tuple of views (narrow's)."""
+    try:
+        pieces = _split_geometries[self._shape, self._stride, split_size, dim]
+    except (KeyError, TypeError):
+        pieces = _cached_geometry(_split_geometries, (self._shape, self._stride, split_size, dim), _split_geometry,
+                                  self, split_size, dim)
+    if slice_.kernel_on(self) is not _slice:  # (autograd or a wrapper key sees each piece: narrow's calls)
+        d = sh.wrap_dim(dim, len(self._shape), "split")
+        return _multi_output(self, tuple(_narrow(self, dim, i * split_size, shape[d])
+                                         for i, (shape, _, _) in enumerate(pieces)))
+    out = []
+    for shape, stride, delta in pieces:  # what narrow -> slice would make, made here
+        out.append(_alias(self, shape, stride, self._offset + delta))
+    return _multi_output(self, tuple(out))
 
 
 def _split_with_sizes(self, split_sizes, dim=0):

@@ -2,6 +2,7 @@
 
 Pure functions of tuples; every error message is torch's, so users can search for it.
 """
+import math
 import operator
 
 
@@ -25,11 +26,7 @@ class Size(tuple):
         return Size(tuple.__add__(self, tuple(other)))
 
 
-def numel(shape):
-    n = 1
-    for s in shape:
-        n *= s
-    return n
+numel = math.prod  # numel(shape): the product of the sizes (1 for a 0-d shape), in C, with no frame of ours
 
 
 def as_shape(args, op="view"):
@@ -128,10 +125,12 @@ def _contiguous_strides(shape):
 
 def is_contiguous(shape, stride):
     """torch's rule: size-1 dims may have any stride; empty tensors are contiguous."""
+    if shape.__class__ is tuple and stride == _strides_cache.get(shape):  # the usual case: row-major (cached)
+        return True
+    if 0 in shape:  # (before any stride is looked at: an empty (0, 3) with strides (1, 5) is contiguous)
+        return True
     expected = 1
     for n, st in zip(reversed(shape), reversed(stride)):
-        if n == 0:
-            return True
         if n != 1:
             if st != expected:
                 return False

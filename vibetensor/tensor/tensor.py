@@ -171,6 +171,8 @@ def set_requires_grad(t, flag):
 
 
 _new_tensor = Tensor.__new__
+_new_counter = VersionCounter.__new__
+_new_storage = Storage.__new__
 
 
 def make_tensor(storage, shape, stride, offset, dtype, version=None, base=None):
@@ -182,7 +184,10 @@ def make_tensor(storage, shape, stride, offset, dtype, version=None, base=None):
     t._offset = offset
     t._dtype = dtype
     t._device = storage.device
-    t._version = version if version is not None else VersionCounter()
+    if version is None:  # (VersionCounter() without the Python-level __init__ call)
+        version = _new_counter(VersionCounter)
+        version.value = 0
+    t._version = version
     t._base = base
     t._np = None
     t._requires_grad = False
@@ -277,5 +282,6 @@ def empty(shape, dtype, device=CPU):
     if device.type == "cpu":
         return empty_cpu(shape, dtype)
     nbytes = _shape.numel(shape) * dtype.itemsize
-    return make_tensor(Storage(_device_alloc(nbytes, device), nbytes, device), tuple(shape),
-                       _contiguous_strides(shape), 0, dtype)
+    storage = _new_storage(Storage)  # (Storage(block, nbytes, device) without the Python-level __init__ call)
+    storage.data, storage.nbytes, storage.device = _device_alloc(nbytes, device), nbytes, device
+    return make_tensor(storage, tuple(shape), _contiguous_strides(shape), 0, dtype)

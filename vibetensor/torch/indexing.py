@@ -87,7 +87,7 @@ def _slice(t, dim, s):
         raise ValueError("slice step cannot be zero")
     if step < 0:
         raise ValueError("step must be greater than zero")
-    return views.slice_(t, dim, _bound(s.start), _bound(s.stop), step)
+    return views.slice_.call_on(t, dim, _bound(s.start), _bound(s.stop), step)  # (t: the call's one tensor)
 
 
 def apply_slicing(t, items):
@@ -145,6 +145,15 @@ def getitem(t, index):
         return _slice(t, 0, index)
     if isinstance(index, bool):
         return adv.gather(views.unsqueeze(t, 0), [(0, adv.bool_index(index, t.device))])
+    if index.__class__ is tuple and 0 < len(index) <= len(t._shape):  # x[a:b, c:d]: slices only, one per dim
+        for s in index:
+            if s.__class__ is not slice:
+                break
+        else:
+            view = t
+            for dim, s in enumerate(index):
+                view = _slice(view, dim, s)
+            return view
     view, advanced = apply_slicing(t, _as_tuple(index))
     if not advanced:
         return views.alias(view) if view is t else view

@@ -406,6 +406,23 @@ for _alias, _target in (("swapaxes", transpose), ("swapdims", transpose), ("move
     method(_target, _alias)
 
 
+# -- the hottest methods: self is the call's one tensor, so the op's kernel is picked without a scan -----------
+
+def _transpose_method(self, dim0, dim1):
+    return v.transpose.call_on(self, _int(dim0), _int(dim1))
+
+
+def _split_method(self, split_size_or_sections, dim=0):
+    if isinstance(split_size_or_sections, (list, tuple)):
+        return v.split_with_sizes.call_on(self, sh.as_shape((split_size_or_sections,), "split"), _int(dim))
+    return v.split.call_on(self, _int(split_size_or_sections), _int(dim))
+
+
+for _name in ("transpose", "swapaxes", "swapdims"):
+    method(_transpose_method, _name)
+method(_split_method, "split")
+
+
 __all__ = ["unsafe_split", "reshape", "flatten", "unflatten", "squeeze", "unsqueeze", "permute", "transpose", "swapaxes", "swapdims",
            "t", "movedim", "moveaxis", "adjoint", "broadcast_to", "broadcast_shapes", "broadcast_tensors", "narrow",
            "select", "as_strided", "diagonal", "split", "split_with_sizes", "chunk", "tensor_split", "unbind",

@@ -49,7 +49,7 @@ def _problem(op, a, b, res):
         return None
     ta, lda, copy_a = _layout(a._shape, a._stride)
     tb, ldb, copy_b = _layout(b._shape, b._stride)
-    batch = res._shape[0] if res.ndim == 3 else 1
+    batch = res._shape[0] if len(res._shape) == 3 else 1
     stride_a = stride_b = 0
     if batch > 1:  # a copy is contiguous
         stride_a = m * k if copy_a else a._stride[0]
@@ -84,9 +84,14 @@ def _gemm(op, a, b, res, beta=0.0, alpha=1.0, bias=0):
         a = creation.contiguous(a)
     if copy_b:
         b = creation.contiguous(b)
-    if not blas.run(problem, a.data_ptr(), b.data_ptr(), res.data_ptr(), res._device.index, alpha, beta, bias=bias):
+    if not blas.run(problem, _ptr(a), _ptr(b), _ptr(res), res._device.index, alpha, beta, bias=bias):
         return None
     return res
+
+
+def _ptr(t):
+    """t.data_ptr() of a CUDA tensor (its storage's block pointer plus the byte offset)."""
+    return t._storage.data.ptr + t._offset * t._dtype.itemsize
 
 
 def mm(a, b, out=None):
@@ -111,7 +116,7 @@ def _add_product(name, spec, input, a, b, beta, alpha, out, shape=None):
     res = output(name, out, spec.shape, spec.dtype, spec.device, inplace=out is not None and out is input)
     target = res if out is None or res.is_contiguous() else output(name, None, spec.shape, spec.dtype, spec.device)
     if _bias_epilogue(name, input, beta, target) and _gemm(name, a, b, target, 0.0, _number(alpha),
-                                                            bias=input.data_ptr()) is not None:
+                                                            bias=_ptr(input)) is not None:
         return _finish(res, target, out)  # linear's bias added by cuBLASLt: no broadcast copy first
     if input is not None and beta != 0 and target is not input:
         creation.copy_(target, views.expand(input, spec.shape))
@@ -128,8 +133,8 @@ def _number(v):
 def _bias_epilogue(name, input, beta, target):
     """addmm(bias, x, w.t()) with a dense 1-D bias of the result's dtype: the bias can ride in the
     product's epilogue."""
-    return (name == "addmm" and beta == 1 and input is not None and input.ndim == 1 and input is not target
-            and input._stride[0] == 1 and input._dtype is target._dtype and target.ndim == 2
+    return (name == "addmm" and beta == 1 and input is not None and len(input._shape) == 1 and input is not target
+            and input._stride[0] == 1 and input._dtype is target._dtype and len(target._shape) == 2
             and input._shape[0] == target._shape[1] and input._storage is not target._storage)
 
 

@@ -27,6 +27,7 @@ syncs) may be wrapped.
 """
 import os
 import threading
+import types
 
 from vibetensor import runtime
 from vibetensor.runtime.cuda import driver as drv
@@ -46,39 +47,34 @@ _stream_handle = streams.current_stream_handle
 _device_alloc = runtime.device_alloc
 
 
-def _key(args):
-    """The plan key of positional arguments (raises TypeError for an unhashable one: no plan)."""
-    k = [_current.index]
-    for a in args:
-        if isinstance(a, Tensor):  # (Parameters too)
-            k += (a._dtype, a._shape, a._stride, a._device)
-        else:
-            if a.__class__ is tuple:
-                for x in a:
-                    if isinstance(x, Tensor):
-                        raise TypeError("tensors inside a tuple")  # a key must never hold a tensor alive
-            k += (a.__class__, a)
-    return tuple(k)
-
-
 def planned(kernel_fn):
     """Wrap a CUDA kernel function `kernel_fn(*args, out=None)` so that repeated calls replay."""
-    plans = {}
+    plans = {}  # key -> the plan's replay function, or _UNPLANNABLE
 
     def kernel(*args, out=None, **kwargs):
         if out is not None:
             return kernel_fn(*args, out=out, **kwargs)
         if kwargs or _recorders or not enabled[0]:  # (a plan is being built: record, do not replay)
             return kernel_fn(*args, **kwargs)
+        key = [_current.index]  # per argument: a tensor's geometry, a number's type and value
+        for a in args:
+            if isinstance(a, Tensor):
+                key += (a._dtype, a._shape, a._stride, a._device)
+            else:
+                if a.__class__ is tuple:
+                    for x in a:
+                        if isinstance(x, Tensor):  # a key must never hold a tensor alive: no plan
+                            return kernel_fn(*args)
+                key += (a.__class__, a)
         try:
-            key = _key(args)
-            plan = plans.get(key)
+            key = tuple(key)
+            run = plans.get(key)
         except TypeError:  # an unhashable argument (a list of dims): no plan
             return kernel_fn(*args)
-        if plan is not None:
-            if plan is _UNPLANNABLE:
+        if run is not None:
+            if run is _UNPLANNABLE:
                 return kernel_fn(*args)
-            res = _replay(plan, args)
+            res = run(args)
             if res is not None:
                 return res
         res, plan = _record(kernel_fn, args)
@@ -86,7 +82,7 @@ def planned(kernel_fn):
             return res
         if len(plans) >= MAX_PLANS:
             plans.clear()
-        plans[key] = plan if plan is not None else _UNPLANNABLE  # (so it is not recorded again)
+        plans[key] = _compile(plan) if plan is not None else _UNPLANNABLE  # (so it is not recorded again)
         return res
 
     kernel.uncached = kernel_fn
@@ -232,31 +228,62 @@ def _launch_step(kernel, grid, kargs, stream, args, inputs, allocs, index):
     return (launch, function, gx, gy, gz, block, shared, kinds, sources, (*rest, *kernel.tail))
 
 
-def _replay(plan, args):
-    """Run a plan: the result, or None when an input is misaligned (then the caller takes the
-    full path). Plain loops, not comprehensions: each of those is a function call in Python 3.11."""
+_codes = {}  # replay source -> its code object: plans of one structure share their code
+
+
+def _compile(plan):
+    """The replay of a plan as a straight-line function run(args) -> the result, or None when an
+    input is misaligned (then the caller takes the full path). The plan's loops are unrolled and its
+    values are the function's globals, so a hit builds no lists and unpacks no tuples. Only the
+    structure (how many inputs, allocations, launches, arguments) is in the source, compiled once
+    per structure; a plan costs a dict of its values. E.g. add's:
+        t = args[0]; b0 = <t's pointer>; if b0 & 15: return None     (so for each input)
+        a0 = malloc(n0) ...                                           (so for each allocation)
+        launch0(function0, gx0, ..., kinds0, b0, b1, a0.ptr, r0_0, ...)   (so for each launch)
+        s = new_storage(Storage); ...; return make_tensor(s, shape0, stride0, offset0, dtype0)
+    """
     device, sizes, inputs, launches, outputs, is_tuple = plan
+    env = {"make_tensor": make_tensor, "Storage": Storage, "new_storage": Storage.__new__,
+           "mallocs": runtime._mallocs, "device_alloc": _device_alloc, "stream_handle": _stream_handle,
+           "device": device, "index": device.index}
+    src = ["def run(args):"]
     bases = []  # the inputs' pointers, then the allocations' (what the launches' sources index)
-    for i in inputs:
-        t = args[i]
-        p = t._storage.data.ptr + t._offset * t._dtype.itemsize  # _pointer(t), inlined (the hot path)
-        if p & 15:
-            return None
-        bases.append(p)
-    allocs = []
-    malloc = runtime._mallocs.get(device)  # (runtime.device_alloc's fast path, once per replay)
-    for n in sizes:
-        a = malloc(n) if malloc is not None else _device_alloc(n, device)
-        allocs.append(a)
-        bases.append(a.ptr)
-    stream = _stream_handle(device.index)
-    for launch, function, gx, gy, gz, block, shared, kinds, sources, rest in launches:
-        pointers = bases[sources] if sources.__class__ is slice else [bases[j] + d for j, d in sources]
-        launch(function, gx, gy, gz, block, shared, stream, kinds, *pointers, *rest)
-    if not is_tuple:
-        k, shape, stride, offset, dtype = outputs[0]
-        return make_tensor(Storage(allocs[k], sizes[k], device), shape, stride, offset, dtype)
-    res = []
-    for o in outputs:
-        res.append(None if o is None else make_tensor(Storage(allocs[o[0]], sizes[o[0]], device), *o[1:]))
-    return tuple(res)
+    for j, i in enumerate(inputs):
+        src += [f" t = args[{i}]", f" b{j} = t._storage.data.ptr + t._offset * t._dtype.itemsize",
+                f" if b{j} & 15:", "  return None"]
+        bases.append(f"b{j}")
+    if sizes:
+        src.append(" malloc = mallocs.get(device)")  # (runtime.device_alloc's fast path, once per replay)
+    for k, n in enumerate(sizes):
+        env[f"n{k}"] = n
+        src.append(f" a{k} = malloc(n{k}) if malloc is not None else device_alloc(n{k}, device)")
+        bases.append(f"a{k}.ptr")
+    src.append(" stream = stream_handle(index)")
+    for n, (launch, function, gx, gy, gz, block, shared, kinds, sources, rest) in enumerate(launches):
+        env.update({f"launch{n}": launch, f"function{n}": function, f"gx{n}": gx, f"gy{n}": gy, f"gz{n}": gz,
+                    f"block{n}": block, f"shared{n}": shared, f"kinds{n}": kinds})
+        if sources.__class__ is slice:  # (an elementwise kernel: the inputs' pointers, then the output's)
+            pointers = bases[sources]
+        else:
+            pointers = [f"{bases[j]} + d{n}_{m}" for m, (j, d) in enumerate(sources)]
+            env.update({f"d{n}_{m}": d for m, (j, d) in enumerate(sources)})
+        names = [f"r{n}_{m}" for m in range(len(rest))]
+        env.update(zip(names, rest))
+        src.append(f" launch{n}(function{n}, gx{n}, gy{n}, gz{n}, block{n}, shared{n}, stream, kinds{n}, "
+                   + ", ".join(pointers + names) + ")")
+    results = []
+    for m, o in enumerate(outputs):
+        if o is None:
+            results.append("None")
+            continue
+        k, env[f"shape{m}"], env[f"stride{m}"], env[f"offset{m}"], env[f"dtype{m}"] = o
+        src += [" s = new_storage(Storage)", f" s.data, s.nbytes, s.device = a{k}, n{k}, device",  # Storage(...)
+                f" t{m} = make_tensor(s, shape{m}, stride{m}, offset{m}, dtype{m})"]                # without __init__
+        results.append(f"t{m}")
+    src.append(f" return ({', '.join(results)},)" if is_tuple else f" return {results[0]}")
+    src = "\n".join(src)
+    code = _codes.get(src)
+    if code is None:
+        module = compile(src, "<replay plan>", "exec")
+        code = _codes[src] = next(c for c in module.co_consts if isinstance(c, types.CodeType))
+    return types.FunctionType(code, env, "run")

@@ -202,9 +202,19 @@ class Module:
 
     def __getattr__(self, name):
         d = self.__dict__
-        for registry in ("_parameters", "_buffers", "_modules"):
-            if registry in d and name in d[registry]:
-                return d[registry][name]
+        try:  # (every self.<submodule> and self.<parameter> in a forward comes here)
+            parameters, buffers, modules = d["_parameters"], d["_buffers"], d["_modules"]
+        except KeyError:  # (Module.__init__ has not run, or not to its end)
+            for registry in ("_parameters", "_buffers", "_modules"):
+                if registry in d and name in d[registry]:
+                    return d[registry][name]
+        else:
+            if name in parameters:
+                return parameters[name]
+            if name in buffers:
+                return buffers[name]
+            if name in modules:
+                return modules[name]
         raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
 
     def __setattr__(self, name, value):
@@ -428,6 +438,8 @@ class Module:
     # -- calling ----------------------------------------------------------------------------------
 
     def _call_impl(self, *args, **kwargs):
+        if not (self._forward_pre_hooks or self._forward_hooks or self._backward_hooks or self._backward_pre_hooks):
+            return self.forward(*args, **kwargs)  # no hooks on this module (torch's fast path too)
         for hook_id, hook in list(self._forward_pre_hooks.items()):
             if hook_id in self._forward_pre_hooks_with_kwargs:
                 result = hook(self, args, kwargs)
