@@ -378,48 +378,50 @@ class DeviceStats:
 
 
 class Counters:
-    """One pool kind's statistics as running totals, so that malloc and free add to a few ints
-    instead of updating nine Stats: a stat's current value is (total up) - (total down), its
-    `allocated`/`freed` the totals since the last reset, and only peaks are tracked as they go.
+    """One pool kind's statistics as a few ints that malloc and free add to, instead of nine
+    Stats: each stat's current value is kept or is a difference of two of them, its `allocated`
+    and `freed` are running totals (less their values at the last reset), and peaks are tracked
+    as they go.
 
-        n, b, r     blocks, bytes and requested bytes handed out by malloc
-        nc, bc, rc  blocks, bytes, requested bytes whose free completed (active = n - nc)
-        pn, pb      blocks and bytes freed but waiting on events (allocation = n - nc - pn):
-                    nf and bf, the blocks and bytes whose free was requested, are nc + pn and
-                    bc + pb, so that a free that completes at once writes three totals, not five
-        sp, sm      inactive split blocks appearing / disappearing; sbp, sbm their bytes
+        n, b, r     active blocks, bytes and requested bytes (allocated, or freed but waiting
+                    on events): malloc adds, a completed free subtracts
+        nc, bc, rc  blocks, bytes, requested bytes whose free completed (so malloc handed out
+                    n + nc blocks, b + bc bytes, r + rc requested bytes)
+        pn, pb      blocks and bytes freed but waiting on events (allocation = n - pn): the
+                    blocks and bytes whose free was requested are nc + pn and bc + pb
+        s, sb       inactive split blocks and bytes; sp, sbp the totals of those appearing
         seg, segf   segments cudaMalloc'd / cudaFree'd; rsv, rsvf their bytes
         pk_*        peaks
-        g_*         guards (AllocatorStats.retune): while this pool's current allocations,
-                    bytes, requested bytes, inactive split blocks and bytes stay at or below
-                    them, neither this pool's peaks nor all pools' can rise, so the hot paths
-                    compare one number per stat instead of updating peaks
+        g_*         guards (AllPools.retune): while n, b, r, s and sb stay at or below them, no
+                    peak can rise, this pool's nor all pools', so the hot paths compare each
+                    with its guard and update peaks only past it
     """
-    __slots__ = ("n", "nc", "pn", "b", "bc", "pb", "r", "rc", "sp", "sm", "sbp", "sbm",
+    __slots__ = ("n", "nc", "pn", "b", "bc", "pb", "r", "rc", "s", "sp", "sb", "sbp",
                  "seg", "segf", "rsv", "rsvf", "pk_n", "pk_act", "pk_b", "pk_actb", "pk_r",
                  "pk_s", "pk_sb", "pk_seg", "pk_rsv", "base", "g_n", "g_b", "g_r", "g_s", "g_sb")
 
     # stat name -> (running total up, running total down, peak)
-    LAYOUT = {"allocation": ("n", "nf", "pk_n"), "segment": ("seg", "segf", "pk_seg"),
-              "active": ("n", "nc", "pk_act"), "inactive_split": ("sp", "sm", "pk_s"),
-              "allocated_bytes": ("b", "bf", "pk_b"), "reserved_bytes": ("rsv", "rsvf", "pk_rsv"),
-              "active_bytes": ("b", "bc", "pk_actb"), "inactive_split_bytes": ("sbp", "sbm", "pk_sb"),
-              "requested_bytes": ("r", "rc", "pk_r")}
-    TOTALS = ("n", "nf", "nc", "b", "bf", "bc", "r", "rc", "sp", "sm", "sbp", "sbm", "seg", "segf",
-              "rsv", "rsvf")
+    LAYOUT = {"allocation": ("n_up", "nf", "pk_n"), "segment": ("seg", "segf", "pk_seg"),
+              "active": ("n_up", "nc", "pk_act"), "inactive_split": ("sp", "sm", "pk_s"),
+              "allocated_bytes": ("b_up", "bf", "pk_b"), "reserved_bytes": ("rsv", "rsvf", "pk_rsv"),
+              "active_bytes": ("b_up", "bc", "pk_actb"), "inactive_split_bytes": ("sbp", "sbm", "pk_sb"),
+              "requested_bytes": ("r_up", "rc", "pk_r")}
+    TOTALS = ("n_up", "nf", "nc", "b_up", "bf", "bc", "r_up", "rc", "sp", "sm", "sbp", "sbm", "seg",
+              "segf", "rsv", "rsvf")
 
     def __init__(self):
         for name in self.__slots__:
             setattr(self, name, 0)
         self.base = dict.fromkeys(self.TOTALS, 0)  # the totals at the last reset_accumulated
 
-    @property
-    def nf(self):
-        return self.nc + self.pn
-
-    @property
-    def bf(self):
-        return self.bc + self.pb
+    # the totals the hot paths leave implicit
+    n_up = property(lambda self: self.n + self.nc)
+    b_up = property(lambda self: self.b + self.bc)
+    r_up = property(lambda self: self.r + self.rc)
+    nf = property(lambda self: self.nc + self.pn)
+    bf = property(lambda self: self.bc + self.pb)
+    sm = property(lambda self: self.sp - self.s)
+    sbm = property(lambda self: self.sbp - self.sb)
 
     def current(self, name):
         up, down, _ = self.LAYOUT[name]
@@ -472,20 +474,63 @@ class AllPools:
     def reset_accumulated(self):
         pass  # its totals are the pools'
 
+    def retune(self):
+        """The pools' guards, after peaks changed: the most a pool's current value may reach with
+        no peak rising, its own nor all pools' (the other pool's current is at most its peak)."""
+        small, large = self.parts
+        for c, o in ((small, large), (large, small)):
+            c.g_n = min(c.pk_n, self.pk_n - o.pk_n)  # (allocated <= active, so pk_act follows)
+            c.g_b = min(c.pk_b, self.pk_b - o.pk_b)
+            c.g_r = min(c.pk_r, self.pk_r - o.pk_r)
+            c.g_s = min(c.pk_s, self.pk_s - o.pk_s)
+            c.g_sb = min(c.pk_sb, self.pk_sb - o.pk_sb)
 
-def _split_delta(stats, c, o, a, blocks, nbytes):
+
+def _split_delta(c, o, a, blocks, nbytes):
     """Inactive split blocks and bytes change by `blocks` and `nbytes` in pool Counters c (the
-    other pool's o, all pools' a): the totals, and the peaks they may raise."""
+    other pool's o, all pools' a): the values, the totals, and the peaks they may raise."""
+    c.s += blocks
+    c.sb += nbytes
     if blocks > 0:
         c.sp += blocks
-    elif blocks < 0:
-        c.sm -= blocks
     if nbytes > 0:
         c.sbp += nbytes
-    elif nbytes < 0:
-        c.sbm -= nbytes
     if blocks > 0 or nbytes > 0:
-        stats.split_peaks(c, o, a)
+        _split_peaks(c, o, a)
+
+
+def _split_peaks(c, o, a):
+    """The inactive split peaks, after c's split blocks or bytes grew; the guards if one rose."""
+    before = (c.pk_s, c.pk_sb, a.pk_s, a.pk_sb)
+    s, sb = c.s, c.sb
+    if s > c.pk_s:
+        c.pk_s = s
+    if sb > c.pk_sb:
+        c.pk_sb = sb
+    s += o.s
+    sb += o.sb
+    if s > a.pk_s:
+        a.pk_s = s
+    if sb > a.pk_sb:
+        a.pk_sb = sb
+    if before != (c.pk_s, c.pk_sb, a.pk_s, a.pk_sb):
+        a.retune()
+
+
+def _alloc_peaks(c, o, a):
+    """malloc's peak update for pool Counters c (the other pool's o, all pools' a), exact:
+    allocated = active - pending (frees waiting on events); the guards if a peak rose."""
+    before = (c.pk_n, c.pk_act, c.pk_b, c.pk_actb, c.pk_r, a.pk_n, a.pk_act, a.pk_b, a.pk_actb, a.pk_r)
+    _alloc_peaks_pending(c, c.n, c.b, c.pn, c.pb)
+    _alloc_peaks_pending(a, c.n + o.n, c.b + o.b, c.pn + o.pn, c.pb + o.pb)
+    r = c.r
+    if r > c.pk_r:
+        c.pk_r = r
+    r += o.r
+    if r > a.pk_r:
+        a.pk_r = r
+    if before != (c.pk_n, c.pk_act, c.pk_b, c.pk_actb, c.pk_r, a.pk_n, a.pk_act, a.pk_b, a.pk_actb, a.pk_r):
+        a.retune()
 
 
 def _alloc_peaks_pending(c, act_n, act_b, pending_n, pending_b):
@@ -511,47 +556,7 @@ class AllocatorStats:
             setattr(self, name, 0)
         self.oversize_allocations, self.oversize_segments = Stat(), Stat()
         self.max_split_size = -1 if max_split_size == SIZE_MAX else max_split_size
-        self.retune()
-
-    def alloc_peaks(self, c, o, a):
-        """malloc's peak update for pool Counters c (the other pool's o, all pools' a), exact:
-        allocated = active - pending (frees waiting on events). Then the guards follow."""
-        act_n, act_b = c.n - c.nc, c.b - c.bc  # this pool's active blocks and bytes, then all pools'
-        _alloc_peaks_pending(c, act_n, act_b, c.pn, c.pb)
-        _alloc_peaks_pending(a, act_n + o.n - o.nc, act_b + o.b - o.bc, c.pn + o.pn, c.pb + o.pb)
-        r = c.r - c.rc
-        if r > c.pk_r:
-            c.pk_r = r
-        r += o.r - o.rc
-        if r > a.pk_r:
-            a.pk_r = r
-        self.retune()
-
-    def split_peaks(self, c, o, a):
-        """The inactive split peaks after c's split blocks or bytes grew; then the guards."""
-        s, sb = c.sp - c.sm, c.sbp - c.sbm
-        if s > c.pk_s:
-            c.pk_s = s
-        if sb > c.pk_sb:
-            c.pk_sb = sb
-        s += o.sp - o.sm
-        sb += o.sbp - o.sbm
-        if s > a.pk_s:
-            a.pk_s = s
-        if sb > a.pk_sb:
-            a.pk_sb = sb
-        self.retune()
-
-    def retune(self):
-        """Each pool's guards: the most its current value may reach with no peak rising, its
-        own nor all pools' (the other pool's current is at most its peak)."""
-        a, small, large = self.pools
-        for c, o in ((small, large), (large, small)):
-            c.g_n = min(c.pk_n, a.pk_n - o.pk_n)
-            c.g_b = min(c.pk_b, a.pk_b - o.pk_b)
-            c.g_r = min(c.pk_r, a.pk_r - o.pk_r)
-            c.g_s = min(c.pk_s, a.pk_s - o.pk_s)
-            c.g_sb = min(c.pk_sb, a.pk_sb - o.pk_sb)
+        self.pools[ALL].retune()
 
     def on_free(self, k, size):
         """free() was called and waits for events: the block is no longer allocated, still active."""
@@ -586,7 +591,7 @@ class AllocatorStats:
             c.reset_peak()
         for s in (self.oversize_allocations, self.oversize_segments):
             s.peak = s.current
-        self.retune()
+        self.pools[ALL].retune()
 
     def reset_accumulated(self):
         for c in self.pools:
@@ -1023,7 +1028,7 @@ class CachingAllocator(_Locked):
                  "_spare", "cuda_events", "needs_events_deferred", "captures_underway",
                  "graph_pools", "graph_pools_freeable", "total_allocated_memory", "set_fraction",
                  "allowed_memory_maximum", "history", "_event_pool", "_raw", "_plain_rounding",
-                 "_max_split", "_recording", "_fast_settings", "_fast")
+                 "_max_split", "_fast_limit", "_recording", "_fast_settings", "_fast")
 
     def __init__(self, device, config=None):
         super().__init__()
@@ -1059,6 +1064,9 @@ class CachingAllocator(_Locked):
         cfg = self.config
         self._plain_rounding = not any(cfg.roundup_power2_divisions)
         self._max_split = cfg.max_split_size
+        # blocks below this take the fast path: below max_split_size, and below 2**30 so that
+        # comparisons with it stay on the interpreter's one-digit int path
+        self._fast_limit = min(cfg.max_split_size, (1 << 30) - 1)
         self._recording = self.history.enabled
         # malloc's fast path needs plain 512-byte rounding, no history, no garbage-collection ageing
         self._fast_settings = (self._plain_rounding and not self._recording
@@ -1075,7 +1083,8 @@ class CachingAllocator(_Locked):
     def malloc(self, nbytes, stream=None):
         """Memory for `nbytes` usable on `stream` (default: the device's current stream)."""
         if stream is None:
-            stream = self._current_stream()
+            current_stream = self._current_stream  # (a bound method: called, not looked up as one)
+            stream = current_stream()
         if nbytes <= 0:
             return self._malloc_unusual(nbytes, stream)
         lock = self._lock
@@ -1088,7 +1097,7 @@ class CachingAllocator(_Locked):
                 sizes, blocks = (self._small_free if nbytes <= K_SMALL_SIZE else self._large_free).get(stream, _EMPTY)
                 size = (nbytes + 511) & -512
                 i = bisect_left(sizes, size)
-                if i < len(sizes) and sizes[i] < self._max_split:  # (oversize: _fits' rules)
+                if i < len(sizes) and sizes[i] < self._fast_limit:  # (oversize: _fits' rules)
                     # take blocks[i]: _take_block's work without what the fast path excludes
                     # (pending frees, history, oversize blocks); the tests compare the two
                     block = blocks[i]
@@ -1128,25 +1137,27 @@ class CachingAllocator(_Locked):
                             del sizes[i], blocks[i]
                             pool.insert(rest)
                         if prev is not None or rest.next is not None:  # a split block shrinks
-                            c.sbm += size
-                        else:  # a new inactive split block appears
-                            sp = c.sp = c.sp + 1
-                            sb = c.sbp = c.sbp + remaining
-                            if sp - c.sm > c.g_s or sb - c.sbm > c.g_sb:
-                                self.stats.split_peaks(c, o, a)
+                            c.sb -= size
+                        else:  # a new inactive split block appears (_split_delta, inline)
+                            c.sp += 1
+                            c.sbp += remaining
+                            s = c.s = c.s + 1
+                            sb = c.sb = c.sb + remaining
+                            if s > c.g_s or sb > c.g_sb:  # a peak may rise (Counters' guards)
+                                _split_peaks(c, o, a)
                     else:
                         del sizes[i], blocks[i]
                         size = block.size
                         if prev is not None or block.next is not None:  # a split block turns active
-                            c.sm += 1
-                            c.sbm += size
+                            c.s -= 1
+                            c.sb -= size
                     block.allocated = True  # (a cached block's frames are None already)
                     block.requested_size = nbytes
                     n = c.n = c.n + 1
                     b = c.b = c.b + size
                     r = c.r = c.r + nbytes
-                    if n - c.nc > c.g_n or b - c.bc > c.g_b or r - c.rc > c.g_r:  # a peak may rise
-                        self.stats.alloc_peaks(c, o, a)
+                    if n > c.g_n or b > c.g_b or r > c.g_r:  # a peak may rise (Counters' guards)
+                        _alloc_peaks(c, o, a)
                 else:
                     block = self._malloc(nbytes, stream, None)
             else:
@@ -1498,12 +1509,12 @@ class CachingAllocator(_Locked):
             rest.size = remaining
             pool.insert(rest)
             if already_split:  # an inactive split block shrinks by `size`
-                c.sbm += size
+                c.sb -= size
             else:  # a new inactive split block appears
-                _split_delta(self.stats, c, o, a, 1, remaining)
+                _split_delta(c, o, a, 1, remaining)
         elif already_split:  # an inactive split block becomes active
-            c.sm += 1
-            c.sbm += block.size
+            c.s -= 1
+            c.sb -= block.size
         block.allocated = True
         block.requested_size = orig_size
         block.frames = frames
@@ -1513,7 +1524,7 @@ class CachingAllocator(_Locked):
         c.n += 1
         c.b += size
         c.r += orig_size
-        self.stats.alloc_peaks(c, o, a)
+        _alloc_peaks(c, o, a)
         if size >= self._max_split:
             self.stats.oversize_allocations.add(1)
         return block
@@ -1567,7 +1578,7 @@ class CachingAllocator(_Locked):
         if just_freed:
             if block.stream_uses or self._recording:
                 return self._free(block, gather_frames() if self.history.context >= ALL_CONTEXT else None)
-            if size >= self._max_split:
+            if size >= self._fast_limit and size >= self._max_split:
                 self.stats.oversize_allocations.add(-1)
         else:  # no longer pending: _free counted it
             if self._recording:
@@ -1577,9 +1588,13 @@ class CachingAllocator(_Locked):
             c.pb -= size
         block.allocated = False
         block.frames = None
-        c.nc += 1  # the free completed: the block is no longer active
+        requested = block.requested_size
+        c.n -= 1  # the free completed: the block is no longer active
+        c.b -= size
+        c.r -= requested
+        c.nc += 1
         c.bc += size
-        c.rc += block.requested_size
+        c.rc += requested
         prev, nxt = block.prev, block.next
         if prev is None and nxt is None:  # a whole segment: nothing to merge, no split blocks
             pool.insert(block)
@@ -1630,24 +1645,27 @@ class CachingAllocator(_Locked):
                 pool.insert(block)
             if block.prev is None and block.next is None:
                 # the whole segment is free: the absorbed neighbours are no inactive split blocks now
-                c.sm += merged
-                c.sbm += block.size - size
+                c.s -= merged
+                c.sb -= block.size - size
                 return
             if merged == 2:  # two inactive split blocks became one
-                c.sm += 1
-            sb = c.sbp = c.sbp + size  # the inactive split bytes grow by the freed block's
-            if sb - c.sbm > c.g_sb:
-                self.stats.split_peaks(c, o, a)
+                c.s -= 1
+            c.sbp += size  # the inactive split bytes grow by the freed block's
+            sb = c.sb = c.sb + size
+            if sb > c.g_sb:  # a peak may rise (Counters' guards)
+                _split_peaks(c, o, a)
         else:  # a new inactive split block
             i = bisect_left(sizes, size)
             if i < len(sizes) and sizes[i] == size:  # blocks of one size: in address order
                 i = _slot(sizes, blocks, size, block.ptr)
             sizes.insert(i, size)
             blocks.insert(i, block)
-            sp = c.sp = c.sp + 1
-            sb = c.sbp = c.sbp + size
-            if sp - c.sm > c.g_s or sb - c.sbm > c.g_sb:
-                self.stats.split_peaks(c, o, a)
+            c.sp += 1  # (_split_delta, inline)
+            c.sbp += size
+            s = c.s = c.s + 1
+            sb = c.sb = c.sb + size
+            if s > c.g_s or sb > c.g_sb:  # a peak may rise (Counters' guards)
+                _split_peaks(c, o, a)
 
     _free_block_of = _free_block  # _release's hook
 
