@@ -235,3 +235,32 @@ def test_is_contiguous_fast_case_and_lists():
         assert sh.is_contiguous(shape, stride) == expected
         assert sh.is_contiguous(list(shape), stride) == expected
     assert sh.numel((2, 3, 4)) == 24 and sh.numel(()) == 1 and sh.numel([0, 5]) == 0
+
+
+def test_list_arguments_pick_the_same_kernel_with_grad_mode_off():
+    """With grad mode off a list argument is scanned for its device only (settled at the first GPU
+    tensor); the kernel chosen is the one the full scan picks."""
+    op = dispatcher.get("test_fastpaths_lists") if "vt::test_fastpaths_lists" in dispatcher.ops() else \
+        dispatcher.declare("test_fastpaths_lists")
+    op.register(DispatchKey.CPU, lambda *args: "cpu")
+    op.register(DispatchKey.CUDA, lambda *args: "cuda")
+    op.register(DispatchKey.Meta, lambda *args: "meta")
+    cpu, cuda, meta = _tensor("cpu"), _tensor("cuda"), _tensor("meta")
+    cases = [([cpu, cuda],), ([cpu, cpu],), (cpu, [cpu, meta]), (cuda, [cpu, meta]), ([[cpu], (cuda,)],), ([1, 2.0],),
+             ([cpu, cuda], [meta]), ((2, 3), [cpu])]
+    for args in cases:
+        expected = dispatcher._scan(args)[0] or "cpu"
+        assert op(*args) == expected
+        with vt.no_grad():
+            assert op(*args) == expected
+
+
+def test_tensors_hash_by_identity():
+    """Tensors (and Parameters) are dict keys and set members by identity, as in torch, even
+    though == compares elementwise."""
+    a, b = vt.zeros(3), vt.zeros(3)
+    p = vt.nn.Parameter(vt.zeros(3))
+    d = {a: 1, b: 2, p: 3}
+    assert len(d) == 3 and d[a] == 1 and d[b] == 2 and d[p] == 3
+    assert {a, b, a, p} == {a, b, p} and len({a, b, a}) == 2
+    assert hash(a) == hash(a) and hash(a) != hash(b)

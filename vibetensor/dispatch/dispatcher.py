@@ -82,7 +82,10 @@ class Op:
             elif type(a) in _SEQUENCES:
                 for b in a:  # most are shapes or dims: ints only, nothing to scan
                     if b.__class__ is not int:
-                        device_type, grad = _scan(a, device_type, grad)
+                        if local.grad_enabled:
+                            device_type, grad = _scan(a, device_type, grad)
+                        elif device_type is None or device_type == "cpu":  # grad mode off: only the device counts,
+                            device_type = _device_type(a) or device_type      # settled at the first GPU tensor
                         break
         if _active_wrappers:
             return self._call_wrapped(args, kwargs, device_type, grad)

@@ -141,8 +141,7 @@ class Tensor:
             raise TypeError("len() of a 0-d tensor")
         return self._shape[0]
 
-    def __hash__(self):
-        return id(self)
+    __hash__ = object.__hash__  # by identity, in C (sets and dicts of parameters hash tensors often)
 
     def __reduce_ex__(self, proto):
         """Pickling (DataLoader workers send batches this way): a CPU tensor as its bytes, dtype and
