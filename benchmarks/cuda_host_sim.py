@@ -38,10 +38,11 @@ def install():
     props = {"major": 9, "minor": 0, "name": "simulated", "multi_processor_count": 132, "total_memory": 80 << 30}
     drv.properties = lambda index: props
 
-    class Device(SimulatedDevice):
-        def current_stream(self):
-            current = streams._local.streams
-            return current[0] if current and 0 in current else streams.Stream.default(0)
+    from vibetensor.runtime.cuda.device import CudaDevice
+
+    class Device(SimulatedDevice):  # the real device's current_stream (a real one has no simulated memory)
+        index = 0
+        current_stream = CudaDevice.current_stream
     rc.set_device_factory(lambda index: Device(80 << 30))
 
     def compile_and_launch(self, key, grid, args):  # every argument a pointer or a 64-bit int

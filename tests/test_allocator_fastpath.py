@@ -85,10 +85,21 @@ class Twin:
             fast.free()  # at once, after any frees still waiting
         del fast  # the last reference: __del__ defers the free to the allocator's next call
 
-    def step(self, rng):
+    def retake(self, j):
+        """Drop handle j, then malloc its size on its stream again: a loop's temporary (the
+        fast allocator may take the dropped block straight back, _take_back)."""
+        fast, slow = self.live[j]
+        n, k = slow.size, self.devs[1].streams.index(slow.stream)
+        del fast, slow
+        self.free(j, False)
+        self.malloc(n, k)
+
+    def step(self, rng, retake=0.0):
         r = rng.random()
         k = rng.randrange(2)
-        if r < 0.5 or not self.live:
+        if self.live and rng.random() < retake:
+            self.retake(rng.randrange(max(0, len(self.live) - 3), len(self.live)))  # (mostly the newest)
+        elif r < 0.5 or not self.live:
             self.malloc(random_size(rng, (512, 4096, 40000, 3 * MiB)), k)
         elif r < 0.58 and self.record_streams:
             j = rng.randrange(len(self.live))
@@ -156,6 +167,24 @@ def test_fast_paths_match_the_slow_path(seed, conf):
     twin.finish()
     stats = twin.allocs[0].memory_stats()
     assert all(v == 0 for k, v in stats.items() if k.endswith(".current")), stats
+
+
+@pytest.mark.parametrize("seed, conf", [(4, ""), (5, "max_split_size_mb:64"), (6, "")])
+def test_taking_a_dropped_block_back_matches_the_slow_path(seed, conf, monkeypatch):
+    # a training loop's pattern: temporaries dropped and the same sizes allocated again at once,
+    # where freeing and taking the block back may leave the pools as they were (_take_back)
+    rng = random.Random(seed)
+    twin = Twin(conf)
+    hits = []
+    take_back = CachingAllocator._take_back
+    monkeypatch.setattr(CachingAllocator, "_take_back",
+                        lambda self, *args: hits.append(take_back(self, *args)) or hits[-1])
+    for _ in range(2000):
+        twin.step(rng, retake=0.5)
+        if rng.random() < 0.1:
+            twin.check()
+    twin.finish()
+    assert sum(h is not None for h in hits) > 100, len(hits)  # the shortcut was taken, often
 
 
 def observed(a):

@@ -475,15 +475,26 @@ class AllPools:
         pass  # its totals are the pools'
 
     def retune(self):
-        """The pools' guards, after peaks changed: the most a pool's current value may reach with
-        no peak rising, its own nor all pools' (the other pool's current is at most its peak)."""
+        """The pools' guards: the most each pool's current value may reach with no peak rising,
+        its own nor all pools'. Two bounds keep all pools' sum under its peak, and a guard takes
+        the larger: (a) the peak less the other pool's peak (the other pool stays under its own
+        peak); (b) the pool's current value plus half the headroom (the peak less the sum of the
+        currents), while the other pool also stays within its half. (a) holds a loop that
+        oscillates at its peaks, (b) one whose pools peaked at different times. Every value
+        that grows is checked against its pool's guard, and a failed check lands here (through
+        _alloc_peaks or _split_peaks): a few retunes a step, not one per malloc."""
         small, large = self.parts
+        hn = (self.pk_n - small.n - large.n) >> 1  # (allocated <= active, so pk_act follows)
+        hb = (self.pk_b - small.b - large.b) >> 1
+        hr = (self.pk_r - small.r - large.r) >> 1
+        hs = (self.pk_s - small.s - large.s) >> 1
+        hsb = (self.pk_sb - small.sb - large.sb) >> 1
         for c, o in ((small, large), (large, small)):
-            c.g_n = min(c.pk_n, self.pk_n - o.pk_n)  # (allocated <= active, so pk_act follows)
-            c.g_b = min(c.pk_b, self.pk_b - o.pk_b)
-            c.g_r = min(c.pk_r, self.pk_r - o.pk_r)
-            c.g_s = min(c.pk_s, self.pk_s - o.pk_s)
-            c.g_sb = min(c.pk_sb, self.pk_sb - o.pk_sb)
+            c.g_n = min(c.pk_n, max(self.pk_n - o.pk_n, c.n + hn))
+            c.g_b = min(c.pk_b, max(self.pk_b - o.pk_b, c.b + hb))
+            c.g_r = min(c.pk_r, max(self.pk_r - o.pk_r, c.r + hr))
+            c.g_s = min(c.pk_s, max(self.pk_s - o.pk_s, c.s + hs))
+            c.g_sb = min(c.pk_sb, max(self.pk_sb - o.pk_sb, c.sb + hsb))
 
 
 def _split_delta(c, o, a, blocks, nbytes):
@@ -500,8 +511,7 @@ def _split_delta(c, o, a, blocks, nbytes):
 
 
 def _split_peaks(c, o, a):
-    """The inactive split peaks, after c's split blocks or bytes grew; the guards if one rose."""
-    before = (c.pk_s, c.pk_sb, a.pk_s, a.pk_sb)
+    """The inactive split peaks, after c's split blocks or bytes grew; then the guards."""
     s, sb = c.s, c.sb
     if s > c.pk_s:
         c.pk_s = s
@@ -513,14 +523,12 @@ def _split_peaks(c, o, a):
         a.pk_s = s
     if sb > a.pk_sb:
         a.pk_sb = sb
-    if before != (c.pk_s, c.pk_sb, a.pk_s, a.pk_sb):
-        a.retune()
+    a.retune()
 
 
 def _alloc_peaks(c, o, a):
     """malloc's peak update for pool Counters c (the other pool's o, all pools' a), exact:
-    allocated = active - pending (frees waiting on events); the guards if a peak rose."""
-    before = (c.pk_n, c.pk_act, c.pk_b, c.pk_actb, c.pk_r, a.pk_n, a.pk_act, a.pk_b, a.pk_actb, a.pk_r)
+    allocated = active - pending (frees waiting on events); then the guards."""
     _alloc_peaks_pending(c, c.n, c.b, c.pn, c.pb)
     _alloc_peaks_pending(a, c.n + o.n, c.b + o.b, c.pn + o.pn, c.pb + o.pb)
     r = c.r
@@ -529,8 +537,7 @@ def _alloc_peaks(c, o, a):
     r += o.r
     if r > a.pk_r:
         a.pk_r = r
-    if before != (c.pk_n, c.pk_act, c.pk_b, c.pk_actb, c.pk_r, a.pk_n, a.pk_act, a.pk_b, a.pk_actb, a.pk_r):
-        a.retune()
+    a.retune()
 
 
 def _alloc_peaks_pending(c, act_n, act_b, pending_n, pending_b):
@@ -1091,9 +1098,17 @@ class CachingAllocator(_Locked):
         lock.acquire()
         try:
             deferred = self._deferred
+            block = None
             while deferred:  # frees first, as if they had been done at once (_Locked._drain)
-                self._free_block(deferred.popleft())
-            if self._fast:  # the fast path: the smallest cached block of the stream's pool that fits
+                freed = deferred.popleft()
+                if not deferred and self._fast:  # the last: maybe this malloc takes it straight back
+                    block = self._take_back(freed, nbytes, stream)
+                    if block is not None:
+                        break
+                self._free_block(freed)
+            if block is not None:
+                pass
+            elif self._fast:  # the fast path: the smallest cached block of the stream's pool that fits
                 sizes, blocks = (self._small_free if nbytes <= K_SMALL_SIZE else self._large_free).get(stream, _EMPTY)
                 size = (nbytes + 511) & -512
                 i = bisect_left(sizes, size)
@@ -1566,6 +1581,58 @@ class CachingAllocator(_Locked):
             self._update_fast()
         else:
             self._free_block(block, frames, False)
+
+    def _take_back(self, block, nbytes, stream):
+        """malloc(nbytes) right after the free of `block`, where freeing it and taking it again
+        leave the pools as they were. It must have exactly the rounded size, on this stream's
+        pool, and no free block before it in the segment (a merge would move the block's start).
+        A free block after it merges, and best fit then splits the merged block at the same
+        place, if no other free block fits better; without one, best fit takes the block back
+        if no free block of its size sits below it. Then the pair reduces to its statistics and
+        the block is the result; None where it does not (the caller frees the block and mallocs
+        as usual). A loop whose temporaries alternate between two blocks hits every time."""
+        size = block.size
+        if block.stream is not stream or size != (nbytes + 511) & -512 or size >= self._fast_limit \
+                or block.stream_uses:
+            return None
+        pool = block.pool
+        if pool is not (self.small_blocks if nbytes <= K_SMALL_SIZE else self.large_blocks):  # (not a graph's)
+            return None
+        prev, nxt = block.prev, block.next
+        if prev is not None and not (prev.allocated or prev.event_count or prev.stream_uses):
+            return None
+        merges = nxt is not None and not (nxt.allocated or nxt.event_count or nxt.stream_uses)
+        if merges and nxt.size < pool.min_rest:  # (best fit would not split the merged block)
+            return None
+        fit = size + nxt.size if merges else size  # the block best fit must pick: the merged one or this
+        sizes, blocks = pool.by_stream.get(stream, _EMPTY)
+        k = bisect_left(sizes, size)
+        if k < len(sizes) and blocks[k] is nxt:
+            k += 1
+        if k < len(sizes) and (sizes[k] < fit or sizes[k] == fit and blocks[k].ptr < block.ptr):
+            return None  # another free block fits better
+        c, o, a = pool.counters
+        split = prev is not None or nxt is not None  # freed, it would be (part of) an inactive split block
+        if split and (c.s + (not merges) > c.g_s or c.sb + size > c.g_sb):  # for a moment: a split peak may rise
+            return None
+        requested = block.requested_size
+        c.nc += 1  # what the free adds to the totals; active blocks and bytes come back unchanged
+        c.bc += size
+        c.rc += requested
+        if split:  # the inactive split blocks that appear: the freed one, merged or not...
+            if merges and prev is None and nxt.next is None:  # ...or: the whole segment frees, then splits again
+                c.sp += 1
+                c.sbp += nxt.size
+            else:  # (merging, the free grows an inactive split block; the split shrinks it back)
+                c.sp += not merges
+                c.sbp += size
+        if merges:  # the split's free remainder is the merged Block, with the freed block's request (stale, as torch's)
+            nxt.requested_size = requested
+        block.requested_size = nbytes
+        r = c.r = c.r - requested + nbytes
+        if r > c.g_r:  # a peak may rise (Counters' guards)
+            _alloc_peaks(c, o, a)
+        return block
 
     def _free_block(self, block, frames=None, just_freed=True):
         """Move a block whose uses are over into its pool, merging with free neighbours.

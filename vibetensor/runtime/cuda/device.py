@@ -10,6 +10,8 @@ from vibetensor.runtime.cuda import driver as drv
 from vibetensor.runtime.cuda import stream as streams
 from vibetensor.runtime.cuda.allocator import DeviceOutOfMemory
 
+_stream_local, _default_streams = streams._local, streams._defaults
+
 
 def _on_own_device(method):
     """Run a driver call in this device's context, the caller's device current again afterwards: an
@@ -60,12 +62,13 @@ class CudaDevice:
     def current_stream(self):
         """This thread's current stream here: streams.current_stream(index) without its argument
         parsing (the allocator asks on every malloc)."""
-        current = streams._local.streams
+        current = _stream_local.streams
         if current is not None:
             s = current.get(self.index)
             if s is not None:
                 return s
-        return streams.Stream.default(self.index)
+        s = _default_streams.get(self.index)  # (Stream.default's cache, read directly)
+        return s if s is not None else streams.Stream.default(self.index)
 
     def stream_wait_event(self, stream, event):
         stream.wait_event(event)
