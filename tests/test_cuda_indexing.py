@@ -89,6 +89,9 @@ CASES = [
     ("cat_last_with_empty", lambda lib, a, b: lib.cat([b, a[..., :0], a, b], -1),
      lambda d, lay: (P((2, 3, 4), d, lay, 1), P((2, 3, 7), d, lay, 2))),
     ("cat_dim0_mixed", lambda lib, a, b: lib.cat([a, b], 0), lambda d, lay: (P((2, 5), d, lay, 1), P((3, 5), "float32", seed=2))),
+    # contiguous inputs by the part kernel, a transposed one by the strided copy, in one result
+    ("cat_mixed_layouts", lambda lib, a, b: lib.cat([a, b.transpose(1, 2), a], 1),
+     lambda d, lay: (P((2, 4, 5), d, "contiguous", 1), P((2, 5, 3), d, lay, 2))),
     ("stack", lambda lib, a, b: lib.stack([a, b], 1), lambda d, lay: (P((4, 5), d, lay, 1), P((4, 5), d, lay, 2))),
     ("stack_last", lambda lib, a, b: lib.stack([a, b], -1), lambda d, lay: (P((4, 5), d, lay, 1), P((4, 5), d, lay, 2))),
     ("flip", lambda lib, x: x.flip(0, 2), lambda d, lay: (P((2, 4, 5), d, lay, 1),)),

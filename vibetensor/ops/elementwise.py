@@ -977,7 +977,6 @@ _UNARY_DERIVATIVES = [
     (erf, 0, lambda g, x, y: mul(mul(_TWO_OVER_SQRT_PI, exp(neg(pow(x, 2)))), g)),
     (erfc, 0, lambda g, x, y: mul(mul(-_TWO_OVER_SQRT_PI, exp(neg(pow(x, 2)))), g)),
     (abs, 0, lambda g, x, y: mul(g, sgn(x))),
-    (relu, "result", lambda g, x, y: where(le(y, 0), 0.0, g)),
     (deg2rad, (), lambda g, x, y: mul(g, _math.pi / 180)),
     (rad2deg, (), lambda g, x, y: mul(g, 180 / _math.pi)),
     (frac, (), lambda g, x, y: g),

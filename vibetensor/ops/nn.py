@@ -595,6 +595,14 @@ def _hardswish_backward(ctx, grad, x):
     return _where(ew.lt(x, -3.0), 0.0, _where(ew.le(x, 3.0), middle, grad))
 
 
+@_derivative(ew.relu, save="result")
+def _relu_backward(ctx, grad, x):
+    """torch's threshold_backward(grad, result, 0): zero where the result is <= 0 (one kernel when plain)."""
+    if _fused(ctx):
+        return activation_backward(grad, ctx.result, "threshold", (0, 0))
+    return _where(ew.le(ctx.result, 0), 0.0, grad)
+
+
 @_derivative(threshold, save=0)
 def _threshold_backward(ctx, grad, x, threshold_, value):
     return _where(ew.le(x, threshold_), 0.0, grad)

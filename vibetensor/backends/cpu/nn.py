@@ -144,6 +144,9 @@ ACTIVATION_GRADS = {
 def _activation_backward(grad, x, name, params):
     spec = nn.activation_backward.meta(grad, x, name, params)
     ct = np_compute(spec.dtype)
+    if name == "threshold":  # a mask, not a product: NaN and inf gradients below the threshold become 0
+        g = np.where(operand(x, ct) <= params[0], 0, operand(grad, ct))
+        return _new(spec.shape, spec.dtype, spec.device, g)
     d = ACTIVATION_GRADS[name](operand(x, ct), *params)
     g = operand(grad, ct) * (np.conj(d) if d.dtype.kind == "c" else d)  # torch's conjugate gradients
     return _new(spec.shape, spec.dtype, spec.device, g)

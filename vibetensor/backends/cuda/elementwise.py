@@ -53,7 +53,8 @@ PARAM = ["where", "clamp", "clamp_min", "clamp_max", "lerp", "lerp_scalar", "add
          "threshold", "isclose",
          # activation_backward(grad, x, ...): x = grad, y = input
          "gelu_backward", "gelu_tanh_backward", "silu_backward", "mish_backward", "elu_backward",
-         "leaky_relu_backward", "softplus_backward", "log_sigmoid_backward", "hardswish_backward"]
+         "leaky_relu_backward", "softplus_backward", "log_sigmoid_backward", "hardswish_backward",
+         "threshold_backward"]
 CODE = {**{n: i for i, n in enumerate(UNARY)}, **{n: 100 + i for i, n in enumerate(BINARY)},
         **{n: 200 + i for i, n in enumerate(PARAM)}}
 _int_dtype = constexpr_function(tl.core.get_int_dtype)  # (bits, signed) -> tl int dtype, at compile time
@@ -489,8 +490,10 @@ def _param_math(x, y, z, p0, p1, p2, OP: tl.constexpr, OUT_TY: tl.constexpr):
         r = tl.where(by > p1, x, x * tl.sigmoid(by))
     elif OP == 226:
         r = x * tl.sigmoid(-y)
-    else:  # hardswish backward
+    elif OP == 227:  # hardswish backward
         r = tl.where(y < -3, 0.0, tl.where(y <= 3, x * (y / 3 + 0.5), x))
+    else:  # threshold backward (relu's): a mask, so NaN gradients below the threshold become 0
+        r = tl.where(y <= p0, 0.0, x)
     return r
 
 

@@ -37,29 +37,34 @@ def _cat_part_kernel(src_ptr, dst_ptr, numel, cols, dst_cols, dst_start, BLOCK: 
     tl.store(dst_ptr + row * dst_cols + dst_start + (offs - row * cols), tl.load(src_ptr + offs, mask=mask), mask=mask)
 
 
-def _cat_contiguous(res, parts, dim):
-    """cat of contiguous inputs of the result's dtype into a contiguous result: one launch per input,
-    no view or copy_ op per input (split's backward cats the q, k, v gradients every step)."""
+def _cat_into(res, parts, dim):
+    """cat into a contiguous result without a view or copy_ op per input (split's backward cats
+    the q, k, v gradients every step, k's arriving transposed): a contiguous input of the result's
+    dtype is one launch of the part kernel, any other (strided, or to be cast) one launch of the
+    strided copy kernel into its slice of the result (a view made here, below the dispatcher)."""
     inner = 1
     for n in res._shape[dim + 1:]:
         inner *= n
     dst_cols = res._shape[dim] * inner
     kernel = launcher.cached_kernel(_cat_part_kernel, BLOCK=BLOCK)
-    at = 0
+    at = 0  # where the input starts along dim
     for t in parts:
-        cols = t._shape[dim] * inner
+        n = t._shape[dim]
         numel = t.numel()
-        if numel:
-            kernel((launcher.cdiv(numel, BLOCK),), t, res, numel, cols, dst_cols, at)
-        at += cols
+        if numel and t._dtype is res._dtype and t.is_contiguous():
+            kernel((launcher.cdiv(numel, BLOCK),), t, res, numel, n * inner, dst_cols, at * inner)
+        elif numel:
+            shape = (*res._shape[:dim], n, *res._shape[dim + 1:])
+            cuda_creation._device_copy(alias(res, shape, res._stride, res._offset + at * res._stride[dim]), t)
+        at += n
 
 
-def _plain(res, parts):
-    """Inputs and result contiguous, of one real dtype, unaliased: _cat_contiguous applies."""
+def _direct(res, parts):
+    """The result contiguous, real, and aliased by no input: _cat_into applies."""
     if not res.is_contiguous() or res._dtype.kind == "c":  # (complex: Triton has no such element type)
         return False
     for t in parts:
-        if t._dtype is not res._dtype or not t.is_contiguous() or t._storage is res._storage:
+        if t._storage is res._storage:
             return False
     return True
 
@@ -67,8 +72,8 @@ def _plain(res, parts):
 def cat(tensors, dim=0, out=None):
     spec = j.cat_meta(tensors, dim, out)
     res = j.allocate(spec, out)
-    if spec.parts and res.numel() and _plain(res, spec.parts):
-        _cat_contiguous(res, spec.parts, spec.dim)
+    if spec.parts and res.numel() and _direct(res, spec.parts):
+        _cat_into(res, spec.parts, spec.dim)
         if out is not None:
             bump_version(res)
         return res

@@ -382,16 +382,16 @@ def _norm_fwd_kernel(x_ptr, w_ptr, b_ptr, y_ptr, L, groups, cpg, hw, eps, HAS_W:
 
 
 @triton.jit
-def _norm_bwd_kernel(g_ptr, x_ptr, w_ptr, dx_ptr, mean_ptr, rstd_ptr, L, groups, cpg, hw, eps,
+def _norm_bwd_kernel(g_ptr, x_ptr, w_ptr, dx_ptr, stats_ptr, R, L, groups, cpg, hw, eps,
                      HAS_W: tl.constexpr, CENTER: tl.constexpr, NEED_DX: tl.constexpr, SINGLE: tl.constexpr,
                      COMPUTE: tl.constexpr, BLOCK: tl.constexpr):
     """dx = rstd (gxh - mean(gxh) - xhat mean(gxh xhat)), gxh = g w (no mean(gxh) term without
-    CENTER); stores the row's mean and rstd for the parameter gradients."""
+    CENTER); stores the row's mean and rstd for the parameter gradients: stats (2, R)."""
     row = tl.program_id(0).to(tl.int64)
     base = row * L
     mean, rstd = _row_stats(x_ptr, base, L, eps, CENTER, SINGLE, COMPUTE, BLOCK)
-    tl.store(mean_ptr + row, mean)
-    tl.store(rstd_ptr + row, rstd)
+    tl.store(stats_ptr + row, mean)
+    tl.store(stats_ptr + R + row, rstd)
     if NEED_DX:
         cols = tl.arange(0, BLOCK)
         acc1 = tl.zeros((BLOCK,), COMPUTE)
@@ -421,9 +421,10 @@ def _norm_bwd_kernel(g_ptr, x_ptr, w_ptr, dx_ptr, mean_ptr, rstd_ptr, L, groups,
 
 
 @triton.jit
-def _col_parts_kernel(g_ptr, x_ptr, mean_ptr, rstd_ptr, pw_ptr, pb_ptr, R, L, rows_per, COMPUTE: tl.constexpr,
+def _col_parts_kernel(g_ptr, x_ptr, stats_ptr, parts_ptr, R, L, rows_per, half, COMPUTE: tl.constexpr,
                       BLOCK: tl.constexpr):
-    """Partial sums over a chunk of rows of g * xhat and g, per column: (parts, L) each."""
+    """Partial sums over a chunk of rows of g * xhat and g, per column: parts (2, K, L) (half =
+    K * L), from the rows' mean and rstd in stats (2, R)."""
     k = tl.program_id(0)
     cols = tl.program_id(1).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = cols < L
@@ -435,11 +436,12 @@ def _col_parts_kernel(g_ptr, x_ptr, mean_ptr, rstd_ptr, pw_ptr, pb_ptr, R, L, ro
     for r in range(r0, r1):
         g = tl.load(g_ptr + offs, mask=mask, other=0).to(COMPUTE)
         x = tl.load(x_ptr + offs, mask=mask, other=0).to(COMPUTE)
-        accw += g * (x - tl.load(mean_ptr + r)) * tl.load(rstd_ptr + r)
+        accw += g * (x - tl.load(stats_ptr + r)) * tl.load(stats_ptr + R + r)
         accb += g
         offs += L
-    tl.store(pw_ptr + k.to(tl.int64) * L + cols, accw, mask=mask)
-    tl.store(pb_ptr + k.to(tl.int64) * L + cols, accb, mask=mask)
+    out = parts_ptr + k.to(tl.int64) * L + cols
+    tl.store(out, accw, mask=mask)
+    tl.store(out + half, accb, mask=mask)
 
 
 @triton.jit
@@ -482,9 +484,15 @@ def _chan_parts_kernel(x_ptr, g_ptr, mean_ptr, rstd_ptr, p1_ptr, p2_ptr, N, C, H
 @triton.jit
 def _col_sum_kernel(p_ptr, out_ptr, K, L, count, COMPUTE: tl.constexpr, BLOCK_K: tl.constexpr,
                     BLOCK_L: tl.constexpr):
-    """out[j] = sum over k of p[k, j], divided by the integer `count` (exact in any float type).
-    A (BLOCK_K, BLOCK_L) tile per step: K is often the 256 partial sums of a parts kernel, and a
-    row-at-a-time walk would chain 256 dependent loads (37 us for L = 128 on an H200)."""
+    """out[j] = sum over k of p[k, j], divided by the integer `count` (exact in any float type)."""
+    _col_sum_tile(p_ptr, out_ptr, K, L, count, COMPUTE, BLOCK_K, BLOCK_L)
+
+
+@triton.jit
+def _col_sum_tile(p_ptr, out_ptr, K, L, count, COMPUTE: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_L: tl.constexpr):
+    """Program 0's block of columns (BLOCK_L) of _col_sum_kernel. A (BLOCK_K, BLOCK_L) tile per
+    step: K is often the 256 partial sums of a parts kernel, and a row-at-a-time walk would chain
+    256 dependent loads (37 us for L = 128 on an H200)."""
     cols = tl.program_id(0).to(tl.int64) * BLOCK_L + tl.arange(0, BLOCK_L)
     cmask = cols < L
     acc = tl.zeros((BLOCK_K, BLOCK_L), COMPUTE)
@@ -493,6 +501,17 @@ def _col_sum_kernel(p_ptr, out_ptr, K, L, count, COMPUTE: tl.constexpr, BLOCK_K:
         mask = (rows < K)[:, None] & cmask[None, :]
         acc += tl.load(p_ptr + rows.to(tl.int64)[:, None] * L + cols[None, :], mask=mask, other=0).to(COMPUTE)
     tl.store(out_ptr + cols, (tl.sum(acc, 0) / count).to(out_ptr.dtype.element_ty), mask=cmask)
+
+
+@triton.jit
+def _col_sum2_kernel(p_ptr, out0_ptr, out1_ptr, K, L, half, COMPUTE: tl.constexpr, BLOCK_K: tl.constexpr,
+                     BLOCK_L: tl.constexpr):
+    """Both column sums of parts p (2, K, L) (half = K * L) in one launch, axis 1 picking the half:
+    out0 and out1 (L,)."""
+    if tl.program_id(1) == 0:
+        _col_sum_tile(p_ptr, out0_ptr, K, L, 1, COMPUTE, BLOCK_K, BLOCK_L)
+    else:
+        _col_sum_tile(p_ptr + half, out1_ptr, K, L, 1, COMPUTE, BLOCK_K, BLOCK_L)
 
 
 @triton.jit
@@ -822,28 +841,38 @@ def _norm_forward(x, weight, bias, eps, lay, center):
     return res
 
 
+def _half(t, i):
+    """t[i] of a (2, ...) buffer, as a view."""
+    return views.select(t, 0, i)
+
+
 def _zeros_like(t):
     return creation.full(tuple(t._shape), 0, t._dtype, device=t._device)
 
 
 def _norm_rows_backward(grad, x, weight, eps, lay, center, need_dx):
-    """(dx or None, xc, g, mean, rstd): dx and the per-row statistics of a row norm."""
+    """(dx or None, xc, g, stats): dx and the per-row statistics of a row norm, stats (2, rows)
+    holding each row's mean, then each row's rstd (one allocation: the backward's hot path)."""
     compute, ct = _compute(x._dtype)
     xc, g, w = creation.contiguous(x), creation.contiguous(grad), _dense(weight)
-    mean = empty((lay.rows,), ct, x._device)
-    rstd = empty((lay.rows,), ct, x._device)
+    stats = empty((2, lay.rows), ct, x._device)
     dx = empty(x._shape, x._dtype, x._device) if need_dx else None
     single, block = _row_block(lay.L)
     _kernel(_norm_bwd_kernel, HAS_W=w is not None, CENTER=center, NEED_DX=need_dx, SINGLE=single, COMPUTE=compute,
-            BLOCK=block)((lay.rows,), g, xc, w if w is not None else xc, dx if dx is not None else xc, mean, rstd,
-                         lay.L, lay.groups, lay.cpg, lay.hw, float(eps))
-    return dx, xc, g, mean, rstd
+            BLOCK=block)((lay.rows,), g, xc, w if w is not None else xc, dx if dx is not None else xc, stats,
+                         lay.rows, lay.L, lay.groups, lay.cpg, lay.hw, float(eps))
+    return dx, xc, g, stats
+
+
+def _col_blocks(K, L):
+    """(BLOCK_K, BLOCK_L) of a column sum of (K, L) parts."""
+    block_l = min(128, launcher.next_power_of_2(L))
+    return min(launcher.next_power_of_2(K), 4096 // block_l), block_l
 
 
 def _col_sum(parts, K, L, out, count=1):
     """out = parts (K, L) summed over K, / count."""
-    block_l = min(128, launcher.next_power_of_2(L))
-    block_k = min(launcher.next_power_of_2(K), 4096 // block_l)
+    block_k, block_l = _col_blocks(K, L)
     _kernel(_col_sum_kernel, COMPUTE=_compute(out._dtype)[0], BLOCK_K=block_k, BLOCK_L=block_l)(
         _grid1(L, block_l), parts, out, K, L, count)
     return out
@@ -866,19 +895,24 @@ def _row_norm_backward(grad, x, weight, bias, eps, k, center, needs):
     if rows == 0 or L == 0:
         dx = empty(x._shape, x._dtype, x._device) if need_dx else None
         return dx, _zeros_like(weight) if need_w else None, _zeros_like(bias) if need_b else None
-    dx, xc, g, mean, rstd = _norm_rows_backward(grad, x, weight, eps, lay, center, need_dx)
-    dw = db = None
-    if need_w or need_b:
-        ct = _compute(x._dtype)[1]
-        K, per = _split(rows)
-        pw, pb = empty((K, L), ct, x._device), empty((K, L), ct, x._device)
-        block = min(FLAT_BLOCK, max(128, launcher.next_power_of_2(L)))  # no idle lanes for narrow rows
-        _kernel(_col_parts_kernel, COMPUTE=_compute(x._dtype)[0], BLOCK=block)(
-            (K, launcher.cdiv(L, block)), g, xc, mean, rstd, pw, pb, rows, L, per)
-        if need_w:
-            dw = _col_sum(pw, K, L, empty(weight._shape, weight._dtype, x._device))
-        if need_b:
-            db = _col_sum(pb, K, L, empty(bias._shape, bias._dtype, x._device))
+    dx, xc, g, stats = _norm_rows_backward(grad, x, weight, eps, lay, center, need_dx)
+    if not (need_w or need_b):
+        return dx, None, None
+    compute, ct = _compute(x._dtype)
+    K, per = _split(rows)
+    parts = empty((2, K, L), ct, x._device)  # per chunk of rows: sums of g * xhat, then of g
+    block = min(FLAT_BLOCK, max(128, launcher.next_power_of_2(L)))  # no idle lanes for narrow rows
+    _kernel(_col_parts_kernel, COMPUTE=compute, BLOCK=block)(
+        (K, launcher.cdiv(L, block)), g, xc, stats, parts, rows, L, per, K * L)
+    dw = empty(weight._shape, weight._dtype, x._device) if need_w else None
+    db = empty(bias._shape, bias._dtype, x._device) if need_b else None
+    if need_w and need_b:  # both column sums in one launch
+        src, out0, out1, n = parts, dw, db, 2
+    else:
+        src, out0, out1, n = (parts, dw, dw, 1) if need_w else (_half(parts, 1), db, db, 1)
+    block_k, block_l = _col_blocks(K, L)
+    _kernel(_col_sum2_kernel, COMPUTE=compute, BLOCK_K=block_k, BLOCK_L=block_l)(
+        (launcher.cdiv(L, block_l), n), src, out0, out1, K, L, K * L)
     return dx, dw, db
 
 
@@ -951,7 +985,8 @@ def _group_norm_backward(grad, x, num_groups, weight, bias, eps, needs):
     if x.numel() == 0:
         dx = empty(x._shape, x._dtype, x._device) if need_dx else None
         return dx, _zeros_like(weight) if need_w else None, _zeros_like(bias) if need_b else None
-    dx, xc, g, mean, rstd = _norm_rows_backward(grad, x, weight, eps, lay, True, need_dx)
+    dx, xc, g, stats = _norm_rows_backward(grad, x, weight, eps, lay, True, need_dx)
+    mean, rstd = _half(stats, 0), _half(stats, 1)
     dw = db = None
     if need_w or need_b:
         sgx, sg = _channel_sums(xc, g, mean, rstd, num_groups, lay.cpg, 2)
