@@ -14,19 +14,32 @@ from vibetensor.runtime import cuda as rt
 from vibetensor.runtime.cuda import stream as streams
 
 _NULL = contextlib.nullcontext()
+_local, _defaults = streams._local, streams._defaults
+
+
+def _current_stream(index):
+    """streams.current_stream(index) for an int index, with its caches read here: the hooks ask
+    for every node made, run and fed (a few hundred times a training step)."""
+    current = _local.streams
+    if current is not None:
+        s = current.get(index)
+        if s is not None:
+            return s
+    s = _defaults.get(index)
+    return s if s is not None else streams.Stream.default(index)
 
 
 def current(device):
     """The stream a node made now on `device` records (None off CUDA)."""
     if device.type != "cuda":
         return None
-    return streams.current_stream(device.index or 0)
+    return _current_stream(device.index or 0)
 
 
 def enter(stream):
     """Make `stream` current while a node's backward runs. If it is not the caller's stream, it
     first waits for the caller's work (the root gradients were made there)."""
-    caller = streams.current_stream(stream.device_index)
+    caller = _current_stream(stream.device_index)
     if caller is stream:
         return _NULL
     stream.wait_stream(caller)
@@ -39,7 +52,7 @@ def sync(grad, producer, consumer):
     made_on = producer.stream
     if made_on is None:
         return grad
-    used_on = consumer.stream or streams.current_stream(made_on.device_index)
+    used_on = consumer.stream or _current_stream(made_on.device_index)
     if used_on is not made_on:
         used_on.wait_stream(made_on)
         rt.record_stream(grad._storage.data, used_on)

@@ -45,6 +45,7 @@ _recorders = launcher.recorders
 _get_ident = threading.get_ident
 _stream_handle = streams.current_stream_handle
 _device_alloc = runtime.device_alloc
+_NUMBERS = (int, float, bool)
 
 
 def planned(kernel_fn):
@@ -56,21 +57,31 @@ def planned(kernel_fn):
             return kernel_fn(*args, out=out, **kwargs)
         if kwargs or _recorders or not enabled[0]:  # (a plan is being built: record, do not replay)
             return kernel_fn(*args, **kwargs)
-        key = [_current.index]  # per argument: a tensor's geometry, a number's type and value
-        for a in args:
-            if isinstance(a, Tensor):
-                key += (a._dtype, a._shape, a._stride, a._device)
-            else:
-                if a.__class__ is tuple:
-                    for x in a:
-                        if isinstance(x, Tensor):  # a key must never hold a tensor alive: no plan
-                            return kernel_fn(*args)
-                key += (a.__class__, a)
-        try:
-            key = tuple(key)
+        n = len(args)
+        a = args[0] if n else None
+        b = args[1] if n > 1 else None
+        if a.__class__ is Tensor and b.__class__ is Tensor and (n == 2 or n == 3 and args[2].__class__ in _NUMBERS):
+            # two tensors (and alpha): the binary ops' call, its key (the one below) built straight
+            key = (_current.index, a._dtype, a._shape, a._stride, a._device, b._dtype, b._shape, b._stride, b._device)
+            if n == 3:
+                key += (args[2].__class__, args[2])
             run = plans.get(key)
-        except TypeError:  # an unhashable argument (a list of dims): no plan
-            return kernel_fn(*args)
+        else:
+            key = [_current.index]  # per argument: a tensor's geometry, a number's type and value
+            for a in args:
+                if isinstance(a, Tensor):
+                    key += (a._dtype, a._shape, a._stride, a._device)
+                else:
+                    if a.__class__ is tuple:
+                        for x in a:
+                            if isinstance(x, Tensor):  # a key must never hold a tensor alive: no plan
+                                return kernel_fn(*args)
+                    key += (a.__class__, a)
+            try:
+                key = tuple(key)
+                run = plans.get(key)
+            except TypeError:  # an unhashable argument (a list of dims): no plan
+                return kernel_fn(*args)
         if run is not None:
             if run is _UNPLANNABLE:
                 return kernel_fn(*args)

@@ -25,6 +25,7 @@ WORKSPACE_BYTES = 32 << 20  # what cuBLAS recommends for Hopper
 # cudaDataType by dtype name
 CUDA_DATA_TYPE = {"float32": 0, "float64": 1, "float16": 2, "bfloat16": 14, "complex64": 4, "complex128": 5}
 _LT_DTYPES = ("float16", "bfloat16", "float32")
+_streams_local = streams._local
 _local = threading.local()  # per-thread handles: cuBLAS handles must not be shared across threads
 allow_tf32 = [False]  # torch.backends.cuda.matmul.allow_tf32
 use_lt = [True]  # cuBLASLt for half types and float32 (False: cublasGemmEx for every dtype)
@@ -141,13 +142,16 @@ def _alignment(low_bits):
 
 class _LtPlan:
     """cuBLASLt's objects for one problem signature: descriptor, layouts of A, B, C (= D), the
-    chosen algorithm (first field of the heuristic result), and the scalar type. (Host-side
-    objects of a few hundred bytes, never destroyed: the cache is bounded and rarely cleared.)"""
-    __slots__ = ("desc", "layouts", "result", "algo", "scalar_type", "bias", "bias_ptr", "__weakref__")
+    chosen algorithm (first field of the heuristic result), and the scalar type, with host
+    pointers to its 1 and 0 (the usual alpha and beta). (Host-side objects of a few hundred
+    bytes, never destroyed: the cache is bounded and rarely cleared.)"""
+    __slots__ = ("desc", "layouts", "result", "algo", "scalar_type", "one", "zero", "bias", "bias_ptr",
+                 "__weakref__")
 
     def __init__(self, desc, layouts, result, scalar_type):
         self.desc, self.layouts, self.result, self.scalar_type = desc, layouts, result, scalar_type
         self.algo = int(result.ptr)
+        self.one, self.zero = _SCALAR_PTRS[scalar_type, 1.0], _SCALAR_PTRS[scalar_type, 0.0]
         # a bias plan's pointer attribute, written per call through this buffer (a new ndarray and
         # its .ctypes cost ~1.5 us a call)
         self.bias = np.zeros(1, np.uint64)
@@ -231,32 +235,43 @@ def run(problem, a, b, c, device_index, alpha=1.0, beta=0.0, stream=None, bias=0
     ldb, ldc, batch, stride_a, stride_b, stride_c), which callers may keep: the hot path.
     bias: a device pointer to n values added to every row of C by cuBLASLt's epilogue (unbatched
     half/float32 problems); returns False, having done nothing, where cuBLASLt cannot."""
-    h = _handle(device_index)
+    handles = getattr(_local, "handles", None)  # (_handle, inlined: this is every matrix product's path)
+    h = handles.get(device_index) if handles else None
+    if h is None:
+        h = _handle(device_index)
     dtype_name = problem[0]
-    if use_lt[0] and dtype_name in _LT_DTYPES:
+    if dtype_name in _LT_DTYPES and use_lt[0]:
         # the addresses' low bits: cuBLASLt's kernels depend on the operands' alignment
-        key = (problem, allow_tf32[0], a & 255, b & 255, c & 255, device_index, bias & 255 if bias else -1)
+        key = (problem, a & 255, b & 255, c & 255, device_index, allow_tf32[0], bias & 255 if bias else -1)
         plans = _lt_plans if not bias else h.bias_plans  # (a bias plan's descriptor is set per call)
         plan = plans.get(key, False)
         if plan is False:
             if len(plans) > 4096:
                 plans.clear()
-            plan = plans[key] = _lt_plan(h.lt_handle(), *problem, tuple(_alignment(v) for v in key[2:5]),
+            plan = plans[key] = _lt_plan(h.lt_handle(), *problem, tuple(_alignment(v) for v in key[1:4]),
                                          bias=bool(bias))
         if plan is not None:
             if bias:
                 plan.set_bias(bias)
-            s = stream.cuda_stream if stream is not None else streams.current_stream_handle(device_index)
+            if stream is None:  # streams.current_stream_handle, inlined
+                current = _streams_local.handles
+                s = current.get(device_index, 0) if current else 0
+            else:
+                s = stream.cuda_stream
             ws = h.workspaces.get(s)
             if ws is None:
                 ws = h.workspace(stream or streams.current_stream(device_index))
             else:
                 ws = ws.ptr
-            al, keep_a = _scalar(alpha, plan.scalar_type)
-            be, keep_b = _scalar(beta, plan.scalar_type)
+            keep_a = keep_b = None
+            if alpha == 1.0 and beta == 0.0:
+                al, be = plan.one, plan.zero
+            else:
+                al, keep_a = _scalar(alpha, plan.scalar_type)
+                be, keep_b = _scalar(beta, plan.scalar_type)
             a_l, b_l, c_l = plan.layouts
-            _cublaslt().matmul(h.lt or h.lt_handle(), plan.desc, al, b, a_l, a, b_l, be, c, c_l, c, c_l, plan.algo,
-                               ws, WORKSPACE_BYTES, s)
+            _modules["lt"].matmul(h.lt or h.lt_handle(), plan.desc, al, b, a_l, a, b_l, be, c, c_l, c, c_l, plan.algo,
+                                  ws, WORKSPACE_BYTES, s)
             return True
     if bias:
         return False
