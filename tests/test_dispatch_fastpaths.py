@@ -264,3 +264,81 @@ def test_tensors_hash_by_identity():
     assert len(d) == 3 and d[a] == 1 and d[b] == 2 and d[p] == 3
     assert {a, b, a, p} == {a, b, p} and len({a, b, a}) == 2
     assert hash(a) == hash(a) and hash(a) != hash(b)
+
+
+MATMUL_SHAPES = [((2, 3, 4), (2, 4, 5)), ((2, 2, 3, 4), (2, 2, 4, 5)), ((2, 3, 4), (4, 5)), ((4,), (2, 4, 5)),
+                 ((2, 3, 4), (4,)), ((3, 4), (2, 4, 5)), ((1, 3, 4), (2, 4, 5)), ((2, 3, 4), (1, 2, 4, 5)),
+                 ((3, 4), (4, 5)), ((2, 1, 4), (2, 4, 1))]
+
+
+@pytest.mark.parametrize("a, b", MATMUL_SHAPES)
+def test_matmul_results_are_not_views(a, b):
+    """matmul's batched and folded products return the product itself in the result's shape (torch's
+    _unsafe_view: no _base), and operands already in the product's shape are used as they are:
+    values, strides, grad_fn names and gradients as torch's."""
+    for requires_grad in (False, True):
+        (ta, va), (tb, vb) = make_pair(a, "float64", "contiguous"), make_pair(b, "float64", "transposed")
+        ta, va = ta.detach().requires_grad_(requires_grad), va.detach().requires_grad_(requires_grad)
+        expected, got = ta @ tb, va @ vb
+        assert got._base is None and expected._base is None
+        assert got.shape == expected.shape and got.stride() == expected.stride()
+        assert torch.allclose(torch.tensor(got.tolist(), dtype=torch.float64), expected.detach())
+        if requires_grad:
+            assert got.grad_fn.name() == expected.grad_fn.name()
+            (expected * expected).sum().backward()
+            (got * got).sum().backward()
+            assert torch.allclose(torch.tensor(va.grad.tolist(), dtype=torch.float64), ta.grad)
+
+
+def _nested(lib):
+    """A model with shared submodules and a shared parameter at several depths, built alike in both."""
+    lib.manual_seed(0)
+    shared = lib.nn.Linear(2, 2)
+    inner = lib.nn.Sequential(lib.nn.Linear(2, 3), shared, lib.nn.ReLU())
+    outer = lib.nn.Sequential(inner, lib.nn.Sequential(shared, lib.nn.LayerNorm(2)), inner, lib.nn.Linear(2, 2))
+    outer[3].weight = shared.weight  # a parameter held twice
+    outer.add_module("gap", None)
+    return outer
+
+
+def test_module_walks_match_torch():
+    """named_modules (a stack walk), parameters (without names) and their options give torch's order
+    and duplicate handling."""
+    tm, vm = _nested(torch), _nested(vt)
+    for kwargs in ({}, {"remove_duplicate": False}, {"prefix": "m"}):
+        assert [n for n, _ in vm.named_modules(**kwargs)] == [n for n, _ in tm.named_modules(**kwargs)]
+    for recurse in (True, False):
+        assert [n for n, _ in vm.named_parameters(recurse=recurse)] == \
+            [n for n, _ in tm.named_parameters(recurse=recurse)]
+        names = {}
+        for n, p in vm.named_parameters(remove_duplicate=False):
+            names.setdefault(id(p), n)  # (the first place a parameter is found)
+        assert [names[id(p)] for p in vm.parameters(recurse=recurse)] == \
+            [n for n, _ in tm.named_parameters(recurse=recurse)]
+    assert len(list(vm.modules())) == len(list(tm.modules()))
+
+
+def test_module_walks_honour_overrides():
+    """A submodule overriding named_modules, or a module overriding named_parameters, is asked as
+    torch's recursion asks it."""
+    class Hidden(vt.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = vt.nn.Linear(1, 1), vt.nn.Linear(1, 1)
+
+        def named_modules(self, memo=None, prefix="", remove_duplicate=True):
+            yield prefix, self  # hides its children
+
+    class Renamed(vt.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = vt.nn.Linear(1, 1)
+
+        def named_parameters(self, prefix="", recurse=True, remove_duplicate=True):
+            yield "only", self.lin.weight
+
+    model = vt.nn.Sequential(Hidden(), vt.nn.Linear(1, 1))
+    assert [n for n, _ in model.named_modules()] == ["", "0", "1"]
+    assert len(list(model.parameters())) == 2  # the second Linear's
+    r = Renamed()
+    assert list(r.parameters()) == [r.lin.weight]

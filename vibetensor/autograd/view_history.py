@@ -47,6 +47,7 @@ class ViewInfo:
 
 
 Tensor._view_info = None  # class default: most tensors are not views, and need no dict entry
+_new_info = ViewInfo.__new__
 
 
 def propagate(previous, new):
@@ -77,10 +78,12 @@ def note_untracked_view(parent, view, replay=None):
         previous = info.creation_meta
         if meta == DEFAULT or previous == INFERENCE_MODE:  # propagate(previous, meta), inlined
             meta = previous
-    view_fn = None
+    mine = view._view_info = _new_info(ViewInfo)  # (ViewInfo(...) without the Python-level __init__ call:
+    mine.attr_version = view._version.value      # every view made below autograd comes here)
+    mine.creation_meta = meta
+    mine.view_fn = None
     if view._dtype is not view._base._dtype:
-        view_fn = _view_fn(view, parent, info, replay if replay is not None else _as_strided_fn(view))
-    view._view_info = ViewInfo(view._version.value, meta, view_fn)
+        mine.view_fn = _view_fn(view, parent, info, replay if replay is not None else _as_strided_fn(view))
 
 
 def note_untracked_multi_output(parent, views):

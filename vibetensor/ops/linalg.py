@@ -21,7 +21,7 @@ from vibetensor.ops import meta as m
 from vibetensor.ops import reduction as r
 from vibetensor.tensor import dtype as dt
 from vibetensor.tensor import shape as sh
-from vibetensor.tensor.tensor import Tensor
+from vibetensor.tensor.tensor import Tensor, make_tensor
 
 Spec = collections.namedtuple("Spec", "shape dtype device")
 _NAMES, _CPP = m.TYPE_NAMES, r.CPP_NAMES
@@ -255,6 +255,22 @@ def _reshape(t, shape):
     return views.view.call_on(t, shape)
 
 
+def _operand(t, shape):
+    """An operand of a product in `shape`: t itself when it has that shape already (matmul's usually
+    do: a view of it would only cost a tensor), else _reshape(t, shape). Only for values the
+    composite consumes, never for one it returns (an op's output is never its input)."""
+    return t if t._shape == shape else _reshape(t, shape)
+
+
+def _unsafe_view(t, shape):
+    """torch's _unsafe_view: the fresh contiguous product t in `shape`, as a new tensor on t's memory
+    (not a view: t is a temporary nobody else holds; torch's matmul returns such a tensor, whose
+    _base is None)."""
+    if t._shape == shape:
+        return t
+    return make_tensor(t._storage, shape, sh.contiguous_strides(shape), t._offset, t._dtype)
+
+
 def _mT(t):
     return views.transpose.call_on(t, -2, -1)
 
@@ -284,38 +300,40 @@ def _should_fold(a, b):
 
 
 def _matmul_folded(a, b):
-    transpose = b.ndim > a.ndim
+    da = len(a._shape)
+    transpose = len(b._shape) > da
     t1 = _mT(b) if transpose else a
-    t2 = (_t(a) if a.ndim == 2 else a) if transpose else b
+    t2 = (_t(a) if da == 2 else a) if transpose else b
     out_shape = t1._shape[:-1]  # (*batch, n)
-    folded = _reshape(t1, (math.prod(out_shape), t1._shape[-1]))
-    if t2.ndim == 1:
-        return views.view.call_on(mv(folded, t2), out_shape)
-    output = views.view.call_on(mm(folded, t2), out_shape + (t2._shape[1],))
+    folded = _operand(t1, (math.prod(out_shape), t1._shape[-1]))
+    if len(t2._shape) == 1:
+        return _unsafe_view(mv(folded, t2), out_shape)
+    output = _unsafe_view(mm(folded, t2), out_shape + (t2._shape[1],))
     return creation.contiguous(_mT(output)) if transpose else output
 
 
 def _matmul_batched(a, b):
     """Broadcast the batch dims, flatten them, one bmm."""
-    n = a._shape[-2] if a.ndim > 1 else 1
+    da, db = len(a._shape), len(b._shape)
+    n = a._shape[-2] if da > 1 else 1
     k1 = a._shape[-1]
-    k2 = b._shape[-2] if b.ndim > 1 else b._shape[0]
-    p = b._shape[-1] if b.ndim > 1 else 1
-    batch_a, batch_b = a._shape[:max(a.ndim - 2, 0)], b._shape[:max(b.ndim - 2, 0)]
-    if a.ndim == 3 and b.ndim == 3 and batch_a[0] != batch_b[0]:  # same gradient optimisation as should_fold
+    k2 = b._shape[-2] if db > 1 else b._shape[0]
+    p = b._shape[-1] if db > 1 else 1
+    batch_a, batch_b = a._shape[:max(da - 2, 0)], b._shape[:max(db - 2, 0)]
+    if da == 3 and db == 3 and batch_a[0] != batch_b[0]:  # same gradient optimisation as should_fold
         if batch_a[0] == 1 and a._requires_grad:
             return matmul(views.squeeze(a, (0,)), b)
         if batch_b[0] == 1 and b._requires_grad:
             return matmul(a, views.squeeze(b, (0,)))
     batch = sh.broadcast_shapes(batch_a, batch_b)
     nb = math.prod(batch)
-    a3 = _reshape(_expand(a, batch + (n, k1)), (nb, n, k1))  # (B, n, k)
-    if b.ndim == 1:
+    a3 = _operand(_expand(a, batch + (n, k1)), (nb, n, k1))  # (B, n, k)
+    if db == 1:
         b3 = views.unsqueeze.call_on(_reshape(_expand(b, batch + (k2,)), (nb, k2)), 2)  # (B, k, 1)
     else:
-        b3 = _reshape(_expand(b, batch + (k2, p)), (nb, k2, p))  # (B, k, p)
-    out_shape = batch + ((n,) if a.ndim > 1 else ()) + ((p,) if b.ndim > 1 else ())
-    return views.view.call_on(bmm(a3, b3), out_shape)
+        b3 = _operand(_expand(b, batch + (k2, p)), (nb, k2, p))  # (B, k, p)
+    out_shape = batch + ((n,) if da > 1 else ()) + ((p,) if db > 1 else ())
+    return _unsafe_view(bmm(a3, b3), out_shape)
 
 
 def _expand(t, shape):
@@ -946,31 +964,37 @@ def _matmul_grads(ctx, grad, a, b):
     matmul treats it, and the dim is dropped from its gradient. Batch dims a broadcast added come
     back unsummed (the engine sums them down), except where matmul folded a's batch into the rows of
     one mm (b a matrix): then b's gradient is one mm over all rows, as torch's."""
-    if a.ndim == 1 and b.ndim == 1:  # dot
+    da, db = len(a._shape), len(b._shape)
+    if da == 1 and db == 1:  # dot
         return (ew.mul(grad, _conj(b)) if _needs(ctx, 0) else None,
                 ew.mul(grad, _conj(a)) if _needs(ctx, 1) else None)
-    a2 = views.unsqueeze(a, 0) if a.ndim == 1 else a      # (.., n, k)
-    b2 = views.unsqueeze(b, -1) if b.ndim == 1 else b     # (.., k, p)
-    g2 = views.unsqueeze(grad, -2) if a.ndim == 1 else grad
-    g2 = views.unsqueeze(g2, -1) if b.ndim == 1 else g2   # (.., n, p)
+    a2 = views.unsqueeze(a, 0) if da == 1 else a      # (.., n, k)
+    b2 = views.unsqueeze(b, -1) if db == 1 else b     # (.., k, p)
+    g2 = views.unsqueeze(grad, -2) if da == 1 else grad
+    g2 = views.unsqueeze(g2, -1) if db == 1 else g2   # (.., n, p)
     ga = gb = None
     if _needs(ctx, 0):
         ga = matmul(g2, _mH(b2))                          # (.., n, k)
-        ga = views.squeeze(ga, (-2,)) if a.ndim == 1 else ga
+        ga = views.squeeze(ga, (-2,)) if da == 1 else ga
     if _needs(ctx, 1):
-        if b2.ndim == 2 and a2.ndim > 2:  # folded: (rows, k)^H @ (rows, p)
+        if len(b2._shape) == 2 and len(a2._shape) > 2:  # folded: (rows, k)^H @ (rows, p)
             k, p = b2._shape
-            gb = mm(_mH(_reshape(a2, (a2.numel() // k if k else 0, k))), _reshape(g2, (g2.numel() // p if p else 0, p)))
+            gb = mm(_mH(_operand(a2, (a2.numel() // k if k else 0, k))), _operand(g2, (g2.numel() // p if p else 0, p)))
         else:
             gb = matmul(_mH(a2), g2)                      # (.., k, p)
-        gb = views.squeeze(gb, (-1,)) if b.ndim == 1 else gb
+        gb = views.squeeze(gb, (-1,)) if db == 1 else gb
     return ga, gb
+
+
+_MATMUL_NAMES = {(1, 1): "DotBackward0", (1, 2): "SqueezeBackward4", (2, 1): "MvBackward0", (2, 2): "MmBackward0"}
 
 
 def _matmul_name(a, b, out=None):
     """torch's grad_fn name for matmul's output (its decomposition's last node)."""
-    return {(1, 1): "DotBackward0", (1, 2): "SqueezeBackward4", (2, 1): "MvBackward0",
-            (2, 2): "MmBackward0"}.get((a.ndim, b.ndim), "CloneBackward0" if a.ndim == 2 else "UnsafeViewBackward0")
+    da, db = len(a._shape), len(b._shape)
+    if da == 3 and db == 3 and a._shape[0] == 1 != b._shape[0] and a._requires_grad:
+        da = 2  # _matmul_batched squeezes a: (n, k) @ (B, k, p)
+    return _MATMUL_NAMES.get((da, db), "CloneBackward0" if da == 2 else "UnsafeViewBackward0")
 
 
 @_derivative(matmul, save=(0, 1), name=_matmul_name)
@@ -995,7 +1019,7 @@ def _linear_derivative(ctx, grad, input, weight, bias=None):
     """linear(x, W, b) = x @ W^T + b: x's gradient grad @ conj(W), W's one mm over every row,
     (grad rows)^T @ conj(x rows), contiguous like W; b gets grad, which the engine sums down."""
     gb = grad if bias is not None and _needs(ctx, 2) else None
-    if weight.ndim == 1:  # x @ w: matmul's gradients
+    if len(weight._shape) == 1:  # x @ w: matmul's gradients
         gi, gw = _matmul_grads(ctx, grad, input, weight)
         return gi, gw, gb
     out_features, in_features = weight._shape
@@ -1003,5 +1027,5 @@ def _linear_derivative(ctx, grad, input, weight, bias=None):
     gw = None
     if _needs(ctx, 1):
         rows = input.numel() // in_features if in_features else grad.numel() // max(out_features, 1)
-        gw = mm(_mT(_reshape(grad, (rows, out_features))), _conj(_reshape(input, (rows, in_features))))
+        gw = mm(_mT(_operand(grad, (rows, out_features))), _conj(_operand(input, (rows, in_features))))
     return gi, gw, gb

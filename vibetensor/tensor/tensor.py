@@ -9,6 +9,7 @@ import numpy as np
 from vibetensor.tensor import shape as _shape
 from vibetensor.tensor.device import CPU
 from vibetensor.runtime import device_alloc as _device_alloc  # (the ground floor: CUDA-free to import)
+from vibetensor.runtime import _mallocs  # device -> its allocator's malloc (device_alloc's fast path)
 
 _contiguous_strides = _shape.contiguous_strides
 
@@ -281,6 +282,8 @@ def empty(shape, dtype, device=CPU):
     if device.type == "cpu":
         return empty_cpu(shape, dtype)
     nbytes = _shape.numel(shape) * dtype.itemsize
+    malloc = _mallocs.get(device)  # (runtime.device_alloc, inlined: every CUDA op's result comes here)
     storage = _new_storage(Storage)  # (Storage(block, nbytes, device) without the Python-level __init__ call)
-    storage.data, storage.nbytes, storage.device = _device_alloc(nbytes, device), nbytes, device
+    storage.data = malloc(nbytes) if malloc is not None else _device_alloc(nbytes, device)
+    storage.nbytes, storage.device = nbytes, device
     return make_tensor(storage, tuple(shape), _contiguous_strides(shape), 0, dtype)

@@ -84,7 +84,11 @@ def _gemm(op, a, b, res, beta=0.0, alpha=1.0, bias=0):
         a = creation.contiguous(a)
     if copy_b:
         b = creation.contiguous(b)
-    if not blas.run(problem, _ptr(a), _ptr(b), _ptr(res), res._device.index, alpha, beta, bias=bias):
+    # (the operands' data pointers, _ptr inlined: every product comes here)
+    if not blas.run(problem, a._storage.data.ptr + a._offset * a._dtype.itemsize,
+                    b._storage.data.ptr + b._offset * b._dtype.itemsize,
+                    res._storage.data.ptr + res._offset * res._dtype.itemsize, res._device.index, alpha, beta,
+                    bias=bias):
         return None
     return res
 

@@ -202,19 +202,20 @@ class Module:
 
     def __getattr__(self, name):
         d = self.__dict__
-        try:  # (every self.<submodule> and self.<parameter> in a forward comes here)
-            parameters, buffers, modules = d["_parameters"], d["_buffers"], d["_modules"]
+        try:  # (every self.<submodule> and self.<parameter> in a forward comes here: each registry read when asked)
+            parameters = d["_parameters"]
+            if name in parameters:
+                return parameters[name]
+            buffers = d["_buffers"]
+            if name in buffers:
+                return buffers[name]
+            modules = d["_modules"]
+            if name in modules:
+                return modules[name]
         except KeyError:  # (Module.__init__ has not run, or not to its end)
             for registry in ("_parameters", "_buffers", "_modules"):
                 if registry in d and name in d[registry]:
                     return d[registry][name]
-        else:
-            if name in parameters:
-                return parameters[name]
-            if name in buffers:
-                return buffers[name]
-            if name in modules:
-                return modules[name]
         raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
 
     def __setattr__(self, name, value):
@@ -298,8 +299,17 @@ class Module:
                 yield module_prefix + ("." if module_prefix else "") + k, v
 
     def parameters(self, recurse=True):
-        for _, param in self.named_parameters(recurse=recurse):
-            yield param
+        if type(self).named_parameters is not Module.named_parameters:  # (a subclass's view of its parameters)
+            for _, param in self.named_parameters(recurse=recurse):
+                yield param
+            return
+        # named_parameters without the names (clip_grad_norm_(model.parameters()) runs every step)
+        memo = set()
+        for _, module in (self.named_modules() if recurse else (("", self),)):
+            for param in module._parameters.values():
+                if param is not None and param not in memo:
+                    memo.add(param)
+                    yield param
 
     def named_parameters(self, prefix="", recurse=True, remove_duplicate=True):
         yield from self._named_members(lambda m: m._parameters.items(), prefix=prefix, recurse=recurse,
@@ -329,18 +339,23 @@ class Module:
             yield module
 
     def named_modules(self, memo=None, prefix="", remove_duplicate=True):
+        """Preorder, as torch's recursion, walked with a stack: one generator frame whatever the depth
+        (model.parameters() runs every training step)."""
         if memo is None:
             memo = set()
-        if self in memo:
-            return
-        if remove_duplicate:
-            memo.add(self)
-        yield prefix, self
-        for name, module in self._modules.items():
-            if module is None:
+        stack = [(prefix, self)]
+        while stack:
+            prefix, module = stack.pop()
+            if module is not self and type(module).named_modules is not Module.named_modules:
+                yield from module.named_modules(memo, prefix, remove_duplicate)  # (its own walk, as recursion calls it)
                 continue
-            submodule_prefix = prefix + ("." if prefix else "") + name
-            yield from module.named_modules(memo, submodule_prefix, remove_duplicate)
+            if module in memo:
+                continue
+            if remove_duplicate:
+                memo.add(module)
+            yield prefix, module
+            stack += reversed([(prefix + ("." if prefix else "") + name, child)
+                               for name, child in module._modules.items() if child is not None])
 
     # -- modes ------------------------------------------------------------------------------------
 
