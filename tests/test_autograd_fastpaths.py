@@ -398,7 +398,66 @@ def test_gradients_validated_as_they_are_delivered_match_torch(make_grad):
 def test_needs_input_grad_fast_path_equals_argument_by_argument(make):
     x, c = vt.ones(2, 3, requires_grad=True), vt.ones(2, 3)
     node = make(x, c).grad_fn
-    D._EDGE_PREFIX.pop(node._layout, None)
+    k, node._k = node._k, -1  # (-1: the argument-by-argument path)
     slow = node._compute_needs()
-    D._edge_prefix(node._layout)  # (remembered for layouts without lists)
+    node._k = k
     assert node._compute_needs() == slow
+
+
+# -- session 6: flattening inlined in OpNode.apply (node._k), AccumulateGrad run without _run_special ----
+
+@pytest.mark.parametrize("make", [
+    lambda x, c: x * 2,                                        # (True, None): k = 1
+    lambda x, c: x.sum(1, keepdim=True),                       # (True, None, None)
+    lambda x, c: vt.nn.functional.linear(x, c, c[0]),          # (True, True, True): k = 3
+    lambda x, c: vt.nn.functional.layer_norm(x, (3,), c[0], None),  # a tensor after a plain argument: k = -1
+    lambda x, c: vt.cat([c, x, c]),                            # a list of tensors: k = -1
+    lambda x, c: x.view(6),                                    # a view formula (fast alias) with k = 1
+])
+def test_apply_flattens_as_the_general_path(make):
+    x, c = vt.ones(2, 3, requires_grad=True), vt.ones(3, 3)
+    out = make(x, c)
+    node = out.grad_fn
+    assert node._k == D._edge_prefix(node._layout)
+    g = vt.ones(tuple(out.shape))
+    with vt.no_grad():
+        fast = list(node.apply([g]))
+        k, node._k = node._k, -1  # (-1: D._flatten, argument by argument)
+        slow = list(node.apply([g]))
+        node._k = k
+    assert len(fast) == len(slow) == len(node.next_functions)
+    for a, b in zip(fast, slow):
+        assert (a is None) == (b is None)
+        if a is not None:
+            assert tuple(a.shape) == tuple(b.shape) and a.tolist() == b.tolist()
+
+
+def test_accumulate_into_grad_steals_only_an_unshared_plain_gradient():
+    leaf = vt.zeros(2, 3, requires_grad=True)
+    g = vt.ones(2, 3)
+    E.accumulate_into_grad(leaf, g)                     # nobody else holds g: it becomes .grad
+    assert leaf.grad is g
+    leaf, g = vt.zeros(2, 3, requires_grad=True), vt.ones(2, 3)
+    keep = g
+    E.accumulate_into_grad(leaf, g)                     # held elsewhere: copied
+    assert leaf.grad is not keep and leaf.grad.tolist() == keep.tolist()
+    for grad_mode in (False, True):                     # a gradient with a history: stolen only under create_graph
+        leaf, g = vt.zeros(2, 3, requires_grad=True), vt.ones(2, 3, requires_grad=True) * 2
+        with vt.set_grad_enabled(grad_mode):
+            E.accumulate_into_grad(leaf, g)
+        assert (leaf.grad is g) == grad_mode and (leaf.grad.grad_fn is not None) == grad_mode
+        assert leaf.grad.tolist() == [[2.0] * 3] * 2
+
+
+@pytest.mark.parametrize("hooked", [False, True])
+def test_leaves_accumulate_alike_with_and_without_tensor_hooks(hooked):
+    def f(lib):
+        w = lib.ones(3, 2, requires_grad=True)
+        b = lib.zeros(2, requires_grad=True)
+        seen = []
+        if hooked:
+            w.register_hook(lambda g: seen.append(g.shape) or g * 2)
+        for _ in range(2):  # the second backward adds into the .grad the first one stole
+            (lib.arange(6.0).view(2, 3) @ w + b).square().sum().backward()
+        return w.grad.tolist(), b.grad.tolist(), [tuple(s) for s in seen]
+    assert f(vt) == f(torch)

@@ -71,7 +71,7 @@ RESULT = "result"
 
 class OpNode(Node):
     """The node of an op with a derivative formula. One subclass per node name (MulBackward0...)."""
-    __slots__ = ("_spec", "_args", "_kwargs", "_result", "_layout", "_out_meta", "_needs", "_saves")
+    __slots__ = ("_spec", "_args", "_kwargs", "_result", "_layout", "_k", "_out_meta", "_needs", "_saves")
 
     def apply(self, grads):
         spec = self._spec
@@ -92,6 +92,13 @@ class OpNode(Node):
                     else a for a in args]
         kwargs = self._kwargs
         res = spec.formula(self, grad, *args, **kwargs) if kwargs else spec.formula(self, grad, *args)
+        k = self._k  # (_flatten's usual case, inlined: the tensors are the first k arguments)
+        if k > 0:
+            if res.__class__ is tuple:
+                if len(res) >= k:
+                    return res[:k]
+            elif k == 1:
+                return (res,)
         return _flatten(self._layout, res)
 
     @property
@@ -113,9 +120,10 @@ class OpNode(Node):
     def _compute_needs(self):
         edges = self.next_functions
         layout = self._layout
-        k = _EDGE_PREFIX.get(layout)
-        if k is not None and k >= 0:  # tensors first, then plain arguments (see _flatten)
-            return tuple([e[0] is not None for e in edges]) + (False,) * (len(layout) - k)
+        k = self._k
+        if k > 0:  # tensors first, then plain arguments (see _flatten)
+            needs = tuple([e[0] is not None for e in edges])
+            return needs + (False,) * (len(layout) - k) if len(layout) > k else needs
         out = []
         k = 0  # the edge of the next tensor argument
         for lay in layout:
@@ -197,6 +205,7 @@ def _flatten_each(layout, res):
 
 
 _EDGE_PREFIX = {}  # layout -> k where its tensor arguments are exactly its first k, else -1
+_SEQUENCES = frozenset((list, tuple))  # (`a.__class__ in`: one test)
 
 
 def _edge_prefix(layout):
@@ -399,7 +408,7 @@ def _node(spec, args, kwargs, save, snapshot_self=False, geometry=()):
                 kept[i] = SavedVariable(_snapshot(a) if (i == 0 and snapshot_self) else a)
             else:
                 kept[i] = TensorGeometry(a) if i in geometry else meta
-        elif (a.__class__ is list or a.__class__ is tuple) and _has_tensor(a):
+        elif a.__class__ in _SEQUENCES and _has_tensor(a):
             flags, items = [], []
             for b in a:
                 is_t = isinstance(b, Tensor)
@@ -420,7 +429,11 @@ def _node(spec, args, kwargs, save, snapshot_self=False, geometry=()):
     node.next_functions, node._in_meta, node._seq = tuple(edges), metas, _next_seq()
     node.stream = None if engine.current_stream is None else engine.current_stream(metas[0]._device)
     node._n_grads, node._extras = 1, None
-    node._spec, node._args, node._layout, node._kwargs = spec, kept, tuple(layout), kwargs or None
+    layout = tuple(layout)
+    k = _EDGE_PREFIX.get(layout)
+    node._spec, node._args, node._layout, node._k, node._kwargs = spec, kept, layout, k, kwargs or None
+    if k is None:
+        node._k = _edge_prefix(layout)
     node._result = node._out_meta = node._needs = None
     node._saves = save  # (truthy: some argument may be a SavedVariable: apply unpacks, release frees)
     if anomaly._enabled:
@@ -515,9 +528,11 @@ def _record_view(node, view, k, single, args):
     root = view._base
     parent = args[0] if args else None
     if not isinstance(parent, Tensor) or (parent._base if parent._base is not None else parent) is not root:
-        parent = next((a for a in args if isinstance(a, Tensor) and (a._base if a._base is not None else a) is root),
-                      None)
-        if parent is None:
+        for a in args:  # (a loop, not next(genexpr): a view of a temporary comes here on every call)
+            if isinstance(a, Tensor) and (a._base if a._base is not None else a) is root:
+                parent = a
+                break
+        else:
             view._base = None
             return
     info = view._view_info
@@ -542,6 +557,7 @@ def _replay(op, rest, kwargs, k):
 
 def _autograd_kernel(spec):
     op, static, geometry = spec.op, spec._static, spec.geometry
+    save_static, save_result_static = static if static is not None else (None, None)
 
     def autograd_kernel(*args, out=None, **kwargs):
         if out is not None:
@@ -550,7 +566,10 @@ def _autograd_kernel(spec):
             return op.redispatch(None, *args, **kwargs)
         if spec.inplace:
             return _call_inplace(spec, args, kwargs, args[0], None)
-        save, save_result = static if static is not None else spec.saves(args, kwargs)
+        if save_static is not None:
+            save, save_result = save_static, save_result_static
+        else:
+            save, save_result = spec.saves(args, kwargs)
         node = _node(spec, args, kwargs, save, False, geometry)
         if node is None:
             return op.redispatch(None, *args, **kwargs)

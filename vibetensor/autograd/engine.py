@@ -22,14 +22,17 @@ from contextlib import nullcontext
 from vibetensor import dispatch
 from vibetensor.autograd import anomaly, graph
 from vibetensor.autograd.graph import (
-    GRAD, AccumulateGrad, Node, TensorMeta, existing_grad_accumulator, grad_accumulator, gradient_edge, raw_grad,
-    remembered)
+    GRAD, RAW_GRAD_FN, AccumulateGrad, Node, TensorMeta, existing_grad_accumulator, grad_accumulator, gradient_edge,
+    raw_grad, remembered)
 from vibetensor.dispatch import local
 from vibetensor.tensor import memory_format as mf
 from vibetensor.tensor import shape as sh
 from vibetensor.tensor.tensor import Tensor, array, empty, make_tensor
 
 _heappush, _heappop = heapq.heappush, heapq.heappop
+_count = itertools.count
+_get_grad = GRAD.__get__
+_raw_grad_fn = RAW_GRAD_FN.__get__
 
 # -- stream hook points (set by the CUDA runtime; None on CPU) ------------------------------------------
 _stream_enter = None  # fn(stream) -> context manager making `stream` current while a node runs
@@ -161,16 +164,20 @@ def accumulate_into_grad(leaf, g, held=0):
     see it and it obeys the layout contract (else copied into the leaf's layout), later ones are
     added in place (or out of place under create_graph). held: references the engine keeps for the
     node's post hooks (torch's `1 + !post_hooks().empty()`)."""
-    grad = raw_grad(leaf)
+    try:  # (raw_grad, inlined)
+        grad = _get_grad(leaf)
+    except AttributeError:
+        grad = None
     if grad is None:
         # Steal g when nothing else can see it (torch's use_count test). Under create_graph torch
         # clones instead; we keep g itself then too, so .grad stays differentiable through ops
         # that have derivatives (only its grad_fn's name differs from torch's CloneBackward0).
-        if (sys.getrefcount(g) <= _OWNED_REFS + held and g._offset == 0 and obeys_layout_contract(g, leaf)
-                and (g.grad_fn is None or local.grad_enabled)):
-            if g._base is None:
-                return GRAD.__set__(leaf, g)
-            if _whole_dead_base(g):  # mm's weight gradient arrives as a transposed view of its result
+        if sys.getrefcount(g) <= _OWNED_REFS + held and g._offset == 0 and obeys_layout_contract(g, leaf):
+            if g._base is None:  # (not a view: its grad_fn is the raw slot, read without the property)
+                if _raw_grad_fn(g) is None or local.grad_enabled:
+                    return GRAD.__set__(leaf, g)
+            elif (g.grad_fn is None or local.grad_enabled) and _whole_dead_base(g):
+                # mm's weight gradient arrives as a transposed view of its result
                 return GRAD.__set__(leaf, make_tensor(g._storage, g._shape, g._stride, 0, g._dtype))
         GRAD.__set__(leaf, clone_obey_contract(g, leaf))
     elif not local.grad_enabled:
@@ -208,8 +215,11 @@ def obeys_layout_contract(g, leaf):
 
 
 def _dense(leaf):
-    shape, stride = leaf._shape, leaf._stride
-    return remembered(_DENSE, (shape, stride), mf.is_non_overlapping_and_dense, shape, stride)
+    key = (leaf._shape, leaf._stride)
+    dense = _DENSE.get(key)  # (remembered, inlined: once per leaf per step)
+    if dense is None:
+        dense = remembered(_DENSE, key, mf.is_non_overlapping_and_dense, *key)
+    return dense
 
 
 _DENSE = {}  # (shape, strides) of leaves -> is_non_overlapping_and_dense
@@ -271,9 +281,10 @@ def _apply(node, grads):
     else:
         return [None] * len(node.next_functions)
     del g  # hold no gradient while apply runs: AccumulateGrad steals one only when nobody else does
-    if _stream_enter is not None and node.stream is not None:
-        context = _stream_enter(node.stream)
-        if type(context) is not nullcontext:  # (nullcontext: already on the node's stream, the usual case)
+    stream = node.stream
+    if stream is not None and _stream_enter is not None:
+        context = _stream_enter(stream)
+        if context.__class__ is not nullcontext:  # (nullcontext: already on the node's stream, the usual case)
             with context:
                 return node.apply(grads)
     return node.apply(grads)
@@ -402,9 +413,14 @@ def execute(root_edges, root_grads, keep_graph, create_graph, captures=None, run
     try:
         while ready:
             _, _, node, grads = _heappop(ready)
-            if (node._extras is None and node.__class__ is not AccumulateGrad and needed is None
-                    and not anomaly._enabled):  # the usual node
-                outs = _apply(node, grads)
+            if node._extras is None and needed is None and not anomaly._enabled:
+                if node.__class__ is AccumulateGrad:  # a leaf: into leaf.grad (no edges: nothing to deliver)
+                    if not node.variable._hooks:
+                        node.apply(grads)
+                        continue
+                    outs = _run_special(node, grads, captures, needed)
+                    continue
+                outs = _apply(node, grads)  # the usual node
             else:
                 outs = _run_special(node, grads, captures, needed)
                 if outs is None:
@@ -457,19 +473,15 @@ def _deliver(node, outs, deps, buffers, ready, tie):
         raise _count_error(node, outs)
     stream = node.stream
     sync = _stream_sync if stream is not None else None
-    metas = node._in_meta
-    i = -1
-    for g in outs:
-        i += 1
-        nxt, nr = edges[i]
+    # (one TensorMeta per edge: zip walks outs, edges and metas together without indexing)
+    for i, g, (nxt, nr), m in zip(_count(), outs, edges, node._in_meta):
         if nxt is None:
             continue  # (a gradient for an input that takes none is dropped)
         if g is not None:
-            m = metas[i]
             if (g.__class__ is not Tensor or g._shape != m._shape or g._dtype is not m._dtype
                     or g._device is not m._device):  # (validate_outputs' test, then its slow path)
                 g = _validate_output(node, i, g, m, nxt)
-            if nxt.stream is not stream and sync is not None:
+            if sync is not None and nxt.stream is not stream:
                 g = sync(g, node, nxt)
         left = deps[nxt] - 1
         if left:  # nxt waits for more
@@ -480,8 +492,12 @@ def _deliver(node, outs, deps, buffers, ready, tie):
         else:
             buf = buffers.pop(nxt, None)
             if buf is None:  # nxt waited for this gradient alone (most nodes)
-                buf = [None] * nxt._n_grads
-                buf[nr] = g
+                n = nxt._n_grads
+                if n == 1:
+                    buf = [g]
+                else:
+                    buf = [None] * n
+                    buf[nr] = g
                 _heappush(ready, (-nxt._seq, next(tie), nxt, buf))
                 continue
             _heappush(ready, (-nxt._seq, next(tie), nxt, buf))

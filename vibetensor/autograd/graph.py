@@ -78,6 +78,9 @@ class TensorMeta:
         return f"TensorMeta(shape={list(self._shape)}, dtype={self._dtype})"
 
 
+_new_meta = TensorMeta.__new__
+
+
 class TensorGeometry(TensorMeta):
     """TensorMeta plus strides and storage offset, for formulas that rebuild a tensor's memory layout
     (as_strided's backward, CopySlices)."""
@@ -300,7 +303,9 @@ class AccumulateGrad(Node):
 
     def __init__(self, variable):
         # Node's slots, set here without a Node.__init__ call: one is made per leaf per graph
-        self.next_functions, self._in_meta, self._seq = (), (TensorMeta(variable),), _LAST
+        meta = _new_meta(TensorMeta)  # (TensorMeta(variable) without its __init__ call)
+        meta._shape, meta._dtype, meta._device = variable._shape, variable._dtype, variable._device
+        self.next_functions, self._in_meta, self._seq = (), (meta,), _LAST
         self.stream = self._extras = None
         self._n_grads = 1
         self.variable = variable
