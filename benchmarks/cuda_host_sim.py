@@ -38,11 +38,10 @@ def install():
     props = {"major": 9, "minor": 0, "name": "simulated", "multi_processor_count": 132, "total_memory": 80 << 30}
     drv.properties = lambda index: props
 
-    from vibetensor.runtime.cuda.device import CudaDevice
+    import functools
 
-    class Device(SimulatedDevice):  # the real device's current_stream (a real one has no simulated memory)
-        index = 0
-        current_stream = CudaDevice.current_stream
+    class Device(SimulatedDevice):  # the real device's current_stream (device.CudaDevice's)
+        current_stream = functools.partial(streams.current_stream_at, 0)
     rc.set_device_factory(lambda index: Device(80 << 30))
 
     def compile_and_launch(self, key, grid, args):  # every argument a pointer or a 64-bit int

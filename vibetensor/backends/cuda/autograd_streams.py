@@ -14,19 +14,7 @@ from vibetensor.runtime import cuda as rt
 from vibetensor.runtime.cuda import stream as streams
 
 _NULL = contextlib.nullcontext()
-_local, _defaults = streams._local, streams._defaults
-
-
-def _current_stream(index):
-    """streams.current_stream(index) for an int index, with its caches read here: the hooks ask
-    for every node made, run and fed (a few hundred times a training step)."""
-    current = _local.streams
-    if current is not None:
-        s = current.get(index)
-        if s is not None:
-            return s
-    s = _defaults.get(index)
-    return s if s is not None else streams.Stream.default(index)
+_current_stream = streams.current_stream_at  # (the hooks run for every node made, run and fed)
 
 
 def current(device):

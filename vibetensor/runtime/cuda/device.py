@@ -10,8 +10,6 @@ from vibetensor.runtime.cuda import driver as drv
 from vibetensor.runtime.cuda import stream as streams
 from vibetensor.runtime.cuda.allocator import DeviceOutOfMemory
 
-_stream_local, _default_streams = streams._local, streams._defaults
-
 
 def _on_own_device(method):
     """Run a driver call in this device's context, the caller's device current again afterwards: an
@@ -28,6 +26,7 @@ def _on_own_device(method):
 class CudaDevice:
     def __init__(self, index):
         self.index = drv.check_device(index)
+        self.current_stream = functools.partial(streams.current_stream_at, self.index)  # (a C call: no method frame)
         self._cu = drv._driver()
         self._oom = int(self._cu.CUresult.CUDA_ERROR_OUT_OF_MEMORY)
 
@@ -60,15 +59,8 @@ class CudaDevice:
         return streams.Event()
 
     def current_stream(self):
-        """This thread's current stream here: streams.current_stream(index) without its argument
-        parsing (the allocator asks on every malloc)."""
-        current = _stream_local.streams
-        if current is not None:
-            s = current.get(self.index)
-            if s is not None:
-                return s
-        s = _default_streams.get(self.index)  # (Stream.default's cache, read directly)
-        return s if s is not None else streams.Stream.default(self.index)
+        """This thread's current stream here (the allocator asks on every malloc)."""
+        return streams.current_stream_at(self.index)
 
     def stream_wait_event(self, stream, event):
         stream.wait_event(event)

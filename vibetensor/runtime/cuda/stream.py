@@ -176,8 +176,13 @@ def priority_range():
 
 
 def current_stream(device=None):
-    # (ints and the default streams' cache handled inline: autograd asks once per node made and run)
-    index = device if device.__class__ is int else drv.current_device() if device is None else _index(device)
+    return current_stream_at(device if device.__class__ is int else drv.current_device() if device is None
+                             else _index(device))
+
+
+def current_stream_at(index):
+    """This thread's current stream on device `index` (an int), its caches read directly: the
+    allocator asks on every malloc, the autograd stream hooks for every node made and run."""
     streams = _local.streams
     if streams is not None:
         s = streams.get(index)
