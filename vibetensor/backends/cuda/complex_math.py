@@ -12,11 +12,28 @@ _log_add_exp_helper for complex numbers (LogAddExp.cuh), which logcumsumexp's sc
 import triton
 import triton.language as tl
 from triton.language.extra import libdevice
+from triton.runtime.jit import constexpr_function
 
 PIO2 = tl.constexpr(1.5707963267948966)
 PIO2_LO = tl.constexpr(6.123233995736766e-17)  # pi/2 - PIO2
 LN2 = tl.constexpr(0.6931471805599453)
 M_E = tl.constexpr(2.718281828459045)
+
+# catrig's per-type limits, (float64, float32): _limit(name, x.dtype) picks one at compile time
+_LIMITS = {
+    "EPS": (2.220446049250313e-16, 1.1920928955078125e-07),
+    "RECIP_EPS": (4503599627370496.0, 8388608.0),
+    "SQRT_3_EPS": (2.5809568279517849e-8, 5.9801995673e-4),
+    "SQRT_6_EPS": (3.6500241499888571e-8, 8.4572793338e-4),
+    "SQRT_MIN": (1.4916681462400413e-154, 1.0842021724855044e-19),
+    "FOUR_SQRT_MIN": (5.966672584960166e-154, 4.336808689942018e-19),
+    "HALF_MAX": (8.988465674311579e307, 1.7014117331926443e38),
+}
+
+
+@constexpr_function
+def _limit(name, dtype):
+    return _LIMITS[name][0 if dtype == tl.float64 else 1]
 
 
 @triton.jit
@@ -39,10 +56,7 @@ def _half_hypot_minus(a, b, h):
 def _clog_large(x, y):
     """log z for |z| beyond 1/eps (catrig's clog_for_large_values): hypot scaled by e near overflow."""
     ax = tl.maximum(tl.abs(x), tl.abs(y))
-    if x.dtype == tl.float64:
-        HALF_MAX: tl.constexpr = 8.988465674311579e307
-    else:
-        HALF_MAX: tl.constexpr = 1.7014117331926443e38
+    HALF_MAX: tl.constexpr = _limit("HALF_MAX", x.dtype)
     big = ax > HALF_MAX
     re = tl.where(big, libdevice.log(libdevice.hypot(x / M_E, y / M_E)) + 1, libdevice.log(libdevice.hypot(x, y)))
     return re, libdevice.atan2(y, x)
@@ -52,12 +66,8 @@ def _clog_large(x, y):
 def _hard_work(x, y):
     """catrig's do_hard_work for x, y >= 0 below 1/eps: (rx = Re casinh(x + iy), B usable, B,
     sqrt(A^2 - y^2), new y), with A = (|z + i| + |z - i|) / 2 and B = y / A."""
-    if x.dtype == tl.float64:
-        EPS: tl.constexpr = 2.220446049250313e-16
-        FOUR_SQRT_MIN: tl.constexpr = 5.966672584960166e-154
-    else:
-        EPS: tl.constexpr = 1.1920928955078125e-07
-        FOUR_SQRT_MIN: tl.constexpr = 4.336808689942018e-19
+    EPS: tl.constexpr = _limit("EPS", x.dtype)
+    FOUR_SQRT_MIN: tl.constexpr = _limit("FOUR_SQRT_MIN", x.dtype)
     R = libdevice.hypot(x, y + 1)
     S = libdevice.hypot(x, y - 1)
     A = tl.maximum((R + S) / 2, 1.0)
@@ -90,12 +100,8 @@ def _hard_work(x, y):
 @triton.jit
 def casinh(x, y):
     """catrig's casinh: sign(x) log(A + sqrt(A^2 - 1)) + i asin(B)."""
-    if x.dtype == tl.float64:
-        RECIP_EPS: tl.constexpr = 4503599627370496.0
-        SQRT_6_EPS: tl.constexpr = 3.6500241499888571e-8
-    else:
-        RECIP_EPS: tl.constexpr = 8388608.0
-        SQRT_6_EPS: tl.constexpr = 8.4572793338e-4
+    RECIP_EPS: tl.constexpr = _limit("RECIP_EPS", x.dtype)
+    SQRT_6_EPS: tl.constexpr = _limit("SQRT_6_EPS", x.dtype)
     ax = tl.abs(x)
     ay = tl.abs(y)
     nan = (x != x) | (y != y)
@@ -126,12 +132,8 @@ def casin(x, y):
 @triton.jit
 def cacos(x, y):
     """catrig's cacos: accurate near z = 1 (not pi/2 - asin z)."""
-    if x.dtype == tl.float64:
-        RECIP_EPS: tl.constexpr = 4503599627370496.0
-        SQRT_6_EPS: tl.constexpr = 3.6500241499888571e-8
-    else:
-        RECIP_EPS: tl.constexpr = 8388608.0
-        SQRT_6_EPS: tl.constexpr = 8.4572793338e-4
+    RECIP_EPS: tl.constexpr = _limit("RECIP_EPS", x.dtype)
+    SQRT_6_EPS: tl.constexpr = _limit("SQRT_6_EPS", x.dtype)
     ax = tl.abs(x)
     ay = tl.abs(y)
     sx = _signbit(x)
@@ -178,16 +180,10 @@ def _real_part_reciprocal(x, y):
 @triton.jit
 def catanh(x, y):
     """catrig's catanh: log1p(4|x| / |z - 1|^2) / 4 + i atan2(2y, (1 - x)(1 + x) - y^2) / 2."""
-    if x.dtype == tl.float64:
-        EPS: tl.constexpr = 2.220446049250313e-16
-        RECIP_EPS: tl.constexpr = 4503599627370496.0
-        SQRT_3_EPS: tl.constexpr = 2.5809568279517849e-8
-        SQRT_MIN: tl.constexpr = 1.4916681462400413e-154
-    else:
-        EPS: tl.constexpr = 1.1920928955078125e-07
-        RECIP_EPS: tl.constexpr = 8388608.0
-        SQRT_3_EPS: tl.constexpr = 5.9801995673e-4
-        SQRT_MIN: tl.constexpr = 1.0842021724855044e-19
+    EPS: tl.constexpr = _limit("EPS", x.dtype)
+    RECIP_EPS: tl.constexpr = _limit("RECIP_EPS", x.dtype)
+    SQRT_3_EPS: tl.constexpr = _limit("SQRT_3_EPS", x.dtype)
+    SQRT_MIN: tl.constexpr = _limit("SQRT_MIN", x.dtype)
     ax = tl.abs(x)
     ay = tl.abs(y)
     zero = tl.zeros_like(x)
