@@ -26,7 +26,9 @@ def _on_own_device(method):
 class CudaDevice:
     def __init__(self, index):
         self.index = drv.check_device(index)
-        self.current_stream = functools.partial(streams.current_stream_at, self.index)  # (a C call: no method frame)
+        # current_stream(): this thread's current stream here; the allocator asks on every malloc,
+        # so a C partial rather than a method frame
+        self.current_stream = functools.partial(streams.current_stream_at, self.index)
         self._cu = drv._driver()
         self._oom = int(self._cu.CUresult.CUDA_ERROR_OUT_OF_MEMORY)
 
@@ -57,10 +59,6 @@ class CudaDevice:
     @_on_own_device
     def create_event(self):
         return streams.Event()
-
-    def current_stream(self):
-        """This thread's current stream here (the allocator asks on every malloc)."""
-        return streams.current_stream_at(self.index)
 
     def stream_wait_event(self, stream, event):
         stream.wait_event(event)
