@@ -28,3 +28,16 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "cuda" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture
+def no_tf32():
+    """Matrix products in full float32 on both sides: torch's TF32 switch and ours
+    (blas.allow_tf32, torch.backends.cuda.matmul.allow_tf32's twin) off for the test."""
+    from vibetensor.runtime.cuda import blas
+    saved, ours = torch.backends.cuda.matmul.allow_tf32, blas.allow_tf32[0]
+    torch.backends.cuda.matmul.allow_tf32 = False
+    blas.allow_tf32[0] = False
+    yield
+    torch.backends.cuda.matmul.allow_tf32 = saved
+    blas.allow_tf32[0] = ours

@@ -14,21 +14,10 @@ import vibetensor.torch as vt
 from oracle import assert_same, check, make_pair, to_numpy
 from test_cuda_complex import CDTYPES, GRAD_TOL, _cuda, _loss, cpair, special_pair
 
-pytestmark = pytest.mark.cuda
+pytestmark = [pytest.mark.cuda, pytest.mark.usefixtures("no_tf32")]  # (conftest.py)
 
 LAYOUTS = [((9, 7), "contiguous"), ((9, 7), "transposed"), ((4, 6), "strided"), ((4, 6), "expanded"),
            ((), "contiguous"), ((0, 3), "contiguous")]
-
-
-@pytest.fixture(autouse=True)
-def no_tf32():
-    from vibetensor.runtime.cuda import blas
-    saved, ours = torch.backends.cuda.matmul.allow_tf32, blas.allow_tf32[0]
-    torch.backends.cuda.matmul.allow_tf32 = False
-    blas.allow_tf32[0] = False
-    yield
-    torch.backends.cuda.matmul.allow_tf32 = saved
-    blas.allow_tf32[0] = ours
 
 
 # -- elementwise -----------------------------------------------------------------------------------------------------

@@ -50,18 +50,11 @@ TOL = {"float32": (1e-4, 1e-4), "bfloat16": (3e-2, 6e-2)}
 
 
 @pytest.fixture(autouse=True)
-def no_tf32():
+def no_cudnn_tf32(no_tf32):  # (conftest.py's no_tf32 for matrix products, and torch's convolutions too)
     # torch's cudnn flags through its context manager: once torch's internal test utilities are
     # imported in this process (test_amp does), assigning them directly raises
-    saved = torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = False
-    from vibetensor.runtime.cuda import blas  # our matmul TF32 switch (torch.backends.cuda.matmul.allow_tf32)
-    ours = blas.allow_tf32[0]
-    blas.allow_tf32[0] = False
     with torch.backends.cudnn.flags(enabled=True, allow_tf32=False):
         yield
-    torch.backends.cuda.matmul.allow_tf32 = saved
-    blas.allow_tf32[0] = ours
 
 
 def make(spec, seed, dtype, requires_grad=False):

@@ -17,23 +17,12 @@ import torch
 import vibetensor.torch as vt
 from oracle import assert_same, check, to_numpy, torch_from_numpy
 
-pytestmark = pytest.mark.cuda
+pytestmark = [pytest.mark.cuda, pytest.mark.usefixtures("no_tf32")]  # (conftest.py)
 
 DT = {"float32": (torch.float32, vt.float32), "float64": (torch.float64, vt.float64),
       "bfloat16": (torch.bfloat16, vt.bfloat16)}
 TOL = {"float32": (2e-4, 2e-4), "float64": (1e-9, 1e-9), "bfloat16": (3e-2, 6e-2)}
 GRAD_TOL = {"float32": (2e-3, 2e-3), "float64": (1e-7, 1e-7)}
-
-
-@pytest.fixture(autouse=True)
-def no_tf32():
-    from vibetensor.runtime.cuda import blas
-    saved, ours = torch.backends.cuda.matmul.allow_tf32, blas.allow_tf32[0]
-    torch.backends.cuda.matmul.allow_tf32 = False
-    blas.allow_tf32[0] = False
-    yield
-    torch.backends.cuda.matmul.allow_tf32 = saved
-    blas.allow_tf32[0] = ours
 
 
 # -- inputs -------------------------------------------------------------------------------------------------------------
