@@ -2,6 +2,7 @@
 the caching allocator against torch's, graphs, launches without torch."""
 import subprocess
 import sys
+import threading
 
 import numpy as np
 import pytest
@@ -266,3 +267,42 @@ def test_cached_launch_in_c_equals_python_path(n, shift):
     key = mod.launch_cached({}, 0, 0, (1,), k.tail, *args)  # an empty cache: the key comes back
     assert key == (launcher.specialize(args)[0], 0) and key in k.cache
     assert mod.launch_cached({}, 0, 0, (1,), k.tail, x, out, 2 ** 70, 2.5, 0, True) is NotImplemented
+
+
+def test_kernel_call_in_c_follows_every_signature_change():
+    """Kernel.__call__ in C (fastlaunch.install) remembers its last signature: alternating pointer
+    alignment, int specialisations, raw PointerArgs, streams (current or stream=) and a recording
+    plan each launch what the Python path launches."""
+    from vibetensor.runtime.cuda import launcher
+    k = launcher.Kernel(_affine_kernel(), BLOCK=256)
+    base = vt.arange(40, dtype=vt.float32, device="cuda") - 7.0
+    side = vt.cuda.Stream()
+    cases = [(0, 17), (1, 17), (0, 16), (4, 1), (1, 17), (0, 17), (0, 16)]  # (pointer offset, n)
+    for rep in range(2):  # the first pass compiles what is new; the second runs on memos and cache hits
+        for offset, n in cases:
+            x = base[offset:offset + n]
+            ref = (x.cpu().numpy() * 2.5 + np.float32(3)) * -1.0
+            out = vt.full((n,), float("nan"), device="cuda")
+            k((1,), x, out, n, 2.5, 3, True)
+            np.testing.assert_allclose(out.cpu().numpy(), ref, rtol=1e-6)
+            raw = vt.full((n,), float("nan"), device="cuda")
+            k((1,), launcher.PointerArg(x.data_ptr(), x.dtype), launcher.PointerArg(raw.data_ptr(), raw.dtype),
+              n, 2.5, 3, True)
+            np.testing.assert_array_equal(raw.cpu().numpy(), out.cpu().numpy())
+            on_side = vt.full((n,), float("nan"), device="cuda")
+            side.wait_stream(vt.cuda.current_stream())
+            if rep:
+                with vt.cuda.stream(side):
+                    k((1,), x, on_side, n, 2.5, 3, True)
+            else:
+                k((1,), x, on_side, n, 2.5, 3, True, stream=side)
+            side.synchronize()
+            np.testing.assert_array_equal(on_side.cpu().numpy(), out.cpu().numpy())
+    assert launcher.Kernel.__call__ is not launcher.Kernel._call  # the C version is installed
+    assert k.memo is not None and k.memo[2] in k.cache and k.memo[0] is k.cache[k.memo[2]]
+    rec = launcher.recorders[threading.get_ident()] = []
+    try:
+        k((1,), x, out, n, 2.5, 3, True)
+    finally:
+        del launcher.recorders[threading.get_ident()]
+    assert len(rec) == 1 and rec[0][0] is k  # a recording plan sees the launch

@@ -22,6 +22,11 @@ data_ptr():
 
 NotImplemented covers whatever the C path does not do: an entry for Triton's launcher (or for a
 stand-in launch function, as the host simulator installs), an integer beyond 64 bits.
+
+`install` makes Kernel.__call__ itself a C method: it reads the current device and stream, the
+Kernel's slots and PointerArg's slots directly, and keeps a one-entry memo of the kernel's last
+argument signature, so a repeated launch builds no key. Over a stub cuLaunchKernel on the
+development box, a cached add's call cost 2.2 us through the Python __call__ and 0.6-0.7 us so.
 """
 import threading
 
@@ -30,6 +35,7 @@ _SRC = r"""
 #include <stdint.h>
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <structmember.h>  /* PyMemberDef (Python 3.11 keeps it here) */
 
 #define MAX_PARAMS 128
 
@@ -110,67 +116,79 @@ static PyObject *launch(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 
 static PyObject *launch_fn;     /* this module's `launch`: the entries launch_cached may run itself */
 static PyObject *str_data_ptr, *str_dtype;
+static PyTypeObject *pointer_arg;  /* launcher.PointerArg, whose slots are read directly (0 until set) */
+static Py_ssize_t pointer_arg_ptr, pointer_arg_dtype;
 
-/* Kernel.__call__'s cached path: key as launcher.specialize builds it, cache lookup, launch. */
-static PyObject *launch_cached(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-  if (nargs < 5 || !PyDict_Check(args[0]) || !PyTuple_Check(args[3]) || !PyTuple_Check(args[4])) {
-    PyErr_SetString(PyExc_TypeError, "launch_cached(cache, device, stream, grid: tuple, tail: tuple, *args)");
-    return NULL;
+/* Argument `a`'s launch value (*iv, *fv) and what Triton specialises it on, as launcher.specialize
+   does: an int by (== 1, divisible by 16, fits 32 bits), a float or bool by its type, a pointer by
+   (dtype, 16-byte aligned). *sig holds that in one word, for the memo's comparison: (code << 2) | 1
+   for an int, the type's address for a float or bool, the dtype's address | (aligned << 1) for a
+   pointer; *dtype is then a new reference (NULL otherwise). 0 ok, -1 an exception, 1 NotImplemented. */
+static int read_arg(PyObject *a, long long *iv, double *fv, uintptr_t *sig, PyObject **dtype) {
+  *dtype = NULL;
+  if (PyLong_CheckExact(a)) {
+    int overflow = 0;
+    long long v = PyLong_AsLongLongAndOverflow(a, &overflow);
+    if (overflow) return 1;
+    *iv = v;
+    *fv = (double)v;
+    *sig = (uintptr_t)((v == 1) + 2 * ((v & 15) == 0) + 4 * (v >= INT32_MIN && v <= INT32_MAX)) << 2 | 1;
+    return 0;
   }
-  PyObject *cache = args[0], *device = args[1], *grid = args[3], *tail = args[4];
-  Py_ssize_t n = nargs - 5, ntail = PyTuple_GET_SIZE(tail);
-  if (n + ntail > MAX_PARAMS) Py_RETURN_NOTIMPLEMENTED;
-  long long ival[MAX_PARAMS];
-  double fval[MAX_PARAMS];
+  if (PyFloat_CheckExact(a) || PyBool_Check(a)) {
+    *fv = PyFloat_AsDouble(a);
+    *iv = (long long)*fv;
+    *sig = (uintptr_t)Py_TYPE(a);
+    return 0;
+  }
+  PyObject *p;
+  if (Py_TYPE(a) == pointer_arg) {  /* its two slots, without a Python-level data_ptr() call */
+    p = *(PyObject **)((char *)a + pointer_arg_ptr);
+    *dtype = *(PyObject **)((char *)a + pointer_arg_dtype);
+    if (!p || !*dtype) { PyErr_SetString(PyExc_AttributeError, "PointerArg without ptr or dtype"); return -1; }
+    Py_INCREF(p);
+    Py_INCREF(*dtype);
+  } else {
+    p = PyObject_CallMethodNoArgs(a, str_data_ptr);
+    if (!p) return -1;
+    *dtype = PyObject_GetAttr(a, str_dtype);
+    if (!*dtype) { Py_DECREF(p); return -1; }
+  }
+  *iv = (long long)PyLong_AsUnsignedLongLong(p);
+  *fv = 0.0;
+  Py_DECREF(p);
+  if (PyErr_Occurred()) { Py_CLEAR(*dtype); return -1; }
+  *sig = (uintptr_t)*dtype | (uintptr_t)((*iv & 15) == 0) << 1;
+  return 0;
+}
+
+/* The cache key of arguments read by read_arg: ((item per argument), device), as specialize builds it. */
+static PyObject *cache_key(Py_ssize_t n, const uintptr_t *sig, PyObject *const *dtypes, const long long *iv,
+                           PyObject *device) {
   PyObject *spec = PyTuple_New(n);
   if (!spec) return NULL;
   for (Py_ssize_t k = 0; k < n; k++) {
-    PyObject *a = args[5 + k], *item;
-    if (PyLong_CheckExact(a)) {        /* == 1, divisible by 16, fits 32 bits: packed as specialize does */
-      int overflow = 0;
-      long long v = PyLong_AsLongLongAndOverflow(a, &overflow);
-      if (overflow) { Py_DECREF(spec); Py_RETURN_NOTIMPLEMENTED; }
-      ival[k] = v;
-      fval[k] = (double)v;
-      item = PyLong_FromLong((v == 1) + 2 * ((v & 15) == 0) + 4 * (v >= INT32_MIN && v <= INT32_MAX));
-    } else if (PyFloat_CheckExact(a) || PyBool_Check(a)) {
-      fval[k] = PyFloat_AsDouble(a);
-      ival[k] = (long long)fval[k];
-      item = (PyObject *)Py_TYPE(a);
-      Py_INCREF(item);
-    } else {                           /* a pointer: (dtype, 16-byte aligned) */
-      PyObject *p = PyObject_CallMethodNoArgs(a, str_data_ptr);
-      if (!p) { Py_DECREF(spec); return NULL; }
-      ival[k] = (long long)PyLong_AsUnsignedLongLong(p);
-      fval[k] = 0.0;
-      Py_DECREF(p);
-      if (PyErr_Occurred()) { Py_DECREF(spec); return NULL; }
-      PyObject *dtype = PyObject_GetAttr(a, str_dtype);
-      if (!dtype) { Py_DECREF(spec); return NULL; }
-      item = PyTuple_Pack(2, dtype, (ival[k] & 15) == 0 ? Py_True : Py_False);
-      Py_DECREF(dtype);
-    }
+    PyObject *item;
+    if (dtypes[k]) item = PyTuple_Pack(2, dtypes[k], (iv[k] & 15) == 0 ? Py_True : Py_False);
+    else if (sig[k] & 1) item = PyLong_FromLong((long)(sig[k] >> 2));
+    else { item = (PyObject *)sig[k]; Py_INCREF(item); }  /* float or bool: the type */
     if (!item) { Py_DECREF(spec); return NULL; }
     PyTuple_SET_ITEM(spec, k, item);
   }
   PyObject *key = PyTuple_Pack(2, spec, device);
   Py_DECREF(spec);
-  if (!key) return NULL;
-  PyObject *entry = PyDict_GetItemWithError(cache, key);   /* borrowed */
-  if (!entry) {
-    if (PyErr_Occurred()) { Py_DECREF(key); return NULL; }
-    return key;                                             /* not compiled yet */
-  }
-  Py_DECREF(key);
-  /* ours: (True, launch, function, kinds, block_x, shared) */
-  if (!PyTuple_Check(entry) || PyTuple_GET_SIZE(entry) != 6 || PyTuple_GET_ITEM(entry, 0) != Py_True ||
-      PyTuple_GET_ITEM(entry, 1) != launch_fn)
-    Py_RETURN_NOTIMPLEMENTED;
+  return key;
+}
+
+/* Launch a cache entry of ours, (True, launch, function, kinds, block_x, shared), on `grid` (a tuple)
+   with the arguments' values and the kernel's constexpr tail (skipped, kind 'x', unless declared). */
+static PyObject *launch_entry(PyObject *entry, PyObject *grid, CUstream stream, PyObject *tail, Py_ssize_t n,
+                              const long long *iv, const double *fv) {
   PyObject *kinds_obj = PyTuple_GET_ITEM(entry, 3);
   const char *kinds = PyBytes_AS_STRING(kinds_obj);
+  Py_ssize_t ntail = PyTuple_GET_SIZE(tail);
   if (PyBytes_GET_SIZE(kinds_obj) != n + ntail) {
-    PyErr_Format(PyExc_TypeError, "launch_cached: %zd arguments for %zd kinds", n + ntail,
-                 PyBytes_GET_SIZE(kinds_obj));
+    PyErr_Format(PyExc_TypeError, "launch: %zd arguments for %zd kinds", n + ntail, PyBytes_GET_SIZE(kinds_obj));
     return NULL;
   }
   Slot slots[MAX_PARAMS + 2];
@@ -179,7 +197,7 @@ static PyObject *launch_cached(PyObject *self, PyObject *const *args, Py_ssize_t
   for (Py_ssize_t k = 0; k < n + ntail; k++) {
     int r;
     if (k < n) {
-      r = fill(&slots[m], kinds[k], ival[k], fval[k]);
+      r = fill(&slots[m], kinds[k], iv[k], fv[k]);
     } else {                           /* constexprs, normally skipped ('x') */
       long long v = 0;
       double f = 0.0;
@@ -196,7 +214,6 @@ static PyObject *launch_cached(PyObject *self, PyObject *const *args, Py_ssize_t
     g[d] = (unsigned)PyLong_AsUnsignedLong(PyTuple_GET_ITEM(grid, d));
     if (PyErr_Occurred()) return NULL;
   }
-  CUstream stream = (CUstream)PyLong_AsUnsignedLongLong(args[2]);
   CUfunction function = (CUfunction)PyLong_AsUnsignedLongLong(PyTuple_GET_ITEM(entry, 2));
   unsigned block_x = (unsigned)PyLong_AsUnsignedLong(PyTuple_GET_ITEM(entry, 4));
   unsigned shared = (unsigned)PyLong_AsUnsignedLong(PyTuple_GET_ITEM(entry, 5));
@@ -204,8 +221,184 @@ static PyObject *launch_cached(PyObject *self, PyObject *const *args, Py_ssize_t
   return finish_launch(function, g[0], g[1], g[2], block_x, shared, stream, slots, params, m);
 }
 
+static int is_ours(PyObject *entry) {
+  return PyTuple_Check(entry) && PyTuple_GET_SIZE(entry) == 6 && PyTuple_GET_ITEM(entry, 0) == Py_True &&
+         PyTuple_GET_ITEM(entry, 1) == launch_fn;
+}
+
+/* Read args[0..n) for a launch; on success the caller owns dtypes[0..n) (Py_XDECREF each). */
+static int read_args(PyObject *const *args, Py_ssize_t n, long long *iv, double *fv, uintptr_t *sig,
+                     PyObject **dtypes) {
+  for (Py_ssize_t k = 0; k < n; k++) {
+    int r = read_arg(args[k], &iv[k], &fv[k], &sig[k], &dtypes[k]);
+    if (r) {
+      for (Py_ssize_t j = 0; j < k; j++) Py_XDECREF(dtypes[j]);
+      return r;
+    }
+  }
+  return 0;
+}
+
+static void release(PyObject **dtypes, Py_ssize_t n) {
+  for (Py_ssize_t k = 0; k < n; k++) Py_XDECREF(dtypes[k]);
+}
+
+/* Kernel.__call__'s cached path: key as launcher.specialize builds it, cache lookup, launch. */
+static PyObject *launch_cached(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+  if (nargs < 5 || !PyDict_Check(args[0]) || !PyTuple_Check(args[3]) || !PyTuple_Check(args[4])) {
+    PyErr_SetString(PyExc_TypeError, "launch_cached(cache, device, stream, grid: tuple, tail: tuple, *args)");
+    return NULL;
+  }
+  PyObject *cache = args[0], *device = args[1], *grid = args[3], *tail = args[4];
+  Py_ssize_t n = nargs - 5;
+  if (n + PyTuple_GET_SIZE(tail) > MAX_PARAMS) Py_RETURN_NOTIMPLEMENTED;
+  long long iv[MAX_PARAMS];
+  double fv[MAX_PARAMS];
+  uintptr_t sig[MAX_PARAMS];
+  PyObject *dtypes[MAX_PARAMS];
+  int r = read_args(args + 5, n, iv, fv, sig, dtypes);
+  if (r < 0) return NULL;
+  if (r > 0) Py_RETURN_NOTIMPLEMENTED;
+  PyObject *key = cache_key(n, sig, dtypes, iv, device);
+  release(dtypes, n);
+  if (!key) return NULL;
+  PyObject *entry = PyDict_GetItemWithError(cache, key);   /* borrowed */
+  if (!entry) {
+    if (PyErr_Occurred()) { Py_DECREF(key); return NULL; }
+    return key;                                             /* not compiled yet */
+  }
+  Py_DECREF(key);
+  if (!is_ours(entry)) Py_RETURN_NOTIMPLEMENTED;
+  CUstream stream = (CUstream)PyLong_AsUnsignedLongLong(args[2]);
+  if (PyErr_Occurred()) return NULL;
+  return launch_entry(entry, grid, stream, tail, n, iv, fv);
+}
+
+/* -- Kernel.__call__ in C ----------------------------------------------------------------------
+   install(Kernel, python_call, current, streams_local, recorders) returns a method descriptor for
+   Kernel.__call__. Its steady state reads the current device and stream itself, specialises the
+   arguments, and launches; a kernel's memo slot holds (entry, signature bytes, key, device) of its
+   last launch, so repeating a signature costs a comparison instead of building and hashing the key
+   (the key in the memo keeps the dtypes whose addresses the signature holds alive). Everything else
+   (a recording plan, a stream= keyword, a miss, an entry not ours) calls python_call, the Python
+   __call__, which does all of it. */
+static PyObject *python_call, *current, *streams_local, *recorders, *str_index, *str_handles;
+static Py_ssize_t kernel_cache, kernel_tail, kernel_memo;  /* Kernel's slot offsets */
+
+#define SLOT(obj, offset) (*(PyObject **)((char *)(obj) + (offset)))
+
+static PyObject *call_python(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
+  Py_ssize_t total = nargs + (kwnames ? PyTuple_GET_SIZE(kwnames) : 0);
+  PyObject *small[MAX_PARAMS + 8], **stack = small;
+  if (total + 1 > MAX_PARAMS + 8 && !(stack = PyMem_Malloc((total + 1) * sizeof(PyObject *))))
+    return PyErr_NoMemory();
+  stack[0] = self;
+  for (Py_ssize_t k = 0; k < total; k++) stack[k + 1] = args[k];
+  PyObject *res = PyObject_Vectorcall(python_call, stack, nargs + 1, kwnames);
+  if (stack != small) PyMem_Free(stack);
+  return res;
+}
+
+/* This thread's current device (new reference) and the raw handle of its current stream there. */
+static PyObject *current_device_stream(CUstream *stream) {
+  PyObject *device = PyObject_GetAttr(current, str_index);
+  if (!device) return NULL;
+  *stream = 0;
+  PyObject *handles = PyObject_GetAttr(streams_local, str_handles);
+  if (!handles) { Py_DECREF(device); return NULL; }
+  if (PyDict_Check(handles)) {
+    PyObject *h = PyDict_GetItemWithError(handles, device);   /* borrowed */
+    if (h) *stream = (CUstream)PyLong_AsUnsignedLongLong(h);
+    if (PyErr_Occurred()) { Py_DECREF(handles); Py_DECREF(device); return NULL; }
+  }
+  Py_DECREF(handles);
+  return device;
+}
+
+static PyObject *kernel_call(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
+  PyObject *cache = SLOT(self, kernel_cache), *tail = SLOT(self, kernel_tail);
+  Py_ssize_t n = nargs - 1;
+  if (kwnames || nargs < 1 || !PyTuple_CheckExact(args[0]) || !cache || !PyDict_Check(cache) || !tail ||
+      !PyTuple_Check(tail) || n + PyTuple_GET_SIZE(tail) > MAX_PARAMS || PyDict_GET_SIZE(recorders))
+    return call_python(self, args, nargs, kwnames);
+  long long iv[MAX_PARAMS];
+  double fv[MAX_PARAMS];
+  uintptr_t sig[MAX_PARAMS];
+  PyObject *dtypes[MAX_PARAMS];
+  int r = read_args(args + 1, n, iv, fv, sig, dtypes);
+  if (r < 0) return NULL;
+  if (r > 0) return call_python(self, args, nargs, kwnames);
+  CUstream stream;
+  PyObject *device = current_device_stream(&stream);
+  if (!device) { release(dtypes, n); return NULL; }
+  PyObject *memo = SLOT(self, kernel_memo), *entry = NULL;
+  if (memo && PyTuple_CheckExact(memo) && PyTuple_GET_SIZE(memo) == 4) {
+    PyObject *msig = PyTuple_GET_ITEM(memo, 1);
+    if (PyBytes_GET_SIZE(msig) == n * (Py_ssize_t)sizeof(uintptr_t) &&
+        memcmp(PyBytes_AS_STRING(msig), sig, n * sizeof(uintptr_t)) == 0) {
+      int same = PyObject_RichCompareBool(PyTuple_GET_ITEM(memo, 3), device, Py_EQ);
+      if (same < 0) { release(dtypes, n); Py_DECREF(device); return NULL; }
+      if (same) entry = PyTuple_GET_ITEM(memo, 0);
+    }
+  }
+  if (!entry) {  /* the cache, then remember the hit */
+    PyObject *key = cache_key(n, sig, dtypes, iv, device);
+    if (!key) { release(dtypes, n); Py_DECREF(device); return NULL; }
+    entry = PyDict_GetItemWithError(cache, key);   /* borrowed */
+    if (!entry || !is_ours(entry)) {
+      Py_DECREF(key);
+      release(dtypes, n);
+      Py_DECREF(device);
+      return PyErr_Occurred() ? NULL : call_python(self, args, nargs, kwnames);
+    }
+    PyObject *bytes = PyBytes_FromStringAndSize((const char *)sig, n * sizeof(uintptr_t));
+    PyObject *new_memo = bytes ? PyTuple_Pack(4, entry, bytes, key, device) : NULL;
+    Py_XDECREF(bytes);
+    Py_DECREF(key);
+    if (!new_memo) { release(dtypes, n); Py_DECREF(device); return NULL; }
+    Py_XSETREF(SLOT(self, kernel_memo), new_memo);  /* (the old memo's entry is not used after this) */
+  }
+  release(dtypes, n);
+  Py_DECREF(device);
+  Py_INCREF(entry);  /* (held while launching: reading the arguments cannot replace it under us) */
+  PyObject *res = launch_entry(entry, args[0], stream, tail, n, iv, fv);
+  Py_DECREF(entry);
+  return res;
+}
+
+static PyMethodDef kernel_call_def = {"__call__", (PyCFunction)(void (*)(void))kernel_call,
+                                      METH_FASTCALL | METH_KEYWORDS, "Kernel.__call__(grid, *args, stream=None)"};
+
+static Py_ssize_t slot_offset(PyObject *cls, const char *name) {
+  PyObject *d = PyObject_GetAttrString(cls, name);
+  if (!d) return -1;
+  Py_ssize_t off = -1;
+  if (Py_IS_TYPE(d, &PyMemberDescr_Type)) off = ((PyMemberDescrObject *)d)->d_member->offset;
+  else PyErr_Format(PyExc_TypeError, "install: %s is not a slot", name);
+  Py_DECREF(d);
+  return off;
+}
+
+static PyObject *install(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+  if (nargs != 6 || !PyType_Check(args[0]) || !PyType_Check(args[5]) || !PyDict_Check(args[4])) {
+    PyErr_SetString(PyExc_TypeError, "install(Kernel, python_call, current, streams_local, recorders, PointerArg)");
+    return NULL;
+  }
+  if ((kernel_cache = slot_offset(args[0], "cache")) < 0 || (kernel_tail = slot_offset(args[0], "tail")) < 0 ||
+      (kernel_memo = slot_offset(args[0], "memo")) < 0 || (pointer_arg_ptr = slot_offset(args[5], "ptr")) < 0 ||
+      (pointer_arg_dtype = slot_offset(args[5], "dtype")) < 0)
+    return NULL;
+  Py_XSETREF(python_call, Py_NewRef(args[1]));
+  Py_XSETREF(current, Py_NewRef(args[2]));
+  Py_XSETREF(streams_local, Py_NewRef(args[3]));
+  Py_XSETREF(recorders, Py_NewRef(args[4]));
+  Py_XSETREF(pointer_arg, (PyTypeObject *)Py_NewRef(args[5]));
+  return PyDescr_NewMethod((PyTypeObject *)args[0], &kernel_call_def);
+}
+
 static PyMethodDef methods[] = {{"launch", (PyCFunction)(void (*)(void))launch, METH_FASTCALL, NULL},
                                 {"launch_cached", (PyCFunction)(void (*)(void))launch_cached, METH_FASTCALL, NULL},
+                                {"install", (PyCFunction)(void (*)(void))install, METH_FASTCALL, NULL},
                                 {NULL, NULL, 0, NULL}};
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "vt_fastlaunch", NULL, -1, methods};
 PyMODINIT_FUNC PyInit_vt_fastlaunch(void) {
@@ -214,7 +407,9 @@ PyMODINIT_FUNC PyInit_vt_fastlaunch(void) {
   launch_fn = PyObject_GetAttrString(m, "launch");
   str_data_ptr = PyUnicode_InternFromString("data_ptr");
   str_dtype = PyUnicode_InternFromString("dtype");
-  if (!launch_fn || !str_data_ptr || !str_dtype) { Py_DECREF(m); return NULL; }
+  str_index = PyUnicode_InternFromString("index");
+  str_handles = PyUnicode_InternFromString("handles");
+  if (!launch_fn || !str_data_ptr || !str_dtype || !str_index || !str_handles) { Py_DECREF(m); return NULL; }
   return m;
 }
 """

@@ -122,11 +122,15 @@ class Kernel:
         add((grid,), x, y, out, n)              # runtime arguments only
 
     Binding constexprs once keeps them off the per-call path; make one Kernel per variant.
+    Once our C launcher is built, __call__ is its C version (fastlaunch's kernel_call, installed by
+    _install_c_call), which reads the slots below directly and falls back to the Python `_call`.
     """
+    __slots__ = ("fn", "cache", "constexprs", "tail", "memo")
 
     def __init__(self, jit_fn, **constexprs):
         self.fn = jit_fn
         self.cache = {}  # (arg keys, constexprs, device) -> (is_ours, launch, function, 3 launch settings)
+        self.memo = None  # the C __call__'s last hit: (entry, argument signature, key, device)
         params = list(jit_fn.params)
         first = next((i for i, p in enumerate(params) if p.is_constexpr), len(params))
         if any(not p.is_constexpr for p in params[first:]):
@@ -137,7 +141,7 @@ class Kernel:
         self.constexprs = {p.name: constexprs.get(p.name, p.default) for p in params[first:]}  # declared order
         self.tail = tuple(self.constexprs.values())
 
-    def __call__(self, grid, *args, stream=None):
+    def _call(self, grid, *args, stream=None):
         if recorders:
             _record((self, grid, args, stream))
         device = _current.index  # drv.current_device(), inlined: this is the hot path
@@ -184,6 +188,8 @@ class Kernel:
         # Triton's launcher: (packed_metadata, cooperative, pdl)
         launch(gx, gy, gz, s, function, b, c, None, None, a, None, None, None, *raw, *self.tail)
 
+    __call__ = _call
+
     def _compile_and_launch(self, key, grid, args):
         install_triton_driver()
         drv.ensure_context()
@@ -196,7 +202,8 @@ class Kernel:
         plain = num_ctas == 1 and not run.launch_cooperative_grid and not run.launch_pdl
         lean = fastlaunch.module() if kinds is not None and plain else None
         if lean is not None:
-            _c_launch[0] = lean.launch_cached
+            if _c_launch[0] is None:
+                _install_c_call(lean)
             self.cache[key] = (True, lean.launch, int(compiled.function), kinds, 32 * num_warps, shared)
         else:
             self.cache[key] = (False, run.launch, compiled.function, compiled.packed_metadata,
@@ -205,6 +212,13 @@ class Kernel:
 
 # fastlaunch's launch_cached once the C module is built (the first kernel compiled through it)
 _c_launch = [None]
+
+
+def _install_c_call(lean):
+    """Launch through the C module from now on: Kernel.__call__ becomes its C version (the Python
+    `_call` stays the fallback for whatever the C one does not do itself)."""
+    _c_launch[0] = lean.launch_cached
+    Kernel.__call__ = lean.install(Kernel, Kernel._call, _current, _streams_local, recorders, PointerArg)
 
 _cached = {}
 
