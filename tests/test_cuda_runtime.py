@@ -3,6 +3,7 @@ the caching allocator against torch's, graphs, launches without torch."""
 import subprocess
 import sys
 import threading
+import weakref
 
 import numpy as np
 import pytest
@@ -49,6 +50,29 @@ def test_pinned_memory_async_copy():
     g = p.to("cuda", non_blocking=True)
     vt.cuda.synchronize()
     np.testing.assert_array_equal(g.cpu().numpy(), x.numpy())
+
+
+def test_pinned_copy_captured_in_a_graph_keeps_its_block():
+    """A pinned block copied from inside a capture is the graph's (each replay reads it), not the
+    cache's: freeing its tensor leaves it alone, reusing the size finds no half-recorded event
+    (cuEventQuery used to fail with INVALID_VALUE there), and the block returns after reset()."""
+    from vibetensor.runtime.cuda import memory
+    host = vt.full((16,), 3.0).pin_memory()
+    dev = vt.empty(16, device="cuda")
+    g, s = vt.cuda.CUDAGraph(), vt.cuda.Stream()
+    s.wait_stream(vt.cuda.current_stream())
+    with vt.cuda.graph(g, stream=s):
+        dev.copy_(host, non_blocking=True)
+    block = weakref.ref(memory.block_of(host._storage.data))
+    del host
+    again = [vt.full((16,), float(i)).pin_memory() for i in range(3)]  # the same size: the cache is asked
+    assert all(a.is_pinned() for a in again)
+    g.replay()
+    vt.cuda.synchronize()
+    np.testing.assert_array_equal(dev.cpu().numpy(), np.full(16, 3.0, np.float32))  # the graph's block, intact
+    assert g.extras["pinned blocks"] == [block()] and not block().events
+    g.reset()
+    assert "pinned blocks" not in g.extras and block() is None  # back in the cache
 
 
 def test_full_on_device():

@@ -14,6 +14,7 @@ import threading
 import numpy as np
 
 from vibetensor.runtime.cuda import driver as drv
+from vibetensor.runtime.cuda import graphs
 from vibetensor.runtime.cuda import stream as streams
 
 
@@ -59,14 +60,28 @@ class PinnedBlock:
         self.ptr, self.size, self.events = ptr, size, []
 
     def record_stream(self, stream):
-        """A copy on `stream` reads/writes this block: reuse must wait for it."""
-        self.events.append(stream.record_event())
+        """A copy on `stream` reads/writes this block: reuse must wait for it. A copy captured into a
+        CUDA graph runs at every replay, so the graph keeps the block instead: an event recorded in
+        a capture is never recorded for real (a later cuEventQuery of it fails with INVALID_VALUE)."""
+        graph = graphs.current_graph()
+        if graph is not None and _capturing(stream):
+            graph.extras.setdefault("pinned blocks", []).append(self)  # freed once the graph is reset
+        else:
+            self.events.append(stream.record_event())
 
     def __del__(self):
         try:
             _pinned.free(self)
         except Exception:  # interpreter shutdown
             pass
+
+
+def _capturing(stream):
+    """Whether `stream` is being captured into a CUDA graph (this thread captures on it, or on a
+    stream it joined)."""
+    cu = _cu()
+    status = drv.call(cu.cuStreamIsCapturing, stream.handle)
+    return status == cu.CUstreamCaptureStatus.CU_STREAM_CAPTURE_STATUS_ACTIVE
 
 
 class PinnedCache:
