@@ -819,13 +819,36 @@ def batch_norm_composite(x, weight, bias, running_mean, running_var, training, m
     return _affine(y, weight, bias, channel)
 
 
-def _norm_derivative(op, backward_op, composite, params, save=None):
+def _rms_norm_complex_grad(ctx, grad, x, normalized_shape, weight, eps):
+    """rms_norm of complex x, torch's composite y = x r w with r = rsqrt(mean(x^2) + eps) (x^2, not
+    |x|^2: holomorphic in x and w), so the gradients are conj(dy/dx)^T grad (torch's conjugate
+    Wirtinger convention): gx = conj(r) (gw - conj(xhat) mean(conj(xhat) gw)), gw = grad conj(w),
+    xhat = x r; gweight = sum over the batch dims of conj(xhat) grad (its real part for a real weight,
+    which the engine's cast takes). Written with ops, so create_graph differentiates it again."""
+    axes = tuple(range(x.ndim - len(normalized_shape), x.ndim))
+    r = ew.rsqrt(_add(_r.mean(_mul(x, x), axes, True), rms_eps(x, eps)))  # (*batch, 1...)
+    xhat_c = ew.conj(_mul(x, r))
+    gx = gweight = None
+    if _needs(ctx, 0):
+        gw = grad if weight is None else _mul(grad, ew.conj(weight))
+        proj = _r.mean(_mul(xhat_c, gw), axes, True)
+        gx = _mul(ew.conj(r), _sub(gw, _mul(xhat_c, proj)))
+    if weight is not None and _needs(ctx, 2):
+        batch = tuple(range(x.ndim - len(normalized_shape)))
+        gweight = _r.sum(_mul(xhat_c, grad), batch, False) if batch else _mul(xhat_c, grad)
+    return gx, None, gweight, None
+
+
+def _norm_derivative(op, backward_op, composite, params, save=None, complex_formula=None):
     """Derivative of a norm op whose argument 0 is x and `params` the positions of weight/bias.
-    (batch_norm saves its running statistics only in evaluation: training updates them in place.)"""
+    (batch_norm saves its running statistics only in evaluation: training updates them in place.)
+    complex_formula(ctx, grad, x, *args) differentiates complex x (the fused kernels are real only)."""
     @_derivative(op, save=save or (0,) + params)
     def formula(ctx, grad, x, *args):
-        if x._dtype.is_complex:
-            raise NotImplementedError(f"the derivative of {op.name[4:]} for complex inputs is not implemented")
+        if x._dtype.is_complex:  # only rms_norm's forward takes complex x (as torch's)
+            if complex_formula is None:
+                raise NotImplementedError(f"the derivative of {op.name[4:]} for complex inputs is not implemented")
+            return complex_formula(ctx, grad, x, *args)
         if _fused(ctx):
             needs = (_needs(ctx, 0),) + tuple(_needs(ctx, p) for p in params)
             gx, *gp = backward_op(grad, x, *args, needs)
@@ -856,7 +879,7 @@ class _Shifted:
 
 
 _norm_derivative(layer_norm, layer_norm_backward, layer_norm_composite, (2, 3))
-_norm_derivative(rms_norm, rms_norm_backward, rms_norm_composite, (2,))
+_norm_derivative(rms_norm, rms_norm_backward, rms_norm_composite, (2,), complex_formula=_rms_norm_complex_grad)
 _norm_derivative(group_norm, group_norm_backward, group_norm_composite, (2, 3))
 _norm_derivative(batch_norm, batch_norm_backward, batch_norm_composite, (1, 2),
                  save=lambda x, w, b, rm, rv, training, *rest: (0, 1, 2) if training else (0, 1, 2, 3, 4))

@@ -118,6 +118,59 @@ def _is_int(x):
     return x.dtype.kind in "iub"
 
 
+# -- complex arithmetic as torch's vectorized CPU kernels do it ----------------------------------------------------
+# NumPy's complex product, reciprocal and z / |z| round differently at overflow, underflow and infinities:
+# they put -inf where torch's vectorized kernels (Vectorized<c10::complex>) get inf - inf = nan, and back.
+# These follow torch's formulas operation for operation (each step rounded in the complex dtype's part
+# type), so NaN/inf land where torch's do on contiguous tensors (torch's scalar loop, which strided tensors
+# and the tail take, uses fused multiply-adds: torch itself is not consistent there).
+
+def _parts(z):
+    z = np.asarray(z)
+    return (z.real, z.imag) if z.dtype.kind == "c" else (z, np.zeros_like(z))
+
+
+def _complex(re, im):
+    out = np.empty(np.broadcast_shapes(re.shape, im.shape), np.result_type(re.dtype, np.complex64))
+    out.real, out.imag = re, im
+    return out
+
+
+def cmul(x, y):
+    """(a + bi)(c + di) = (ac - bd) + (ad + bc)i, unfused."""
+    (a, b), (c, d) = _parts(x), _parts(y)
+    return _complex(a * c - b * d, a * d + b * c)
+
+
+def _creciprocal(z):
+    """1 / z by Smith's division of 1 + 0i (c10's complex operator/, NumPy's reciprocal has its own)."""
+    c, d = _parts(z)
+    one, zero = c.dtype.type(1), c.dtype.type(0)
+    wide = np.abs(c) >= np.abs(d)  # False where either is NaN, as in C
+    both_zero = wide & (c == 0) & (d == 0)
+    rat = np.where(wide, d / c, c / d)
+    scl = one / np.where(wide, c + d * rat, d + c * rat)
+    re = np.where(wide, (one + zero * rat) * scl, (one * rat + zero) * scl)
+    im = np.where(wide, (zero - one * rat) * scl, (zero * rat - one) * scl)
+    re = np.where(both_zero, one / np.abs(c), re)  # 1 / (0 + 0i): inf + nan i
+    im = np.where(both_zero, zero / np.abs(d), im)
+    return _complex(re, im)
+
+
+def _mul(x, y, out):
+    if x.dtype.kind == "c":  # (the compute dtype: both operands have it)
+        _put(out, cmul(x, y))
+    else:
+        np.multiply(x, y, out=out, casting="unsafe")
+
+
+def _reciprocal(x, out):
+    if x.dtype.kind == "c":
+        _put(out, _creciprocal(x))
+    else:
+        np.reciprocal(x, out=out, casting="unsafe")
+
+
 # -- arithmetic ------------------------------------------------------------------------------------------------
 
 def _add(op, ufunc):
@@ -206,6 +259,8 @@ def _pow_scalar(x, e, out, ct, half):
         out.fill(1)
     elif e == 1:
         _put(out, x)
+    elif x.dtype.kind == "c" and e in (2, 3, -1):  # torch's complex shortcuts: base * base (* base), 1 / base
+        _put(out, cmul(x, x) if e == 2 else cmul(cmul(x, x), x) if e == 3 else _creciprocal(x))
     elif x.dtype.kind in "fc" and e in ((2, 3, -1, -2) if half else (0.5, 2, 3, -0.5, -1, -2)):
         if e == 0.5:
             np.sqrt(x, out=out, casting="unsafe")
@@ -237,8 +292,9 @@ def _sgn(x, out):
     if x.dtype.kind != "c":
         _sign(x, out)
         return
-    r = np.abs(x)
-    _put(out, np.where(r == 0, 0, x / np.where(r == 0, 1, r)))
+    r = np.abs(x)  # hypot: no underflow
+    safe = np.where(r == 0, 1, r)
+    _put(out, np.where(r == 0, 0, _complex(x.real / safe, x.imag / safe)))  # each part over |z|, as torch
 
 
 def _integral_identity(f):
@@ -266,6 +322,30 @@ def _frac(x, out):
 
 def _rsqrt(x, out):
     np.divide(1, np.sqrt(x), out=out, casting="unsafe")
+
+
+def _log2(x, out):
+    """Complex: torch divides log(z)'s parts by log(2) (NumPy multiplies by 1 / log(2))."""
+    if x.dtype.kind == "c":
+        ln = np.log(x)
+        ln2 = x.real.dtype.type(np.log(2.0))
+        _put(out, _complex(ln.real / ln2, ln.imag / ln2))
+    else:
+        np.log2(x, out=out, casting="unsafe")
+
+
+def _log1p(x, out):
+    """Complex: torch's CPU log1p (c10 complex_math, after NumPy PR 22611): u = 1 + z;
+    z if u == 1, else log(u) when u - 1 == z exactly, else log(u) * (z / (u - 1))."""
+    if x.dtype.kind != "c":
+        np.log1p(x, out=out, casting="unsafe")
+        return
+    one = x.real.dtype.type(1)
+    u = _complex(x.real + one, x.imag)  # z + T(1): a real added to the real part only
+    log_u = np.log(u)
+    um1 = _complex(u.real - one, u.imag)
+    scaled = cmul(log_u, x / um1)  # (NumPy's complex division is Smith's, as c10's)
+    _put(out, np.where(u == one, x, np.where(um1 == x, log_u, scaled)))
 
 
 def _sigmoid(x, out):
@@ -451,7 +531,7 @@ def _frexp(a, out=None):
 # -- registration: one line per op -------------------------------------------------------------------------------
 _add(ew.add, np.add)
 _add(ew.sub, np.subtract)
-_binary(ew.mul, _ufunc(np.multiply))
+_binary(ew.mul, _mul)
 _with_params(ew.div, _div)
 _binary(ew.remainder, _int_checked(np.remainder))
 _binary(ew.fmod, _int_checked(np.fmod))
@@ -459,7 +539,7 @@ _with_params(ew.pow, _pow)
 _binary(ew.float_power, _ufunc(np.power))
 _unary(ew.neg, _ufunc(np.negative))
 _unary(ew.abs, _ufunc(np.absolute))
-_unary(ew.reciprocal, _ufunc(np.reciprocal))
+_unary(ew.reciprocal, _reciprocal)
 _unary(ew.sign, _sign)
 _unary(ew.sgn, _sgn)
 _unary(ew.conj, _ufunc(np.conjugate))
@@ -469,8 +549,10 @@ _unary(ew.ceil, _integral_identity(np.ceil))
 _unary(ew.trunc, _integral_identity(np.trunc))
 _with_params(ew.round, _round)
 _unary(ew.frac, _frac)
-for _name, _f in (("exp", np.exp), ("exp2", np.exp2), ("expm1", np.expm1), ("log", np.log), ("log2", np.log2),
-                  ("log10", np.log10), ("log1p", np.log1p), ("sqrt", np.sqrt), ("sin", np.sin), ("cos", np.cos),
+_unary(ew.log2, _log2)
+_unary(ew.log1p, _log1p)
+for _name, _f in (("exp", np.exp), ("exp2", np.exp2), ("expm1", np.expm1), ("log", np.log),
+                  ("log10", np.log10), ("sqrt", np.sqrt), ("sin", np.sin), ("cos", np.cos),
                   ("tan", np.tan), ("asin", np.arcsin), ("acos", np.arccos), ("atan", np.arctan),
                   ("sinh", np.sinh), ("cosh", np.cosh), ("tanh", np.tanh), ("asinh", np.arcsinh),
                   ("acosh", np.arccosh), ("atanh", np.arctanh)):

@@ -7,6 +7,7 @@ with the scan dim moved there; a 0-d input is scanned as one element.
 import numpy as np
 
 from vibetensor.backends.cpu import np_compute, operand
+from vibetensor.backends.cpu.elementwise import cmul
 from vibetensor.backends.cpu.reduction import write
 from vibetensor.dispatch import DispatchKey
 from vibetensor.ops import scans as s
@@ -49,10 +50,21 @@ def _scan(x, dim, ufunc, acc, reverse=False):
     v = along_last(x, dim)
     if reverse:
         v = v[..., ::-1]
-    y = ufunc.accumulate(v.astype(acc, copy=False), axis=-1)
+    v = v.astype(acc, copy=False)
+    if ufunc is np.multiply and acc.kind == "c" and v.shape[-1]:
+        v = _times_one(v)
+    y = ufunc.accumulate(v, axis=-1)
     if reverse:
         y = y[..., ::-1]
     return back(y, dim, x.shape)
+
+
+def _times_one(v):
+    """v with its first column multiplied by 1 + 0i: torch's complex cumprod starts from 1 and
+    multiplies each element in, so an infinite part makes a NaN in the other one (inf * 0)."""
+    v = v.copy()
+    v[..., 0] = cmul(np.ones((), v.dtype), v[..., 0])
+    return v
 
 
 def _cumulative_kernel(op, ufunc):
