@@ -244,3 +244,70 @@ def test_dropped_handles_free_at_the_next_call_in_order(order, split_peak):
     assert not a._deferred
     assert stats["inactive_split.all.peak"] == split_peak
     assert stats["allocation.all.current"] == stats["inactive_split.all.current"] == 0
+
+
+@pytest.mark.parametrize("peak, peak_c, peak_o, cur_c, cur_o", [
+    (72, 69, 21, 52, 14),   # the small pool climbs to its peak while the large one empties
+    (72, 21, 69, 11, 60),   # and back
+    (10, 10, 0, 3, 0),      # one pool only
+    (10, 6, 6, 5, 5),       # at all pools' peak: no headroom
+    (10, 8, 5, 5, 2),       # c's own peak binds
+    (7, 4, 4, 0, 0),        # empty pools
+    (1 << 40, 1 << 39, 3 << 38, 1 << 38, 1 << 37),  # byte counts beyond one int digit
+])
+def test_guards_keep_every_peak(peak, peak_c, peak_o, cur_c, cur_o):
+    # while each pool's value stays within its guard, neither its own peak nor all pools' can rise
+    from vibetensor.runtime.cuda.allocator import _guards
+    g_c, g_o = _guards(peak, peak_c, peak_o, cur_c, cur_o)
+    assert cur_c <= g_c <= peak_c and cur_o <= g_o <= peak_o
+    assert g_c + g_o <= peak
+
+
+def test_guards_keep_every_peak_randomized():
+    from vibetensor.runtime.cuda.allocator import _guards
+    rng = random.Random(0)
+    for _ in range(2000):
+        peak_c, peak_o = rng.randrange(0, 100), rng.randrange(0, 100)
+        peak = rng.randrange(max(peak_c, peak_o), peak_c + peak_o + 1)
+        cur_c = rng.randrange(0, peak_c + 1)
+        cur_o = rng.randrange(0, min(peak_o, peak - cur_c) + 1)
+        g_c, g_o = _guards(peak, peak_c, peak_o, cur_c, cur_o)
+        assert cur_c <= g_c <= peak_c and cur_o <= g_o <= peak_o and g_c + g_o <= peak
+
+
+def _trade(small, large, rounds=3):
+    """A training loop's memory shape, as operations: each new block of one pool replaces the
+    oldest block (of the other pool, once the first pile is in), so the sum stays at all pools'
+    peak while the pools trade places, and all pools' peak is below the sum of the pools' own."""
+    for n in small:
+        yield "malloc", n
+    for _ in range(rounds):
+        for group in (large, small):
+            for n in group:
+                yield "malloc", n
+                yield "free", 0
+
+
+@pytest.mark.parametrize("small, large", [
+    ((1000,) * 12, (3 * MiB,) * 4),                  # counts trade at the peak
+    ((700, 5000, 90000, 512), (2 * MiB, 12 * MiB)),  # bytes trade, different sizes
+    ((4096,) * 6, (4096,) * 6),                      # one pool only
+])
+def test_pools_trading_at_the_peak_match_slow_path_and_oracle(small, large):
+    # each pool's values rise past their guards while the other's fall: the guards move (retune)
+    # and every peak must still be exact
+    twin = Twin("", record_streams=False)
+    peaks = observed(twin.allocs[0])
+    for op, n in _trade(small, large):
+        if op == "malloc":
+            twin.malloc(n, 0)
+        else:
+            twin.free(n, False)
+        stats = twin.allocs[0].memory_stats()
+        for key, v in observed(twin.allocs[0]).items():
+            peaks[key] = max(peaks[key], v)
+            name, pool = key
+            assert stats[f"{name}.{pool}.current"] == v, key
+            assert stats[f"{name}.{pool}.peak"] == peaks[key], key
+    twin.check()
+    twin.finish()

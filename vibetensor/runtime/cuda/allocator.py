@@ -476,25 +476,50 @@ class AllPools:
 
     def retune(self):
         """The pools' guards: the most each pool's current value may reach with no peak rising,
-        its own nor all pools'. Two bounds keep all pools' sum under its peak, and a guard takes
-        the larger: (a) the peak less the other pool's peak (the other pool stays under its own
-        peak); (b) the pool's current value plus half the headroom (the peak less the sum of the
-        currents), while the other pool also stays within its half. (a) holds a loop that
-        oscillates at its peaks, (b) one whose pools peaked at different times. Every value
-        that grows is checked against its pool's guard, and a failed check lands here (through
-        _alloc_peaks or _split_peaks): a few retunes a step, not one per malloc."""
+        its own nor all pools'. Every value that grows is checked against its pool's guard, and
+        a failed check lands in retune_alloc or retune_split (through _alloc_peaks or
+        _split_peaks), which reset the guards of the values past theirs: a few a step, not one
+        per malloc. (A guard stays valid while peaks rise: it only has to stay below them.)"""
         small, large = self.parts
-        hn = (self.pk_n - small.n - large.n) >> 1  # (allocated <= active, so pk_act follows)
-        hb = (self.pk_b - small.b - large.b) >> 1
-        hr = (self.pk_r - small.r - large.r) >> 1
-        hs = (self.pk_s - small.s - large.s) >> 1
-        hsb = (self.pk_sb - small.sb - large.sb) >> 1
-        for c, o in ((small, large), (large, small)):
-            c.g_n = min(c.pk_n, max(self.pk_n - o.pk_n, c.n + hn))
-            c.g_b = min(c.pk_b, max(self.pk_b - o.pk_b, c.b + hb))
-            c.g_r = min(c.pk_r, max(self.pk_r - o.pk_r, c.r + hr))
-            c.g_s = min(c.pk_s, max(self.pk_s - o.pk_s, c.s + hs))
-            c.g_sb = min(c.pk_sb, max(self.pk_sb - o.pk_sb, c.sb + hsb))
+        for name in ("n", "b", "r", "s", "sb"):
+            g, pk = "g_" + name, "pk_" + name
+            g_small, g_large = _guards(getattr(self, pk), getattr(small, pk), getattr(large, pk),
+                                       getattr(small, name), getattr(large, name))
+            setattr(small, g, g_small)
+            setattr(large, g, g_large)
+
+    def retune_alloc(self, c, o):
+        """malloc's guards (blocks, bytes, requested bytes) where pool c's value passed its guard.
+        (Blocks: allocated <= active, so the allocation peak bounds both.)"""
+        if c.n > c.g_n:
+            c.g_n, o.g_n = _guards(self.pk_n, c.pk_n, o.pk_n, c.n, o.n)
+        if c.b > c.g_b:
+            c.g_b, o.g_b = _guards(self.pk_b, c.pk_b, o.pk_b, c.b, o.b)
+        if c.r > c.g_r:
+            c.g_r, o.g_r = _guards(self.pk_r, c.pk_r, o.pk_r, c.r, o.r)
+
+    def retune_split(self, c, o):
+        """The inactive split blocks' and bytes' guards where pool c's value passed its guard."""
+        if c.s > c.g_s:
+            c.g_s, o.g_s = _guards(self.pk_s, c.pk_s, o.pk_s, c.s, o.s)
+        if c.sb > c.g_sb:
+            c.g_sb, o.g_sb = _guards(self.pk_sb, c.pk_sb, o.pk_sb, c.sb, o.sb)
+
+
+def _guards(peak, peak_c, peak_o, cur_c, cur_o):
+    """The guards (g_c, g_o) of one value in pools c and o, after c's value passed its guard:
+    each within its pool's peak, and g_c + g_o within all pools' peak (so no peak rises while
+    both values stay within their guards). c, rising, takes three quarters of all pools'
+    headroom (in a training step one pool's values rise while the other's fall), or all that
+    o's own peak leaves it; o gets the rest."""
+    headroom = peak - cur_c - cur_o
+    g_c = cur_c + headroom - (headroom >> 2)
+    if g_c < peak - peak_o:
+        g_c = peak - peak_o
+    if g_c > peak_c:
+        g_c = peak_c
+    g_o = peak - g_c
+    return g_c, (g_o if g_o < peak_o else peak_o)
 
 
 def _split_delta(c, o, a, blocks, nbytes):
@@ -523,7 +548,7 @@ def _split_peaks(c, o, a):
         a.pk_s = s
     if sb > a.pk_sb:
         a.pk_sb = sb
-    a.retune()
+    a.retune_split(c, o)
 
 
 def _alloc_peaks(c, o, a):
@@ -537,7 +562,7 @@ def _alloc_peaks(c, o, a):
     r += o.r
     if r > a.pk_r:
         a.pk_r = r
-    a.retune()
+    a.retune_alloc(c, o)
 
 
 def _alloc_peaks_pending(c, act_n, act_b, pending_n, pending_b):
