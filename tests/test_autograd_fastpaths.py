@@ -461,3 +461,112 @@ def test_leaves_accumulate_alike_with_and_without_tensor_hooks(hooked):
             (lib.arange(6.0).view(2, 3) @ w + b).square().sum().backward()
         return w.grad.tolist(), b.grad.tolist(), [tuple(s) for s in seen]
     assert f(vt) == f(torch)
+
+
+# -- session 7: node layouts without a layout list, the engine's pushpop, inlined releases ------------------
+
+def _layout_by_the_rule(args):
+    """What _node records per positional argument: True (a tensor), flags (a list holding tensors), None."""
+    out = []
+    for a in args:
+        if isinstance(a, vt.Tensor):
+            out.append(True)
+        elif type(a) in (list, tuple) and any(isinstance(b, vt.Tensor) for b in a):
+            out.append(tuple(isinstance(b, vt.Tensor) for b in a))
+        else:
+            out.append(None)
+    return tuple(out)
+
+
+@pytest.mark.parametrize("name, make_args", [
+    ("mul", lambda x, c: (x, 2.0)),                                     # tensors first: a shared prefix layout
+    ("linear", lambda x, c: (x, c, c[:, 0])),
+    ("layer_norm", lambda x, c: (x, (3,), c[0], None, 1e-5)),            # a tensor after a plain argument
+    ("cat", lambda x, c: ([c, x, c], 0)),                                # a list of tensors first
+    ("index_put_", lambda x, c: (x * 1, [vt.tensor([0, 1])], x)),       # a tensor after a list (in place)
+    ("where", lambda x, c: (x > 0, x, c)),                               # a tensor that needs no gradient
+])
+def test_node_layout_equals_the_argument_by_argument_rule(name, make_args):
+    x, c = vt.ones(2, 3, requires_grad=True), vt.ones(3, 3)[:2]
+    args = make_args(x, c)
+    out = dispatch.get(name)(*args)
+    node = out.grad_fn
+    assert node._layout == _layout_by_the_rule(args)
+    assert node._k == D._edge_prefix(node._layout)
+    needs = node.needs_input_grad
+    k, node._k, node._needs = node._k, -1, None  # (-1: _compute_needs argument by argument)
+    assert node.needs_input_grad == needs
+    node._k = k
+
+
+def test_engine_runs_nodes_in_torchs_order():
+    """Ready nodes run latest-made first (the engine hands a node it just made ready straight back
+    when it comes first, else queues it): the same order as torch's, chains and branches alike."""
+    def f(lib):
+        x = lib.tensor([1.0, 2.0], requires_grad=True)
+        a = x * 2
+        b, c = a.exp(), a.sin()
+        y = (b * c).sum() + (x * 3).sum() + a.sum() + c.cos().sum()
+        order, stack, seen = [], [y.grad_fn], set()
+        while stack:
+            node = stack.pop()
+            if node is None or node in seen:
+                continue
+            seen.add(node)
+            node.register_prehook(lambda go, n=node: order.append(n.name()))
+            stack.extend(nxt for nxt, _ in node.next_functions)
+        y.backward()
+        return order, x.grad.tolist()
+    assert f(vt) == f(torch)
+
+
+def test_backward_releases_saved_inputs_and_results():
+    x = vt.ones(3, requires_grad=True)
+    y = (x * x).exp()  # MulBackward0 saves both inputs; ExpBackward0 its result
+    mul, exp = y.grad_fn.next_functions[0][0], y.grad_fn
+    y.sum().backward()
+    for node in (mul, exp):
+        with pytest.raises(RuntimeError, match="backward through the graph a second time"):
+            node.saved_tensors if node is mul else node.result
+
+
+@pytest.mark.parametrize("held", [False, True])
+def test_buffered_gradients_add_in_place_only_when_nobody_else_holds_them(monkeypatch, held):
+    """A node fed by several edges sums their gradients; as torch's InputBuffer, into the first one's
+    memory when nothing else can see it (off the CPU: the test lets the CPU do it too), else anew."""
+    monkeypatch.setattr(E, "_OUT_OF_PLACE", frozenset())
+    calls = []
+    add = E._op("add")
+    monkeypatch.setitem(E._ops, "add", lambda *a, **k: calls.append("out" in k) or add(*a, **k))
+
+    def f(lib):
+        x = lib.tensor([1.0, 2.0, 3.0], requires_grad=True)
+        a = x * 2
+        b, c = a.exp(), a.sin()  # MulBackward0 of a is fed by ExpBackward0 and SinBackward0
+        seen = []
+        if held:  # a post hook keeps SinBackward0's (the first to arrive): it must not change afterwards
+            c.grad_fn.register_hook(lambda gi, go: seen.append((gi[0], gi[0].tolist())))
+        (b.sum() + c.sum()).backward()
+        for g, values in seen:
+            assert g.tolist() == values
+        return x.grad.tolist()
+    np.testing.assert_allclose(f(vt), f(torch), rtol=1e-6)
+    assert calls == [not held]
+
+
+def test_a_leafs_next_accumulator_reuses_the_last_ones_meta_until_the_leaf_changes():
+    w = vt.ones(2, 3, requires_grad=True)
+
+    def accumulator():  # (the graph dies on return: only its AccumulateGrad is kept)
+        return (w * 1).grad_fn.next_functions[0][0]
+    a = accumulator()
+    in_meta, lock = a._in_meta, a._lock
+    del a
+    b = accumulator()
+    assert b._in_meta is in_meta and b._lock is lock
+    del b
+    w.data = vt.ones(4)  # a new shape: a new TensorMeta, which the gradient is checked against
+    c = accumulator()
+    assert c._in_meta is not in_meta and tuple(c._in_meta[0].shape) == (4,) and c._lock is lock
+    (w * 2).sum().backward()
+    assert w.grad.tolist() == [2.0] * 4

@@ -63,6 +63,7 @@ from vibetensor.tensor.tensor import Tensor, alias
 _NO_EDGE = (None, 0)
 _new_meta = TensorMeta.__new__
 _new_node = object.__new__
+_new_saved = SavedVariable.__new__
 _next_seq = graph._seq.__next__  # (Node.__init__'s creation order)
 _raw_grad_fn = RAW_GRAD_FN.__get__
 _set_grad_fn = RAW_GRAD_FN.__set__
@@ -88,8 +89,14 @@ class OpNode(Node):
                          for g, m in zip(grads, self._out_meta))
         args = self._args
         if self._saves:  # only positions in save= hold SavedVariables (kwargs are kept as given)
-            args = [a.unpack(self) if a.__class__ is SavedVariable else _unpack(a, self) if a.__class__ is list
-                    else a for a in args]
+            args = args[:]
+            i = 0
+            for a in self._args:  # (a loop, not a list comprehension: that is a function call in 3.11)
+                if a.__class__ is SavedVariable:
+                    args[i] = a.unpack(self)
+                elif a.__class__ is list:
+                    args[i] = _unpack(a, self)
+                i += 1
         kwargs = self._kwargs
         res = spec.formula(self, grad, *args, **kwargs) if kwargs else spec.formula(self, grad, *args)
         k = self._k  # (_flatten's usual case, inlined: the tensors are the first k arguments)
@@ -122,8 +129,10 @@ class OpNode(Node):
         layout = self._layout
         k = self._k
         if k > 0:  # tensors first, then plain arguments (see _flatten)
-            needs = tuple([e[0] is not None for e in edges])
-            return needs + (False,) * (len(layout) - k) if len(layout) > k else needs
+            needs = [False] * len(layout)
+            for i in range(k):
+                needs[i] = edges[i][0] is not None
+            return tuple(needs)
         out = []
         k = 0  # the edge of the next tensor argument
         for lay in layout:
@@ -144,12 +153,15 @@ class OpNode(Node):
         if self._saves:
             for a in self._args:
                 if a.__class__ is SavedVariable:
-                    a.release()
+                    a.data = None  # (SavedVariable.release, inlined: once per saved tensor per step)
                 elif a.__class__ is list:
                     _release(a)
         r = self._result
         if r is not None:
-            _release(r)
+            if r.__class__ is SavedVariable:
+                r.data = None
+            else:
+                _release(r)
 
     @property
     def saved_tensors(self):
@@ -377,9 +389,10 @@ def _node(spec, args, kwargs, save, snapshot_self=False, geometry=()):
     argument: a SavedVariable where the formula reads the tensor (positions in `save`), its TensorMeta
     otherwise (TensorGeometry for positions in `geometry`), non-tensors as they are."""
     edges, metas = [], []
-    layout = [None] * len(args)  # per argument: True (a tensor), a tuple of flags (a list), None
     kept = list(args)
     wanted = False
+    k = 0  # tensors seen; while they are exactly args[:k] (the usual case) no layout list is built
+    layout = None  # per argument, once that stops: True (a tensor), a tuple of flags (a list), None
     i = -1
     for a in args:
         i += 1
@@ -403,12 +416,26 @@ def _node(spec, args, kwargs, save, snapshot_self=False, geometry=()):
                 wanted = True
             else:
                 edges.append(_NO_EDGE)
-            layout[i] = True
+            if i == k:
+                k += 1
+            else:  # a tensor after a plain argument
+                if layout is None:
+                    layout = _prefix_list(k, len(args))
+                layout[i] = True
             if i in save:
-                kept[i] = SavedVariable(_snapshot(a) if (i == 0 and snapshot_self) else a)
+                if i == 0 and snapshot_self:
+                    a = _snapshot(a)
+                saved = _new_saved(SavedVariable)  # (SavedVariable(a) without its __init__ call)
+                saved.data, saved.version, saved.is_output = a, a._version.value, False
+                kept[i] = saved
             else:
                 kept[i] = TensorGeometry(a) if i in geometry else meta
-        elif a.__class__ in _SEQUENCES and _has_tensor(a):
+        elif a.__class__ in _SEQUENCES:
+            for b in a:  # (_has_tensor, inlined: most are shapes)
+                if isinstance(b, Tensor):
+                    break
+            else:
+                continue  # no tensor in it: a plain argument
             flags, items = [], []
             for b in a:
                 is_t = isinstance(b, Tensor)
@@ -419,6 +446,8 @@ def _node(spec, args, kwargs, save, snapshot_self=False, geometry=()):
                     items.append(SavedVariable(b) if i in save else meta)
                 else:
                     items.append(b)
+            if layout is None:
+                layout = _prefix_list(k, len(args))
             layout[i] = tuple(flags)
             kept[i] = items
     if not wanted:
@@ -427,18 +456,33 @@ def _node(spec, args, kwargs, save, snapshot_self=False, geometry=()):
     # once per recorded op (test_autograd_fastpaths checks that no slot is left unset).
     node = _new_node(spec._cls or spec.node_class(args, kwargs))
     node.next_functions, node._in_meta, node._seq = tuple(edges), metas, _next_seq()
-    node.stream = None if engine.current_stream is None else engine.current_stream(metas[0]._device)
+    current = engine.current_stream
+    node.stream = None if current is None else current(metas[0]._device)
     node._n_grads, node._extras = 1, None
-    layout = tuple(layout)
-    k = _EDGE_PREFIX.get(layout)
-    node._spec, node._args, node._layout, node._k, node._kwargs = spec, kept, layout, k, kwargs or None
-    if k is None:
-        node._k = _edge_prefix(layout)
+    if layout is None:  # tensors first, then plain arguments: _edge_prefix's answer is k
+        n = len(args)
+        node._layout, node._k = _PREFIX_LAYOUTS[n][k] if n < _SHARED else _prefix_layout(k, n), k
+    else:
+        node._layout, node._k = tuple(layout), -1
+    node._spec, node._args, node._kwargs = spec, kept, kwargs or None
     node._result = node._out_meta = node._needs = None
     node._saves = save  # (truthy: some argument may be a SavedVariable: apply unpacks, release frees)
     if anomaly._enabled:
         record_creation(node)
     return node
+
+
+def _prefix_layout(k, n):
+    """The layout of n arguments whose tensors are the first k."""
+    return (True,) * k + (None,) * (n - k)
+
+
+_SHARED = 12
+_PREFIX_LAYOUTS = [[_prefix_layout(k, n) for k in range(n + 1)] for n in range(_SHARED)]  # (shared tuples)
+
+
+def _prefix_list(k, n):
+    return [True] * k + [None] * (n - k)
 
 
 def _edges(args):

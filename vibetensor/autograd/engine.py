@@ -29,7 +29,7 @@ from vibetensor.tensor import memory_format as mf
 from vibetensor.tensor import shape as sh
 from vibetensor.tensor.tensor import Tensor, array, empty, make_tensor
 
-_heappush, _heappop = heapq.heappush, heapq.heappop
+_heappush, _heappop, _heappushpop = heapq.heappush, heapq.heappop, heapq.heappushpop
 _count = itertools.count
 _get_grad = GRAD.__get__
 _raw_grad_fn = RAW_GRAD_FN.__get__
@@ -38,13 +38,15 @@ _raw_grad_fn = RAW_GRAD_FN.__get__
 _stream_enter = None  # fn(stream) -> context manager making `stream` current while a node runs
 _stream_sync = None   # fn(grad, producer_node, consumer_node) -> grad safe to use on consumer's stream
 current_stream = None  # fn(device) -> the stream a node made now on `device` records
+_current_at = None    # fn(device_index) -> the caller's current stream there (optional)
 
 
-def set_stream_hooks(enter, sync, current):
+def set_stream_hooks(enter, sync, current, current_at=None):
     """The engine calls sync only for a gradient whose producer recorded a stream and whose
-    consumer did not record that same stream (a consumer on the producer's stream needs nothing)."""
-    global _stream_enter, _stream_sync, current_stream
-    _stream_enter, _stream_sync, current_stream = enter, sync, current
+    consumer did not record that same stream (a consumer on the producer's stream needs nothing).
+    current_at, if given, lets the engine skip enter for a node on the caller's current stream."""
+    global _stream_enter, _stream_sync, current_stream, _current_at
+    _stream_enter, _stream_sync, current_stream, _current_at = enter, sync, current, current_at
 
 
 # -- the few ops the engine itself needs, looked up lazily (ops are declared on a higher floor) ---------
@@ -204,7 +206,10 @@ def obeys_layout_contract(g, leaf):
     """torch's Gradient Layout Contract: a dense leaf's .grad has the leaf's strides (size-1 dims
     aside), any other leaf's .grad is contiguous. So a contiguous weight gets a contiguous grad even
     when its gradient arrives transposed (mm's backward), and fused optimisers never copy."""
-    if not _dense(leaf):
+    dense = _DENSE.get((leaf._shape, leaf._stride))  # (_dense, inlined: once per leaf per step)
+    if dense is None:
+        dense = _dense(leaf)
+    if not dense:
         return g.is_contiguous()
     if g._stride == leaf._stride and 0 not in g._stride:  # the usual case, without the loop below
         return True
@@ -283,10 +288,12 @@ def _apply(node, grads):
     del g  # hold no gradient while apply runs: AccumulateGrad steals one only when nobody else does
     stream = node.stream
     if stream is not None and _stream_enter is not None:
-        context = _stream_enter(stream)
-        if context.__class__ is not nullcontext:  # (nullcontext: already on the node's stream, the usual case)
-            with context:
-                return node.apply(grads)
+        # (already on the node's stream, the usual case: nothing to enter)
+        if _current_at is None or _current_at(stream.device_index) is not stream:
+            context = _stream_enter(stream)
+            if context.__class__ is not nullcontext:
+                with context:
+                    return node.apply(grads)
     return node.apply(grads)
 
 
@@ -357,9 +364,9 @@ def _dependencies(roots):
             if nxt is not None:
                 if nxt in deps:
                     deps[nxt] += 1
-                else:  # first seen: walk on from it
+                else:  # first seen: walk on from it (a leaf's AccumulateGrad has nowhere to go)
                     deps[nxt] = 1
-                    if nxt not in roots:
+                    if nxt.next_functions and nxt not in roots:
                         stack.append(nxt)
     return deps
 
@@ -410,9 +417,17 @@ def execute(root_edges, root_grads, keep_graph, create_graph, captures=None, run
     heapq.heapify(ready)
     prev_mode = local.grad_enabled
     local.grad_enabled = create_graph
+    pending = None  # the entry _deliver made ready last, not yet pushed (see below)
     try:
-        while ready:
-            _, _, node, grads = _heappop(ready)
+        while True:
+            if pending is not None:  # push it and pop the first: heappushpop hands it straight back
+                entry, pending = pending, None  # when it comes first (a chain of nodes, the usual case)
+                _, _, node, grads = _heappushpop(ready, entry) if ready else entry
+                del entry
+            elif ready:
+                _, _, node, grads = _heappop(ready)
+            else:
+                break
             if node._extras is None and needed is None and not anomaly._enabled:
                 if node.__class__ is AccumulateGrad:  # a leaf: into leaf.grad (no edges: nothing to deliver)
                     if not node.variable._hooks:
@@ -425,7 +440,7 @@ def execute(root_edges, root_grads, keep_graph, create_graph, captures=None, run
                 outs = _run_special(node, grads, captures, needed)
                 if outs is None:
                     continue
-            _deliver(node, outs, deps, buffers, ready, tie)  # (validates them first)
+            pending = _deliver(node, outs, deps, buffers, ready, tie)  # (validates them first)
             del outs  # hold no gradient here: AccumulateGrad steals one only when nobody else does
             if not keep_graph:
                 node.release()
@@ -466,13 +481,15 @@ def _run(node, grads):
 def _deliver(node, outs, deps, buffers, ready, tie):
     """Hand node's gradients to the nodes they are for, each validated on the way (validate_outputs,
     fused: one pass). A node whose last awaited gradient arrives is ready: it moves to the ready
-    queue with its buffer (one that waits on a single edge, most nodes, never enters `buffers`).
+    queue with its buffer (one that waits on a single edge, most nodes, never enters `buffers`);
+    the last one made ready is returned instead of pushed (None if none), for execute to push.
     A gradient that fails validation raises before node is released, as in torch."""
     edges = node.next_functions
     if len(outs) != len(edges):
         raise _count_error(node, outs)
     stream = node.stream
     sync = _stream_sync if stream is not None else None
+    pending = None
     # (one TensorMeta per edge: zip walks outs, edges and metas together without indexing)
     for i, g, (nxt, nr), m in zip(_count(), outs, edges, node._in_meta):
         if nxt is None:
@@ -498,12 +515,35 @@ def _deliver(node, outs, deps, buffers, ready, tie):
                 else:
                     buf = [None] * n
                     buf[nr] = g
-                _heappush(ready, (-nxt._seq, next(tie), nxt, buf))
+                if pending is not None:
+                    _heappush(ready, pending)
+                pending = (-nxt._seq, next(tie), nxt, buf)
                 continue
-            _heappush(ready, (-nxt._seq, next(tie), nxt, buf))
+            if pending is not None:
+                _heappush(ready, pending)
+            pending = (-nxt._seq, next(tie), nxt, buf)
         if g is not None:
             old = buf[nr]
-            buf[nr] = g if old is None else add(old, g)
+            buf[nr] = g if old is None else _accumulate(old, g)
+    return pending
+
+
+# references to a buffered gradient nobody else holds: the buffer's slot, _deliver's local, our
+# argument, getrefcount's; to its storage: the tensor's slot and getrefcount's argument
+_BUFFER_REFS, _STORAGE_REFS = 4, 2
+_OUT_OF_PLACE = frozenset(("cpu",))  # device types whose buffered gradients are never added into
+
+
+def _accumulate(old, g):
+    """old + g in a node's input buffer, as torch's InputBuffer::accumulate: when no graph is being
+    built and the buffer holds the last reference to old and to its memory (a dense tensor, not a
+    view), g is added into old's memory, saving an allocation; else into a new tensor. (CPU ones
+    always into a new one: a NumPy array may share their memory unseen.)"""
+    if (old.__class__ is Tensor and old._base is None and old._device.type not in _OUT_OF_PLACE
+            and sys.getrefcount(old) <= _BUFFER_REFS and sys.getrefcount(old._storage) <= _STORAGE_REFS
+            and not local.grad_enabled and _dense(old)):
+        return _op("add")(old, g, out=old)
+    return add(old, g)
 
 
 def _num_grads(node):

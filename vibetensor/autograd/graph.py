@@ -296,20 +296,34 @@ def record_creation(node):
     node.metadata["traceback_"] = traceback.format_stack()[:-3]
 
 
+_NO_PARTS = (None, None)
+
+
 class AccumulateGrad(Node):
     """The sink of a leaf: adds the incoming gradient into leaf.grad. Tensor hooks registered on the
     leaf run first (they may replace the gradient), post-accumulate-grad hooks after."""
     __slots__ = ("variable", "_lock")
 
     def __init__(self, variable):
-        # Node's slots, set here without a Node.__init__ call: one is made per leaf per graph
-        meta = _new_meta(TensorMeta)  # (TensorMeta(variable) without its __init__ call)
-        meta._shape, meta._dtype, meta._device = variable._shape, variable._dtype, variable._device
-        self.next_functions, self._in_meta, self._seq = (), (meta,), _LAST
+        # Node's slots, set here without a Node.__init__ call. One is made per leaf per graph (so
+        # per training step): it takes the (TensorMeta,) and lock of the leaf's last one, kept in
+        # the leaf's __dict__, while the leaf's shape, dtype and device are unchanged.
+        d = variable.__dict__
+        in_meta, lock = d.get("_acc_parts", _NO_PARTS)
+        meta = in_meta[0] if in_meta is not None else None
+        if (meta is None or meta._shape != variable._shape or meta._dtype is not variable._dtype
+                or meta._device is not variable._device):
+            meta = _new_meta(TensorMeta)  # (TensorMeta(variable) without its __init__ call)
+            meta._shape, meta._dtype, meta._device = variable._shape, variable._dtype, variable._device
+            in_meta = (meta,)
+            if lock is None:
+                lock = threading.Lock()  # two threads may backward into the same parameter
+            d["_acc_parts"] = in_meta, lock
+        self.next_functions, self._in_meta, self._seq = (), in_meta, _LAST
         self.stream = self._extras = None
         self._n_grads = 1
         self.variable = variable
-        self._lock = threading.Lock()  # two threads may backward into the same parameter
+        self._lock = lock
 
     def name(self):
         return "torch::autograd::AccumulateGrad"  # torch's name() for it (its type is AccumulateGrad)
@@ -323,8 +337,12 @@ class AccumulateGrad(Node):
         grads[0] = None  # drop our reference so accumulate_into_grad can tell when it is the only owner
         if g is not None:
             extras = self._extras  # (post hooks: the engine holds the gradient for them too)
-            with self._lock:
+            lock = self._lock
+            lock.acquire()  # (not `with`: it costs twice as much, once per leaf per step)
+            try:
                 accumulate_into_grad(self.variable, g, 1 if extras is not None and extras.post_hooks else 0)
+            finally:
+                lock.release()
             hooks = self.variable._post_acc_hooks
             if hooks:
                 for fn in tuple(hooks.values()):
@@ -343,13 +361,16 @@ def grad_accumulator(leaf):
     """The leaf's AccumulateGrad node, made once and cached weakly on the leaf."""
     ref = leaf.__dict__.get("_grad_acc")
     node = ref() if ref is not None else None
-    if node is None:
-        with _acc_lock:
+    if node is None:  # (made anew each step: the graph holding the last one is gone)
+        _acc_lock.acquire()  # (not `with`: it costs twice as much)
+        try:
             ref = leaf.__dict__.get("_grad_acc")
             node = ref() if ref is not None else None
             if node is None:
                 node = AccumulateGrad(leaf)
                 leaf.__dict__["_grad_acc"] = weakref.ref(node)
+        finally:
+            _acc_lock.release()
     return node
 
 

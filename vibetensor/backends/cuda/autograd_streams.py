@@ -47,4 +47,4 @@ def sync(grad, producer, consumer):
     return grad
 
 
-engine.set_stream_hooks(enter, sync, current)
+engine.set_stream_hooks(enter, sync, current, _current_stream)
