@@ -10,11 +10,11 @@ TF32 switch (torch.backends.cuda.matmul.allow_tf32); half types accumulate in fl
 from vibetensor.dispatch import DispatchKey
 from vibetensor.ops import creation, linalg as la, views
 from vibetensor.ops import elementwise as ew
-from vibetensor.ops.meta import bump_version, output
+from vibetensor.ops.meta import bump_version, output, remember
 from vibetensor.runtime.cuda import blas
 from vibetensor.tensor import dtype as dt
 from vibetensor.tensor.shape import contiguous_strides
-from vibetensor.tensor.tensor import alias
+from vibetensor.tensor.tensor import alias, empty
 
 CUDA = DispatchKey.CUDA
 _SUPPORTED = {dt.float16: "float16", dt.bfloat16: "bfloat16", dt.float32: "float32", dt.float64: "float64",
@@ -60,17 +60,22 @@ def _problem(op, a, b, res):
 _problems = {}  # operand/result geometry -> _problem's answer: a repeated product skips the layout logic
 
 
-def _gemm(op, a, b, res, beta=0.0, alpha=1.0, bias=0):
-    """res (.., m, n) = alpha * a (.., m, k) @ b (.., k, n) + beta * res; batched when 3-D; res contiguous.
-    bias: a device pointer to n values added to each row in cuBLASLt's epilogue; then None is
-    returned, having done nothing, where the epilogue cannot be used."""
+def _plan(op, a, b, res):
+    """_problem's answer for this geometry, cached: (problem or None, copy a, copy b)."""
     key = (res._dtype, res._shape, a._shape, a._stride, b._shape, b._stride)
     plan = _problems.get(key)
     if plan is None:
         if len(_problems) > 4096:
             _problems.clear()
         plan = _problems[key] = _problem(op, a, b, res) or (None, False, False)
-    problem, copy_a, copy_b = plan
+    return plan
+
+
+def _gemm(op, a, b, res, beta=0.0, alpha=1.0, bias=0):
+    """res (.., m, n) = alpha * a (.., m, k) @ b (.., k, n) + beta * res; batched when 3-D; res contiguous.
+    bias: a device pointer to n values added to each row in cuBLASLt's epilogue; then None is
+    returned, having done nothing, where the epilogue cannot be used."""
+    problem, copy_a, copy_b = _plan(op, a, b, res)
     if problem is None:
         if bias:
             return None
@@ -98,29 +103,64 @@ def _ptr(t):
     return t._storage.data.ptr + t._offset * t._dtype.itemsize
 
 
-def mm(a, b, out=None):
-    spec = la.mm.meta(a, b, out)
-    res = output("mm", out, spec.shape, spec.dtype, spec.device)
-    target = res if out is None or res.is_contiguous() else output("mm", None, spec.shape, spec.dtype, spec.device)
-    _gemm("mm", a, b, target)
-    return _finish(res, target, out)
+# Repeats. A training step runs the same products every step: the first call of an operand geometry
+# (dtypes, devices, shapes, strides; and the scalars for addmm) without out= is validated by the meta
+# and planned as usual, and remembers (result shape, dtype, device, blas problem) where the operands
+# went to the library as they are; a repeat goes straight to empty() and blas.run. (The meta's answer
+# and the problem depend on nothing else; dtype-, TF32- and cuBLASLt-switch-dependent choices stay in
+# blas.run.)
+
+def _product(name, op):
+    """The kernel of mm or bmm: res = a @ b."""
+    repeats = {}
+
+    def kernel(a, b, out=None):
+        key = None
+        if out is None:
+            try:
+                key = (a._dtype, a._device, a._shape, a._stride, b._dtype, b._device, b._shape, b._stride)
+            except AttributeError:  # (not tensors: the meta raises torch's error)
+                pass
+            hit = repeats.get(key)
+            if hit is not None:
+                shape, dtype, device, problem = hit
+                res = empty(shape, dtype, device)
+                size = dtype.itemsize
+                blas.run(problem, a._storage.data.ptr + a._offset * size, b._storage.data.ptr + b._offset * size,
+                         res._storage.data.ptr, device.index)
+                return res
+        spec = op.meta(a, b, out)
+        res = output(name, out, spec.shape, spec.dtype, spec.device)
+        target = res if out is None or res.is_contiguous() else output(name, None, spec.shape, spec.dtype, spec.device)
+        _gemm(name, a, b, target)
+        if key is not None:
+            _remember(repeats, key, spec, _plan(name, a, b, target))
+        return _finish(res, target, out)
+    kernel.__name__ = kernel.__qualname__ = name
+    kernel.repeats = repeats
+    return kernel
 
 
-def bmm(a, b, out=None):
-    spec = la.bmm.meta(a, b, out)
-    res = output("bmm", out, spec.shape, spec.dtype, spec.device)
-    target = res if out is None or res.is_contiguous() else output("bmm", None, spec.shape, spec.dtype, spec.device)
-    _gemm("bmm", a, b, target)
-    return _finish(res, target, out)
+def _remember(repeats, key, spec, plan):
+    problem, copy_a, copy_b = plan
+    if problem is not None and not copy_a and not copy_b:  # (empty products and copied operands: the full path)
+        remember(repeats, key, (spec.shape, spec.dtype, spec.device, problem))
 
 
-def _add_product(name, spec, input, a, b, beta, alpha, out, shape=None):
+mm = _product("mm", la.mm)
+bmm = _product("bmm", la.bmm)
+
+
+def _add_product(name, spec, input, a, b, beta, alpha, out, shape=None, repeat=None):
     """res = beta * input + alpha * (a @ b), cuBLAS adding beta * C in place; `shape` views the
-    result as the matrix (or batch) the product fills (mv's (m,) as (m, 1))."""
+    result as the matrix (or batch) the product fills (mv's (m,) as (m, 1)). repeat: addmm's key
+    for _bias_repeats (a call without out=)."""
     res = output(name, out, spec.shape, spec.dtype, spec.device, inplace=out is not None and out is input)
     target = res if out is None or res.is_contiguous() else output(name, None, spec.shape, spec.dtype, spec.device)
     if _bias_epilogue(name, input, beta, target) and _gemm(name, a, b, target, 0.0, _number(alpha),
                                                             bias=_ptr(input)) is not None:
+        if repeat is not None:
+            _remember(_bias_repeats, repeat, spec, _plan(name, a, b, target))
         return _finish(res, target, out)  # linear's bias added by cuBLASLt: no broadcast copy first
     if input is not None and beta != 0 and target is not input:
         creation.copy_(target, views.expand(input, spec.shape))
@@ -147,9 +187,29 @@ def _column(v):
     return alias(v, (v._shape[0], 1), (v._stride[0], 1), v._offset)
 
 
+_bias_repeats = {}  # addmm's repeats that ran with the bias epilogue (linear's, every call of a layer)
+
+
 def addmm(input, m1, m2, beta=1, alpha=1, out=None):
+    key = None
+    if out is None:
+        try:
+            key = (input._dtype, input._device, input._shape, input._stride, m1._dtype, m1._device, m1._shape,
+                   m1._stride, m2._dtype, m2._device, m2._shape, m2._stride, beta, alpha)
+            hit = _bias_repeats.get(key)
+        except (AttributeError, TypeError):  # (not tensors, or an unhashable scalar: the meta raises)
+            key = hit = None
+        if hit is not None:
+            shape, dtype, device, problem = hit
+            res = empty(shape, dtype, device)
+            size = dtype.itemsize
+            if blas.run(problem, m1._storage.data.ptr + m1._offset * size, m2._storage.data.ptr + m2._offset * size,
+                        res._storage.data.ptr, device.index, 1.0 if alpha == 1 else _number(alpha), 0.0,
+                        bias=input._storage.data.ptr + input._offset * size):
+                return res
+            _bias_repeats.pop(key, None)  # (no epilogue now, e.g. cuBLASLt switched off: the full path)
     spec = la.addmm.meta(input, m1, m2, beta, alpha, out)
-    return _add_product("addmm", spec, input, m1, m2, beta, alpha, out)
+    return _add_product("addmm", spec, input, m1, m2, beta, alpha, out, repeat=key)
 
 
 def baddbmm(input, b1, b2, beta=1, alpha=1, out=None):

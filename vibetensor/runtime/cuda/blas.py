@@ -55,7 +55,7 @@ class _Handle:
     by both libraries: work on one stream runs in order)."""
 
     def __init__(self, device_index):
-        self.device_index, self.workspaces = device_index, {}
+        self.device_index, self.workspaces, self.workspace_ptrs = device_index, {}, {}
         self.cublas = self.lt = self.stream = None
         # cuBLASLt plans with a bias epilogue: each call sets its bias pointer on the descriptor,
         # so they are per thread (the handle's), not shared like _lt_plans
@@ -66,6 +66,7 @@ class _Handle:
         ws = self.workspaces.get(key)
         if ws is None:
             ws = self.workspaces[key] = _cuda.alloc(WORKSPACE_BYTES, self.device_index, stream)
+            self.workspace_ptrs[key] = ws.ptr  # (what run reads: one lookup)
         return ws.ptr
 
     def cublas_on(self, stream):
@@ -145,21 +146,24 @@ class _LtPlan:
     chosen algorithm (first field of the heuristic result), and the scalar type, with host
     pointers to its 1 and 0 (the usual alpha and beta). (Host-side objects of a few hundred
     bytes, never destroyed: the cache is bounded and rarely cleared.)"""
-    __slots__ = ("desc", "layouts", "result", "algo", "scalar_type", "one", "zero", "bias", "bias_ptr",
-                 "__weakref__")
+    __slots__ = ("desc", "layouts", "result", "algo", "scalar_type", "one", "zero", "bias", "bias_ptr", "bias_now",
+                 "matmul", "__weakref__")
 
     def __init__(self, desc, layouts, result, scalar_type):
         self.desc, self.layouts, self.result, self.scalar_type = desc, layouts, result, scalar_type
         self.algo = int(result.ptr)
         self.one, self.zero = _SCALAR_PTRS[scalar_type, 1.0], _SCALAR_PTRS[scalar_type, 0.0]
-        # a bias plan's pointer attribute, written per call through this buffer (a new ndarray and
-        # its .ctypes cost ~1.5 us a call)
+        # a bias plan's pointer attribute, written through this buffer when it changes (a new
+        # ndarray and its .ctypes cost ~1.5 us a call); a layer's bias keeps its address, so
+        # most calls find it set already
         self.bias = np.zeros(1, np.uint64)
-        self.bias_ptr = self.bias.ctypes.data
+        self.bias_ptr, self.bias_now = self.bias.ctypes.data, 0
+        self.matmul = _cublaslt().matmul
 
     def set_bias(self, pointer):
         self.bias[0] = pointer
         _cublaslt().matmul_desc_set_attribute(self.desc, _BIAS_POINTER[0], self.bias_ptr, 8)
+        self.bias_now = pointer
 
 
 _lt_plans = {}  # signature -> _LtPlan, or None where cuBLASLt has no algorithm (cublasGemmEx then)
@@ -235,15 +239,19 @@ def run(problem, a, b, c, device_index, alpha=1.0, beta=0.0, stream=None, bias=0
     ldb, ldc, batch, stride_a, stride_b, stride_c), which callers may keep: the hot path.
     bias: a device pointer to n values added to every row of C by cuBLASLt's epilogue (unbatched
     half/float32 problems); returns False, having done nothing, where cuBLASLt cannot."""
-    handles = getattr(_local, "handles", None)  # (_handle, inlined: this is every matrix product's path)
-    h = handles.get(device_index) if handles else None
-    if h is None:
+    try:  # (_handle, inlined: this is every matrix product's path)
+        h = _local.handles[device_index]
+    except (AttributeError, KeyError):
         h = _handle(device_index)
     dtype_name = problem[0]
     if dtype_name in _LT_DTYPES and use_lt[0]:
         # the addresses' low bits: cuBLASLt's kernels depend on the operands' alignment
-        key = (problem, a & 255, b & 255, c & 255, device_index, allow_tf32[0], bias & 255 if bias else -1)
-        plans = _lt_plans if not bias else h.bias_plans  # (a bias plan's descriptor is set per call)
+        if bias:  # (a bias plan's descriptor holds the bias pointer: the plans are the thread's)
+            key = (problem, a & 255, b & 255, c & 255, device_index, allow_tf32[0], bias & 255)
+            plans = h.bias_plans
+        else:
+            key = (problem, a & 255, b & 255, c & 255, device_index, allow_tf32[0], -1)
+            plans = _lt_plans
         plan = plans.get(key, False)
         if plan is False:
             if len(plans) > 4096:
@@ -251,27 +259,24 @@ def run(problem, a, b, c, device_index, alpha=1.0, beta=0.0, stream=None, bias=0
             plan = plans[key] = _lt_plan(h.lt_handle(), *problem, tuple(_alignment(v) for v in key[1:4]),
                                          bias=bool(bias))
         if plan is not None:
-            if bias:
+            if bias and bias != plan.bias_now:
                 plan.set_bias(bias)
             if stream is None:  # streams.current_stream_handle, inlined
                 current = _streams_local.handles
                 s = current.get(device_index, 0) if current else 0
             else:
                 s = stream.cuda_stream
-            ws = h.workspaces.get(s)
+            ws = h.workspace_ptrs.get(s)
             if ws is None:
                 ws = h.workspace(stream or streams.current_stream(device_index))
-            else:
-                ws = ws.ptr
-            keep_a = keep_b = None
             if alpha == 1.0 and beta == 0.0:
                 al, be = plan.one, plan.zero
-            else:
+            else:  # (keep_a, keep_b: the arrays live until the call returns)
                 al, keep_a = _scalar(alpha, plan.scalar_type)
                 be, keep_b = _scalar(beta, plan.scalar_type)
             a_l, b_l, c_l = plan.layouts
-            _modules["lt"].matmul(h.lt or h.lt_handle(), plan.desc, al, b, a_l, a, b_l, be, c, c_l, c, c_l, plan.algo,
-                                  ws, WORKSPACE_BYTES, s)
+            plan.matmul(h.lt or h.lt_handle(), plan.desc, al, b, a_l, a, b_l, be, c, c_l, c, c_l, plan.algo, ws,
+                        WORKSPACE_BYTES, s)
             return True
     if bias:
         return False
