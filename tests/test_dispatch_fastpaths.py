@@ -342,3 +342,96 @@ def test_module_walks_honour_overrides():
     assert len(list(model.parameters())) == 2  # the second Linear's
     r = Renamed()
     assert list(r.parameters()) == [r.lin.weight]
+
+
+_REPLAY_FIELDS = r"""
+import sys
+sys.path[:0] = [sys.argv[1], sys.argv[1] + "/benchmarks"]
+import cuda_host_sim as S
+vt = S.install()
+from vibetensor.tensor.tensor import Tensor, VersionCounter, make_tensor
+x, y = vt.empty(4, 4, device="cuda"), vt.empty(4, 4, device="cuda")
+made = [x + y for _ in range(3)]  # the first call records its plan, the others replay it
+fields = [f for f in Tensor.__slots__ if f not in ("__dict__", "__weakref__", "grad")]
+for r in made:
+    ref = make_tensor(r._storage, r._shape, r._stride, r._offset, r._dtype)
+    for f in fields:
+        mine, theirs = getattr(r, f), getattr(ref, f)  # (an unset slot raises AttributeError)
+        if f == "_version":
+            assert type(mine) is VersionCounter and mine.value == 0 and mine is not x._version, f
+        else:
+            assert mine is theirs or mine == theirs, (f, mine, theirs)
+    assert type(r) is Tensor and not r.__dict__ and r.grad is None
+print("ok")
+"""
+
+
+def test_replayed_results_are_made_as_make_tensor_makes_them():
+    """Replay plans inline make_tensor's stores (backends/cuda/plan.py): a slot it misses would raise."""
+    pytest.importorskip("triton", reason="the simulation needs Triton")
+    pytest.importorskip("cuda.bindings", reason="the simulation needs cuda-bindings")
+    import os
+    import subprocess
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    r = subprocess.run([sys.executable, "-c", _REPLAY_FIELDS, root], capture_output=True, text=True, timeout=300,
+                       cwd=root)
+    assert r.returncode == 0 and r.stdout.rstrip().endswith("ok"), r.stdout + r.stderr
+
+
+def _attribute_story(lib):
+    """What module attribute reads give, step by step, once a name is registered on the class's
+    instances (the second read of a name takes the class's _Registered short way in vibetensor)."""
+    nn, seen = lib.nn, []
+
+    def read(m, name):
+        try:
+            v = getattr(m, name)
+            return "None" if v is None else type(v).__name__
+        except AttributeError:
+            return "AttributeError"
+
+    class Net(nn.Module):
+        def __init__(self, bias=True):
+            super().__init__()
+            self.fc = nn.Linear(2, 2, bias=bias)
+            self.register_buffer("scale", lib.ones(1))
+
+    a, b = Net(), Net(bias=False)
+    for _ in range(2):  # (twice: the first read goes through __getattr__, the second through the class)
+        seen += [read(a, "fc"), read(a, "scale"), read(a.fc, "bias"), read(b.fc, "bias"), read(a, "missing")]
+    seen.append(hasattr(Net, "fc"))  # the class itself has no such attribute
+    del b.fc
+    seen += [read(b, "fc"), hasattr(b, "fc")]
+    b.fc = 3  # a plain attribute now
+    seen += [read(b, "fc"), read(a, "fc")]
+    a.__dict__["scale"] = "shadow"  # an instance attribute wins over the registries
+    seen += [read(a, "scale"), "fc" in dir(b), "scale" in dir(Net()), "fc" in dir(nn.Module())]
+    b.register_parameter("fc2", None)
+    seen += [read(b, "fc2"), read(a, "fc2")]
+
+    class Wrapped(nn.Module):  # its own __getattr__: asked every time
+        def __init__(self):
+            super().__init__()
+            self.inner = nn.Linear(1, 1)
+
+        def __getattr__(self, name):
+            seen.append("asked " + name)
+            return super().__getattr__(name)
+
+    w = Wrapped()
+    seen += [read(w, "inner"), read(w, "inner")]
+    return seen
+
+
+def test_module_attribute_reads_match_torch():
+    assert _attribute_story(vt) == _attribute_story(torch)
+
+
+def test_tensor_construction_runs_no_python_code():
+    """make_tensor and the replay plans make results with Tensor(): it must stay object's own
+    constructor (a Python __new__/__init__ would run, slowly, for every op's result)."""
+    from vibetensor.tensor.tensor import Tensor
+    assert Tensor.__new__ is object.__new__ and Tensor.__init__ is object.__init__
+    t = make_tensor(Storage(None, 0, device("cpu")), (0,), (1,), 0, vt.float32)
+    assert t._view_info is None and t._base is None and t.grad_fn is None and not t.__dict__

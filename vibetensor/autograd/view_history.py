@@ -37,17 +37,19 @@ VIEW_OF_LEAF_MSG = "a view of a leaf Variable that requires grad is being used i
 
 
 class ViewInfo:
-    """What a view remembers for autograd (torch's DifferentiableViewMeta)."""
+    """What a view remembers for autograd (torch's DifferentiableViewMeta), in Tensor._view_info
+    (None for a tensor that is no view, or a view made before anyone needed to know).
+    No __init__: ViewInfo() is a C call, and note_untracked_view (every view made below autograd)
+    sets the fields itself; elsewhere view_info(...) makes one."""
     __slots__ = ("attr_version", "creation_meta", "view_fn")
-
-    def __init__(self, attr_version, creation_meta=DEFAULT, view_fn=None):
-        self.attr_version = attr_version  # the version counter's value when grad_fn was last made
-        self.creation_meta = creation_meta
-        self.view_fn = view_fn            # root base -> this view, when as_strided can't rebuild it
+    # attr_version: the version counter's value when grad_fn was last made
+    # view_fn: root base -> this view, when as_strided can't rebuild it
 
 
-Tensor._view_info = None  # class default: most tensors are not views, and need no dict entry
-_new_info = ViewInfo.__new__
+def view_info(attr_version, creation_meta=DEFAULT, view_fn=None):
+    info = ViewInfo()
+    info.attr_version, info.creation_meta, info.view_fn = attr_version, creation_meta, view_fn
+    return info
 
 
 def propagate(previous, new):
@@ -65,12 +67,15 @@ def _unknown_replay(base):
 
 # -- recording views ------------------------------------------------------------------------------------------
 
-def note_untracked_view(parent, view, replay=None):
+def note_untracked_view(parent, view, replay=None, grad_enabled=None):
     """A view op ran below autograd (grad mode off, or no input requires grad): remember how.
     replay(x) redoes the op on x (default: x.as_strided to the view's geometry, for ops that keep
-    the dtype)."""
+    the dtype). grad_enabled: local.grad_enabled when the caller has read it already (a read of
+    the thread-local state costs as much as this whole function otherwise does)."""
     info = parent._view_info
-    if local.grad_enabled:
+    if grad_enabled is None:
+        grad_enabled = local.grad_enabled
+    if grad_enabled:
         meta = DEFAULT
     else:
         meta = INFERENCE_MODE if local.inference_mode else NO_GRAD_MODE
@@ -78,8 +83,8 @@ def note_untracked_view(parent, view, replay=None):
         previous = info.creation_meta
         if meta == DEFAULT or previous == INFERENCE_MODE:  # propagate(previous, meta), inlined
             meta = previous
-    mine = view._view_info = _new_info(ViewInfo)  # (ViewInfo(...) without the Python-level __init__ call:
-    mine.attr_version = view._version.value      # every view made below autograd comes here)
+    mine = view._view_info = ViewInfo()  # (view_info(...), inlined: every view made below autograd comes here)
+    mine.attr_version = view._version.value
     mine.creation_meta = meta
     mine.view_fn = None
     if view._dtype is not view._base._dtype:
@@ -92,7 +97,7 @@ def note_untracked_multi_output(parent, views):
     info = parent._view_info
     meta = MULTI_OUTPUT_NODE if info is None else propagate(info.creation_meta, MULTI_OUTPUT_NODE)
     for v in views:
-        v._view_info = ViewInfo(v._version.value, meta, None)
+        v._view_info = view_info(v._version.value, meta, None)
 
 
 def record_view(view, parent, meta=DEFAULT, replay=None):
@@ -102,13 +107,13 @@ def record_view(view, parent, meta=DEFAULT, replay=None):
     if info is not None:
         meta = info.creation_meta if meta == DEFAULT else propagate(info.creation_meta, meta)
     if view._dtype is not view._base._dtype:
-        view._view_info = ViewInfo(view._version.value, meta, _view_fn(view, parent, info, replay))
+        view._view_info = view_info(view._version.value, meta, _view_fn(view, parent, info, replay))
         return
     mine = view._view_info
     if mine is not None and mine.attr_version == view._version.value:
         mine.creation_meta, mine.view_fn = meta, None  # the view op's kernel noted it (below autograd): reuse
     else:
-        view._view_info = ViewInfo(view._version.value, meta, None)
+        view._view_info = view_info(view._version.value, meta, None)
 
 
 def _view_fn(view, parent, info, replay):
@@ -140,7 +145,7 @@ def _as_strided_fn(t):
 
 def mark_custom_function_view(view):
     """An output of a custom Function that is a view (torch forbids modifying it in place)."""
-    view._view_info = ViewInfo(view._version.value, IN_CUSTOM_FUNCTION, None)
+    view._view_info = view_info(view._version.value, IN_CUSTOM_FUNCTION, None)
 
 
 # -- Tensor.grad_fn: regenerated for stale views -------------------------------------------------------------
@@ -159,7 +164,7 @@ def view_grad_fn(t, fn, base):
         # a view taken without autograd: stale only if its base has gained a history since
         if fn is not None or _raw_fn(base) is None:
             return fn
-        info = t._view_info = ViewInfo(-1)
+        info = t._view_info = view_info(-1)
     elif fn is None and not base._requires_grad:
         return None
     if info.attr_version == t._version.value:
@@ -253,7 +258,7 @@ def rebase_history(t, node):
         return
     info = t._view_info
     if info is None:
-        info = t._view_info = ViewInfo(-1)
+        info = t._view_info = view_info(-1)
     graph.rebase_history(base, CopySlices(base, t, info.view_fn, node))
     regenerate(t, base, info)
 
@@ -265,7 +270,7 @@ def rebase_inplace_view(t, node):
     if t._base is not None:
         info = t._view_info
         if info is None:
-            info = t._view_info = ViewInfo(-1)
+            info = t._view_info = view_info(-1)
         info.attr_version = t._version.value
 
 
@@ -320,6 +325,6 @@ class CopySlices(Node):
         self._fn = None
 
 
-__all__ = ["ViewInfo", "CopySlices", "check_inplace", "rebase_history", "rebase_inplace_view", "record_view",
+__all__ = ["ViewInfo", "view_info", "CopySlices", "check_inplace", "rebase_history", "rebase_inplace_view", "record_view",
            "note_untracked_view", "note_untracked_multi_output",
            "mark_custom_function_view", "requires_grad"]

@@ -204,13 +204,18 @@ def _declare(name, meta=None, composite=None):
 
 
 def _memoized_product(meta):
-    """m.memoize_spec for the meta of a product of two tensors, for calls without out=."""
-    cached = m.memoize_spec(meta)
+    """m.memoize_spec for the meta of a product of two tensors, for calls without out= (its key built
+    here, flat: one tuple per call, no second frame)."""
+    cache = m.spec_cache()
 
     def meta_(a, b, out=None):
         if out is not None or not isinstance(a, Tensor) or not isinstance(b, Tensor):
             return meta(a, b, out)
-        return cached(a, b)
+        key = (a._dtype, a._shape, a._device, b._dtype, b._shape, b._device)
+        spec = cache.get(key)
+        if spec is None:
+            spec = m.remember(cache, key, meta(a, b))
+        return spec
     meta_.uncached = meta
     return meta_
 

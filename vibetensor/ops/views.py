@@ -31,8 +31,10 @@ def _alias(t, shape, stride, offset):
     it already knows) are noted here, so an in-place write through them is checked as torch does."""
     base = t._base  # (tensor.alias, inlined: every view op ends here)
     v = make_tensor(t._storage, shape, stride, offset, t._dtype, t._version, t if base is None else base)
-    if not local.grad_enabled or t._view_info is not None:
+    if t._view_info is not None:
         note_untracked_view(t, v)
+    elif not local.grad_enabled:  # (one read of the thread-local grad mode per view: note_untracked_view
+        note_untracked_view(t, v, None, False)  # is told what it is)
     return v
 
 

@@ -12,6 +12,8 @@ from vibetensor.runtime import device_alloc as _device_alloc  # (the ground floo
 from vibetensor.runtime import _mallocs  # device -> its allocator's malloc (device_alloc's fast path)
 
 _contiguous_strides = _shape.contiguous_strides
+_strides_cache = _shape._strides_cache  # shape tuple -> its row-major strides
+_numel = _shape.numel
 
 
 class Storage:
@@ -46,9 +48,11 @@ class VersionCounter:
 
 class Tensor:
     __slots__ = ("_storage", "_shape", "_stride", "_offset", "_dtype", "_device", "_version",
-                 "_base", "_np", "_requires_grad", "grad", "grad_fn", "_output_nr", "__dict__", "__weakref__")
+                 "_base", "_np", "_requires_grad", "grad", "grad_fn", "_output_nr", "_view_info",
+                 "__dict__", "__weakref__")
     # Rarely set state lives in the instance __dict__ (made only when one is set) with these class
-    # defaults, so making a tensor (every op's output) stores four attributes fewer.
+    # defaults, so making a tensor (every op's output) stores four attributes fewer. (A view's
+    # autograd record, _view_info, is a slot: most views get one, and a dict per view costs more.)
     _retains_grad = False
     _is_param = False
     _hooks = None           # tensor hooks (register_hook)
@@ -170,14 +174,15 @@ def set_requires_grad(t, flag):
     t._requires_grad = bool(flag)
 
 
-_new_tensor = Tensor.__new__
 _new_counter = VersionCounter.__new__
 _new_storage = Storage.__new__
 
 
 def make_tensor(storage, shape, stride, offset, dtype, version=None, base=None):
-    # (every op's result is made here: one store per line is cheaper than a tuple assignment)
-    t = _new_tensor(Tensor)
+    # (every op's result is made here: one store per line is cheaper than a tuple assignment;
+    # Tensor() costs less than Tensor.__new__(Tensor), which slices its argument tuple; it runs no
+    # code of ours as long as Tensor defines no __new__/__init__, which tests/test_dispatch_fastpaths.py checks)
+    t = Tensor()
     t._storage = storage
     t._shape = shape
     t._stride = stride
@@ -193,6 +198,7 @@ def make_tensor(storage, shape, stride, offset, dtype, version=None, base=None):
     t._requires_grad = False
     t.grad_fn = None  # grad: an unset slot reads as None (autograd)
     t._output_nr = 0
+    t._view_info = None  # (autograd/view_history.py: what a view remembers)
     return t
 
 
@@ -281,9 +287,13 @@ def empty(shape, dtype, device=CPU):
     """Uninitialised contiguous tensor; memory comes from the runtime for that device."""
     if device.type == "cpu":
         return empty_cpu(shape, dtype)
-    nbytes = _shape.numel(shape) * dtype.itemsize
+    shape = tuple(shape)
+    stride = _strides_cache.get(shape)  # (contiguous_strides, inlined for its cache hit)
+    if stride is None:
+        stride = _contiguous_strides(shape)
+    nbytes = _numel(shape) * dtype.itemsize
     malloc = _mallocs.get(device)  # (runtime.device_alloc, inlined: every CUDA op's result comes here)
     storage = _new_storage(Storage)  # (Storage(block, nbytes, device) without the Python-level __init__ call)
     storage.data = malloc(nbytes) if malloc is not None else _device_alloc(nbytes, device)
     storage.nbytes, storage.device = nbytes, device
-    return make_tensor(storage, tuple(shape), _contiguous_strides(shape), 0, dtype)
+    return make_tensor(storage, shape, stride, 0, dtype)

@@ -325,12 +325,13 @@ def _operators(forward, reflected, in_place):
 
 
 _OPERATORS = {
-    # x + n and n + x are both add(x, n), as in torch (the order shows with complex infinities)
-    "add": (lambda a, b: ew.add(a, b, 1), lambda a, b: ew.add(a, b, 1), lambda a, b: ew.add(a, b, 1, out=a)),
-    "sub": (lambda a, b: ew.sub(a, b, 1), lambda a, b: ew.sub(b, a, 1), lambda a, b: ew.sub(a, b, 1, out=a)),
+    # x + n and n + x are both add(x, n), as in torch (the order shows with complex infinities). The op
+    # itself where the call is (a, b) with the defaults (alpha=1, rounding_mode=None): no lambda's frame
+    "add": (ew.add, ew.add, lambda a, b: ew.add(a, b, 1, out=a)),
+    "sub": (ew.sub, lambda a, b: ew.sub(b, a, 1), lambda a, b: ew.sub(a, b, 1, out=a)),
     "mul": (ew.mul, ew.mul, lambda a, b: ew.mul(a, b, out=a)),
     # torch: other / x is x.reciprocal() * other
-    "truediv": (lambda a, b: ew.div(a, b, None), lambda a, b: ew.mul(ew.reciprocal(a), b),
+    "truediv": (ew.div, lambda a, b: ew.mul(ew.reciprocal(a), b),
                 lambda a, b: ew.div(a, b, None, out=a)),
     "floordiv": (lambda a, b: ew.div(a, b, "floor"), lambda a, b: ew.div(b, a, "floor"),
                  lambda a, b: ew.div(a, b, "floor", out=a)),

@@ -33,7 +33,7 @@ from vibetensor import runtime
 from vibetensor.runtime.cuda import driver as drv
 from vibetensor.runtime.cuda import launcher
 from vibetensor.runtime.cuda import stream as streams
-from vibetensor.tensor.tensor import Storage, Tensor, make_tensor
+from vibetensor.tensor.tensor import Storage, Tensor, VersionCounter
 
 _UNPLANNABLE = ()  # the plan of a key whose call cannot be replayed
 _NOT_YET = ((),)  # _build's answer for inputs sharing memory, or a call that compiled a kernel: no plan,
@@ -61,10 +61,17 @@ def planned(kernel_fn):
         a = args[0] if n else None
         b = args[1] if n > 1 else None
         if a.__class__ is Tensor and b.__class__ is Tensor and (n == 2 or n == 3 and args[2].__class__ in _NUMBERS):
-            # two tensors (and alpha): the binary ops' call, its key (the one below) built straight
-            key = (_current.index, a._dtype, a._shape, a._stride, a._device, b._dtype, b._shape, b._stride, b._device)
-            if n == 3:
-                key += (args[2].__class__, args[2])
+            # two tensors (and alpha): the binary ops' call, its key (the one below) built straight. The
+            # current device is left out: the tensors' devices settle it (a one-GPU machine has only
+            # device 0; on several, the dispatcher's device guard makes the first tensor's current),
+            # and reading the thread-local costs a third of this function. (A key without it never
+            # equals one with it: those start with an int, these with a dtype.)
+            if n == 2:
+                key = (a._dtype, a._shape, a._stride, a._device, b._dtype, b._shape, b._stride, b._device)
+            else:  # (one tuple: `key += ...` would build two)
+                c = args[2]
+                key = (a._dtype, a._shape, a._stride, a._device, b._dtype, b._shape, b._stride, b._device,
+                       c.__class__, c)
             run = plans.get(key)
         else:
             key = [_current.index]  # per argument: a tensor's geometry, a number's type and value
@@ -242,6 +249,14 @@ def _launch_step(kernel, grid, kargs, stream, args, inputs, allocs, index):
 _codes = {}  # replay source -> its code object: plans of one structure share their code
 
 
+def _fresh_fields(m):
+    """(field, value) per slot of output m's tensor as make_tensor sets them (a test checks that
+    replayed results and make_tensor's carry the same fields)."""
+    return (("_storage", "s"), ("_shape", f"shape{m}"), ("_stride", f"stride{m}"), ("_offset", f"offset{m}"),
+            ("_dtype", f"dtype{m}"), ("_device", "device"), ("_version", "v"), ("_base", "None"), ("_np", "None"), ("_requires_grad", "False"),
+            ("grad_fn", "None"), ("_output_nr", "0"), ("_view_info", "None"))
+
+
 def _compile(plan):
     """The replay of a plan as a straight-line function run(args) -> the result, or None when an
     input is misaligned (then the caller takes the full path). The plan's loops are unrolled and its
@@ -251,10 +266,12 @@ def _compile(plan):
         t = args[0]; b0 = <t's pointer>; if b0 & 15: return None     (so for each input)
         a0 = malloc(n0) ...                                           (so for each allocation)
         launch0(function0, gx0, ..., kinds0, b0, b1, a0.ptr, r0_0, ...)   (so for each launch)
-        s = new_storage(Storage); ...; return make_tensor(s, shape0, stride0, offset0, dtype0)
+        s = new_storage(Storage); ...; t0 = Tensor(); t0._storage = s; ...; return t0
+    (the result is made as make_tensor makes it, inlined: one Python call fewer per replay)
     """
     device, sizes, inputs, launches, outputs, is_tuple = plan
-    env = {"make_tensor": make_tensor, "Storage": Storage, "new_storage": Storage.__new__,
+    env = {"Tensor": Tensor, "Storage": Storage, "new_storage": Storage.__new__, "new_counter": VersionCounter.__new__,
+           "VersionCounter": VersionCounter,
            "mallocs": runtime._mallocs, "device_alloc": _device_alloc, "stream_handle": _stream_handle,
            "device": device, "index": device.index}
     src = ["def run(args):"]
@@ -289,7 +306,8 @@ def _compile(plan):
             continue
         k, env[f"shape{m}"], env[f"stride{m}"], env[f"offset{m}"], env[f"dtype{m}"] = o
         src += [" s = new_storage(Storage)", f" s.data, s.nbytes, s.device = a{k}, n{k}, device",  # Storage(...)
-                f" t{m} = make_tensor(s, shape{m}, stride{m}, offset{m}, dtype{m})"]                # without __init__
+                " v = new_counter(VersionCounter)", " v.value = 0", f" t{m} = Tensor()"]
+        src += [f" t{m}.{field} = {value}" for field, value in _fresh_fields(m)]  # make_tensor(s, shape{m}, ...)
         results.append(f"t{m}")
     src.append(f" return ({', '.join(results)},)" if is_tuple else f" return {results[0]}")
     src = "\n".join(src)

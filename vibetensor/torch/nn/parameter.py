@@ -9,6 +9,7 @@ def _adopt(cls, data, requires_grad):
     t = Tensor.__new__(cls)
     t._storage, t._shape, t._stride, t._offset = data._storage, data._shape, data._stride, data._offset
     t._dtype, t._device, t._version, t._base, t._np = data._dtype, data._device, data._version, data._base, None
+    t._view_info = None
     t._requires_grad = False
     t.grad_fn = t._hooks = t._post_acc_hooks = None
     t._output_nr = 0
