@@ -38,6 +38,15 @@ def is_current_stream_capturing():
     return g is not None and streams.current_stream(g.device_index) is g.stream
 
 
+def is_stream_capturing(stream):
+    """Whether `stream` is being captured into a CUDA graph (by this thread, on it or on a stream it
+    joined): a driver query, for the rare paths that must tell (an event recorded there is never
+    recorded for real)."""
+    cu = drv._driver()
+    status = drv.call(cu.cuStreamIsCapturing, stream.handle)
+    return status == cu.CUstreamCaptureStatus.CU_STREAM_CAPTURE_STATUS_ACTIVE
+
+
 def check_not_capturing(op):
     """Ops that must synchronise with the host call this first (item, nonzero, printing...)."""
     if is_capturing():

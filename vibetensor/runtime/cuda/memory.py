@@ -64,7 +64,7 @@ class PinnedBlock:
         CUDA graph runs at every replay, so the graph keeps the block instead: an event recorded in
         a capture is never recorded for real (a later cuEventQuery of it fails with INVALID_VALUE)."""
         graph = graphs.current_graph()
-        if graph is not None and _capturing(stream):
+        if graph is not None and graphs.is_stream_capturing(stream):
             graph.extras.setdefault("pinned blocks", []).append(self)  # freed once the graph is reset
         else:
             self.events.append(stream.record_event())
@@ -74,14 +74,6 @@ class PinnedBlock:
             _pinned.free(self)
         except Exception:  # interpreter shutdown
             pass
-
-
-def _capturing(stream):
-    """Whether `stream` is being captured into a CUDA graph (this thread captures on it, or on a
-    stream it joined)."""
-    cu = _cu()
-    status = drv.call(cu.cuStreamIsCapturing, stream.handle)
-    return status == cu.CUstreamCaptureStatus.CU_STREAM_CAPTURE_STATUS_ACTIVE
 
 
 class PinnedCache:
