@@ -55,7 +55,7 @@ class _Handle:
     by both libraries: work on one stream runs in order)."""
 
     def __init__(self, device_index):
-        self.device_index, self.workspaces, self.workspace_ptrs = device_index, {}, {}
+        self.device_index, self.workspaces = device_index, {}
         self.cublas = self.lt = self.stream = None
         # cuBLASLt plans with a bias epilogue: each call sets its bias pointer on the descriptor,
         # so they are per thread (the handle's), not shared like _lt_plans
@@ -66,7 +66,6 @@ class _Handle:
         ws = self.workspaces.get(key)
         if ws is None:
             ws = self.workspaces[key] = _cuda.alloc(WORKSPACE_BYTES, self.device_index, stream)
-            self.workspace_ptrs[key] = ws.ptr  # (what run reads: one lookup)
         return ws.ptr
 
     def cublas_on(self, stream):
@@ -147,7 +146,7 @@ class _LtPlan:
     pointers to its 1 and 0 (the usual alpha and beta). (Host-side objects of a few hundred
     bytes, never destroyed: the cache is bounded and rarely cleared.)"""
     __slots__ = ("desc", "layouts", "result", "algo", "scalar_type", "one", "zero", "bias", "bias_ptr", "bias_now",
-                 "matmul", "__weakref__")
+                 "__weakref__")
 
     def __init__(self, desc, layouts, result, scalar_type):
         self.desc, self.layouts, self.result, self.scalar_type = desc, layouts, result, scalar_type
@@ -158,7 +157,6 @@ class _LtPlan:
         # most calls find it set already
         self.bias = np.zeros(1, np.uint64)
         self.bias_ptr, self.bias_now = self.bias.ctypes.data, 0
-        self.matmul = _cublaslt().matmul
 
     def set_bias(self, pointer):
         self.bias[0] = pointer
@@ -246,12 +244,8 @@ def run(problem, a, b, c, device_index, alpha=1.0, beta=0.0, stream=None, bias=0
     dtype_name = problem[0]
     if dtype_name in _LT_DTYPES and use_lt[0]:
         # the addresses' low bits: cuBLASLt's kernels depend on the operands' alignment
-        if bias:  # (a bias plan's descriptor holds the bias pointer: the plans are the thread's)
-            key = (problem, a & 255, b & 255, c & 255, device_index, allow_tf32[0], bias & 255)
-            plans = h.bias_plans
-        else:
-            key = (problem, a & 255, b & 255, c & 255, device_index, allow_tf32[0], -1)
-            plans = _lt_plans
+        key = (problem, a & 255, b & 255, c & 255, device_index, allow_tf32[0], bias & 255 if bias else -1)
+        plans = _lt_plans if not bias else h.bias_plans  # (a bias plan's descriptor holds its pointer: the thread's)
         plan = plans.get(key, False)
         if plan is False:
             if len(plans) > 4096:
@@ -266,17 +260,16 @@ def run(problem, a, b, c, device_index, alpha=1.0, beta=0.0, stream=None, bias=0
                 s = current.get(device_index, 0) if current else 0
             else:
                 s = stream.cuda_stream
-            ws = h.workspace_ptrs.get(s)
-            if ws is None:
-                ws = h.workspace(stream or streams.current_stream(device_index))
+            ws = h.workspaces.get(s)
+            ws = ws.ptr if ws is not None else h.workspace(stream or streams.current_stream(device_index))
             if alpha == 1.0 and beta == 0.0:
                 al, be = plan.one, plan.zero
             else:  # (keep_a, keep_b: the arrays live until the call returns)
                 al, keep_a = _scalar(alpha, plan.scalar_type)
                 be, keep_b = _scalar(beta, plan.scalar_type)
             a_l, b_l, c_l = plan.layouts
-            plan.matmul(h.lt or h.lt_handle(), plan.desc, al, b, a_l, a, b_l, be, c, c_l, c, c_l, plan.algo, ws,
-                        WORKSPACE_BYTES, s)
+            _modules["lt"].matmul(h.lt or h.lt_handle(), plan.desc, al, b, a_l, a, b_l, be, c, c_l, c, c_l, plan.algo,
+                                  ws, WORKSPACE_BYTES, s)
             return True
     if bias:
         return False
