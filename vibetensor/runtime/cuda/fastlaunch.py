@@ -162,16 +162,25 @@ static int read_arg(PyObject *a, long long *iv, double *fv, uintptr_t *sig, PyOb
   return 0;
 }
 
-/* The cache key of arguments read by read_arg: ((item per argument), device), as specialize builds it. */
-static PyObject *cache_key(Py_ssize_t n, const uintptr_t *sig, PyObject *const *dtypes, const long long *iv,
-                           PyObject *device) {
-  PyObject *spec = PyTuple_New(n);
+/* A launch's arguments as read_args reads them: per argument its read_arg results. The caller owns
+   dtypes[0..n) once read_args succeeds (release drops them). */
+typedef struct {
+  Py_ssize_t n;
+  long long iv[MAX_PARAMS];
+  double fv[MAX_PARAMS];
+  uintptr_t sig[MAX_PARAMS];
+  PyObject *dtypes[MAX_PARAMS];
+} Args;
+
+/* The cache key of read arguments: ((item per argument), device), as specialize builds it. */
+static PyObject *cache_key(const Args *a, PyObject *device) {
+  PyObject *spec = PyTuple_New(a->n);
   if (!spec) return NULL;
-  for (Py_ssize_t k = 0; k < n; k++) {
+  for (Py_ssize_t k = 0; k < a->n; k++) {
     PyObject *item;
-    if (dtypes[k]) item = PyTuple_Pack(2, dtypes[k], (iv[k] & 15) == 0 ? Py_True : Py_False);
-    else if (sig[k] & 1) item = PyLong_FromLong((long)(sig[k] >> 2));
-    else { item = (PyObject *)sig[k]; Py_INCREF(item); }  /* float or bool: the type */
+    if (a->dtypes[k]) item = PyTuple_Pack(2, a->dtypes[k], (a->iv[k] & 15) == 0 ? Py_True : Py_False);
+    else if (a->sig[k] & 1) item = PyLong_FromLong((long)(a->sig[k] >> 2));
+    else { item = (PyObject *)a->sig[k]; Py_INCREF(item); }  /* float or bool: the type */
     if (!item) { Py_DECREF(spec); return NULL; }
     PyTuple_SET_ITEM(spec, k, item);
   }
@@ -182,8 +191,8 @@ static PyObject *cache_key(Py_ssize_t n, const uintptr_t *sig, PyObject *const *
 
 /* Launch a cache entry of ours, (True, launch, function, kinds, block_x, shared), on `grid` (a tuple)
    with the arguments' values and the kernel's constexpr tail (skipped, kind 'x', unless declared). */
-static PyObject *launch_entry(PyObject *entry, PyObject *grid, CUstream stream, PyObject *tail, Py_ssize_t n,
-                              const long long *iv, const double *fv) {
+static PyObject *launch_entry(PyObject *entry, PyObject *grid, CUstream stream, PyObject *tail, const Args *a) {
+  Py_ssize_t n = a->n;
   PyObject *kinds_obj = PyTuple_GET_ITEM(entry, 3);
   const char *kinds = PyBytes_AS_STRING(kinds_obj);
   Py_ssize_t ntail = PyTuple_GET_SIZE(tail);
@@ -197,7 +206,7 @@ static PyObject *launch_entry(PyObject *entry, PyObject *grid, CUstream stream, 
   for (Py_ssize_t k = 0; k < n + ntail; k++) {
     int r;
     if (k < n) {
-      r = fill(&slots[m], kinds[k], iv[k], fv[k]);
+      r = fill(&slots[m], kinds[k], a->iv[k], a->fv[k]);
     } else {                           /* constexprs, normally skipped ('x') */
       long long v = 0;
       double f = 0.0;
@@ -226,21 +235,21 @@ static int is_ours(PyObject *entry) {
          PyTuple_GET_ITEM(entry, 1) == launch_fn;
 }
 
-/* Read args[0..n) for a launch; on success the caller owns dtypes[0..n) (Py_XDECREF each). */
-static int read_args(PyObject *const *args, Py_ssize_t n, long long *iv, double *fv, uintptr_t *sig,
-                     PyObject **dtypes) {
-  for (Py_ssize_t k = 0; k < n; k++) {
-    int r = read_arg(args[k], &iv[k], &fv[k], &sig[k], &dtypes[k]);
+static void release(Args *a) {
+  for (Py_ssize_t k = 0; k < a->n; k++) Py_XDECREF(a->dtypes[k]);
+}
+
+/* Read args[0..n) into *a (read_arg's answer: 0, -1 or 1); on failure nothing is left to release. */
+static int read_args(PyObject *const *args, Py_ssize_t n, Args *a) {
+  for (a->n = 0; a->n < n; a->n++) {
+    Py_ssize_t k = a->n;
+    int r = read_arg(args[k], &a->iv[k], &a->fv[k], &a->sig[k], &a->dtypes[k]);
     if (r) {
-      for (Py_ssize_t j = 0; j < k; j++) Py_XDECREF(dtypes[j]);
+      release(a);
       return r;
     }
   }
   return 0;
-}
-
-static void release(PyObject **dtypes, Py_ssize_t n) {
-  for (Py_ssize_t k = 0; k < n; k++) Py_XDECREF(dtypes[k]);
 }
 
 /* Kernel.__call__'s cached path: key as launcher.specialize builds it, cache lookup, launch. */
@@ -252,15 +261,12 @@ static PyObject *launch_cached(PyObject *self, PyObject *const *args, Py_ssize_t
   PyObject *cache = args[0], *device = args[1], *grid = args[3], *tail = args[4];
   Py_ssize_t n = nargs - 5;
   if (n + PyTuple_GET_SIZE(tail) > MAX_PARAMS) Py_RETURN_NOTIMPLEMENTED;
-  long long iv[MAX_PARAMS];
-  double fv[MAX_PARAMS];
-  uintptr_t sig[MAX_PARAMS];
-  PyObject *dtypes[MAX_PARAMS];
-  int r = read_args(args + 5, n, iv, fv, sig, dtypes);
+  Args a;
+  int r = read_args(args + 5, n, &a);
   if (r < 0) return NULL;
   if (r > 0) Py_RETURN_NOTIMPLEMENTED;
-  PyObject *key = cache_key(n, sig, dtypes, iv, device);
-  release(dtypes, n);
+  PyObject *key = cache_key(&a, device);
+  release(&a);
   if (!key) return NULL;
   PyObject *entry = PyDict_GetItemWithError(cache, key);   /* borrowed */
   if (!entry) {
@@ -271,7 +277,7 @@ static PyObject *launch_cached(PyObject *self, PyObject *const *args, Py_ssize_t
   if (!is_ours(entry)) Py_RETURN_NOTIMPLEMENTED;
   CUstream stream = (CUstream)PyLong_AsUnsignedLongLong(args[2]);
   if (PyErr_Occurred()) return NULL;
-  return launch_entry(entry, grid, stream, tail, n, iv, fv);
+  return launch_entry(entry, grid, stream, tail, &a);
 }
 
 /* -- Kernel.__call__ in C ----------------------------------------------------------------------
@@ -321,47 +327,44 @@ static PyObject *kernel_call(PyObject *self, PyObject *const *args, Py_ssize_t n
   if (kwnames || nargs < 1 || !PyTuple_CheckExact(args[0]) || !cache || !PyDict_Check(cache) || !tail ||
       !PyTuple_Check(tail) || n + PyTuple_GET_SIZE(tail) > MAX_PARAMS || PyDict_GET_SIZE(recorders))
     return call_python(self, args, nargs, kwnames);
-  long long iv[MAX_PARAMS];
-  double fv[MAX_PARAMS];
-  uintptr_t sig[MAX_PARAMS];
-  PyObject *dtypes[MAX_PARAMS];
-  int r = read_args(args + 1, n, iv, fv, sig, dtypes);
+  Args a;
+  int r = read_args(args + 1, n, &a);
   if (r < 0) return NULL;
   if (r > 0) return call_python(self, args, nargs, kwnames);
   CUstream stream;
   PyObject *device = current_device_stream(&stream);
-  if (!device) { release(dtypes, n); return NULL; }
+  if (!device) { release(&a); return NULL; }
   PyObject *memo = SLOT(self, kernel_memo), *entry = NULL;
   if (memo && PyTuple_CheckExact(memo) && PyTuple_GET_SIZE(memo) == 4) {
     PyObject *msig = PyTuple_GET_ITEM(memo, 1);
     if (PyBytes_GET_SIZE(msig) == n * (Py_ssize_t)sizeof(uintptr_t) &&
-        memcmp(PyBytes_AS_STRING(msig), sig, n * sizeof(uintptr_t)) == 0) {
+        memcmp(PyBytes_AS_STRING(msig), a.sig, n * sizeof(uintptr_t)) == 0) {
       int same = PyObject_RichCompareBool(PyTuple_GET_ITEM(memo, 3), device, Py_EQ);
-      if (same < 0) { release(dtypes, n); Py_DECREF(device); return NULL; }
+      if (same < 0) { release(&a); Py_DECREF(device); return NULL; }
       if (same) entry = PyTuple_GET_ITEM(memo, 0);
     }
   }
   if (!entry) {  /* the cache, then remember the hit */
-    PyObject *key = cache_key(n, sig, dtypes, iv, device);
-    if (!key) { release(dtypes, n); Py_DECREF(device); return NULL; }
+    PyObject *key = cache_key(&a, device);
+    if (!key) { release(&a); Py_DECREF(device); return NULL; }
     entry = PyDict_GetItemWithError(cache, key);   /* borrowed */
     if (!entry || !is_ours(entry)) {
       Py_DECREF(key);
-      release(dtypes, n);
+      release(&a);
       Py_DECREF(device);
       return PyErr_Occurred() ? NULL : call_python(self, args, nargs, kwnames);
     }
-    PyObject *bytes = PyBytes_FromStringAndSize((const char *)sig, n * sizeof(uintptr_t));
+    PyObject *bytes = PyBytes_FromStringAndSize((const char *)a.sig, n * sizeof(uintptr_t));
     PyObject *new_memo = bytes ? PyTuple_Pack(4, entry, bytes, key, device) : NULL;
     Py_XDECREF(bytes);
     Py_DECREF(key);
-    if (!new_memo) { release(dtypes, n); Py_DECREF(device); return NULL; }
+    if (!new_memo) { release(&a); Py_DECREF(device); return NULL; }
     Py_XSETREF(SLOT(self, kernel_memo), new_memo);  /* (the old memo's entry is not used after this) */
   }
-  release(dtypes, n);
+  release(&a);
   Py_DECREF(device);
   Py_INCREF(entry);  /* (held while launching: reading the arguments cannot replace it under us) */
-  PyObject *res = launch_entry(entry, args[0], stream, tail, n, iv, fv);
+  PyObject *res = launch_entry(entry, args[0], stream, tail, &a);
   Py_DECREF(entry);
   return res;
 }
