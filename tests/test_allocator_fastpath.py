@@ -175,16 +175,20 @@ def test_taking_a_dropped_block_back_matches_the_slow_path(seed, conf, monkeypat
     # where freeing and taking the block back may leave the pools as they were (_take_back)
     rng = random.Random(seed)
     twin = Twin(conf)
-    hits = []
-    take_back = CachingAllocator._take_back
+    hits, plans = [], []
+    take_back, plan = CachingAllocator._take_back, CachingAllocator._take_back_plan
     monkeypatch.setattr(CachingAllocator, "_take_back",
                         lambda self, *args: hits.append(take_back(self, *args)) or hits[-1])
+    monkeypatch.setattr(CachingAllocator, "_take_back_plan",
+                        lambda self, *args: plans.append(plan(self, *args)) or plans[-1])
     for _ in range(2000):
         twin.step(rng, retake=0.5)
         if rng.random() < 0.1:
             twin.check()
     twin.finish()
-    assert sum(h is not None for h in hits) > 100, len(hits)  # the shortcut was taken, often
+    taken = sum(h is not None for h in hits)
+    assert taken > 100, len(hits)  # the shortcut was taken, often
+    assert taken - sum(p is not None for p in plans) > 20  # now and then on the plan kept from the last take-back
 
 
 def observed(a):

@@ -7,9 +7,10 @@ if that call is plannable, the plan keeps what the next calls would only recompu
 result's geometry and, per launch, the compiled function with its C-launch settings and every
 argument except the pointers. A hit costs a key lookup, one allocation and one C call per launch.
 
-The key holds everything the launches depend on: the current device, and per argument a
-tensor's (dtype, shape, strides, device) or a number's (type, value) (a tuple of numbers as it
-is; one holding tensors, or a list, makes the call unplannable). A recording notes each launch,
+The key holds everything the launches depend on: the current device (left out where the first
+argument is a tensor: the call's tensors settle it), and per argument a tensor's (dtype, shape,
+strides, device) or a number's (type, value) (a tuple of numbers as it is; one holding tensors,
+or a list, makes the call unplannable). A recording notes each launch,
 each device allocation the call makes (its result and its scratch buffers) and any other device
 work (a driver call: memcpy, memset). Plannable calls: no out= and no keyword arguments; no
 other device work; every tensor argument on the result's device (a CPU 0-d tensor joins as a
@@ -43,7 +44,7 @@ MAX_PLANS = 4096  # per op: a loop over ever-changing scalars clears the table r
 _current = drv._current
 _recorders = launcher.recorders
 _get_ident = threading.get_ident
-_stream_handle = streams.current_stream_handle
+_current_stream = streams.current_stream_at
 _device_alloc = runtime.device_alloc
 _NUMBERS = (int, float, bool)
 
@@ -74,7 +75,9 @@ def planned(kernel_fn):
                        c.__class__, c)
             run = plans.get(key)
         else:
-            key = [_current.index]  # per argument: a tensor's geometry, a number's type and value
+            # per argument: a tensor's geometry, a number's type and value; the current device only
+            # where the first argument is no tensor (else, as above, its device settles it)
+            key = [] if a.__class__ is Tensor else [_current.index]
             for a in args:
                 if isinstance(a, Tensor):
                     key += (a._dtype, a._shape, a._stride, a._device)
@@ -129,8 +132,8 @@ def _record(kernel_fn, args):
 
 
 def _recording_malloc(malloc, allocs, tid):
-    def recording(nbytes):
-        a = malloc(nbytes)
+    def recording(nbytes, stream=None):  # (a replay on another thread passes its stream)
+        a = malloc(nbytes, stream)
         if _get_ident() == tid:
             allocs.append(a)
         return a
@@ -267,12 +270,14 @@ def _compile(plan):
         a0 = malloc(n0) ...                                           (so for each allocation)
         launch0(function0, gx0, ..., kinds0, b0, b1, a0.ptr, r0_0, ...)   (so for each launch)
         s = new_storage(Storage); ...; t0 = Tensor(); t0._storage = s; ...; return t0
-    (the result is made as make_tensor makes it, inlined: one Python call fewer per replay)
+    (the result is made as make_tensor makes it, inlined: one Python call fewer per replay). The
+    current stream is read once: malloc is passed it (a device's allocator asks the streams module
+    for the same stream), and the launches take its handle.
     """
     device, sizes, inputs, launches, outputs, is_tuple = plan
     env = {"Tensor": Tensor, "Storage": Storage, "new_storage": Storage.__new__, "new_counter": VersionCounter.__new__,
            "VersionCounter": VersionCounter,
-           "mallocs": runtime._mallocs, "device_alloc": _device_alloc, "stream_handle": _stream_handle,
+           "mallocs": runtime._mallocs, "device_alloc": _device_alloc, "current_stream": _current_stream,
            "device": device, "index": device.index}
     src = ["def run(args):"]
     bases = []  # the inputs' pointers, then the allocations' (what the launches' sources index)
@@ -280,13 +285,15 @@ def _compile(plan):
         src += [f" t = args[{i}]", f" b{j} = t._storage.data.ptr + t._offset * t._dtype.itemsize",
                 f" if b{j} & 15:", "  return None"]
         bases.append(f"b{j}")
+    # the current stream, read once: the allocator's stream (passed, so it does not ask) and the launches'
+    src.append(" stream = current_stream(index)")
     if sizes:
         src.append(" malloc = mallocs.get(device)")  # (runtime.device_alloc's fast path, once per replay)
     for k, n in enumerate(sizes):
         env[f"n{k}"] = n
-        src.append(f" a{k} = malloc(n{k}) if malloc is not None else device_alloc(n{k}, device)")
+        src.append(f" a{k} = malloc(n{k}, stream) if malloc is not None else device_alloc(n{k}, device)")
         bases.append(f"a{k}.ptr")
-    src.append(" stream = stream_handle(index)")
+    src.append(" handle = stream.cuda_stream")
     for n, (launch, function, gx, gy, gz, block, shared, kinds, sources, rest) in enumerate(launches):
         env.update({f"launch{n}": launch, f"function{n}": function, f"gx{n}": gx, f"gy{n}": gy, f"gz{n}": gz,
                     f"block{n}": block, f"shared{n}": shared, f"kinds{n}": kinds})
@@ -297,7 +304,7 @@ def _compile(plan):
             env.update({f"d{n}_{m}": d for m, (j, d) in enumerate(sources)})
         names = [f"r{n}_{m}" for m in range(len(rest))]
         env.update(zip(names, rest))
-        src.append(f" launch{n}(function{n}, gx{n}, gy{n}, gz{n}, block{n}, shared{n}, stream, kinds{n}, "
+        src.append(f" launch{n}(function{n}, gx{n}, gy{n}, gz{n}, block{n}, shared{n}, handle, kinds{n}, "
                    + ", ".join(pointers + names) + ")")
     results = []
     for m, o in enumerate(outputs):

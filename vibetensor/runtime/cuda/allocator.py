@@ -1060,7 +1060,7 @@ class CachingAllocator(_Locked):
                  "_spare", "cuda_events", "needs_events_deferred", "captures_underway",
                  "graph_pools", "graph_pools_freeable", "total_allocated_memory", "set_fraction",
                  "allowed_memory_maximum", "history", "_event_pool", "_raw", "_plain_rounding",
-                 "_max_split", "_fast_limit", "_recording", "_fast_settings", "_fast")
+                 "_max_split", "_fast_limit", "_recording", "_fast_settings", "_fast", "_taken")
 
     def __init__(self, device, config=None):
         super().__init__()
@@ -1087,6 +1087,7 @@ class CachingAllocator(_Locked):
         self.history = History()
         self._event_pool = []
         self._raw = {}                      # ptr -> Allocation handed out by raw_alloc
+        self._taken = None                  # block -> _take_back's plan, while it holds (or None)
         self._settings_changed()
         if self.config.per_process_memory_fraction is not None:
             self.set_memory_fraction(self.config.per_process_memory_fraction)
@@ -1104,6 +1105,10 @@ class CachingAllocator(_Locked):
         self._fast_settings = (self._plain_rounding and not self._recording
                                and not (self.set_fraction and cfg.garbage_collection_threshold > 0.0))
         self._update_fast()
+
+    def _enter(self):
+        _Locked._enter(self)
+        self._taken = None  # a call that may change what _take_back's kept plans rest on
 
     def _update_fast(self):
         """_fast: malloc may take its fast path: the settings allow it, and no capture is under
@@ -1131,6 +1136,8 @@ class CachingAllocator(_Locked):
                     if block is not None:
                         break
                 self._free_block(freed)
+            if block is None:  # another way than a take-back changes the pools: the kept plans go
+                self._taken = None
             if block is not None:
                 pass
             elif self._fast:  # the fast path: the smallest cached block of the stream's pool that fits
@@ -1609,16 +1616,48 @@ class CachingAllocator(_Locked):
 
     def _take_back(self, block, nbytes, stream):
         """malloc(nbytes) right after the free of `block`, where freeing it and taking it again
-        leave the pools as they were. It must have exactly the rounded size, on this stream's
-        pool, and no free block before it in the segment (a merge would move the block's start).
-        A free block after it merges, and best fit then splits the merged block at the same
-        place, if no other free block fits better; without one, best fit takes the block back
-        if no free block of its size sits below it. Then the pair reduces to its statistics and
-        the block is the result; None where it does not (the caller frees the block and mallocs
-        as usual). A loop whose temporaries alternate between two blocks hits every time."""
+        leave the pools as they were (_take_back_plan says when). Then the pair reduces to its
+        statistics and the block is the result; None where it does not (the caller frees the
+        block and mallocs as usual). A loop whose temporaries alternate between two blocks hits
+        every time. The plans of the blocks taken back are kept until anything else changes the
+        pools or the statistics they rest on (_enter and _free_block drop them, and malloc when
+        it takes another way: a take-back changes neither), so such a loop makes each plan once."""
         size = block.size
-        if block.stream is not stream or size != (nbytes + 511) & -512 or size >= self._fast_limit \
-                or block.stream_uses:
+        if block.stream is not stream or size != (nbytes + 511) & -512:
+            return None
+        plans = self._taken
+        plan = plans.get(block) if plans is not None else None
+        if plan is None:
+            plan = self._take_back_plan(block, nbytes, size)
+            if plan is None:
+                return None
+            if plans is None:
+                plans = self._taken = {}
+            plans[block] = plan
+        c, o, a, sp, sbp, merged = plan
+        requested = block.requested_size
+        c.nc += 1  # what the free adds to the totals; active blocks and bytes come back unchanged
+        c.bc += size
+        c.rc += requested
+        c.sp += sp  # the inactive split blocks and bytes that appear for a moment
+        c.sbp += sbp
+        if merged is not None:  # the split's free remainder is the merged Block, with the freed block's request (stale, as torch's)
+            merged.requested_size = requested
+        block.requested_size = nbytes
+        r = c.r = c.r - requested + nbytes
+        if r > c.g_r:  # a peak may rise (Counters' guards)
+            _alloc_peaks(c, o, a)
+        return block
+
+    def _take_back_plan(self, block, nbytes, size):
+        """(Counters c, o, a, inactive split blocks and bytes the free adds to the totals, the free
+        neighbour that merges or None) where freeing `block` and malloc(nbytes) on its stream
+        leave the pools as they were, else None. It must have exactly the rounded size, on this
+        stream's pool, and no free block before it in the segment (a merge would move the block's
+        start). A free block after it merges, and best fit then splits the merged block at the
+        same place, if no other free block fits better; without one, best fit takes the block
+        back if no free block of its size sits below it."""
+        if size >= self._fast_limit or block.stream_uses:
             return None
         pool = block.pool
         if pool is not (self.small_blocks if nbytes <= K_SMALL_SIZE else self.large_blocks):  # (not a graph's)
@@ -1630,40 +1669,28 @@ class CachingAllocator(_Locked):
         if merges and nxt.size < pool.min_rest:  # (best fit would not split the merged block)
             return None
         fit = size + nxt.size if merges else size  # the block best fit must pick: the merged one or this
-        sizes, blocks = pool.by_stream.get(stream, _EMPTY)
+        sizes, blocks = pool.by_stream.get(block.stream, _EMPTY)
         k = bisect_left(sizes, size)
         if k < len(sizes) and blocks[k] is nxt:
             k += 1
         if k < len(sizes) and (sizes[k] < fit or sizes[k] == fit and blocks[k].ptr < block.ptr):
             return None  # another free block fits better
         c, o, a = pool.counters
-        split = prev is not None or nxt is not None  # freed, it would be (part of) an inactive split block
-        if split and (c.s + (not merges) > c.g_s or c.sb + size > c.g_sb):  # for a moment: a split peak may rise
+        if not (prev is not None or nxt is not None):  # a whole segment: freed, it is no split block
+            return c, o, a, 0, 0, None
+        if c.s + (not merges) > c.g_s or c.sb + size > c.g_sb:  # for a moment: a split peak may rise
             return None
-        requested = block.requested_size
-        c.nc += 1  # what the free adds to the totals; active blocks and bytes come back unchanged
-        c.bc += size
-        c.rc += requested
-        if split:  # the inactive split blocks that appear: the freed one, merged or not...
-            if merges and prev is None and nxt.next is None:  # ...or: the whole segment frees, then splits again
-                c.sp += 1
-                c.sbp += nxt.size
-            else:  # (merging, the free grows an inactive split block; the split shrinks it back)
-                c.sp += not merges
-                c.sbp += size
-        if merges:  # the split's free remainder is the merged Block, with the freed block's request (stale, as torch's)
-            nxt.requested_size = requested
-        block.requested_size = nbytes
-        r = c.r = c.r - requested + nbytes
-        if r > c.g_r:  # a peak may rise (Counters' guards)
-            _alloc_peaks(c, o, a)
-        return block
+        if merges and prev is None and nxt.next is None:  # the whole segment frees, then splits again
+            return c, o, a, 1, nxt.size, nxt
+        # (merging, the free grows an inactive split block; the split shrinks it back)
+        return c, o, a, int(not merges), size, nxt if merges else None
 
     def _free_block(self, block, frames=None, just_freed=True):
         """Move a block whose uses are over into its pool, merging with free neighbours.
         just_freed: free() is calling (as _free_block_of): a block that other streams used, or
         any block while history is recorded, goes through _free, which counts the free as
         requested and calls back here (just_freed False) once the block's uses are over."""
+        self._taken = None  # (the pools change: _take_back's kept plans may no longer hold)
         size = block.size
         pool = block.pool
         c, o, a = pool.counters

@@ -12,19 +12,21 @@ from vibetensor.runtime.cuda import driver as drv
 class Stream:
     """A CUDA stream on one device. `Stream(device=None, priority=0)`; lower priority numbers run
     first (range from `priority_range()`); `Stream.default(i)` wraps the NULL stream."""
-    __slots__ = ("device_index", "handle", "priority", "_owned", "__weakref__")
+    __slots__ = ("device_index", "handle", "cuda_stream", "priority", "_owned", "__weakref__")
 
     def __init__(self, device=None, priority=0, _handle=None):
         index = drv.current_device() if device is None else _index(device)
         self.device_index, self.priority = index, priority
         if _handle is not None:
             self.handle, self._owned = _handle, False
+            self.cuda_stream = int(_handle)  # (torch.cuda.Stream's int handle: a slot, read per launch)
             return
         cu = drv._driver()
         with drv.on_device(index):  # created in its device's context; the current device stays
             lo, hi = priority_range()
             clamped = max(hi, min(lo, priority))  # greatest priority is the smallest number
             self.handle = drv.call(cu.cuStreamCreateWithPriority, cu.CUstream_flags.CU_STREAM_NON_BLOCKING, clamped)
+        self.cuda_stream = int(self.handle)
         self._owned = True
 
     @classmethod
@@ -34,10 +36,6 @@ class Stream:
             from cuda.bindings import driver as cu
             s = _defaults[index] = cls(index, 0, _handle=cu.CUstream(0))
         return s
-
-    @property
-    def cuda_stream(self):
-        return int(self.handle)
 
     @property
     def device(self):
