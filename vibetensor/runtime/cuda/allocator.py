@@ -1136,11 +1136,10 @@ class CachingAllocator(_Locked):
                     if block is not None:
                         break
                 self._free_block(freed)
-            if block is None:  # another way than a take-back changes the pools: the kept plans go
-                self._taken = None
             if block is not None:
                 pass
             elif self._fast:  # the fast path: the smallest cached block of the stream's pool that fits
+                self._taken = None  # (it changes the pools: _take_back's kept plans may no longer hold)
                 sizes, blocks = (self._small_free if nbytes <= K_SMALL_SIZE else self._large_free).get(stream, _EMPTY)
                 size = (nbytes + 511) & -512
                 i = bisect_left(sizes, size)
@@ -1448,6 +1447,7 @@ class CachingAllocator(_Locked):
 
     # -- malloc ------------------------------------------------------------------------------------
     def _malloc(self, orig_size, stream, frames):
+        self._taken = None  # (it changes the pools: _take_back's kept plans may no longer hold)
         if orig_size >= ONE_EXA_BYTE:
             raise OutOfMemoryError("CUDA out of memory. Tried to allocate more than 1EB memory.")
         if (self.cuda_events or self.needs_events_deferred) and not self.captures_underway:
@@ -1620,8 +1620,8 @@ class CachingAllocator(_Locked):
         statistics and the block is the result; None where it does not (the caller frees the
         block and mallocs as usual). A loop whose temporaries alternate between two blocks hits
         every time. The plans of the blocks taken back are kept until anything else changes the
-        pools or the statistics they rest on (_enter and _free_block drop them, and malloc when
-        it takes another way: a take-back changes neither), so such a loop makes each plan once."""
+        pools or the statistics they rest on (_enter, _free_block, _malloc and malloc's fast path
+        drop them: a take-back changes neither), so such a loop makes each plan once."""
         size = block.size
         if block.stream is not stream or size != (nbytes + 511) & -512:
             return None
