@@ -30,6 +30,16 @@ class SlowAllocator(CachingAllocator):
         self._fast = False
 
 
+class PythonAllocator(CachingAllocator):
+    """The Python fast paths, the specification of fastalloc's C (which CachingAllocator takes where it builds)."""
+    __slots__ = ()
+    malloc = CachingAllocator.malloc_python
+    _free_block_of = CachingAllocator._free_block
+
+
+FAST = [pytest.param(CachingAllocator, id="c"), pytest.param(PythonAllocator, id="python")]
+
+
 def make(cls, conf, capacity):
     dev = SimulatedDevice(capacity)
     dev.new_stream()
@@ -52,8 +62,8 @@ def random_size(rng, repeated):
 class Twin:
     """One allocator per device, fed the same operations; `fast` frees by dropping handles."""
 
-    def __init__(self, conf, capacity=2 << 30, record_streams=True):
-        self.devs, self.allocs = zip(make(CachingAllocator, conf, capacity),
+    def __init__(self, conf, capacity=2 << 30, record_streams=True, fast=CachingAllocator):
+        self.devs, self.allocs = zip(make(fast, conf, capacity),
                                      make(SlowAllocator, conf, capacity))
         self.live = []          # [(fast handle, slow handle)]
         self.capturing = None   # pool id while allocating to a graph pool
@@ -61,6 +71,7 @@ class Twin:
         self.next_pool = 1
         self.resets = 0         # reset_peak_memory_stats calls
         self.record_streams = record_streams
+        self.taken_back = 0     # retakes where the fast allocator took the dropped block straight back
 
     def both(self, fn):
         return [fn(d, a) for d, a in zip(self.devs, self.allocs)]
@@ -93,6 +104,8 @@ class Twin:
         del fast, slow
         self.free(j, False)
         self.malloc(n, k)
+        a = self.allocs[0]  # a take-back keeps its plan, under the block it returned
+        self.taken_back += a._taken is not None and self.live[-1][0]._block in a._taken
 
     def step(self, rng, retake=0.0):
         r = rng.random()
@@ -157,9 +170,10 @@ class Twin:
     (2, "max_split_size_mb:64"),
     (3, "max_split_size_mb:64"),
 ])
-def test_fast_paths_match_the_slow_path(seed, conf):
+@pytest.mark.parametrize("fast", FAST)
+def test_fast_paths_match_the_slow_path(seed, conf, fast):
     rng = random.Random(seed)
-    twin = Twin(conf)
+    twin = Twin(conf, fast=fast)
     for _ in range(1500):
         twin.step(rng)
         if rng.random() < 0.15:  # now and then, so that several frees wait and complete together
@@ -170,15 +184,14 @@ def test_fast_paths_match_the_slow_path(seed, conf):
 
 
 @pytest.mark.parametrize("seed, conf", [(4, ""), (5, "max_split_size_mb:64"), (6, "")])
-def test_taking_a_dropped_block_back_matches_the_slow_path(seed, conf, monkeypatch):
+@pytest.mark.parametrize("fast", FAST)
+def test_taking_a_dropped_block_back_matches_the_slow_path(seed, conf, fast, monkeypatch):
     # a training loop's pattern: temporaries dropped and the same sizes allocated again at once,
     # where freeing and taking the block back may leave the pools as they were (_take_back)
     rng = random.Random(seed)
-    twin = Twin(conf)
-    hits, plans = [], []
-    take_back, plan = CachingAllocator._take_back, CachingAllocator._take_back_plan
-    monkeypatch.setattr(CachingAllocator, "_take_back",
-                        lambda self, *args: hits.append(take_back(self, *args)) or hits[-1])
+    twin = Twin(conf, fast=fast)
+    plans = []
+    plan = CachingAllocator._take_back_plan
     monkeypatch.setattr(CachingAllocator, "_take_back_plan",
                         lambda self, *args: plans.append(plan(self, *args)) or plans[-1])
     for _ in range(2000):
@@ -186,9 +199,8 @@ def test_taking_a_dropped_block_back_matches_the_slow_path(seed, conf, monkeypat
         if rng.random() < 0.1:
             twin.check()
     twin.finish()
-    taken = sum(h is not None for h in hits)
-    assert taken > 100, len(hits)  # the shortcut was taken, often
-    assert taken - sum(p is not None for p in plans) > 20  # now and then on the plan kept from the last take-back
+    assert twin.taken_back > 100  # the shortcut was taken, often
+    assert twin.taken_back - sum(p is not None for p in plans) > 20  # now and then on the plan kept from the last take-back
 
 
 def observed(a):
@@ -213,13 +225,14 @@ def observed(a):
     return out
 
 
+@pytest.mark.parametrize("fast", FAST)
 @pytest.mark.parametrize("seed", [0, 1])
-def test_peaks_match_an_oracle(seed):
+def test_peaks_match_an_oracle(seed, fast):
     # the guards skip peak updates only where no peak can rise: recompute each current value
     # from the snapshot after every operation and keep the peaks here. (Without record_stream:
     # a malloc that first completes event-gated frees has a peak inside it, seen by no snapshot.)
     rng = random.Random(seed)
-    twin = Twin("", record_streams=False)
+    twin = Twin("", record_streams=False, fast=fast)
     peaks, resets = observed(twin.allocs[0]), 0
     for _ in range(700):
         twin.step(rng)
@@ -297,10 +310,11 @@ def _trade(small, large, rounds=3):
     ((700, 5000, 90000, 512), (2 * MiB, 12 * MiB)),  # bytes trade, different sizes
     ((4096,) * 6, (4096,) * 6),                      # one pool only
 ])
-def test_pools_trading_at_the_peak_match_slow_path_and_oracle(small, large):
+@pytest.mark.parametrize("fast", FAST)
+def test_pools_trading_at_the_peak_match_slow_path_and_oracle(small, large, fast):
     # each pool's values rise past their guards while the other's fall: the guards move (retune)
     # and every peak must still be exact
-    twin = Twin("", record_streams=False)
+    twin = Twin("", record_streams=False, fast=fast)
     peaks = observed(twin.allocs[0])
     for op, n in _trade(small, large):
         if op == "malloc":
@@ -315,3 +329,15 @@ def test_pools_trading_at_the_peak_match_slow_path_and_oracle(small, large):
             assert stats[f"{name}.{pool}.peak"] == peaks[key], key
     twin.check()
     twin.finish()
+
+
+def test_the_c_fast_paths_are_built_where_they_can_be():
+    # the "c" cases above run fastalloc's C only where it builds: with a C compiler and Triton
+    # (CI and the GPU machine have both), it must have
+    import shutil
+    pytest.importorskip("triton")
+    if not (shutil.which("gcc") or shutil.which("cc")):
+        pytest.skip("no C compiler: the Python allocator runs")
+    make(CachingAllocator, "", 1 << 30)
+    assert CachingAllocator.malloc is not CachingAllocator.malloc_python
+    assert type(CachingAllocator.malloc).__name__ == "method_descriptor"
