@@ -148,6 +148,9 @@ def check(vt):
         "cross_entropy": lambda: F.cross_entropy(x, target), "clamp": lambda: x.clamp(-1, 1),
         "contiguous": lambda: t.contiguous(), "sum": lambda: x.sum(), "mean dim": lambda: t.mean(0),
         "amax": lambda: x.amax(1), "x*x then x*x2": lambda: (x * x, x * x2),
+        # one tensor whose options alone differ: a plan each (their key holds the options)
+        "mean dims 0, 1": lambda: (t.mean(0), t.mean((1,)), t.mean(1, True)),
+        "softmax dims": lambda: (F.softmax(x, -1), F.softmax(x, 0)),
     }
     from vibetensor.backends.cuda import plan
     replays = []

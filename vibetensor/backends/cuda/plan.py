@@ -10,7 +10,8 @@ argument except the pointers. A hit costs a key lookup, one allocation and one C
 The key holds everything the launches depend on: the current device (left out where the first
 argument is a tensor: the call's tensors settle it), and per argument a tensor's (dtype, shape,
 strides, device) or a number's (type, value) (a tuple of numbers as it is; one holding tensors,
-or a list, makes the call unplannable). A recording notes each launch,
+or a list, makes the call unplannable). The common shapes of call have keys built straight: two
+tensors (a binary op), and one tensor then options (the options tuple and its types). A recording notes each launch,
 each device allocation the call makes (its result and its scratch buffers) and any other device
 work (a driver call: memcpy, memset). Plannable calls: no out= and no keyword arguments; no
 other device work; every tensor argument on the result's device (a CPU 0-d tensor joins as a
@@ -34,6 +35,7 @@ from vibetensor import runtime
 from vibetensor.runtime.cuda import driver as drv
 from vibetensor.runtime.cuda import launcher
 from vibetensor.runtime.cuda import stream as streams
+from vibetensor.tensor.dtype import dtype as _dtype
 from vibetensor.tensor.tensor import Storage, Tensor, VersionCounter
 
 _UNPLANNABLE = ()  # the plan of a key whose call cannot be replayed
@@ -47,6 +49,9 @@ _get_ident = threading.get_ident
 _current_stream = streams.current_stream_at
 _device_alloc = runtime.device_alloc
 _NUMBERS = (int, float, bool)
+# what one-tensor calls' options are made of (dims, flags, a dtype, a reduction's name): see `kernel`
+_OPTION_SCALARS = frozenset((type(None), bool, int, float, str, _dtype))
+_OPTIONS = _OPTION_SCALARS | {tuple}
 
 
 def planned(kernel_fn):
@@ -73,6 +78,13 @@ def planned(kernel_fn):
                 c = args[2]
                 key = (a._dtype, a._shape, a._stride, a._device, b._dtype, b._shape, b._stride, b._device,
                        c.__class__, c)
+            run = plans.get(key)
+        elif a.__class__ is Tensor and _OPTIONS.issuperset(kinds := tuple(map(type, rest := args[1:]))) and (
+                tuple not in kinds or all(_OPTION_SCALARS.issuperset(map(type, o)) for o in rest if o.__class__ is tuple)):
+            # one tensor, then options (sum's dims, keepdim and dtype; softmax's dim): its key with the
+            # options as they are and their types (True and 1 hash alike), built without a loop. It never
+            # equals a key built below, whose fifth item is a type, not a tuple.
+            key = (a._dtype, a._shape, a._stride, a._device, kinds, rest)
             run = plans.get(key)
         else:
             # per argument: a tensor's geometry, a number's type and value; the current device only
