@@ -352,6 +352,10 @@ vt = S.install()
 from vibetensor.tensor.tensor import Tensor, VersionCounter, make_tensor
 x, y = vt.empty(4, 4, device="cuda"), vt.empty(4, 4, device="cuda")
 made = [x + y for _ in range(3)]  # the first call records its plan, the others replay it
+made.append(vt.empty(4, 4, device="cuda"))  # (tensor.new_tensor, as the replays)
+from vibetensor.runtime.cuda import fastalloc
+from vibetensor.tensor import tensor
+assert (tensor.new_tensor is tensor.new_tensor_python) == (fastalloc.module() is None)  # the C, where it builds
 fields = [f for f in Tensor.__slots__ if f not in ("__dict__", "__weakref__", "grad")]
 for r in made:
     ref = make_tensor(r._storage, r._shape, r._stride, r._offset, r._dtype)
@@ -367,7 +371,8 @@ print("ok")
 
 
 def test_replayed_results_are_made_as_make_tensor_makes_them():
-    """Replay plans inline make_tensor's stores (backends/cuda/plan.py): a slot it misses would raise."""
+    """Replay plans and empty() make results with tensor.new_tensor (C) or inline make_tensor's stores
+    (backends/cuda/plan.py): a slot either misses would raise."""
     pytest.importorskip("triton", reason="the simulation needs Triton")
     pytest.importorskip("cuda.bindings", reason="the simulation needs cuda-bindings")
     import os

@@ -293,7 +293,17 @@ def empty(shape, dtype, device=CPU):
         stride = _contiguous_strides(shape)
     nbytes = _numel(shape) * dtype.itemsize
     malloc = _mallocs.get(device)  # (runtime.device_alloc, inlined: every CUDA op's result comes here)
+    return new_tensor(malloc(nbytes) if malloc is not None else _device_alloc(nbytes, device), nbytes, device,
+                      shape, stride, 0, dtype)
+
+
+def new_tensor_python(data, nbytes, device, shape, stride, offset, dtype):
+    """make_tensor(Storage(data, nbytes, device), shape, stride, offset, dtype): a device allocation
+    wrapped as a tensor. The CUDA backend swaps in `new_tensor`, the C version (runtime/cuda/fastalloc)
+    where it builds: the replay plans and empty() make every CUDA op's result with it."""
     storage = _new_storage(Storage)  # (Storage(block, nbytes, device) without the Python-level __init__ call)
-    storage.data = malloc(nbytes) if malloc is not None else _device_alloc(nbytes, device)
-    storage.nbytes, storage.device = nbytes, device
-    return make_tensor(storage, shape, stride, 0, dtype)
+    storage.data, storage.nbytes, storage.device = data, nbytes, device
+    return make_tensor(storage, shape, stride, offset, dtype)
+
+
+new_tensor = new_tensor_python

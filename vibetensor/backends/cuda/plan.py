@@ -32,9 +32,12 @@ import threading
 import types
 
 from vibetensor import runtime
+from vibetensor.autograd.graph import RAW_GRAD_FN
 from vibetensor.runtime.cuda import driver as drv
 from vibetensor.runtime.cuda import launcher
 from vibetensor.runtime.cuda import stream as streams
+from vibetensor.runtime.cuda import fastalloc
+from vibetensor.tensor import tensor as _tensor
 from vibetensor.tensor.dtype import dtype as _dtype
 from vibetensor.tensor.tensor import Storage, Tensor, VersionCounter
 
@@ -49,6 +52,17 @@ _get_ident = threading.get_ident
 _current_stream = streams.current_stream_at
 _device_alloc = runtime.device_alloc
 _NUMBERS = (int, float, bool)
+
+
+def _install_new_tensor():
+    """tensor.new_tensor in C where fastalloc builds: every CUDA op's result is made by it."""
+    mod = fastalloc.module()
+    if mod is not None:
+        mod.install_tensor(Storage, VersionCounter, Tensor, RAW_GRAD_FN)
+        _tensor.new_tensor = mod.new_tensor
+
+
+_install_new_tensor()
 # what one-tensor calls' options are made of (dims, flags, a dtype, a reduction's name): see `kernel`
 _OPTION_SCALARS = frozenset((type(None), bool, int, float, str, _dtype))
 _OPTIONS = _OPTION_SCALARS | {tuple}
@@ -281,14 +295,15 @@ def _compile(plan):
         t = args[0]; b0 = <t's pointer>; if b0 & 15: return None     (so for each input)
         a0 = malloc(n0) ...                                           (so for each allocation)
         launch0(function0, gx0, ..., kinds0, b0, b1, a0.ptr, r0_0, ...)   (so for each launch)
-        s = new_storage(Storage); ...; t0 = Tensor(); t0._storage = s; ...; return t0
-    (the result is made as make_tensor makes it, inlined: one Python call fewer per replay). The
+        t0 = new_tensor(a0, n0, device, shape0, stride0, offset0, dtype0); return t0
+    (tensor.new_tensor: fastalloc's C, where it builds; without it, its Python inlined: s =
+    new_storage(Storage); ...; t0 = Tensor(); t0._storage = s; ..., one Python call fewer). The
     current stream is read once: malloc is passed it (a device's allocator asks the streams module
     for the same stream), and the launches take its handle.
     """
     device, sizes, inputs, launches, outputs, is_tuple = plan
     env = {"Tensor": Tensor, "Storage": Storage, "new_storage": Storage.__new__, "new_counter": VersionCounter.__new__,
-           "VersionCounter": VersionCounter,
+           "VersionCounter": VersionCounter, "new_tensor": _tensor.new_tensor,
            "mallocs": runtime._mallocs, "device_alloc": _device_alloc, "current_stream": _current_stream,
            "device": device, "index": device.index}
     src = ["def run(args):"]
@@ -324,6 +339,10 @@ def _compile(plan):
             results.append("None")
             continue
         k, env[f"shape{m}"], env[f"stride{m}"], env[f"offset{m}"], env[f"dtype{m}"] = o
+        if _tensor.new_tensor is not _tensor.new_tensor_python:  # the C one: one call
+            src.append(f" t{m} = new_tensor(a{k}, n{k}, device, shape{m}, stride{m}, offset{m}, dtype{m})")
+            results.append(f"t{m}")
+            continue
         src += [" s = new_storage(Storage)", f" s.data, s.nbytes, s.device = a{k}, n{k}, device",  # Storage(...)
                 " v = new_counter(VersionCounter)", " v.value = 0", f" t{m} = Tensor()"]
         src += [f" t{m}.{field} = {value}" for field, value in _fresh_fields(m)]  # make_tensor(s, shape{m}, ...)

@@ -1942,10 +1942,11 @@ _native = []  # [whether C replaced malloc and _free_block_of] once tried
 
 
 def _install_native():
-    """CachingAllocator.malloc, _free_block_of and Allocation.__del__ in C (fastalloc), unless VIBETENSOR_PYTHON_ALLOCATOR=1
-    or the C cannot be built here: the same work over the same objects, a fifth of a small op's host time."""
+    """CachingAllocator.malloc, _free_block_of and Allocation.__del__ in C (fastalloc), where it builds
+    (and VIBETENSOR_FASTALLOC is not 0): the same work over the same objects, a fifth of a small op's
+    host time."""
     from vibetensor.runtime.cuda import fastalloc
-    mod = None if os.environ.get("VIBETENSOR_PYTHON_ALLOCATOR", "0") == "1" else fastalloc.module()
+    mod = fastalloc.module()
     if mod is not None:
         cls = CachingAllocator
         cls.malloc, cls._free_block_of, Allocation.__del__ = mod.install(

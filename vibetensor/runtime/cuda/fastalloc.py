@@ -21,6 +21,7 @@ completed first, the last one possibly taken straight back (_take_back), as in m
 It is built once with Triton's build helper (a C compiler and Python's headers, what Triton's
 own launchers need); where that fails the Python runs, and `module()` is None.
 """
+import os
 import threading
 
 _SRC = r"""
@@ -658,7 +659,85 @@ static PyObject *install(PyObject *module, PyObject *const *args, Py_ssize_t nar
   return res;
 }
 
+/* -- a device allocation wrapped as a tensor ------------------------------------------------------ */
+enum { S_data, S_nbytes, S_device, V_value, T_storage, T_shape, T_stride, T_offset, T_dtype, T_device, T_version,
+       T_base, T_np, T_requires_grad, T_grad_fn, T_output_nr, T_view_info, N_TENSOR };
+static const char *tensor_names[N_TENSOR] = {
+  "data", "nbytes", "device", "value", "_storage", "_shape", "_stride", "_offset", "_dtype", "_device", "_version",
+  "_base", "_np", "_requires_grad", "grad_fn", "_output_nr", "_view_info"};
+static Py_ssize_t toff[N_TENSOR];
+static PyTypeObject *storage_type, *counter_type, *tensor_type;  /* NULL until install_tensor */
+
+static PyObject *fresh(PyTypeObject *type) { return type->tp_alloc(type, 0); }
+static void put(PyObject *o, int k, PyObject *v) { SLOT(o, toff[k]) = v; }  /* a fresh object's empty slot; steals v */
+
+/* new_tensor(data, nbytes, device, shape, stride, offset, dtype): what
+   make_tensor(Storage(data, nbytes, device), shape, stride, offset, dtype) makes, the Storage, its
+   VersionCounter and the Tensor made and filled in one call (tensor.empty's and the replay plans') */
+static PyObject *new_tensor(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+  if (!tensor_type) {
+    PyErr_SetString(PyExc_RuntimeError, "new_tensor: install_tensor was not called");
+    return NULL;
+  }
+  if (nargs != 7) {
+    PyErr_SetString(PyExc_TypeError, "new_tensor(data, nbytes, device, shape, stride, offset, dtype)");
+    return NULL;
+  }
+  PyObject *s = fresh(storage_type), *v = s ? fresh(counter_type) : NULL, *t = v ? fresh(tensor_type) : NULL;
+  if (!t) {
+    Py_XDECREF(s);
+    Py_XDECREF(v);
+    return NULL;
+  }
+  put(s, S_data, Py_NewRef(args[0]));
+  put(s, S_nbytes, Py_NewRef(args[1]));
+  put(s, S_device, Py_NewRef(args[2]));
+  put(v, V_value, PyLong_FromLong(0));  /* (a small int: cached, cannot fail) */
+  put(t, T_storage, s);
+  put(t, T_shape, Py_NewRef(args[3]));
+  put(t, T_stride, Py_NewRef(args[4]));
+  put(t, T_offset, Py_NewRef(args[5]));
+  put(t, T_dtype, Py_NewRef(args[6]));
+  put(t, T_device, Py_NewRef(args[2]));
+  put(t, T_version, v);
+  put(t, T_base, Py_NewRef(Py_None));
+  put(t, T_np, Py_NewRef(Py_None));
+  put(t, T_requires_grad, Py_NewRef(Py_False));
+  put(t, T_grad_fn, Py_NewRef(Py_None));
+  put(t, T_output_nr, PyLong_FromLong(0));
+  put(t, T_view_info, Py_NewRef(Py_None));
+  return t;
+}
+
+/* install_tensor(Storage, VersionCounter, Tensor, grad_fn_slot): their slots, for new_tensor (Tensor.grad_fn
+   is a property over its slot: the slot's descriptor comes apart) */
+static PyObject *install_tensor(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+  if (nargs != 4 || !PyType_Check(args[0]) || !PyType_Check(args[1]) || !PyType_Check(args[2])) {
+    PyErr_SetString(PyExc_TypeError, "install_tensor(Storage, VersionCounter, Tensor, grad_fn_slot)");
+    return NULL;
+  }
+  static const int first[4] = {S_data, V_value, T_storage, N_TENSOR};
+  for (int c = 0; c < 3; c++)
+    for (int k = first[c]; k < first[c + 1]; k++) {
+      PyObject *d = k == T_grad_fn ? Py_NewRef(args[3]) : PyObject_GetAttrString(args[c], tensor_names[k]);
+      if (!d) return NULL;
+      int ok = Py_IS_TYPE(d, &PyMemberDescr_Type) && ((PyMemberDescrObject *)d)->d_member->type == T_OBJECT_EX;
+      if (ok) toff[k] = ((PyMemberDescrObject *)d)->d_member->offset;
+      Py_DECREF(d);
+      if (!ok) {
+        PyErr_Format(PyExc_TypeError, "install_tensor: %s is not a slot", tensor_names[k]);
+        return NULL;
+      }
+    }
+  Py_XSETREF(storage_type, (PyTypeObject *)Py_NewRef(args[0]));
+  Py_XSETREF(counter_type, (PyTypeObject *)Py_NewRef(args[1]));
+  Py_XSETREF(tensor_type, (PyTypeObject *)Py_NewRef(args[2]));
+  Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {{"install", (PyCFunction)(void (*)(void))install, METH_FASTCALL, NULL},
+                                {"install_tensor", (PyCFunction)(void (*)(void))install_tensor, METH_FASTCALL, NULL},
+                                {"new_tensor", (PyCFunction)(void (*)(void))new_tensor, METH_FASTCALL, NULL},
                                 {NULL, NULL, 0, NULL}};
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "vt_fastalloc", NULL, -1, methods};
 PyMODINIT_FUNC PyInit_vt_fastalloc(void) {
@@ -684,10 +763,14 @@ _module = []  # [module or None] once tried
 
 
 def module():
-    """The compiled extension, or None where it cannot be built (then the Python runs)."""
+    """The compiled extension, or None where it cannot be built or VIBETENSOR_FASTALLOC=0 (then the
+    Python runs)."""
     if not _module:
         with _lock:
             if not _module:
+                if os.environ.get("VIBETENSOR_FASTALLOC", "1") == "0":
+                    _module.append(None)
+                    return None
                 try:
                     from triton.runtime.build import compile_module_from_src
                     _module.append(compile_module_from_src(_SRC, "vt_fastalloc"))
