@@ -151,6 +151,15 @@ static int unpack_list(PyObject *fl, PyObject **sizes, PyObject **blocks) {
   return 0;
 }
 
+/* `block` into a free list, at its (size, ptr) place */
+static int list_insert(PyObject *sizes, PyObject *blocks, PyObject *block) {
+  PyObject *size = get(block, B_size);
+  if (!size) return -1;
+  Py_ssize_t i = slot_for(sizes, blocks, PyLong_AsLongLong(size), ptr_of(block));
+  if (PyErr_Occurred() || PyList_Insert(sizes, i, size) < 0) return -1;
+  return PyList_Insert(blocks, i, block);
+}
+
 /* BlockPool.insert */
 static int pool_insert(PyObject *pool, PyObject *block) {
   PyObject *by = get(pool, P_by_stream), *gc = get(pool, P_gc_count), *stream = get(block, B_stream), *sizes, *blocks;
@@ -158,11 +167,7 @@ static int pool_insert(PyObject *pool, PyObject *block) {
   seto(block, B_gc_count_base, gc);
   PyObject *fl = free_list(by, stream);
   if (!fl || unpack_list(fl, &sizes, &blocks) < 0) return -1;
-  PyObject *size = get(block, B_size);
-  if (!size) return -1;
-  Py_ssize_t i = slot_for(sizes, blocks, PyLong_AsLongLong(size), ptr_of(block));
-  if (PyErr_Occurred() || PyList_Insert(sizes, i, size) < 0) return -1;
-  return PyList_Insert(blocks, i, block);
+  return list_insert(sizes, blocks, block);
 }
 
 /* the pool's Counters (c, o, a): this kind's, the other kind's, all pools' (borrowed) */
@@ -196,10 +201,6 @@ static void to_spare(PyObject *self, PyObject *b) {
 }
 
 /* -- _free_block(block), just freed ------------------------------------------------------------ */
-static PyObject *call_free_block_python(PyObject *self, PyObject *block) {
-  return PyObject_CallMethodOneArg(self, s_free_block, block);
-}
-
 /* allocator.CachingAllocator._free_block's common case (see there); the rest through it */
 static int free_block(PyObject *self, PyObject *block) {
   seto(self, A_taken, Py_None);  /* (the pools change: _take_back's kept plans may no longer hold) */
@@ -207,7 +208,7 @@ static int free_block(PyObject *self, PyObject *block) {
   int uses = truth(block, B_stream_uses), recording = truth(self, A_recording);
   if (PyErr_Occurred()) return -1;
   if (uses || recording || (size >= fast_limit && size >= max_split)) {  /* events, history, oversize */
-    PyObject *r = call_free_block_python(self, block);
+    PyObject *r = PyObject_CallMethodOneArg(self, s_free_block, block);
     Py_XDECREF(r);
     return r ? 0 : -1;
   }
@@ -300,12 +301,7 @@ static int free_block(PyObject *self, PyObject *block) {
     if (PyErr_Occurred()) goto done;
     rc = sb > g_sb ? call3(split_peaks, c, o, a) : 0;
   } else {  /* a new inactive split block */
-    long long bptr = ptr_of(block);
-    Py_ssize_t i = bisect(sizes, size);
-    if (PyErr_Occurred()) goto done;
-    if (i < PyList_GET_SIZE(sizes) && size_at(sizes, i) == size) i = slot_for(sizes, blocks, size, bptr);
-    PyObject *bs = get(block, B_size);
-    if (PyErr_Occurred() || !bs || PyList_Insert(sizes, i, bs) < 0 || PyList_Insert(blocks, i, block) < 0) goto done;
+    if (list_insert(sizes, blocks, block) < 0) goto done;
     long long s, sb;
     if (addi(c, C_sp, 1, NULL) || addi(c, C_sbp, size, NULL) || addi(c, C_s, 1, &s) || addi(c, C_sb, size, &sb))
       goto done;
