@@ -18,11 +18,10 @@ twin (tests/test_allocator_fastpath.py) on this and on the Python, against the s
 
 The lock is taken as the Python takes it (RLock.acquire); frees that wait in `_deferred` are
 completed first, the last one possibly taken straight back (_take_back), as in malloc_python.
-It is built once with Triton's build helper (a C compiler and Python's headers, what Triton's
-own launchers need); where that fails the Python runs, and `module()` is None.
+It is built once by runtime/native.py (a C compiler and Python's headers); where that fails the
+Python runs, and `module()` is None.
 """
-import os
-import threading
+from vibetensor.runtime.native import Extension
 
 _SRC = r"""
 #define PY_SSIZE_T_CLEAN
@@ -754,22 +753,5 @@ PyMODINIT_FUNC PyInit_vt_fastalloc(void) {
 }
 """
 
-_lock = threading.Lock()
-_module = []  # [module or None] once tried
-
-
-def module():
-    """The compiled extension, or None where it cannot be built or VIBETENSOR_FASTALLOC=0 (then the
-    Python runs)."""
-    if not _module:
-        with _lock:
-            if not _module:
-                if os.environ.get("VIBETENSOR_FASTALLOC", "1") == "0":
-                    _module.append(None)
-                    return None
-                try:
-                    from triton.runtime.build import compile_module_from_src
-                    _module.append(compile_module_from_src(_SRC, "vt_fastalloc"))
-                except Exception:  # noqa: BLE001  (no compiler or no Triton: the Python allocator)
-                    _module.append(None)
-    return _module[0]
+module = Extension("vt_fastalloc", _SRC, switch="VIBETENSOR_FASTALLOC")
+"""The compiled extension, or None where it cannot be built or VIBETENSOR_FASTALLOC=0 (then the Python runs)."""

@@ -9,8 +9,8 @@ once per compiled kernel, and calls cuLaunchKernel:
 
 kinds (bytes, one per argument as the Python function declares them): p pointer, b/s/i/l signed
 8/16/32/64-bit, B/S/I/L unsigned, f float32, d float64, x skipped (constexpr). Triton kernels take
-two trailing scratch pointers, passed as NULL. It is compiled on first use with Triton's own
-build helper (the toolchain Triton needs anyway); if that fails, Triton's launcher is used.
+two trailing scratch pointers, passed as NULL. It is compiled on first use by runtime/native.py,
+against the CUDA headers Triton ships; if that fails, Triton's launcher is used.
 
 `launch_cached` is launcher.Kernel's whole steady-state call in one C function: it computes the
 specialisation key exactly as launcher.specialize does, finds the compiled kernel in the Kernel's
@@ -28,7 +28,7 @@ Kernel's slots and PointerArg's slots directly, and keeps a one-entry memo of th
 argument signature, so a repeated launch builds no key. Over a stub cuLaunchKernel on the
 development box, a cached add's call cost 2.2 us through the Python __call__ and 0.6-0.7 us so.
 """
-import threading
+from vibetensor.runtime.native import Extension
 
 _SRC = r"""
 #include "cuda.h"
@@ -420,25 +420,18 @@ PyMODINIT_FUNC PyInit_vt_fastlaunch(void) {
 _KIND = {"i1": "b", "i8": "b", "u1": "B", "u8": "B", "i16": "s", "u16": "S", "i32": "i", "u32": "I",
          "i64": "l", "u64": "L", "fp32": "f", "f32": "f", "fp64": "d", "constexpr": "x"}
 
-_lock = threading.Lock()
-_module = []  # [module or None] once tried
+def _cuda_dirs():
+    from triton.backends.nvidia import driver as nv
+    return {"library_dirs": nv.library_dirs(), "include_dirs": nv.include_dirs, "libraries": nv.libraries}
 
 
-def module():
-    """The compiled extension, or None if it cannot be built here (then Triton's launcher is used)."""
-    if not _module:
-        with _lock:
-            if not _module:
-                try:
-                    from triton.backends.nvidia import driver as nv
-                    from triton.runtime.build import compile_module_from_src
-                    _module.append(compile_module_from_src(_SRC, "vt_fastlaunch", library_dirs=nv.library_dirs(),
-                                                           include_dirs=nv.include_dirs, libraries=nv.libraries))
-                except Exception as e:  # no compiler here: keep working through Triton's launcher
-                    import warnings
-                    warnings.warn(f"vibetensor fast launcher unavailable ({e}); using Triton's launcher")
-                    _module.append(None)
-    return _module[0]
+def _warn(error):  # (no compiler here: launches keep working through Triton's launcher)
+    import warnings
+    warnings.warn(f"vibetensor fast launcher unavailable ({error}); using Triton's launcher")
+
+
+module = Extension("vt_fastlaunch", _SRC, dirs=_cuda_dirs, on_fail=_warn)
+"""The compiled extension, or None if it cannot be built here (then Triton's launcher is used)."""
 
 
 def kinds_of(signature_types):
