@@ -627,7 +627,56 @@ def _autograd_kernel(spec):
             local.grad_enabled = True
         return _mark_outputs(save_result, node, result, args)
     autograd_kernel.__name__ = f"autograd_{spec.short}"
-    return autograd_kernel
+    return _native_kernel(spec, autograd_kernel) if _fast is not None else autograd_kernel
+
+
+def _mask(positions):
+    """Argument positions -> the bits of an int (positions C can hold; others make the C defer)."""
+    bits = 0
+    for i in positions:
+        bits |= 1 << i if 0 <= i < 64 else 0
+    return bits
+
+
+def _native_kernel(spec, python):
+    """autograd_kernel as a C callable (fastgrad.Kernel): the usual call in C, any other by `python`.
+    Where C may not take a call at all (an in-place op, a save= decided per call, a saved or geometry
+    position beyond the masks), every call goes to `python`. A node class of None: spec.node_class
+    names it per call."""
+    static = spec._static
+    usual = (static is not None and not spec.inplace
+             and all(0 <= i < 64 for i in static[0]) and all(0 <= i < 64 for i in spec.geometry))
+    save, save_result = static if usual else (None, False)
+    return _fast.Kernel(spec, python, spec.op, save, save_result, _mask(save or ()), _mask(spec.geometry),
+                        spec._cls, python.__name__)
+
+
+def _install_native():
+    """fastgrad's C, told where the slots it reads live and what it calls back; None where it does not build."""
+    from vibetensor.autograd import fastgrad, view_history
+    from vibetensor.tensor import dtype as dtypes
+    from vibetensor.tensor.tensor import VersionCounter
+    mod = fastgrad.module()
+    if mod is None:
+        return None
+    classes = {"Tensor": Tensor, "VersionCounter": VersionCounter, "ViewInfo": view_history.ViewInfo,
+               "DType": dtypes.dtype, "TensorMeta": TensorMeta, "SavedVariable": SavedVariable, "Node": Node,
+               "OpNode": OpNode, "Op": dispatch.Op}
+    slots = {}
+    for cname, cls in classes.items():
+        for klass in cls.__mro__:
+            for name, member in vars(klass).items():
+                if type(member).__name__ == "member_descriptor":
+                    slots.setdefault(f"{cname}.{name}", member)
+    slots["Tensor.grad_fn"] = RAW_GRAD_FN  # (the front door and view_history wrap grad_fn in properties)
+    mod.install({
+        "slots": slots, "OpNode": OpNode, "Tensor": Tensor, "TensorMeta": TensorMeta, "SavedVariable": SavedVariable,
+        "local": local, "engine": vars(engine), "anomaly": vars(anomaly), "layouts": _PREFIX_LAYOUTS,
+        "no_edge": _NO_EDGE, "DEFAULT": DEFAULT, "gradient_edge": gradient_edge,
+        "grad_accumulator": grad_accumulator, "mark_outputs": _mark_outputs, "record_view": _record_view,
+        "device_kernel": _device_kernel, "next_seq": _next_seq})
+    return mod
+
 
 
 def _device_kernel(op, metas):
@@ -775,5 +824,7 @@ def conj(x):
         return x.conjugate()
     return x
 
+
+_fast = _install_native()  # (here: after every function it hands the C)
 
 __all__ = ["derivative", "nondifferentiable", "install_fallbacks", "conj", "zeros_like", "OpNode", "Derivative"]
