@@ -46,7 +46,49 @@ CASES = [
     ("in-place on a non-leaf", lambda L, a, b, v: (a * 1).mul_(v).sum()),
     ("integer output beside", lambda L, a, b, v: a.max(1)[0].sum() + a.argmax().float()),
     ("chained training-like", lambda L, a, b, v: L.nn.functional.cross_entropy(a @ b, L.tensor([0, 1, 2, 3]))),
+    # the backward walk: buffers that wait on several edges, the same gradient twice, hooks, unused outputs
+    ("a gradient delivered twice to one buffer", lambda L, a, b, v: _twice(L, a)),
+    ("tensor hooks: the Python's special path", lambda L, a, b, v: _hooked(L, a, v)),
+    ("split with an unused part", lambda L, a, b, v: (a.split(2)[1] * 3).sum()),
+    ("retain_grad on a non-leaf", lambda L, a, b, v: _retained(L, a)),
+    ("a broadcast gradient summed down", lambda L, a, b, v: _broadcast(L, a, v)),
 ]
+
+
+def _twice(L, a):
+    y = a * 1
+    return (y + y).sum()  # AddBackward hands the same tensor to both of y's edges
+
+
+def _hooked(L, a, v):
+    y = a * v
+    y.register_hook(lambda g: g * 2)
+    return y.sum()
+
+
+def _retained(L, a):
+    y = a.exp()
+    y.retain_grad()
+    return y.mean()
+
+
+class _Broadcast:
+    """A custom Function whose backward returns the output-shaped gradient for a (6,) input."""
+    @staticmethod
+    def make(L):
+        class F(L.autograd.Function):
+            @staticmethod
+            def forward(ctx, a, v):
+                return a * v
+
+            @staticmethod
+            def backward(ctx, g):
+                return g, g  # (4, 6) for v (6,): the engine sums it down
+        return F
+
+
+def _broadcast(L, a, v):
+    return _Broadcast.make(L).apply(a, v).sum()
 
 
 def _write_then_view(L, a):
@@ -87,7 +129,7 @@ def _kept(a):
 
 def _node_facts(node, index):
     facts = [type(node).__name__, tuple((index.get(id(n)), nr) for n, nr in node.next_functions), node._n_grads,
-             node.stream, node._extras]
+             node.stream, node._extras is None]
     facts += [tuple((m._shape, str(m._dtype), str(m._device)) for m in node._in_meta)]
     if isinstance(node, AccumulateGrad):
         return facts + [tuple(node.variable._shape)]
@@ -124,6 +166,56 @@ def test_c_and_python_make_the_same_graph(name, case):
     np.testing.assert_allclose(c_out, ref.item(), rtol=1e-5, atol=1e-5)
     for g, l in zip(c_grads, [l for l in leaves if l.grad is not None]):
         np.testing.assert_allclose(g, l.grad.numpy(), rtol=1e-4, atol=1e-5)
+
+
+def _double_backward(native):
+    was = fastgrad.module().set_enabled(native)
+    try:
+        a = vt.tensor(A.copy(), requires_grad=True)
+        y = (a * a * a).sum()
+        (g,) = vt.autograd.grad(y, a, create_graph=True)  # captures: only the needed nodes run
+        g.sum().backward()
+        y2 = (a.tanh() * 2).sum()
+        y2.backward(retain_graph=True)
+        y2.backward()  # the graph kept: a second walk over it
+        return g.detach().numpy(), a.grad.numpy()
+    finally:
+        fastgrad.module().set_enabled(was)
+
+
+def test_grad_create_graph_and_retained_graphs_walk_alike():
+    c, p = _double_backward(True), _double_backward(False)
+    for x, y in zip(c, p):
+        np.testing.assert_array_equal(x, y)
+    a = torch.tensor(A.copy(), requires_grad=True)
+    (g,) = torch.autograd.grad((a * a * a).sum(), a, create_graph=True)
+    g.sum().backward()
+    y2 = (a.tanh() * 2).sum()
+    y2.backward(retain_graph=True)
+    y2.backward()
+    np.testing.assert_allclose(c[1], a.grad.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_walk_errors_are_the_pythons():
+    messages = []
+    for native in (True, False):
+        was = fastgrad.module().set_enabled(native)
+        try:
+            class Bad(vt.autograd.Function):
+                @staticmethod
+                def forward(ctx, x):
+                    return x * 2
+
+                @staticmethod
+                def backward(ctx, g):
+                    return g, g  # one too many
+            a = vt.tensor(A.copy(), requires_grad=True)
+            with pytest.raises(RuntimeError) as e:
+                Bad.apply(a).sum().backward()
+            messages.append(str(e.value))
+        finally:
+            fastgrad.module().set_enabled(was)
+    assert messages[0] == messages[1] and "incorrect number of gradients" in messages[0]
 
 
 def test_the_c_kernel_is_installed_and_takes_the_usual_call(monkeypatch):

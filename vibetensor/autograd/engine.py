@@ -417,35 +417,40 @@ def execute(root_edges, root_grads, keep_graph, create_graph, captures=None, run
     heapq.heapify(ready)
     prev_mode = local.grad_enabled
     local.grad_enabled = create_graph
-    pending = None  # the entry _deliver made ready last, not yet pushed (see below)
     try:
-        while True:
-            if pending is not None:  # push it and pop the first: heappushpop hands it straight back
-                entry, pending = pending, None  # when it comes first (a chain of nodes, the usual case)
-                _, _, node, grads = _heappushpop(ready, entry) if ready else entry
-                del entry
-            elif ready:
-                _, _, node, grads = _heappop(ready)
-            else:
-                break
-            if node._extras is None and needed is None and not anomaly._enabled:
-                if node.__class__ is AccumulateGrad:  # a leaf: into leaf.grad (no edges: nothing to deliver)
-                    if not node.variable._hooks:
-                        node.apply(grads)
-                        continue
-                    outs = _run_special(node, grads, captures, needed)
-                    continue
-                outs = _apply(node, grads)  # the usual node
-            else:
-                outs = _run_special(node, grads, captures, needed)
-                if outs is None:
-                    continue
-            pending = _deliver(node, outs, deps, buffers, ready, tie)  # (validates them first)
-            del outs  # hold no gradient here: AccumulateGrad steals one only when nobody else does
-            if not keep_graph:
-                node.release()
+        walk(ready, deps, buffers, tie, keep_graph, captures, needed)
     finally:
         local.grad_enabled = prev_mode
+
+
+def _walk(ready, deps, buffers, tie, keep_graph, captures, needed):
+    """Run nodes off the ready queue until it is empty (execute's loop; fastgrad.walk is its C twin)."""
+    pending = None  # the entry _deliver made ready last, not yet pushed (see below)
+    while True:
+        if pending is not None:  # push it and pop the first: heappushpop hands it straight back
+            entry, pending = pending, None  # when it comes first (a chain of nodes, the usual case)
+            _, _, node, grads = _heappushpop(ready, entry) if ready else entry
+            del entry
+        elif ready:
+            _, _, node, grads = _heappop(ready)
+        else:
+            break
+        if node._extras is None and needed is None and not anomaly._enabled:
+            if node.__class__ is AccumulateGrad:  # a leaf: into leaf.grad (no edges: nothing to deliver)
+                if not node.variable._hooks:
+                    node.apply(grads)
+                    continue
+                outs = _run_special(node, grads, captures, needed)
+                continue
+            outs = _apply(node, grads)  # the usual node
+        else:
+            outs = _run_special(node, grads, captures, needed)
+            if outs is None:
+                continue
+        pending = _deliver(node, outs, deps, buffers, ready, tie)  # (validates them first)
+        del outs  # hold no gradient here: AccumulateGrad steals one only when nobody else does
+        if not keep_graph:
+            node.release()
 
 
 def _run_special(node, grads, captures, needed):
@@ -691,3 +696,18 @@ def _capture_into(results, i):
 
 
 __all__ = ["backward", "grad", "execute", "set_stream_hooks"]
+
+
+def _install_native():
+    """fastgrad.walk, told what it calls back; _walk where the C does not build."""
+    from vibetensor.autograd import fastgrad
+    mod = fastgrad.module()
+    if mod is None:
+        return _walk
+    mod.install_engine({"AccumulateGrad": AccumulateGrad, "heappush": _heappush, "heappop": _heappop,
+                        "heappushpop": _heappushpop, "walk": _walk, "run_special": _run_special, "apply": _apply,
+                        "validate_output": _validate_output, "accumulate": _accumulate, "count_error": _count_error})
+    return mod.walk
+
+
+walk = _install_native()

@@ -1,4 +1,5 @@
-"""Autograd's per-op host path in C: the Autograd-key kernel that makes an op's graph node.
+"""Autograd's per-op host paths in C: the Autograd-key kernel that makes an op's graph node, and the
+backward walk that runs the nodes.
 
 Every differentiable op called with grad mode on goes through derivatives.autograd_kernel: one pass
 over the arguments (a TensorMeta and a gradient edge per tensor, a SavedVariable for the saved ones),
@@ -16,7 +17,16 @@ AccumulateGrad, a stale view's edge, the node's stream, the CPU kernel choice, a
 output that needs _mark_outputs' general path), and hands any other call to `python`, the
 Python kernel, whole. So derivatives.py stays the specification; `set_enabled(False)` makes every
 Kernel hand every call to its Python, which the twin tests (tests/test_autograd_native.py) use
-to run the same graphs on both. It is built by runtime/native.py; where that fails, or with
+to run the same graphs on both.
+
+    walk(ready, deps, buffers, tie, keep_graph, captures, needed)   engine._walk, execute's loop
+
+pops the ready queue, applies each usual node (OpNode.apply and AccumulateGrad.apply stay Python)
+and delivers its gradients as engine._deliver does (validated, synced across streams, buffered,
+accumulated by engine._accumulate, which counts references to decide on an in-place add: the C
+holds the same references the Python does there). Nodes with hooks, backward(inputs=)/grad(),
+anomaly mode, a node's stream to enter, a gradient that does not fit: the Python's functions,
+called back. With set_enabled(False) walk runs engine._walk. It is built by runtime/native.py; where that fails, or with
 VIBETENSOR_FASTGRAD=0, derivatives.py installs its Python kernels and `module()` is None.
 """
 from vibetensor.runtime.native import Extension
@@ -506,7 +516,6 @@ static PyTypeObject KernelType = {
   .tp_repr = (reprfunc)kernel_repr,
 };
 
-/* -- install --------------------------------------------------------------------------------------- */
 static PyObject *keep(PyObject *d, const char *key) {  /* d[key], a new reference kept for good */
   PyObject *v = PyDict_GetItemString(d, key);
   if (!v) PyErr_Format(PyExc_KeyError, "install: %s missing", key);
@@ -514,6 +523,285 @@ static PyObject *keep(PyObject *d, const char *key) {  /* d[key], a new referenc
   return v;
 }
 
+/* -- the backward walk (engine._walk) ------------------------------------------------------------------ */
+static PyTypeObject *accumulate_type;
+static PyObject *heappush, *heappop, *heappushpop, *walk_python, *run_special, *apply_python, *validate_output,
+                *accumulate, *count_error;
+static PyObject *s_apply, *s_release, *s_hooks, *s_stream_sync, *s_stream_enter, *s_current_at, *s_device_index;
+
+static PyObject *call2(PyObject *f, PyObject *a, PyObject *b) {
+  PyObject *args[2] = {a, b};
+  return PyObject_Vectorcall(f, args, 2, NULL);
+}
+
+/* (-nxt._seq, next(tie), nxt, buf): a ready-queue entry (new reference) */
+static PyObject *entry_of(PyObject *nxt, PyObject *tie, PyObject *buf) {
+  PyObject *seq = get(nxt, N_seq), *neg, *nr;
+  if (!seq || !(neg = PyNumber_Negative(seq))) return NULL;
+  if (!(nr = PyIter_Next(tie))) { Py_DECREF(neg); return PyErr_Occurred() ? NULL : PyErr_Format(PyExc_RuntimeError, "tie"); }
+  PyObject *entry = PyTuple_Pack(4, neg, nr, nxt, buf);
+  Py_DECREF(neg);
+  Py_DECREF(nr);
+  return entry;
+}
+
+static int push(PyObject *ready, PyObject *entry) {
+  PyObject *r = call2(heappush, ready, entry);
+  Py_XDECREF(r);
+  return r ? 0 : -1;
+}
+
+static PyObject *new_buffer(Py_ssize_t n) {  /* [None] * n */
+  PyObject *buf = PyList_New(n);
+  if (!buf) return NULL;
+  for (Py_ssize_t i = 0; i < n; i++) { Py_INCREF(Py_None); PyList_SET_ITEM(buf, i, Py_None); }
+  return buf;
+}
+
+/* g fits the input it is for as it is (validate_outputs' test) */
+static int fits(PyObject *g, PyObject *m) {
+  if (Py_TYPE(g) != tensor_type) return 0;
+  PyObject *gs = get(g, T_shape), *ms = get(m, M_shape), *gd = get(g, T_dtype), *md = get(m, M_dtype),
+           *gv = get(g, T_device), *mv = get(m, M_device);
+  if (!gs || !ms || !gd || !md || !gv || !mv) return -1;
+  if (gd != md || gv != mv) return 0;
+  return gs == ms ? 1 : PyObject_RichCompareBool(gs, ms, Py_EQ);
+}
+
+/* one gradient g (owned) into nxt's buffer; *pending: the last entry made ready (engine._deliver's body) */
+static int deliver_one(PyObject *g, PyObject *nxt, PyObject *nr, PyObject *deps, PyObject *buffers,
+                       PyObject *ready, PyObject *tie, PyObject **pending) {
+  int rc = -1;
+  PyObject *buf = NULL, *count = PyDict_GetItemWithError(deps, nxt);
+  if (!count) { if (!PyErr_Occurred()) PyErr_SetObject(PyExc_KeyError, nxt); goto done; }
+  long long left = PyLong_AsLongLong(count) - 1;
+  if (left == -2 && PyErr_Occurred()) goto done;
+  Py_ssize_t slot = PyLong_AsSsize_t(nr);
+  if (slot == -1 && PyErr_Occurred()) goto done;
+  int ready_now = 0;
+  if (left) {
+    PyObject *v = PyLong_FromLongLong(left);
+    if (!v || PyDict_SetItem(deps, nxt, v) < 0) { Py_XDECREF(v); goto done; }
+    Py_DECREF(v);
+    buf = PyDict_GetItemWithError(buffers, nxt);
+    if (buf) {
+      Py_INCREF(buf);
+    } else {
+      PyObject *n = get(nxt, N_n_grads);
+      Py_ssize_t size = n ? PyLong_AsSsize_t(n) : -1;
+      if (PyErr_Occurred() || !(buf = new_buffer(size)) || PyDict_SetItem(buffers, nxt, buf) < 0) goto done;
+    }
+  } else {
+    buf = PyDict_GetItemWithError(buffers, nxt);
+    if (!buf && PyErr_Occurred()) goto done;
+    if (buf) {
+      Py_INCREF(buf);
+      if (PyDict_DelItem(buffers, nxt) < 0) goto done;
+    } else {  /* nxt waited for this gradient alone (most nodes): a buffer holding it */
+      PyObject *n = get(nxt, N_n_grads);
+      Py_ssize_t size = n ? PyLong_AsSsize_t(n) : -1;
+      if (PyErr_Occurred() || !(buf = new_buffer(size))) goto done;
+      Py_ssize_t at = size == 1 ? 0 : slot;  /* ([g] when it takes one gradient, as the Python) */
+      if (at < 0 || at >= size) { PyErr_SetString(PyExc_IndexError, "list assignment index out of range"); goto done; }
+      PyList_SetItem(buf, at, g);
+      g = NULL;
+    }
+    ready_now = 1;
+  }
+  if (ready_now) {
+    if (*pending) {
+      int pushed = push(ready, *pending);
+      Py_CLEAR(*pending);
+      if (pushed < 0) goto done;
+    }
+    if (!(*pending = entry_of(nxt, tie, buf))) goto done;
+  }
+  if (g && g != Py_None) {
+    if (slot < 0 || slot >= PyList_GET_SIZE(buf)) { PyErr_SetString(PyExc_IndexError, "list index out of range"); goto done; }
+    PyObject *old = PyList_GET_ITEM(buf, slot);
+    if (old == Py_None) {
+      PyList_SetItem(buf, slot, g);
+      g = NULL;
+    } else {
+      Py_INCREF(old);  /* (the Python's local `old`: _accumulate counts the references to it) */
+      PyObject *sum = call2(accumulate, old, g);
+      Py_DECREF(old);
+      if (!sum) goto done;
+      PyList_SetItem(buf, slot, sum);
+    }
+  }
+  rc = 0;
+done:
+  Py_XDECREF(g);
+  Py_XDECREF(buf);
+  return rc;
+}
+
+/* engine._deliver: node's gradients handed on, each validated; the last entry made ready or NULL
+   (*failed set on an error) */
+static PyObject *deliver(PyObject *node, PyObject *outs, PyObject *deps, PyObject *buffers, PyObject *ready,
+                         PyObject *tie, int *failed) {
+  PyObject *pending = NULL, *edges = get(node, N_next_functions), *metas = get(node, N_in_meta), *stream, *sync = NULL;
+  PyObject *fast_outs = NULL, *fast_metas = NULL;
+  *failed = 1;
+  if (!edges || !metas || !(stream = get(node, N_stream))) return NULL;
+  if (!(fast_outs = PySequence_Fast(outs, "gradients")) || !(fast_metas = PySequence_Fast(metas, "metas"))) goto fail;
+  Py_ssize_t n = PySequence_Fast_GET_SIZE(fast_outs);
+  if (!PyTuple_Check(edges) || n != PyTuple_GET_SIZE(edges)) {
+    PyObject *e = PyObject_CallFunctionObjArgs(count_error, node, outs, NULL);
+    if (e) { PyErr_SetObject((PyObject *)Py_TYPE(e), e); Py_DECREF(e); }
+    goto fail;
+  }
+  if (stream != Py_None && !(sync = PyDict_GetItemWithError(engine_dict, s_stream_sync)) && PyErr_Occurred()) goto fail;
+  if (sync == Py_None) sync = NULL;
+  for (Py_ssize_t i = 0; i < n && i < PySequence_Fast_GET_SIZE(fast_metas); i++) {
+    PyObject *edge = PyTuple_GET_ITEM(edges, i), *nxt, *nr;
+    if (!PyTuple_Check(edge) || PyTuple_GET_SIZE(edge) != 2) { PyErr_SetString(PyExc_TypeError, "bad edge"); goto fail; }
+    nxt = PyTuple_GET_ITEM(edge, 0);
+    nr = PyTuple_GET_ITEM(edge, 1);
+    if (nxt == Py_None) continue;
+    PyObject *g = PySequence_Fast_GET_ITEM(fast_outs, i), *m = PySequence_Fast_GET_ITEM(fast_metas, i);
+    Py_INCREF(g);
+    if (g != Py_None) {
+      int ok = fits(g, m);
+      if (ok < 0) { Py_DECREF(g); goto fail; }
+      if (!ok) {
+        PyObject *idx = PyLong_FromSsize_t(i), *fixed = NULL;
+        if (idx) fixed = PyObject_CallFunctionObjArgs(validate_output, node, idx, g, m, nxt, NULL);
+        Py_XDECREF(idx);
+        Py_DECREF(g);
+        if (!(g = fixed)) goto fail;
+      }
+      PyObject *nstream;
+      if (sync && g != Py_None) {
+        if (!(nstream = get(nxt, N_stream))) { Py_DECREF(g); goto fail; }
+        if (nstream != stream) {
+          PyObject *synced = PyObject_CallFunctionObjArgs(sync, g, node, nxt, NULL);
+          Py_DECREF(g);
+          if (!(g = synced)) goto fail;
+        }
+      }
+    }
+    if (deliver_one(g, nxt, nr, deps, buffers, ready, tie, &pending) < 0) goto fail;
+  }
+  Py_DECREF(fast_outs);
+  Py_DECREF(fast_metas);
+  *failed = 0;
+  return pending;
+fail:
+  Py_XDECREF(fast_outs);
+  Py_XDECREF(fast_metas);
+  Py_XDECREF(pending);
+  return NULL;
+}
+
+/* engine._apply: node.apply on the node's stream; [None] * edges when no gradient came at all */
+static PyObject *apply_node(PyObject *node, PyObject *grads) {
+  if (!PyList_CheckExact(grads)) return PyObject_CallFunctionObjArgs(apply_python, node, grads, NULL);
+  Py_ssize_t n = PyList_GET_SIZE(grads), i;
+  for (i = 0; i < n && PyList_GET_ITEM(grads, i) == Py_None; i++) {}
+  PyObject *stream = get(node, N_stream), *enter;
+  if (!stream) return NULL;
+  if (i == n) return PyObject_CallFunctionObjArgs(apply_python, node, grads, NULL);  /* (rare) */
+  if (stream != Py_None) {
+    if (!(enter = PyDict_GetItemWithError(engine_dict, s_stream_enter)) && PyErr_Occurred()) return NULL;
+    if (enter && enter != Py_None) {  /* already on the node's stream (the usual case): nothing to enter */
+      PyObject *at = PyDict_GetItemWithError(engine_dict, s_current_at), *index, *current;
+      if (!at && PyErr_Occurred()) return NULL;
+      if (!at || at == Py_None) return PyObject_CallFunctionObjArgs(apply_python, node, grads, NULL);
+      if (!(index = PyObject_GetAttr(stream, s_device_index))) return NULL;
+      current = PyObject_CallOneArg(at, index);
+      Py_DECREF(index);
+      if (!current) return NULL;
+      Py_DECREF(current);
+      if (current != stream) return PyObject_CallFunctionObjArgs(apply_python, node, grads, NULL);
+    }
+  }
+  return PyObject_CallMethodOneArg(node, s_apply, grads);
+}
+
+/* engine._walk: run the ready queue until it is empty */
+static PyObject *walk(PyObject *m, PyObject *const *a, Py_ssize_t na) {
+  if (na != 7) { PyErr_SetString(PyExc_TypeError, "walk takes 7 arguments"); return NULL; }
+  if (!enabled) return PyObject_Vectorcall(walk_python, a, na, NULL);
+  PyObject *ready = a[0], *deps = a[1], *buffers = a[2], *tie = a[3], *captures = a[5], *needed = a[6];
+  int keep_graph = PyObject_IsTrue(a[4]);
+  if (keep_graph < 0 || !PyList_Check(ready) || !PyDict_Check(deps) || !PyDict_Check(buffers)) {
+    if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "walk: ready list, deps and buffers dicts");
+    return NULL;
+  }
+  PyObject *pending = NULL, *entry = NULL, *node = NULL, *grads = NULL, *outs = NULL;
+  for (;;) {
+    if (pending) {  /* push it and pop the first: heappushpop hands it straight back when it comes first */
+      entry = PyList_GET_SIZE(ready) ? call2(heappushpop, ready, pending) : (Py_INCREF(pending), pending);
+      Py_CLEAR(pending);
+    } else if (PyList_GET_SIZE(ready)) {
+      entry = PyObject_CallOneArg(heappop, ready);
+    } else {
+      break;
+    }
+    if (!entry) goto fail;
+    if (!PyTuple_Check(entry) || PyTuple_GET_SIZE(entry) != 4) { PyErr_SetString(PyExc_TypeError, "bad entry"); goto fail; }
+    node = PyTuple_GET_ITEM(entry, 2); Py_INCREF(node);
+    grads = PyTuple_GET_ITEM(entry, 3); Py_INCREF(grads);
+    Py_CLEAR(entry);
+    PyObject *extras = get(node, N_extras), *anomaly = PyDict_GetItem(anomaly_dict, s_enabled);
+    if (!extras) goto fail;
+    int usual = extras == Py_None && needed == Py_None && anomaly == Py_False;
+    if (usual && Py_TYPE(node) == accumulate_type) {  /* a leaf: into leaf.grad (no edges: nothing to deliver) */
+      PyObject *variable = PyObject_GetAttrString(node, "variable"), *hooks, *r;
+      if (!variable) goto fail;
+      hooks = PyObject_GetAttr(variable, s_hooks);
+      Py_DECREF(variable);
+      if (!hooks) goto fail;
+      int hooked = PyObject_IsTrue(hooks);
+      Py_DECREF(hooks);
+      if (hooked < 0) goto fail;
+      r = hooked ? PyObject_CallFunctionObjArgs(run_special, node, grads, captures, needed, NULL)
+                 : PyObject_CallMethodOneArg(node, s_apply, grads);
+      if (!r) goto fail;
+      Py_DECREF(r);
+      Py_CLEAR(node);
+      Py_CLEAR(grads);
+      continue;
+    }
+    outs = usual ? apply_node(node, grads) : PyObject_CallFunctionObjArgs(run_special, node, grads, captures, needed, NULL);
+    Py_CLEAR(grads);
+    if (!outs) goto fail;
+    if (!usual && outs == Py_None) { Py_CLEAR(outs); Py_CLEAR(node); continue; }  /* (nothing to deliver) */
+    int failed;
+    pending = deliver(node, outs, deps, buffers, ready, tie, &failed);
+    Py_CLEAR(outs);  /* hold no gradient here: AccumulateGrad steals one only when nobody else does */
+    if (failed) goto fail;
+    if (!keep_graph) {
+      PyObject *r = PyObject_CallMethodNoArgs(node, s_release);
+      if (!r) goto fail;
+      Py_DECREF(r);
+    }
+    Py_CLEAR(node);
+  }
+  Py_RETURN_NONE;
+fail:
+  Py_XDECREF(pending);
+  Py_XDECREF(entry);
+  Py_XDECREF(node);
+  Py_XDECREF(grads);
+  Py_XDECREF(outs);
+  return NULL;
+}
+
+static PyObject *install_engine(PyObject *m, PyObject *d) {
+  if (!PyDict_Check(d)) { PyErr_SetString(PyExc_TypeError, "install_engine(dict)"); return NULL; }
+  if (!(accumulate_type = (PyTypeObject *)keep(d, "AccumulateGrad")) || !(heappush = keep(d, "heappush")) ||
+      !(heappop = keep(d, "heappop")) || !(heappushpop = keep(d, "heappushpop")) || !(walk_python = keep(d, "walk")) ||
+      !(run_special = keep(d, "run_special")) || !(apply_python = keep(d, "apply")) ||
+      !(validate_output = keep(d, "validate_output")) || !(accumulate = keep(d, "accumulate")) ||
+      !(count_error = keep(d, "count_error")))
+    return NULL;
+  Py_RETURN_NONE;
+}
+
+/* -- install --------------------------------------------------------------------------------------- */
 static PyObject *install(PyObject *m, PyObject *d) {
   if (!PyDict_Check(d)) { PyErr_SetString(PyExc_TypeError, "install(dict)"); return NULL; }
   PyObject *slots = PyDict_GetItemString(d, "slots");
@@ -554,6 +842,9 @@ static PyObject *set_enabled(PyObject *m, PyObject *flag) {
 }
 
 static PyMethodDef methods[] = {
+  {"walk", (PyCFunction)(void (*)(void))walk, METH_FASTCALL,
+   "walk(ready, deps, buffers, tie, keep_graph, captures, needed): engine._walk in C"},
+  {"install_engine", install_engine, METH_O, "install_engine({...}): what walk calls back"},
   {"install", install, METH_O, "install({slots, types, hooks}): where the C reads and what it calls back"},
   {"set_enabled", set_enabled, METH_O, "set_enabled(flag) -> previous: off, every Kernel runs its Python"},
   {NULL, NULL, 0, NULL}};
@@ -569,7 +860,13 @@ PyMODINIT_FUNC PyInit_vt_fastgrad(void) {
       !(s_enabled = PyUnicode_InternFromString("_enabled")) || !(s_type = PyUnicode_InternFromString("type")) ||
       !(s_redispatch = PyUnicode_InternFromString("redispatch")) || !(s_out = PyUnicode_InternFromString("out")) ||
       !(s_cpu = PyUnicode_InternFromString("cpu")) ||
-      !(s_node_class = PyUnicode_InternFromString("node_class")) || !(one = PyLong_FromLong(1))) {
+      !(s_node_class = PyUnicode_InternFromString("node_class")) ||
+      !(s_apply = PyUnicode_InternFromString("apply")) || !(s_release = PyUnicode_InternFromString("release")) ||
+      !(s_hooks = PyUnicode_InternFromString("_hooks")) ||
+      !(s_stream_sync = PyUnicode_InternFromString("_stream_sync")) ||
+      !(s_stream_enter = PyUnicode_InternFromString("_stream_enter")) ||
+      !(s_current_at = PyUnicode_InternFromString("_current_at")) ||
+      !(s_device_index = PyUnicode_InternFromString("device_index")) || !(one = PyLong_FromLong(1))) {
     Py_DECREF(m);
     return NULL;
   }
