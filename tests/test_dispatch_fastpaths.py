@@ -15,7 +15,7 @@ from vibetensor.dispatch import DispatchKey, dispatcher
 from vibetensor.ops import views
 from vibetensor.tensor import shape as sh
 from vibetensor.tensor.device import device
-from vibetensor.tensor.tensor import Storage, make_tensor
+from vibetensor.tensor.tensor import Storage, Tensor, make_tensor
 
 # (name, input shape, layout, fn): each runs twice in a row, so the second call takes the cached geometry
 CASES = [
@@ -349,13 +349,12 @@ import sys
 sys.path[:0] = [sys.argv[1], sys.argv[1] + "/benchmarks"]
 import cuda_host_sim as S
 vt = S.install()
-from vibetensor.tensor.tensor import Tensor, VersionCounter, make_tensor
+from vibetensor.tensor.tensor import Tensor, VersionCounter, make_tensor_python as make_tensor
 x, y = vt.empty(4, 4, device="cuda"), vt.empty(4, 4, device="cuda")
 made = [x + y for _ in range(3)]  # the first call records its plan, the others replay it
 made.append(vt.empty(4, 4, device="cuda"))  # (tensor.new_tensor, as the replays)
-from vibetensor.runtime.cuda import fastalloc
-from vibetensor.tensor import tensor
-assert (tensor.new_tensor is tensor.new_tensor_python) == (fastalloc.module() is None)  # the C, where it builds
+from vibetensor.tensor import fasttensor, tensor
+assert (tensor.new_tensor is tensor.new_tensor_python) == (fasttensor.module() is None)  # the C, where it builds
 fields = [f for f in Tensor.__slots__ if f not in ("__dict__", "__weakref__", "grad")]
 for r in made:
     ref = make_tensor(r._storage, r._shape, r._stride, r._offset, r._dtype)
@@ -440,3 +439,36 @@ def test_tensor_construction_runs_no_python_code():
     assert Tensor.__new__ is object.__new__ and Tensor.__init__ is object.__init__
     t = make_tensor(Storage(None, 0, device("cpu")), (0,), (1,), 0, vt.float32)
     assert t._view_info is None and t._base is None and t.grad_fn is None and not t.__dict__
+
+
+def _fields(t):
+    return {f: getattr(t, f) for f in Tensor.__slots__ if f not in ("__dict__", "__weakref__", "grad")}
+
+
+def test_c_make_tensor_and_new_tensor_fill_every_slot_as_the_python():
+    """tensor.make_tensor / new_tensor (fasttensor's C where it builds) against make_tensor_python /
+    new_tensor_python: the same field values, a fresh version counter unless one is given."""
+    from vibetensor.tensor import fasttensor
+    from vibetensor.tensor import tensor as T
+    if fasttensor.module() is None:
+        pytest.skip("no C compiler: the Python is installed")
+    assert T.make_tensor is fasttensor.module().make_tensor
+    base = vt.ones(2, 3)
+    cases = [((), {}), ((base._version,), {}), ((base._version, base), {}), ((), {"base": base}),
+             ((), {"version": base._version, "base": base}), ((None, None), {})]
+    for extra, kw in cases:
+        args = (base._storage, (3, 2), (1, 3), 0, base._dtype) + extra
+        mine, ref = T.make_tensor(*args, **kw), T.make_tensor_python(*args, **kw)
+        a, b = _fields(mine), _fields(ref)
+        if "version" not in kw and not extra[:1] or extra[:1] == (None,):
+            assert a.pop("_version") is not b.pop("_version")
+        assert a == b and type(mine) is Tensor and not mine.__dict__ and mine.grad is None
+    made = T.new_tensor(base._storage.data, 24, base._device, (6,), (1,), 0, base._dtype)
+    ref = T.new_tensor_python(base._storage.data, 24, base._device, (6,), (1,), 0, base._dtype)
+    a, b = _fields(made), _fields(ref)
+    assert a.pop("_storage").data is b.pop("_storage").data and a.pop("_version").value == b.pop("_version").value
+    assert a == b
+    for bad in [lambda: T.make_tensor(base._storage, (1,)), lambda: T.make_tensor(*args, versio=None),
+                lambda: T.make_tensor(base._storage, (3, 2), (1, 3), 0, base._dtype, None, version=None)]:
+        with pytest.raises(TypeError):
+            bad()

@@ -178,7 +178,7 @@ _new_counter = VersionCounter.__new__
 _new_storage = Storage.__new__
 
 
-def make_tensor(storage, shape, stride, offset, dtype, version=None, base=None):
+def make_tensor_python(storage, shape, stride, offset, dtype, version=None, base=None):
     # (every op's result is made here: one store per line is cheaper than a tuple assignment;
     # Tensor() costs less than Tensor.__new__(Tensor), which slices its argument tuple; it runs no
     # code of ours as long as Tensor defines no __new__/__init__, which tests/test_dispatch_fastpaths.py checks)
@@ -299,11 +299,20 @@ def empty(shape, dtype, device=CPU):
 
 def new_tensor_python(data, nbytes, device, shape, stride, offset, dtype):
     """make_tensor(Storage(data, nbytes, device), shape, stride, offset, dtype): a device allocation
-    wrapped as a tensor. The CUDA backend swaps in `new_tensor`, the C version (runtime/cuda/fastalloc)
-    where it builds: the replay plans and empty() make every CUDA op's result with it."""
+    wrapped as a tensor. The replay plans and empty() make every CUDA op's result with it."""
     storage = _new_storage(Storage)  # (Storage(block, nbytes, device) without the Python-level __init__ call)
     storage.data, storage.nbytes, storage.device = data, nbytes, device
     return make_tensor(storage, shape, stride, offset, dtype)
 
 
-new_tensor = new_tensor_python
+def _native():
+    """(make_tensor, new_tensor): fasttensor's C where it builds, else the Python above."""
+    from vibetensor.tensor import fasttensor
+    mod = fasttensor.module()
+    if mod is None:
+        return make_tensor_python, new_tensor_python
+    mod.install(Storage, VersionCounter, Tensor, Tensor.__dict__["grad_fn"])  # (grad_fn: still the raw slot here)
+    return mod.make_tensor, mod.new_tensor
+
+
+make_tensor, new_tensor = _native()

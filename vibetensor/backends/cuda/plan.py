@@ -32,11 +32,9 @@ import threading
 import types
 
 from vibetensor import runtime
-from vibetensor.autograd.graph import RAW_GRAD_FN
 from vibetensor.runtime.cuda import driver as drv
 from vibetensor.runtime.cuda import launcher
 from vibetensor.runtime.cuda import stream as streams
-from vibetensor.runtime.cuda import fastalloc
 from vibetensor.tensor import tensor as _tensor
 from vibetensor.tensor.dtype import dtype as _dtype
 from vibetensor.tensor.tensor import Storage, Tensor, VersionCounter
@@ -54,15 +52,6 @@ _device_alloc = runtime.device_alloc
 _NUMBERS = (int, float, bool)
 
 
-def _install_new_tensor():
-    """tensor.new_tensor in C where fastalloc builds: every CUDA op's result is made by it."""
-    mod = fastalloc.module()
-    if mod is not None:
-        mod.install_tensor(Storage, VersionCounter, Tensor, RAW_GRAD_FN)
-        _tensor.new_tensor = mod.new_tensor
-
-
-_install_new_tensor()
 # what one-tensor calls' options are made of (dims, flags, a dtype, a reduction's name): see `kernel`
 _OPTION_SCALARS = frozenset((type(None), bool, int, float, str, _dtype))
 _OPTIONS = _OPTION_SCALARS | {tuple}
@@ -296,7 +285,7 @@ def _compile(plan):
         a0 = malloc(n0) ...                                           (so for each allocation)
         launch0(function0, gx0, ..., kinds0, b0, b1, a0.ptr, r0_0, ...)   (so for each launch)
         t0 = new_tensor(a0, n0, device, shape0, stride0, offset0, dtype0); return t0
-    (tensor.new_tensor: fastalloc's C, where it builds; without it, its Python inlined: s =
+    (tensor.new_tensor: fasttensor's C, where it builds; without it, its Python inlined: s =
     new_storage(Storage); ...; t0 = Tensor(); t0._storage = s; ..., one Python call fewer). The
     current stream is read once: malloc is passed it (a device's allocator asks the streams module
     for the same stream), and the launches take its handle.
