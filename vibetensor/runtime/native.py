@@ -60,7 +60,7 @@ def build(src, name, library_dirs=(), include_dirs=(), libraries=()):
             with open(c_file, "w") as f:
                 f.write(src)
             so = os.path.join(tmp, name + suffix)
-            cmd = [_compiler(), c_file, "-O2", "-shared", "-fPIC", "-o", so, f"-I{_python_include()}"]
+            cmd = [_compiler(), c_file, "-O3", "-shared", "-fPIC", "-o", so, f"-I{_python_include()}"]
             cmd += [f"-I{d}" for d in include_dirs] + [f"-L{d}" for d in library_dirs]
             cmd += [_library_flag(lib) for lib in libraries]
             done = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
