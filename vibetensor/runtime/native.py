@@ -42,6 +42,9 @@ def _python_include():
     return sysconfig.get_paths(scheme=scheme)["include"]
 
 
+_OPT = "-O3"
+
+
 def _library_flag(lib):
     """-l:libcuda.so.1 for a file name (a versioned .so, a .a), -lm for a plain library name."""
     return f"-l:{lib}" if re.search(r"\.so(\.\d+)*$", lib) or lib.endswith(".a") else f"-l{lib}"
@@ -51,7 +54,7 @@ def build(src, name, library_dirs=(), include_dirs=(), libraries=()):
     """The module compiled from C source `src` (its init function PyInit_<name>); raises where it
     cannot be built."""
     suffix = sysconfig.get_config_var("EXT_SUFFIX")
-    flags = (tuple(library_dirs), tuple(include_dirs), tuple(libraries))
+    flags = (_OPT, tuple(library_dirs), tuple(include_dirs), tuple(libraries))  # (a flag change rebuilds)
     key = hashlib.sha256(repr((src, flags, sys.version, sys.platform)).encode()).hexdigest()[:32]
     path = os.path.join(_cache_dir(), f"{name}-{key}{suffix}")
     if not os.path.exists(path):
@@ -60,7 +63,7 @@ def build(src, name, library_dirs=(), include_dirs=(), libraries=()):
             with open(c_file, "w") as f:
                 f.write(src)
             so = os.path.join(tmp, name + suffix)
-            cmd = [_compiler(), c_file, "-O3", "-shared", "-fPIC", "-o", so, f"-I{_python_include()}"]
+            cmd = [_compiler(), c_file, _OPT, "-shared", "-fPIC", "-o", so, f"-I{_python_include()}"]
             cmd += [f"-I{d}" for d in include_dirs] + [f"-L{d}" for d in library_dirs]
             cmd += [_library_flag(lib) for lib in libraries]
             done = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
