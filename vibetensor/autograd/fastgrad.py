@@ -60,7 +60,7 @@ static Py_ssize_t off[N_OFFSETS];
 static Py_ssize_t base_size;  /* OpNode's instance size: a node class is at least that */
 
 static PyTypeObject *tensor_type, *meta_type, *saved_type;
-static PyObject *local, *engine_dict, *anomaly_dict, *layouts, *no_edge, *one, *creation_default;
+static PyObject *local, *engine_dict, *anomaly_dict, *layouts, *no_edge, *zero, *one, *creation_default;
 static PyObject *gradient_edge, *grad_accumulator, *mark_outputs, *record_view, *device_kernel, *next_seq,
                 *saved_variable;
 static PyObject *s_grad_enabled, *s_current_stream, *s_enabled, *s_type, *s_redispatch, *s_out, *s_cpu, *s_node_class;
@@ -175,7 +175,7 @@ static PyObject *edge_of(PyObject *a, int *wanted) {
   }
   PyObject *acc = PyObject_CallOneArg(grad_accumulator, a);
   if (!acc) return NULL;
-  PyObject *edge = PyTuple_Pack(2, acc, PyTuple_GET_ITEM(no_edge, 1));  /* (acc, 0) */
+  PyObject *edge = PyTuple_Pack(2, acc, zero);
   Py_DECREF(acc);
   return edge;
 }
@@ -385,7 +385,7 @@ static PyObject *mark(Kernel *self, PyObject *node, PyObject *result, PyObject *
     return out;
   }
   seto(result, T_grad_fn, node);
-  seto(result, T_output_nr, PyTuple_GET_ITEM(no_edge, 1));
+  seto(result, T_output_nr, zero);
   seto(result, T_requires_grad, Py_True);
   PyObject *base = get(result, T_base);
   if (!base) return NULL;
@@ -395,7 +395,7 @@ static PyObject *mark(Kernel *self, PyObject *node, PyObject *result, PyObject *
     if (!done) {
       PyObject *tuple = args_tuple(args, n), *r;
       if (!tuple) return NULL;
-      r = PyObject_CallFunctionObjArgs(record_view, node, result, PyTuple_GET_ITEM(no_edge, 1), Py_True, tuple, NULL);
+      r = PyObject_CallFunctionObjArgs(record_view, node, result, zero, Py_True, tuple, NULL);
       Py_DECREF(tuple);
       if (!r) return NULL;
       Py_DECREF(r);
@@ -493,12 +493,10 @@ static int kernel_set_name(Kernel *self, PyObject *v, void *c) {
   Py_SETREF(self->name, v);
   return 0;
 }
-static PyObject *kernel_get_python(Kernel *self, void *c) { Py_INCREF(self->python); return self->python; }
 static PyObject *kernel_repr(Kernel *self) { return PyUnicode_FromFormat("<autograd kernel %U (C)>", self->name); }
 
 static PyGetSetDef kernel_getset[] = {
   {"__name__", (getter)kernel_get_name, (setter)kernel_set_name, NULL, NULL},
-  {"python", (getter)kernel_get_python, NULL, "the Python kernel this one stands for", NULL},
   {NULL}};
 
 static PyTypeObject KernelType = {
@@ -527,7 +525,7 @@ static PyObject *keep(PyObject *d, const char *key) {  /* d[key], a new referenc
 static PyTypeObject *accumulate_type;
 static PyObject *heappush, *heappop, *heappushpop, *walk_python, *run_special, *apply_python, *validate_output,
                 *accumulate, *count_error;
-static PyObject *s_apply, *s_release, *s_hooks, *s_stream_sync, *s_stream_enter, *s_current_at, *s_device_index;
+static PyObject *s_variable, *s_apply, *s_release, *s_hooks, *s_stream_sync, *s_stream_enter, *s_current_at, *s_device_index;
 
 static PyObject *call2(PyObject *f, PyObject *a, PyObject *b) {
   PyObject *args[2] = {a, b};
@@ -749,7 +747,7 @@ static PyObject *walk(PyObject *m, PyObject *const *a, Py_ssize_t na) {
     if (!extras) goto fail;
     int usual = extras == Py_None && needed == Py_None && anomaly == Py_False;
     if (usual && Py_TYPE(node) == accumulate_type) {  /* a leaf: into leaf.grad (no edges: nothing to deliver) */
-      PyObject *variable = PyObject_GetAttrString(node, "variable"), *hooks, *r;
+      PyObject *variable = PyObject_GetAttr(node, s_variable), *hooks, *r;
       if (!variable) goto fail;
       hooks = PyObject_GetAttr(variable, s_hooks);
       Py_DECREF(variable);
@@ -859,7 +857,8 @@ PyMODINIT_FUNC PyInit_vt_fastgrad(void) {
       !(s_current_stream = PyUnicode_InternFromString("current_stream")) ||
       !(s_enabled = PyUnicode_InternFromString("_enabled")) || !(s_type = PyUnicode_InternFromString("type")) ||
       !(s_redispatch = PyUnicode_InternFromString("redispatch")) || !(s_out = PyUnicode_InternFromString("out")) ||
-      !(s_cpu = PyUnicode_InternFromString("cpu")) ||
+      !(s_cpu = PyUnicode_InternFromString("cpu")) || !(zero = PyLong_FromLong(0)) ||
+      !(s_variable = PyUnicode_InternFromString("variable")) ||
       !(s_node_class = PyUnicode_InternFromString("node_class")) ||
       !(s_apply = PyUnicode_InternFromString("apply")) || !(s_release = PyUnicode_InternFromString("release")) ||
       !(s_hooks = PyUnicode_InternFromString("_hooks")) ||
